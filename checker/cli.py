@@ -1,0 +1,135 @@
+"""Command line: click parses flags into options, calls the pipeline, writes files, exits."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from checker import __version__
+from checker.errors import CheckerError
+from checker.model import Report, Severity
+from checker.options import ScanOptions
+from checker.report import RENDERERS
+
+F = TypeVar("F", bound=Callable[..., Any])
+FAIL_ON = ["error", "warning", "note", "never"]
+
+
+def fail(message: str) -> NoReturn:
+    """Print a one-line error and exit 2 (usage, configuration or tool error)."""
+    click.echo(f"gitops-checker: error: {message}", err=True)
+    sys.exit(2)
+
+
+def output_options(func: F) -> F:
+    """``--format`` to stdout plus ``--sarif/--junit/--markdown/--json FILE``."""
+    for name in ("json", "markdown", "junit", "sarif"):
+        func = click.option(f"--{name}", f"{name}_file", type=click.Path(dir_okay=False,
+                            path_type=Path), help=f"Also write {name.upper()} to this file.")(func)
+    return click.option("--format", "fmt", type=click.Choice(list(RENDERERS)), default="text",
+                        show_default=True, help="Format written to standard output.")(func)
+
+
+def write_outputs(report: Report, fmt: str, files: dict[str, Path | None]) -> None:
+    """Render the report to stdout and to every requested file."""
+    for name, path in sorted(files.items()):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(RENDERERS[name](report), encoding="utf-8")
+    click.echo(RENDERERS[fmt](report), nl=False)
+
+
+def parse_fail_on(value: str) -> Severity | None:
+    """``never`` disables the threshold."""
+    return None if value == "never" else Severity.parse(value)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gitops-checker")
+def cli() -> None:
+    """Policy and drift checks for Kubernetes GitOps repositories.
+
+    Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it (or a file that
+    could not be read), 2 usage, configuration or tool error.
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--pack", "packs", multiple=True, metavar="NAME",
+              help="Built-in policy pack (repeatable). Default: pss-baseline, best-practice; "
+                   "'none' uses only --policies.")
+@click.option("--policies", "policies", multiple=True, metavar="DIR",
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of the repository's own Gatekeeper ConstraintTemplates and "
+                   "Constraints (repeatable).")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True,
+              help="Lowest severity that makes the exit code 1.")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              help="Repository root that reported paths are relative to.")
+@click.option("--link-base", default="", metavar="URL",
+              help="Prefix for file links in Markdown, e.g. https://github.com/o/r/blob/SHA")
+@click.option("--sarif-category", default="", help="SARIF automationDetails category.")
+@output_options
+def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
+         fail_on: str, root: Path, link_base: str, sarif_category: str, fmt: str,
+         sarif_file: Path | None, junit_file: Path | None, markdown_file: Path | None,
+         json_file: Path | None) -> None:
+    """Check manifests under PATHS (default: .) against Gatekeeper policies."""
+    from checker.pipeline import exit_code
+    from checker.pipeline import scan as run_scan
+
+    options = ScanOptions(
+        paths=paths or (Path("."),), root=root, packs=packs, policies=policies,
+        fail_on=parse_fail_on(fail_on), link_base=link_base, sarif_category=sarif_category,
+    )
+    try:
+        report = run_scan(options)
+    except CheckerError as err:
+        fail(str(err))
+    write_outputs(report, fmt, {"sarif": sarif_file, "junit": junit_file,
+                                "markdown": markdown_file, "json": json_file})
+    for problem in report.errors:
+        click.echo(f"gitops-checker: error: {problem}", err=True)
+    sys.exit(exit_code(report, options.fail_on))
+
+
+@cli.command()
+@click.argument("suites", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-v", "--verbose", is_flag=True, help="Print every case, not only failures.")
+def verify(suites: tuple[Path, ...], verbose: bool) -> None:
+    """Run gator-format test suites (kind: Suite) with gator's verdicts.
+
+    SUITES are suite files or folders searched for them. Exit 1 when a case fails.
+    """
+    from checker.policy.suites import find_suites, run_suite
+
+    try:
+        files = find_suites(suites)
+    except CheckerError as err:
+        fail(str(err))
+    passed = failed = 0
+    for file in files:
+        result = run_suite(file)
+        for line in result.lines(verbose=verbose):
+            click.echo(line)
+        passed += result.passed
+        failed += result.failed
+    click.echo(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+def main() -> None:
+    """Console entry point; no traceback ever reaches the user."""
+    try:
+        cli(standalone_mode=True)
+    except CheckerError as err:
+        fail(str(err))
+    except Exception as err:  # a tool error must never look like "no findings"
+        if "GITOPS_CHECKER_DEBUG" in __import__("os").environ:
+            raise
+        fail(f"internal error: {type(err).__name__}: {err}")

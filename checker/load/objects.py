@@ -1,0 +1,152 @@
+"""Turn YAML files into Resources and input findings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
+from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
+
+YAML_SUFFIXES = (".yaml", ".yml", ".json")
+
+RULE_PARSE = "input.parse-error"
+RULE_NOT_OBJECT = "input.not-an-object"
+RULE_EMPTY = "input.empty-file"
+RULE_KUSTOMIZE = "input.kustomize-error"
+RULE_MISSING_PATH = "input.missing-path"
+
+
+@dataclass
+class LoadResult:
+    """Resources found, input findings, and how many files were read."""
+
+    resources: list[Resource] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    files: set[str] = field(default_factory=set)
+
+    def extend(self, other: LoadResult) -> None:
+        """Merge another result into this one."""
+        self.resources.extend(other.resources)
+        self.findings.extend(other.findings)
+        self.files |= other.files
+
+
+def relpath(path: Path, root: Path) -> str:
+    """Path relative to the repository root, with forward slashes."""
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+def is_k8s_object(data: Any) -> bool:
+    """A mapping with string ``apiVersion`` and ``kind``."""
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("apiVersion"), str)
+        and isinstance(data.get("kind"), str)
+        and bool(data["apiVersion"])
+        and bool(data["kind"])
+    )
+
+
+def input_finding(
+    rule: str, message: str, path: str, line: int = 1, column: int = 1,
+    severity: Severity = Severity.ERROR,
+) -> Finding:
+    """A finding about input that could not be read or understood."""
+    return Finding(
+        rule_id=rule, category="input", severity=severity, message=message,
+        location=SourceLocation(path, line, column),
+    )
+
+
+def _reroot(spans: Mapping[FieldPath, tuple[int, int, int, int]], prefix: FieldPath,
+            path: str) -> dict[FieldPath, SourceLocation]:
+    n = len(prefix)
+    return {
+        key[n:]: SourceLocation(path, s[0], s[1], s[2], s[3])
+        for key, s in spans.items()
+        if key[:n] == prefix
+    }
+
+
+def make_resource(data: dict[str, Any], location: SourceLocation,
+                  marks: Mapping[FieldPath, SourceLocation]) -> Resource:
+    """Build a Resource from a Kubernetes object mapping."""
+    meta = data.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    name = meta.get("name")
+    if not isinstance(name, str):
+        name = meta.get("generateName") if isinstance(meta.get("generateName"), str) else ""
+    namespace = meta.get("namespace")
+    return Resource(
+        api_version=data["apiVersion"], kind=data["kind"],
+        namespace=namespace if isinstance(namespace, str) else "",
+        name=str(name), body=data, location=location, marks=marks,
+    )
+
+
+def resources_from_document(doc: Document, path: str) -> Iterator[Resource]:
+    """One resource per object; ``kind: List`` objects are expanded into their items."""
+    data = doc.data
+    if data.get("kind") == "List" or (
+        str(data.get("kind", "")).endswith("List") and isinstance(data.get("items"), list)
+    ):
+        for index, item in enumerate(data.get("items") or []):
+            if is_k8s_object(item):
+                prefix: FieldPath = ("items", index)
+                marks = _reroot(doc.spans, prefix, path)
+                yield make_resource(item, marks.get((), doc.location(path)), marks)
+        return
+    marks = _reroot(doc.spans, (), path)
+    yield make_resource(data, doc.location(path), marks)
+
+
+def read_documents(file: Path, rel: str) -> tuple[list[Document], list[Finding]]:
+    """Parse one file; problems become findings instead of exceptions."""
+    try:
+        raw = file.read_bytes()
+    except OSError as err:
+        return [], [input_finding(RULE_PARSE, f"cannot read file: {err.strerror}", rel)]
+    try:
+        text = decode(raw)
+    except YamlProblem as problem:
+        return [], [input_finding(RULE_PARSE, problem.message, rel, problem.line)]
+    if not text.strip():
+        return [], [input_finding(RULE_EMPTY, "file is empty", rel, 1, 1, Severity.WARNING)]
+    docs: list[Document] = []
+    findings: list[Finding] = []
+    for item in parse_documents(text):
+        if isinstance(item, YamlProblem):
+            findings.append(input_finding(RULE_PARSE, item.message, rel, item.line, item.column))
+        else:
+            docs.append(item)
+    return docs, findings
+
+
+def load_file(file: Path, root: Path) -> LoadResult:
+    """Load the Kubernetes objects of one YAML file."""
+    rel = relpath(file, root)
+    result = LoadResult(files={rel})
+    docs, findings = read_documents(file, rel)
+    objects = [d for d in docs if is_k8s_object(d.data)]
+    if not objects and not findings:
+        return LoadResult()  # not a Kubernetes manifest (CI config, values file): skipped
+    if findings and not objects and file.suffix == ".json":
+        return LoadResult()
+    result.findings.extend(findings)
+    for doc in docs:
+        if is_k8s_object(doc.data):
+            result.resources.extend(resources_from_document(doc, rel))
+        elif doc.data is not None and objects:
+            what = "a mapping" if isinstance(doc.data, dict) else type(doc.data).__name__
+            result.findings.append(input_finding(
+                RULE_NOT_OBJECT,
+                f"document is not a Kubernetes object ({what} without apiVersion and kind)",
+                rel, doc.line, 1, Severity.WARNING,
+            ))
+    return result
+
+

@@ -1,0 +1,189 @@
+"""The data model every pipeline stage shares: plain, frozen data."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FieldPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class SourceLocation:
+    """A span in a file. ``path`` is relative to the repository root; lines are 1-based."""
+
+    path: str
+    line: int = 1
+    column: int = 1
+    end_line: int | None = None
+    end_column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+class Severity(enum.IntEnum):
+    """Finding severity, ordered so that comparisons mean 'at least as severe'."""
+
+    NOTE = 1
+    WARNING = 2
+    ERROR = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """Parse ``note``/``warning``/``error`` (case-insensitive)."""
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.label for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of: {names})") from None
+
+    @property
+    def label(self) -> str:
+        """Lower-case name used in every output format."""
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One Kubernetes object of the desired state, with the source position of its fields."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    body: Mapping[str, Any]
+    location: SourceLocation
+    marks: Mapping[FieldPath, SourceLocation] = field(default_factory=dict, compare=False)
+    cluster: str = ""
+
+    @property
+    def group(self) -> str:
+        """API group ('' for the core group)."""
+        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
+
+    @property
+    def version(self) -> str:
+        """API version without the group."""
+        return self.api_version.rpartition("/")[2]
+
+    @property
+    def key(self) -> str:
+        """``group/version/Kind/namespace/name``: unique within one cluster."""
+        return f"{self.group}/{self.version}/{self.kind}/{self.namespace}/{self.name}"
+
+    @property
+    def display(self) -> str:
+        """Human-readable ``Kind namespace/name``."""
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else (
+            f"{self.kind} {self.name}"
+        )
+
+    def locate(self, path: FieldPath | None) -> SourceLocation:
+        """Location of the deepest declared prefix of ``path``, or of the resource."""
+        if path:
+            for end in range(len(path), 0, -1):
+                loc = self.marks.get(path[:end])
+                if loc is not None:
+                    return loc
+        return self.location
+
+
+@dataclass(frozen=True)
+class Control:
+    """A control of a security standard that a policy maps to."""
+
+    standard: str
+    id: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Why a finding is not counted: an accepted risk."""
+
+    kind: str
+    justification: str
+    owner: str = ""
+    expires: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result: a policy violation, a drift, an input problem or an acceptance problem."""
+
+    rule_id: str
+    category: str
+    severity: Severity
+    message: str
+    location: SourceLocation
+    resource: str = ""
+    field_path: FieldPath = ()
+    controls: tuple[Control, ...] = ()
+    pack: str = ""
+    cluster: str = ""
+    suppression: Suppression | None = None
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def sort_key(self) -> tuple[Any, ...]:
+        """Deterministic order: by file, line, rule and message."""
+        return (
+            self.cluster,
+            self.location.path,
+            self.location.line,
+            self.location.column,
+            self.rule_id,
+            self.resource,
+            self.message,
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Metadata of a rule that can produce findings (a policy, or a built-in check)."""
+
+    id: str
+    title: str
+    severity: Severity
+    description: str = ""
+    help: str = ""
+    pack: str = ""
+    controls: tuple[Control, ...] = ()
+    help_uri: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything a renderer needs. Renderers read it; they never filter or recompute."""
+
+    findings: tuple[Finding, ...]
+    rules: Mapping[str, Rule]
+    resources_checked: int
+    files_checked: int
+    packs: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()
+    tool_version: str = ""
+    errors: tuple[str, ...] = ()
+    link_base: str = ""
+    sarif_category: str = ""
+    group_by: str = "pack"
+
+    @property
+    def active(self) -> tuple[Finding, ...]:
+        """Findings that count: not suppressed by an accepted risk."""
+        return tuple(f for f in self.findings if f.suppression is None)
+
+    @property
+    def suppressed(self) -> tuple[Finding, ...]:
+        """Findings covered by an accepted risk."""
+        return tuple(f for f in self.findings if f.suppression is not None)
+
+    def counts(self) -> dict[str, int]:
+        """Counts of active findings by severity label, every severity present."""
+        out = {s.label: 0 for s in sorted(Severity, reverse=True)}
+        for f in self.active:
+            out[f.severity.label] += 1
+        return out

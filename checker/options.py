@@ -1,0 +1,23 @@
+"""Frozen options for a run, built from the command line (or the GitHub Action inputs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from checker.model import Severity
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Everything ``scan`` needs; the CLI only parses flags into this."""
+
+    paths: tuple[Path, ...]
+    root: Path
+    packs: tuple[str, ...] = ()
+    policies: tuple[Path, ...] = ()
+    fail_on: Severity | None = Severity.ERROR
+    link_base: str = ""
+    sarif_category: str = ""
+    operation: str = "CREATE"
+    outputs: dict[str, Path] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Gatekeeper policies: templates, constraints, matching, the Rego engine and packs."""

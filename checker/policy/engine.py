@@ -1,0 +1,99 @@
+"""The Rego engine behind an interface, so that the binding can be swapped.
+
+The default binding is regorus (``gordon-to-regorus``), a Rust Rego interpreter. Each
+ConstraintTemplate gets its own compiled engine, as Gatekeeper compiles each template into its
+own module set; inputs are passed as JSON text so that booleans keep their type.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from checker.errors import PolicyError
+
+_BACKTRACE = re.compile(r"\n+\s*Stack backtrace:.*", re.DOTALL)
+
+
+def clean_error(err: BaseException) -> str:
+    """An engine error message without the Rust backtrace and surrounding blank lines."""
+    return _BACKTRACE.sub("", str(err)).strip()
+
+
+@dataclass(frozen=True)
+class EvalError:
+    """Evaluation of one input failed inside the policy."""
+
+    message: str
+
+
+class CompiledPolicy(Protocol):
+    """A compiled template: evaluates Gatekeeper inputs and returns violation objects."""
+
+    def evaluate(self, input_json: str) -> list[dict[str, Any]] | EvalError:
+        """Violations for one ``{"review": ..., "parameters": ...}`` input (JSON text)."""
+        ...  # pragma: no cover
+
+
+class PolicyEngine(Protocol):
+    """Compiles templates. One implementation per Rego interpreter."""
+
+    name: str
+
+    def compile(
+        self, package: str, modules: Sequence[tuple[str, str]], *, rego_v1: bool,
+        data_json: str | None,
+    ) -> CompiledPolicy:
+        """Compile ``modules`` ((filename, source) pairs); ``package`` holds ``violation``."""
+        ...  # pragma: no cover
+
+
+class _RegorusPolicy:
+    def __init__(self, engine: Any, rule: str) -> None:
+        self._engine = engine
+        self._rule = rule
+
+    def evaluate(self, input_json: str) -> list[dict[str, Any]] | EvalError:
+        try:
+            self._engine.set_input_json(input_json)
+            raw = self._engine.eval_rule_as_json(self._rule)
+        except (RuntimeError, ValueError) as err:
+            return EvalError(clean_error(err))
+        value = json.loads(raw) if raw else []
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            return EvalError(f"{self._rule} is not a set (got {type(value).__name__})")
+        return [v if isinstance(v, dict) else {"msg": str(v)} for v in value]
+
+
+class RegorusEngine:
+    """PolicyEngine backed by regorus."""
+
+    name = "regorus"
+
+    def compile(
+        self, package: str, modules: Sequence[tuple[str, str]], *, rego_v1: bool,
+        data_json: str | None,
+    ) -> CompiledPolicy:
+        """Compile the modules into a fresh regorus engine."""
+        import regorus
+
+        engine = regorus.Engine()
+        engine.set_rego_v0(not rego_v1)
+        for filename, source in modules:
+            try:
+                engine.add_policy(filename, source)
+            except (RuntimeError, ValueError) as err:
+                raise PolicyError(f"Rego does not compile: {clean_error(err)}") from err
+        if data_json is not None:
+            engine.add_data_json(data_json)
+        return _RegorusPolicy(engine, f"data.{package}.violation")
+
+
+def default_engine() -> PolicyEngine:
+    """The engine used unless a caller passes another."""
+    return RegorusEngine()

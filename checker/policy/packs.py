@@ -1,0 +1,340 @@
+"""Built-in policy packs (``policy-packs/<pack>/pack.yaml``) and repository policy folders.
+
+A pack lists policies. A policy is defined once, in the pack that is its home, with its
+metadata (id, title, severity, rationale, remediation, controls) and the paths of its
+ConstraintTemplate, default Constraint and gator test suite. Other packs include it with
+``- ref: <id>``, or include whole packs with ``include:``; one policy can so serve several
+standards and is evaluated once.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from checker.errors import ConfigError, PolicyError
+from checker.load import load_paths
+from checker.load.objects import is_k8s_object, make_resource, read_documents
+from checker.model import Control, Resource, Rule, Severity
+from checker.policy.gatekeeper import (
+    Constraint,
+    Template,
+    is_constraint,
+    is_template,
+    parse_constraint,
+    parse_template,
+)
+from checker.policy.model import Policy
+
+DEFAULT_PACKS = ("pss-baseline", "best-practice")
+
+PACK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "title", "standard"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-z0-9-]+$"},
+        "title": {"type": "string"},
+        "standard": {"type": "string"},
+        "description": {"type": "string"},
+        "url": {"type": "string"},
+        "include": {"type": "array", "items": {"type": "string"}},
+        "policies": {
+            "type": "array",
+            "items": {
+                "oneOf": [
+                    {"type": "object", "required": ["ref"], "additionalProperties": False,
+                     "properties": {"ref": {"type": "string"}}},
+                    {"type": "object",
+                     "required": ["id", "title", "severity", "template", "constraint",
+                                  "rationale", "remediation", "controls"],
+                     "additionalProperties": False,
+                     "properties": {
+                         "id": {"type": "string", "pattern": "^[a-z0-9-]+$"},
+                         "title": {"type": "string"},
+                         "severity": {"enum": ["error", "warning", "note"]},
+                         "template": {"type": "string"},
+                         "constraint": {"type": "string"},
+                         "tests": {"type": "string"},
+                         "rationale": {"type": "string"},
+                         "remediation": {"type": "string"},
+                         "example": {"type": "string"},
+                         "parameters": {"type": "string"},
+                         "controls": {
+                             "type": "array", "minItems": 1,
+                             "items": {"type": "object", "required": ["standard", "id"],
+                                       "additionalProperties": False,
+                                       "properties": {"standard": {"type": "string"},
+                                                      "id": {"type": "string"},
+                                                      "title": {"type": "string"}}},
+                         },
+                     }},
+                ]
+            },
+        },
+    },
+}
+
+
+def packs_dir() -> Path:
+    """Where the built-in packs live: $GITOPS_CHECKER_PACKS, next to the package, or /usr/share."""
+    env = os.environ.get("GITOPS_CHECKER_PACKS")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent
+    candidates += [here.parent.parent / "policy-packs", here.parent / "policy-packs",
+                   Path("/usr/share/gitops-checker/policy-packs")]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("cannot find the built-in policy packs (set GITOPS_CHECKER_PACKS)")
+
+
+@dataclass(frozen=True)
+class PolicyDef:
+    """A built-in policy: its rule metadata and the files that implement it."""
+
+    rule: Rule
+    home: Path
+    template_path: Path
+    constraint_path: Path
+    tests_path: Path | None
+    rationale: str
+    remediation: str
+    example: str
+    parameters_doc: str
+
+
+@dataclass
+class Pack:
+    """A pack: metadata and the ids of the policies it contains (after includes)."""
+
+    name: str
+    title: str
+    standard: str
+    description: str
+    url: str
+    policy_ids: list[str] = field(default_factory=list)
+    includes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Catalog:
+    """Every built-in pack and policy."""
+
+    packs: dict[str, Pack]
+    policies: dict[str, PolicyDef]
+
+    def resolve(self, names: Sequence[str]) -> list[str]:
+        """Policy ids of the named packs, includes followed, each id once, in pack order."""
+        out: dict[str, None] = {}
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            pack = self.packs.get(name)
+            if pack is None:
+                known = ", ".join(sorted(self.packs))
+                raise ConfigError(f"invalid config: unknown pack {name!r} (known: {known})")
+            for inc in pack.includes:
+                visit(inc)
+            for pid in pack.policy_ids:
+                out.setdefault(pid, None)
+
+        for name in names:
+            visit(name)
+        return list(out)
+
+    def packs_of(self, policy_id: str) -> list[str]:
+        """Packs that contain a policy, directly or through includes."""
+        return [p for p in sorted(self.packs) if policy_id in self.resolve([p])]
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise PolicyError(f"{path}: cannot read: {err}") from err
+
+
+def load_catalog(root: Path | None = None) -> Catalog:
+    """Read and validate every ``pack.yaml`` below the packs folder."""
+    root = root or packs_dir()
+    packs: dict[str, Pack] = {}
+    policies: dict[str, PolicyDef] = {}
+    refs: list[tuple[str, str]] = []
+    validator = jsonschema.Draft7Validator(PACK_SCHEMA)
+    for pack_file in sorted(root.glob("*/pack.yaml")):
+        data = _read_yaml(pack_file)
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path)
+            raise PolicyError(f"{pack_file}: invalid pack at {where or '(root)'}: "
+                              f"{errors[0].message}")
+        home = pack_file.parent
+        pack = Pack(data["name"], data["title"], data["standard"], data.get("description", ""),
+                    data.get("url", ""), includes=list(data.get("include", [])))
+        if pack.name != home.name:
+            raise PolicyError(f"{pack_file}: name {pack.name!r} must match folder {home.name!r}")
+        for entry in data.get("policies", []):
+            if "ref" in entry:
+                refs.append((pack.name, entry["ref"]))
+                pack.policy_ids.append(entry["ref"])
+                continue
+            pid = entry["id"]
+            if pid in policies:
+                raise PolicyError(f"{pack_file}: policy id {pid!r} is defined twice")
+            controls = tuple(Control(c["standard"], c["id"], c.get("title", ""))
+                             for c in entry["controls"])
+            rule = Rule(
+                id=pid, title=entry["title"], severity=Severity.parse(entry["severity"]),
+                description=entry["rationale"].strip(), help=entry["remediation"].strip(),
+                pack=pack.name, controls=controls,
+                help_uri=f"docs/policies/{pid}.md",
+            )
+            tests = entry.get("tests")
+            policies[pid] = PolicyDef(
+                rule=rule, home=home, template_path=home / entry["template"],
+                constraint_path=home / entry["constraint"],
+                tests_path=home / tests if tests else None,
+                rationale=entry["rationale"].strip(), remediation=entry["remediation"].strip(),
+                example=entry.get("example", "").strip(),
+                parameters_doc=entry.get("parameters", "").strip(),
+            )
+            pack.policy_ids.append(pid)
+        packs[pack.name] = pack
+    for pack_name, ref in refs:
+        if ref not in policies:
+            raise PolicyError(f"pack {pack_name!r} refers to unknown policy {ref!r}")
+    for pack in packs.values():
+        for inc in pack.includes:
+            if inc not in packs:
+                raise PolicyError(f"pack {pack.name!r} includes unknown pack {inc!r}")
+    return Catalog(packs, policies)
+
+
+def read_single_object(path: Path) -> Resource:
+    """Read a file that must hold exactly one Kubernetes object."""
+    docs, problems = read_documents(path, str(path))
+    if problems:
+        raise PolicyError(f"{problems[0].location}: {problems[0].message}")
+    objects = [d for d in docs if is_k8s_object(d.data)]
+    if len(objects) != 1:
+        raise PolicyError(f"{path}: expected exactly one Kubernetes object, found {len(objects)}")
+    doc = objects[0]
+    return make_resource(doc.data, doc.location(str(path)), {})
+
+
+LIBS_ANNOTATION = "gitops-checker.io/libs"
+
+
+def with_libs(template: Resource, lib_dir: Path) -> Resource:
+    """Embed the shared libraries a built-in template names, so it is self-contained.
+
+    Templates in ``policy-packs/`` name their libraries in the ``gitops-checker.io/libs``
+    annotation; the sources live once in ``policy-packs/lib/``. Gatekeeper needs them inline,
+    in ``spec.targets[0].libs``, which is what this returns (and what ``export`` writes).
+    """
+    annotations = (template.body.get("metadata") or {}).get("annotations") or {}
+    names = [n.strip() for n in str(annotations.get(LIBS_ANNOTATION, "")).split(",") if n.strip()]
+    if not names:
+        return template
+    body = copy.deepcopy(dict(template.body))
+    target = body["spec"]["targets"][0]
+    libs = list(target.get("libs") or [])
+    for name in names:
+        lib = lib_dir / f"{name}.rego"
+        try:
+            libs.append(lib.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise PolicyError(f"{template.location}: library {name!r} not found: {lib}") from err
+    target["libs"] = libs
+    return make_resource(body, template.location, template.marks)
+
+
+def pack_policies(catalog: Catalog, names: Sequence[str],
+                  overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[Policy]:
+    """Policies of the named packs, with optional per-policy parameter/severity overrides."""
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - set(catalog.policies))
+    if unknown:
+        raise ConfigError(f"invalid config: unknown policy id {unknown[0]!r}")
+    out = []
+    for pid in catalog.resolve(names):
+        pdef = catalog.policies[pid]
+        template = parse_template(with_libs(read_single_object(pdef.template_path),
+                                            pdef.home.parent / "lib"))
+        cres = read_single_object(pdef.constraint_path)
+        override = overrides.get(pid, {})
+        if "parameters" in override:
+            body = dict(cres.body)
+            spec = dict(body.get("spec") or {})
+            spec["parameters"] = override["parameters"]
+            body["spec"] = spec
+            cres = make_resource(body, cres.location, {})
+        constraint = parse_constraint(cres, template)
+        severity = pdef.rule.severity
+        if "severity" in override:
+            severity = Severity.parse(str(override["severity"]))
+        out.append(Policy(template, constraint, pdef.rule, severity, f"pack:{pdef.rule.pack}"))
+    return out
+
+
+def _user_rule(template: Template, constraint: Constraint) -> Rule:
+    annotations = (template.body.get("metadata") or {}).get("annotations") or {}
+    title = annotations.get("metadata.gatekeeper.sh/title") or template.kind
+    description = annotations.get("description") or f"Gatekeeper ConstraintTemplate {template.name}"
+    return Rule(
+        id=f"{constraint.kind}/{constraint.name}", title=str(title),
+        severity=constraint.severity, description=str(description).strip(),
+        help=f"Repository policy: constraint {constraint.kind}/{constraint.name} "
+             f"(template {template.name}, enforcementAction {constraint.enforcement_action}).",
+        pack="repository",
+    )
+
+
+def repository_policies(resources: Iterable[Resource]) -> tuple[list[Policy], list[str]]:
+    """Policies from a folder of ConstraintTemplates and Constraints; errors are collected."""
+    resources = list(resources)
+    templates: dict[str, Template] = {}
+    errors: list[str] = []
+    for res in resources:
+        if is_template(res):
+            try:
+                template = parse_template(res)
+            except PolicyError as err:
+                errors.append(str(err))
+                continue
+            templates[template.kind] = template
+    out = []
+    for res in resources:
+        if not is_constraint(res):
+            continue
+        try:
+            constraint = parse_constraint(res, templates.get(res.kind))
+        except PolicyError as err:
+            errors.append(str(err))
+            continue
+        template = templates[res.kind]
+        out.append(Policy(template, constraint, _user_rule(template, constraint),
+                          constraint.severity, "repository"))
+    return out, errors
+
+
+def load_repository_policies(folder: Path, root: Path) -> tuple[list[Policy], list[str]]:
+    """Load ``--policies DIR``; unreadable files and invalid objects become errors."""
+    if not folder.is_dir():
+        raise ConfigError(f"policies folder does not exist: {folder}")
+    loaded = load_paths([folder], root)
+    policies, errors = repository_policies(loaded.resources)
+    errors = [f"{f.location}: {f.message}" for f in loaded.findings
+              if f.severity is Severity.ERROR] + errors
+    return policies, errors
