@@ -170,6 +170,11 @@ class Report:
     link_base: str = ""
     sarif_category: str = ""
     group_by: str = "pack"
+    fail_on: Severity | None = Severity.ERROR
+
+    def fails(self, finding: Finding) -> bool:
+        """Whether a finding is at or above the ``--fail-on`` threshold."""
+        return self.fail_on is not None and finding.severity >= self.fail_on
 
     @property
     def active(self) -> tuple[Finding, ...]:

@@ -55,6 +55,7 @@ def scan(options: ScanOptions) -> Report:
         errors=tuple(dict.fromkeys([*errors, *evaluation.errors])),
         link_base=options.link_base,
         sarif_category=options.sarif_category,
+        fail_on=options.fail_on,
     )
 
 

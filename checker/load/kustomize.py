@@ -21,6 +21,7 @@ import yaml
 from checker.load.objects import (
     RULE_KUSTOMIZE,
     LoadResult,
+    Marks,
     input_finding,
     is_k8s_object,
     make_resource,
@@ -29,7 +30,7 @@ from checker.load.objects import (
     resources_from_document,
 )
 from checker.load.yamlfile import Document, YamlProblem, parse_documents
-from checker.model import FieldPath, Resource, SourceLocation
+from checker.model import Resource, SourceLocation
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 ORIGIN = "config.kubernetes.io/origin"
@@ -179,10 +180,7 @@ def _resource(data: dict[str, Any], origin: str | None, wrapper: Path, kdir: Pat
     rel, doc = sources.find(source_file, data)
     if doc is None:
         return make_resource(data, SourceLocation(rel, 1, 1), {})
-    marks: dict[FieldPath, SourceLocation] = {
-        key: SourceLocation(rel, s[0], s[1], s[2], s[3]) for key, s in doc.spans.items()
-    }
-    return make_resource(data, doc.location(rel), marks)
+    return make_resource(data, doc.location(rel), Marks(doc.spans, rel))
 
 
 def render(directory: Path, root: Path) -> LoadResult:

@@ -62,14 +62,32 @@ def input_finding(
     )
 
 
-def _reroot(spans: Mapping[FieldPath, tuple[int, int, int, int]], prefix: FieldPath,
-            path: str) -> dict[FieldPath, SourceLocation]:
-    n = len(prefix)
-    return {
-        key[n:]: SourceLocation(path, s[0], s[1], s[2], s[3])
-        for key, s in spans.items()
-        if key[:n] == prefix
-    }
+class Marks(Mapping[FieldPath, SourceLocation]):
+    """Field path -> SourceLocation, built lazily from a document's spans.
+
+    Creating a SourceLocation for every node of every object costs more than parsing; most
+    are never looked at, so locations are made on lookup. ``prefix`` re-roots the spans of
+    an item inside a ``kind: List``.
+    """
+
+    __slots__ = ("_path", "_prefix", "_spans")
+
+    def __init__(self, spans: Mapping[FieldPath, tuple[int, int, int, int]], path: str,
+                 prefix: FieldPath = ()) -> None:
+        self._spans = spans
+        self._path = path
+        self._prefix = prefix
+
+    def __getitem__(self, key: FieldPath) -> SourceLocation:
+        s = self._spans[self._prefix + tuple(key)]
+        return SourceLocation(self._path, s[0], s[1], s[2], s[3])
+
+    def __iter__(self) -> Iterator[FieldPath]:
+        n = len(self._prefix)
+        return (k[n:] for k in self._spans if k[:n] == self._prefix)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def make_resource(data: dict[str, Any], location: SourceLocation,
@@ -96,12 +114,10 @@ def resources_from_document(doc: Document, path: str) -> Iterator[Resource]:
     ):
         for index, item in enumerate(data.get("items") or []):
             if is_k8s_object(item):
-                prefix: FieldPath = ("items", index)
-                marks = _reroot(doc.spans, prefix, path)
+                marks = Marks(doc.spans, path, ("items", index))
                 yield make_resource(item, marks.get((), doc.location(path)), marks)
         return
-    marks = _reroot(doc.spans, (), path)
-    yield make_resource(data, doc.location(path), marks)
+    yield make_resource(data, doc.location(path), Marks(doc.spans, path))
 
 
 def read_documents(file: Path, rel: str) -> tuple[list[Document], list[Finding]]:

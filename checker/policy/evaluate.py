@@ -10,6 +10,8 @@ read it.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +72,60 @@ def parse_field_path(value: Any) -> FieldPath | None:
     return tuple(out)
 
 
+_FORK_STATE: tuple[Evaluator, Sequence[Resource], Sequence[Resource]] | None = None
+PARALLEL_THRESHOLD = 50_000  # (resource, policy) pairs below which one process is faster
+
+
+def default_workers(pairs: int) -> int:
+    """Worker processes for a run of ``pairs`` (resource, policy) pairs."""
+    if pairs < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def partition(policies: Sequence[Policy], resources: Sequence[Resource],
+              workers: int) -> list[list[int]]:
+    """Split policy indexes into at most ``workers`` chunks of similar cost.
+
+    Policies of one template stay together (it is compiled once per process); the cost of a
+    template is estimated by how many resources its constraints' kinds select.
+    """
+    if workers <= 1 or len(policies) <= 1:
+        return [list(range(len(policies)))]
+    kinds: dict[str, int] = {}
+    for res in resources:
+        kinds[res.kind] = kinds.get(res.kind, 0) + 1
+    groups: dict[str, list[int]] = {}
+    for index, policy in enumerate(policies):
+        groups.setdefault(policy.template.name, []).append(index)
+
+    def cost(indexes: list[int]) -> int:
+        total = 0
+        for index in indexes:
+            selected = {k for entry in policies[index].constraint.match.get("kinds") or []
+                        if isinstance(entry, dict) for k in entry.get("kinds") or ["*"]}
+            total += len(resources) if "*" in selected or not selected else sum(
+                kinds.get(k, 0) for k in selected)
+        return total + 1
+
+    chunks: list[list[int]] = [[] for _ in range(min(workers, len(groups)))]
+    loads = [0] * len(chunks)
+    for indexes in sorted(groups.values(), key=lambda g: (-cost(g), g[0])):
+        target = loads.index(min(loads))
+        chunks[target].extend(indexes)
+        loads[target] += cost(indexes)
+    return [sorted(c) for c in chunks if c]
+
+
+def _run_chunk(indexes: list[int]) -> list[Evaluation]:
+    assert _FORK_STATE is not None
+    evaluator, resources, known = _FORK_STATE
+    return evaluator._run_each([evaluator.policies[i] for i in indexes], resources, known)
+
+
 @dataclass
 class Evaluation:
     """Findings from policies, and policy problems that stop a policy from running."""
@@ -109,24 +165,64 @@ class Evaluator:
         return cached
 
     def run(self, resources: Sequence[Resource],
-            known: Sequence[Resource] | None = None) -> Evaluation:
+            known: Sequence[Resource] | None = None, workers: int | None = None) -> Evaluation:
         """Evaluate every policy against every resource its constraint matches.
 
         ``known`` is what referential data and namespace lookups see (default: ``resources``;
-        gator's suites pass their inventory objects instead).
+        gator's suites pass their inventory objects instead). Large runs are split by template
+        over forked worker processes (``workers``, default: the CPUs available); the result is
+        the same as a serial run, in the same order.
         """
-        result = Evaluation()
         known = resources if known is None else known
+        if workers is None:
+            workers = default_workers(len(resources) * len(self.policies))
+        chunks = partition(self.policies, resources, workers)
+        if len(chunks) <= 1:
+            return self._run_serial(self.policies, resources, known)
+        global _FORK_STATE
+        _FORK_STATE = (self, resources, known)
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(len(chunks)) as pool:
+                parts = pool.map(_run_chunk, chunks)
+        finally:
+            _FORK_STATE = None
+        merged = Evaluation()
+        by_policy: dict[int, Evaluation] = {}
+        for chunk, part in zip(chunks, parts, strict=True):
+            for index, evaluation in zip(chunk, part, strict=True):
+                by_policy[index] = evaluation
+        for index in range(len(self.policies)):
+            part_eval = by_policy[index]
+            merged.findings.extend(part_eval.findings)
+            merged.errors.extend(e for e in part_eval.errors if e not in merged.errors)
+        return merged
+
+    def _run_serial(self, policies: Sequence[Policy], resources: Sequence[Resource],
+                    known: Sequence[Resource]) -> Evaluation:
+        result = Evaluation()
+        for part in self._run_each(policies, resources, known):
+            result.findings.extend(part.findings)
+            result.errors.extend(e for e in part.errors if e not in result.errors)
+        return result
+
+    def _run_each(self, policies: Sequence[Policy], resources: Sequence[Resource],
+                  known: Sequence[Resource]) -> list[Evaluation]:
+        """One Evaluation per policy, in order."""
         namespaces = {r.name: r for r in known if is_namespace(r)}
-        need_inventory = any(p.template.uses_inventory for p in self.policies)
+        need_inventory = any(p.template.uses_inventory for p in policies)
         data_json = json.dumps(inventory(known)) if need_inventory else None
         reviews: dict[int, str] = {}
-        undecided: set[tuple[str, str]] = set()
-        for policy in self.policies:
+        out = []
+        seen_errors: set[str] = set()
+        for policy in policies:
+            result = Evaluation()
+            out.append(result)
             try:
                 compiled = self._compile(policy.template, data_json)
             except PolicyError as err:
-                if str(err) not in result.errors:
+                if str(err) not in seen_errors:
+                    seen_errors.add(str(err))
                     result.errors.append(str(err))
                     result.findings.append(Finding(
                         rule_id=RULE_INVALID_POLICY, category="policy", severity=Severity.ERROR,
@@ -134,14 +230,14 @@ class Evaluator:
                     ))
                 continue
             params_json = json.dumps(policy.constraint.parameters, sort_keys=True)
+            undecided: set[str] = set()
             for index, res in enumerate(resources):
                 try:
                     if not matches(policy.constraint.match, res, namespaces):
                         continue
                 except MatchError as err:
-                    key = (policy.rule.id, res.namespace)
-                    if key not in undecided:
-                        undecided.add(key)
+                    if res.namespace not in undecided:
+                        undecided.add(res.namespace)
                         result.findings.append(self._undecided(policy, res, str(err)))
                     continue
                 review_json = reviews.get(index)
@@ -151,7 +247,7 @@ class Evaluator:
                 outcome = compiled.evaluate(
                     '{"review":' + review_json + ',"parameters":' + params_json + "}")
                 result.findings.extend(self._findings(policy, res, outcome))
-        return result
+        return out
 
     @staticmethod
     def _undecided(policy: Policy, res: Resource, why: str) -> Finding:

@@ -22,6 +22,7 @@ SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/gitops-checker/gitops-checker"
 LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "note"}
 MAX_RESULTS = 25_000
+_ALWAYS = frozenset({"version", "level"})  # written even when equal to the SARIF default
 
 
 def _plain(value: Any) -> Any:
@@ -31,7 +32,7 @@ def _plain(value: Any) -> Any:
         for fld in attr.fields(type(value)):
             item = getattr(value, fld.name)
             if item is None or (fld.default is not attr.NOTHING and item == fld.default
-                                and fld.name not in ("version",)):
+                                and fld.name not in _ALWAYS):
                 continue
             out[fld.metadata.get("schema_property_name", fld.name)] = _plain(item)
         return out
@@ -103,10 +104,11 @@ def _log(report: Report, findings: Iterable[Finding], *, accepted: bool) -> str:
     for f in chosen:
         result = _result(f, index[f.rule_id])
         if accepted and f.suppression is not None:
-            result.suppressions = [om.Suppression(
-                kind="external", status="accepted",
-                justification=f"{f.suppression.justification} (owner {f.suppression.owner}, "
-                              f"expires {f.suppression.expires or 'never'})")]
+            # sarif_om 1.0.4 predates suppression.status; write the 2.1.0 object directly.
+            result.suppressions = [{
+                "kind": "external", "status": "accepted",
+                "justification": f"{f.suppression.justification} (owner {f.suppression.owner}, "
+                                 f"expires {f.suppression.expires or 'never'})"}]
         results.append(result)
     run = om.Run(
         tool=om.Tool(driver=om.ToolComponent(

@@ -1,0 +1,113 @@
+"""Benchmark: scan a generated repository with every shipped policy.
+
+Usage: python benchmarks/scan_bench.py [--resources 10000] [--files 500] [--keep DIR]
+
+Generates a repository of N resources (Deployments, StatefulSets, CronJobs, Pods, Services,
+ConfigMaps, Namespaces) spread over files, then runs load and evaluation in this process with
+every built-in pack and prints seconds per phase, resources per second and peak memory (RSS).
+Not a test: machines are shared and noisy; compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from checker.load import load_paths
+from checker.policy.evaluate import Evaluator
+from checker.policy.packs import load_catalog, pack_policies
+
+
+def workload(kind: str, i: int, ns: str) -> dict[str, object]:
+    """One pod-bearing object with a realistic container."""
+    container: dict[str, object] = {
+        "name": "app",
+        "image": f"registry.example.com/team/app-{i % 50}:{'latest' if i % 7 == 0 else '1.2.3'}",
+        "ports": [{"containerPort": 8080, "name": "http"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                      "limits": {"memory": "128Mi"}},
+        "securityContext": {"privileged": i % 11 == 0, "runAsNonRoot": True,
+                            "allowPrivilegeEscalation": False},
+        "env": [{"name": f"VAR_{k}", "value": str(k)} for k in range(3)],
+    }
+    pod = {"containers": [container], "serviceAccountName": "app"}
+    meta = {"name": f"{kind.lower()}-{i}", "namespace": ns, "labels": {"app": f"a{i}"}}
+    template = {"metadata": {"labels": {"app": f"a{i}"}}, "spec": pod}
+    if kind == "Pod":
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod}
+    if kind == "CronJob":
+        return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta,
+                "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": template}}}}
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta,
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": f"a{i}"}},
+                     "template": template}}
+
+
+def generate(root: Path, count: int, files: int) -> None:
+    """Write ``count`` objects into ``files`` multi-document files."""
+    kinds = ["Deployment", "Service", "ConfigMap", "StatefulSet", "CronJob", "Pod", "Deployment"]
+    docs: list[list[dict[str, object]]] = [[] for _ in range(files)]
+    namespaces = [f"team-{n}" for n in range(20)]
+    for ns in namespaces:
+        docs[0].append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    for i in range(count - len(namespaces)):
+        ns = namespaces[i % len(namespaces)]
+        kind = kinds[i % len(kinds)]
+        if kind == "Service":
+            obj: dict[str, object] = {
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": f"svc-{i}", "namespace": ns},
+                "spec": {"selector": {"app": f"a{i}"}, "ports": [{"port": 80}]}}
+        elif kind == "ConfigMap":
+            obj = {"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": f"cm-{i}", "namespace": ns},
+                   "data": {"key": "value", "other": "x" * 40}}
+        else:
+            obj = workload(kind, i, ns)
+        docs[i % files].append(obj)
+    for n, batch in enumerate(docs):
+        path = root / f"apps/app-{n:04d}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump_all(batch, sort_keys=False), encoding="utf-8")
+
+
+def main() -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resources", type=int, default=10_000)
+    parser.add_argument("--files", type=int, default=500)
+    parser.add_argument("--keep", type=Path, help="generate into this folder and keep it")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        generate(root, args.resources, args.files)
+        catalog = load_catalog()
+        t0 = time.perf_counter()
+        policies = pack_policies(catalog, sorted(catalog.packs))
+        t1 = time.perf_counter()
+        loaded = load_paths([root], root)
+        t2 = time.perf_counter()
+        evaluation = Evaluator(policies).run(loaded.resources)
+        t3 = time.perf_counter()
+    total = t3 - t0
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"resources:         {len(loaded.resources)}")
+    print(f"policies:          {len(policies)} (all packs: {', '.join(sorted(catalog.packs))})")
+    print(f"findings:          {len(evaluation.findings)}")
+    print(f"compile policies:  {t1 - t0:.2f} s")
+    print(f"load + parse:      {t2 - t1:.2f} s")
+    print(f"evaluate:          {t3 - t2:.2f} s")
+    print(f"total:             {total:.2f} s")
+    print(f"resources/second:  {len(loaded.resources) / total:,.0f}")
+    print(f"peak memory (RSS): {peak_mib:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
