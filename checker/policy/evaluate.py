@@ -9,6 +9,7 @@ read it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -146,6 +147,8 @@ class Evaluator:
 
     def _compile(self, template: Template, data_json: str | None) -> CompiledPolicy:
         key = f"{template.name}@{template.location}"
+        if template.uses_inventory:  # referential data is compiled in: one engine per data set
+            key += f"#{hashlib.sha256((data_json or '').encode()).hexdigest()}"
         cached = self._compiled.get(key)
         if cached is None:
             modules = [(f"{template.name}.rego", template.rego)]

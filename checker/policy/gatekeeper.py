@@ -18,7 +18,7 @@ CONSTRAINT_GROUP = "constraints.gatekeeper.sh"
 TARGET = "admission.k8s.gatekeeper.sh"
 ACTIONS = {"deny": Severity.ERROR, "warn": Severity.WARNING, "dryrun": Severity.NOTE}
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
-_DATA_REF = re.compile(r"\bdata\.([A-Za-z_]\w*)")
+_DATA_REF = re.compile(r"(?<![\w.$])data\.([A-Za-z_]\w*)")
 
 
 def is_template(res: Resource) -> bool:
