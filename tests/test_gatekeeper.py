@@ -276,3 +276,39 @@ def test_policy_model_exposes_rule() -> None:
     (policy,) = policies
     assert isinstance(policy, Policy) and isinstance(policy.rule, Rule)
     assert (policy.rule.id, policy.severity) == ("Echo/c", Severity.WARNING)
+
+
+def test_batched_and_plain_evaluation_agree() -> None:
+    """Batching constraints into one interpreter changes nothing: same findings and errors."""
+    schema = {"type": "object", "properties": {"word": {"type": "string"}}}
+    boom = 'package boom\nviolation[{"msg": m}] { x := 10 / input.review.object.data.n; m := sprintf("%v", [x]) }\n'
+    with_rego = ('package withparams\nviolation[{"msg": m}] { p := input; m := sprintf("%v", [p.parameters.word]) }\n')
+    shared = 'package lib.words\nshout(w) := upper(w)\n'
+    loud = ('package loud\nimport data.lib.words\n'
+            'violation[{"msg": m}] { m := words.shout(input.parameters.word) } # with input\n')
+    objects = [template("Echo", ECHO, schema), template("Boom", boom),
+               template("WithParams", with_rego, schema), template("Loud", loud, schema, libs=[shared])]
+    objects += [constraint("Echo", f"e{i}", parameters={"word": f"w{i}"}) for i in range(3)]
+    objects += [constraint("Boom", "b"), constraint("WithParams", "p", parameters={"word": "x"}),
+                constraint("Loud", "l", parameters={"word": "hey"},
+                           match={"kinds": [{"apiGroups": [""], "kinds": ["ConfigMap"]}]})]
+    policies, errors = repository_policies(objects)
+    assert errors == []
+    resources = [res("ConfigMap", f"m{i}", "ns", data={"n": i}) for i in range(4)]
+    resources.append(res("Secret", "s", "ns", data={"n": 2}))
+    plain = Evaluator(policies, batch=False).run(resources, workers=1)
+    batched = Evaluator(policies, batch=True).run(resources, workers=1)
+    assert batched.findings == plain.findings
+    messages = {f.message for f in batched.findings}
+    assert "HEY" in messages and "x" in messages and "5" in messages
+    assert sum(f.rule_id == "policy.evaluation-error" for f in batched.findings) == 1  # n == 0
+
+
+def test_batchable_detection_ignores_comments_and_strings() -> None:
+    from checker.policy.batch import batchable, strip_comments
+
+    assert strip_comments('a := "#x" # with input\nb := 1') == 'a := "#x" \nb := 1'
+    ok = parse_template(template("Ok", 'package ok\n# with input as x\nviolation[{"msg": "m"}] { input.review.object }\n'))
+    assert batchable(ok)
+    other = parse_template(template("Other", 'package other\nviolation[{"msg": "m"}] { input.x }\n'))
+    assert not batchable(other)

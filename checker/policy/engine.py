@@ -38,10 +38,30 @@ class CompiledPolicy(Protocol):
         ...  # pragma: no cover
 
 
+class Program(Protocol):
+    """A set of Rego modules and data in one interpreter, evaluated against many inputs."""
+
+    def add_module(self, filename: str, source: str) -> None:
+        """Add a module; raises PolicyError when it does not compile."""
+        ...  # pragma: no cover
+
+    def set_input(self, input_json: str) -> None:
+        """Set the input document (JSON text) for the following evaluations."""
+        ...  # pragma: no cover
+
+    def eval_rule(self, rule: str) -> Any:
+        """The value of ``rule`` (a ``data.`` path) as JSON data, or an EvalError."""
+        ...  # pragma: no cover
+
+
 class PolicyEngine(Protocol):
     """Compiles templates. One implementation per Rego interpreter."""
 
     name: str
+
+    def program(self, *, rego_v1: bool, data_json: str | None) -> Program:
+        """An empty program in Rego v0 or v1 mode, with ``data`` loaded."""
+        ...  # pragma: no cover
 
     def compile(
         self, package: str, modules: Sequence[tuple[str, str]], *, rego_v1: bool,
@@ -70,10 +90,41 @@ class _RegorusPolicy:
         return [v if isinstance(v, dict) else {"msg": str(v)} for v in value]
 
 
+class _RegorusProgram:
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def add_module(self, filename: str, source: str) -> None:
+        try:
+            self._engine.add_policy(filename, source)
+        except (RuntimeError, ValueError) as err:
+            raise PolicyError(f"Rego does not compile: {clean_error(err)}") from err
+
+    def set_input(self, input_json: str) -> None:
+        self._engine.set_input_json(input_json)
+
+    def eval_rule(self, rule: str) -> Any:
+        try:
+            raw = self._engine.eval_rule_as_json(rule)
+        except (RuntimeError, ValueError) as err:
+            return EvalError(clean_error(err))
+        return json.loads(raw) if raw else None
+
+
 class RegorusEngine:
     """PolicyEngine backed by regorus."""
 
     name = "regorus"
+
+    def program(self, *, rego_v1: bool, data_json: str | None) -> Program:
+        """A fresh regorus engine in the requested Rego mode, with data loaded."""
+        import regorus
+
+        engine = regorus.Engine()
+        engine.set_rego_v0(not rego_v1)
+        if data_json is not None:
+            engine.add_data_json(data_json)
+        return _RegorusProgram(engine)
 
     def compile(
         self, package: str, modules: Sequence[tuple[str, str]], *, rego_v1: bool,

@@ -20,6 +20,7 @@ from typing import Any
 
 from checker.errors import PolicyError
 from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
+from checker.policy.batch import build_runners
 from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, default_engine
 from checker.policy.gatekeeper import Template
 from checker.policy.match import MatchError, is_namespace, matches
@@ -74,7 +75,7 @@ def parse_field_path(value: Any) -> FieldPath | None:
 
 
 _FORK_STATE: tuple[Evaluator, Sequence[Resource], Sequence[Resource]] | None = None
-PARALLEL_THRESHOLD = 50_000  # (resource, policy) pairs below which one process is faster
+PARALLEL_THRESHOLD = 20_000  # (resource, policy) pairs below which one process is faster
 
 
 def default_workers(pairs: int) -> int:
@@ -87,44 +88,10 @@ def default_workers(pairs: int) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def partition(policies: Sequence[Policy], resources: Sequence[Resource],
-              workers: int) -> list[list[int]]:
-    """Split policy indexes into at most ``workers`` chunks of similar cost.
-
-    Policies of one template stay together (it is compiled once per process); the cost of a
-    template is estimated by how many resources its constraints' kinds select.
-    """
-    if workers <= 1 or len(policies) <= 1:
-        return [list(range(len(policies)))]
-    kinds: dict[str, int] = {}
-    for res in resources:
-        kinds[res.kind] = kinds.get(res.kind, 0) + 1
-    groups: dict[str, list[int]] = {}
-    for index, policy in enumerate(policies):
-        groups.setdefault(policy.template.name, []).append(index)
-
-    def cost(indexes: list[int]) -> int:
-        total = 0
-        for index in indexes:
-            selected = {k for entry in policies[index].constraint.match.get("kinds") or []
-                        if isinstance(entry, dict) for k in entry.get("kinds") or ["*"]}
-            total += len(resources) if "*" in selected or not selected else sum(
-                kinds.get(k, 0) for k in selected)
-        return total + 1
-
-    chunks: list[list[int]] = [[] for _ in range(min(workers, len(groups)))]
-    loads = [0] * len(chunks)
-    for indexes in sorted(groups.values(), key=lambda g: (-cost(g), g[0])):
-        target = loads.index(min(loads))
-        chunks[target].extend(indexes)
-        loads[target] += cost(indexes)
-    return [sorted(c) for c in chunks if c]
-
-
-def _run_chunk(indexes: list[int]) -> list[Evaluation]:
+def _run_chunk(bounds: tuple[int, int]) -> list[Evaluation]:
     assert _FORK_STATE is not None
     evaluator, resources, known = _FORK_STATE
-    return evaluator._run_each([evaluator.policies[i] for i in indexes], resources, known)
+    return evaluator._run_each(evaluator.policies, resources[bounds[0]:bounds[1]], known)
 
 
 @dataclass
@@ -139,8 +106,9 @@ class Evaluator:
     """Evaluates a set of policies against a set of resources."""
 
     def __init__(self, policies: Sequence[Policy], engine: PolicyEngine | None = None,
-                 operation: str = "CREATE") -> None:
+                 operation: str = "CREATE", batch: bool = True) -> None:
         self.policies = policies
+        self.batch = batch
         self.engine = engine or default_engine()
         self.operation = operation
         self._compiled: dict[str, CompiledPolicy | PolicyError] = {}
@@ -172,84 +140,101 @@ class Evaluator:
         """Evaluate every policy against every resource its constraint matches.
 
         ``known`` is what referential data and namespace lookups see (default: ``resources``;
-        gator's suites pass their inventory objects instead). Large runs are split by template
+        gator's suites pass their inventory objects instead). Large runs split the resources
         over forked worker processes (``workers``, default: the CPUs available); the result is
         the same as a serial run, in the same order.
         """
         known = resources if known is None else known
         if workers is None:
             workers = default_workers(len(resources) * len(self.policies))
-        chunks = partition(self.policies, resources, workers)
-        if len(chunks) <= 1:
-            return self._run_serial(self.policies, resources, known)
-        global _FORK_STATE
-        _FORK_STATE = (self, resources, known)
-        try:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(len(chunks)) as pool:
-                parts = pool.map(_run_chunk, chunks)
-        finally:
-            _FORK_STATE = None
+        workers = max(1, min(workers, len(resources)))
+        if workers == 1:
+            parts = [self._run_each(self.policies, resources, known)]
+        else:
+            size = -(-len(resources) // workers)
+            bounds = [(start, min(start + size, len(resources)))
+                      for start in range(0, len(resources), size)]
+            global _FORK_STATE
+            _FORK_STATE = (self, resources, known)
+            try:
+                with multiprocessing.get_context("fork").Pool(len(bounds)) as pool:
+                    parts = pool.map(_run_chunk, bounds)
+            finally:
+                _FORK_STATE = None
         merged = Evaluation()
-        by_policy: dict[int, Evaluation] = {}
-        for chunk, part in zip(chunks, parts, strict=True):
-            for index, evaluation in zip(chunk, part, strict=True):
-                by_policy[index] = evaluation
         for index in range(len(self.policies)):
-            part_eval = by_policy[index]
-            merged.findings.extend(part_eval.findings)
-            merged.errors.extend(e for e in part_eval.errors if e not in merged.errors)
+            seen: set[str] = set()
+            for part in parts:
+                for finding in part[index].findings:
+                    if finding.rule_id in (RULE_MATCH_UNDECIDED, RULE_INVALID_POLICY):
+                        if finding.message in seen:
+                            continue
+                        seen.add(finding.message)
+                    merged.findings.append(finding)
+                merged.errors.extend(e for e in part[index].errors if e not in merged.errors)
         return merged
-
-    def _run_serial(self, policies: Sequence[Policy], resources: Sequence[Resource],
-                    known: Sequence[Resource]) -> Evaluation:
-        result = Evaluation()
-        for part in self._run_each(policies, resources, known):
-            result.findings.extend(part.findings)
-            result.errors.extend(e for e in part.errors if e not in result.errors)
-        return result
 
     def _run_each(self, policies: Sequence[Policy], resources: Sequence[Resource],
                   known: Sequence[Resource]) -> list[Evaluation]:
-        """One Evaluation per policy, in order."""
+        """One Evaluation per policy, in policy order; within each, resource order."""
         namespaces = {r.name: r for r in known if is_namespace(r)}
         need_inventory = any(p.template.uses_inventory for p in policies)
-        data_json = json.dumps(inventory(known)) if need_inventory else None
-        reviews: dict[int, str] = {}
-        out = []
+        inventory_json = json.dumps(inventory(known)["inventory"]) if need_inventory else None
+        data_json = '{"inventory":' + inventory_json + "}" if inventory_json else None
+        out = [Evaluation() for _ in policies]
+        compiled: dict[int, CompiledPolicy] = {}
         seen_errors: set[str] = set()
-        for policy in policies:
-            result = Evaluation()
-            out.append(result)
+        for index, policy in enumerate(policies):
             try:
-                compiled = self._compile(policy.template, data_json)
+                compiled[index] = self._compile(policy.template, data_json)
             except PolicyError as err:
                 if str(err) not in seen_errors:
                     seen_errors.add(str(err))
-                    result.errors.append(str(err))
-                    result.findings.append(Finding(
+                    out[index].errors.append(str(err))
+                    out[index].findings.append(Finding(
                         rule_id=RULE_INVALID_POLICY, category="policy", severity=Severity.ERROR,
                         message=str(err).split(": ", 1)[-1], location=policy.template.location,
                     ))
-                continue
-            params_json = json.dumps(policy.constraint.parameters, sort_keys=True)
-            undecided: set[str] = set()
-            for index, res in enumerate(resources):
+        if self.batch:
+            runners, alone = build_runners(self.engine, policies, sorted(compiled),
+                                           inventory_json)
+        else:
+            runners, alone = [], sorted(compiled)
+        params = {i: json.dumps(policies[i].constraint.parameters, sort_keys=True)
+                  for i in compiled}
+        undecided: set[tuple[int, str]] = set()
+        valid = sorted(compiled)
+        for res in resources:
+            matching: set[int] = set()
+            for index in valid:
                 try:
-                    if not matches(policy.constraint.match, res, namespaces):
-                        continue
+                    if matches(policies[index].constraint.match, res, namespaces):
+                        matching.add(index)
                 except MatchError as err:
-                    if res.namespace not in undecided:
-                        undecided.add(res.namespace)
-                        result.findings.append(self._undecided(policy, res, str(err)))
-                    continue
-                review_json = reviews.get(index)
-                if review_json is None:
-                    review_json = json.dumps(review(res, self.operation))
-                    reviews[index] = review_json
-                outcome = compiled.evaluate(
-                    '{"review":' + review_json + ',"parameters":' + params_json + "}")
-                result.findings.extend(self._findings(policy, res, outcome))
+                    if (index, res.namespace) not in undecided:
+                        undecided.add((index, res.namespace))
+                        out[index].findings.append(self._undecided(policies[index], res,
+                                                                   str(err)))
+            if not matching:
+                continue
+            review_json = json.dumps(review(res, self.operation))
+            outcomes: dict[int, list[dict[str, Any]] | EvalError] = {}
+            for runner in runners:
+                members = tuple(i for i in runner.members if i in matching)
+                if members:
+                    outcomes.update(runner.evaluate(review_json, members))
+            for index, outcome in outcomes.items():
+                if isinstance(outcome, EvalError):  # re-run plainly: the error names the template
+                    alone_error = compiled[index].evaluate(
+                        '{"review":' + review_json + ',"parameters":' + params[index] + "}")
+                    outcomes[index] = alone_error
+            for index in alone:
+                if index in matching:
+                    outcomes[index] = compiled[index].evaluate(
+                        '{"review":' + review_json + ',"parameters":' + params[index] + "}")
+            for index in sorted(outcomes):
+                out[index].findings.extend(self._findings(policies[index], res,
+                                                          outcomes[index]))
         return out
 
     @staticmethod

@@ -1,0 +1,178 @@
+"""Evaluate many constraints against one object in a single interpreter call.
+
+Gatekeeper evaluates each (constraint, object) pair on its own. Doing the same here costs one
+input upload and one evaluation per pair, and helper rules shared through ``libs`` are
+recomputed for every template. A batch group instead holds one copy of each template per
+constraint in one interpreter: the package is renamed to ``gitops_checker.<id>`` and
+``input.parameters`` becomes ``data.gitops_checker_params.<id>``, so the input is the review
+alone and is uploaded once per object, and one aggregate rule per set of matching constraints
+evaluates them together (shared library rules are then computed once).
+
+Only templates whose Rego reads the input exclusively as ``input.review`` and
+``input.parameters`` (and uses no ``with``) are batched; everything else, and every object on
+which a batch raises an error, is evaluated the plain way, so results are identical.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from checker.errors import PolicyError
+from checker.policy.engine import EvalError, PolicyEngine, Program
+from checker.policy.gatekeeper import Template
+from checker.policy.model import Policy
+
+PARAMS = "gitops_checker_params"
+_OTHER_INPUT = re.compile(r"(?<![\w.$])input\b(?!\.(?:review|parameters)\b)")
+_PARAMETERS = re.compile(r"(?<![\w.$])input\.parameters\b")
+_WITH = re.compile(r"(?<![\w.$])with\s")
+_PACKAGE = re.compile(r"^(\s*)package\s+[A-Za-z_][\w.]*", re.MULTILINE)
+MAX_SIGNATURES = 512
+
+Outcome = list[dict[str, Any]] | EvalError
+
+
+def strip_comments(source: str) -> str:
+    """Rego source without ``#`` comments (string literals are kept intact)."""
+    out: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(source):
+        ch = source[i]
+        if quote:
+            out.append(ch)
+            if ch == "\\" and quote == '"' and i + 1 < len(source):
+                out.append(source[i + 1])
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in ('"', "`"):
+            quote = ch
+            out.append(ch)
+        elif ch == "#":
+            while i < len(source) and source[i] != "\n":
+                i += 1
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def batchable(template: Template) -> bool:
+    """Whether the template can be rewritten without changing what it computes."""
+    modules = tuple(strip_comments(m) for m in (template.rego, *template.libs))
+    if any(_OTHER_INPUT.search(m) or _WITH.search(m) for m in modules):
+        return False
+    return not any(_PARAMETERS.search(lib) for lib in template.libs)
+
+
+def _lib_package(source: str) -> str:
+    match = _PACKAGE.search(source)
+    return match.group(0).split()[-1] if match else ""
+
+
+@dataclass
+class Group:
+    """Policies that share one interpreter."""
+
+    rego_v1: bool
+    libs: dict[str, str] = field(default_factory=dict)
+    members: list[int] = field(default_factory=list)
+
+    def accepts(self, template: Template) -> bool:
+        """Same Rego version, and no library package with different source."""
+        if template.rego_v1 != self.rego_v1:
+            return False
+        return all(self.libs.get(_lib_package(lib), lib) == lib for lib in template.libs)
+
+
+def plan(policies: Sequence[Policy], indexes: Sequence[int]) -> tuple[list[Group], list[int]]:
+    """Assign each policy to a batch group, or leave it to be evaluated alone."""
+    groups: list[Group] = []
+    alone: list[int] = []
+    for index in indexes:
+        template = policies[index].template
+        if not batchable(template):
+            alone.append(index)
+            continue
+        group = next((g for g in groups if g.accepts(template)), None)
+        if group is None:
+            group = Group(template.rego_v1)
+            groups.append(group)
+        for lib in template.libs:
+            group.libs[_lib_package(lib)] = lib
+        group.members.append(index)
+    return groups, alone
+
+
+class BatchRunner:
+    """One interpreter holding a group's constraints; evaluates any subset of them at once."""
+
+    def __init__(self, engine: PolicyEngine, group: Group, policies: Sequence[Policy],
+                 inventory_json: str | None) -> None:
+        self.members = group.members
+        params = {f"c{i}": policies[i].constraint.parameters for i in group.members}
+        data = '{"' + PARAMS + '":' + json.dumps(params, sort_keys=True)
+        if inventory_json is not None and any(
+                policies[i].template.uses_inventory for i in group.members):
+            data += ',"inventory":' + inventory_json
+        self.program: Program = engine.program(rego_v1=group.rego_v1, data_json=data + "}")
+        for n, lib in enumerate(sorted(group.libs.values())):
+            self.program.add_module(f"lib{n}.rego", lib)
+        for i in group.members:
+            rego = _PACKAGE.sub(rf"\1package gitops_checker.c{i}", policies[i].template.rego,
+                                count=1)
+            rego = _PARAMETERS.sub(f"data.{PARAMS}.c{i}", rego)
+            self.program.add_module(f"c{i}.rego", rego)
+        self._signatures: dict[tuple[int, ...], str] = {}
+
+    def _aggregate(self, members: tuple[int, ...]) -> str | None:
+        rule = self._signatures.get(members)
+        if rule is None:
+            if len(self._signatures) >= MAX_SIGNATURES:
+                return None
+            n = len(self._signatures)
+            body = ",\n".join(f'  "c{i}": data.gitops_checker.c{i}.violation' for i in members)
+            self.program.add_module(f"agg{n}.rego",
+                                    f"package gitops_checker_agg.s{n}\n\nr := {{\n{body}\n}}\n")
+            rule = f"data.gitops_checker_agg.s{n}.r"
+            self._signatures[members] = rule
+        return rule
+
+    def evaluate(self, review_json: str, members: tuple[int, ...]) -> dict[int, Outcome]:
+        """Violations (or an error) of each member constraint for one review."""
+        self.program.set_input('{"review":' + review_json + "}")
+        rule = self._aggregate(members)
+        value = self.program.eval_rule(rule) if rule is not None else None
+        if isinstance(value, Mapping) and all(isinstance(value.get(f"c{i}"), list)
+                                              for i in members):
+            return {i: _violations(value[f"c{i}"]) for i in members}
+        out: dict[int, Outcome] = {}
+        for i in members:  # one at a time, so that an error names its own constraint
+            single = self.program.eval_rule(f"data.gitops_checker.c{i}.violation")
+            out[i] = single if isinstance(single, EvalError) else _violations(single or [])
+        return out
+
+
+def _violations(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        return []
+    return [v if isinstance(v, dict) else {"msg": str(v)} for v in value]
+
+
+def build_runners(engine: PolicyEngine, policies: Sequence[Policy], indexes: Sequence[int],
+                  inventory_json: str | None) -> tuple[list[BatchRunner], list[int]]:
+    """Runners for every group that compiles; members of a group that does not go alone."""
+    groups, alone = plan(policies, indexes)
+    runners = []
+    for group in groups:
+        try:
+            runners.append(BatchRunner(engine, group, policies, inventory_json))
+        except PolicyError:
+            alone.extend(group.members)
+    return runners, sorted(alone)
