@@ -23,7 +23,7 @@ from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
 from checker.policy.batch import build_runners
 from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, default_engine
 from checker.policy.gatekeeper import Template
-from checker.policy.match import MatchError, is_namespace, matches
+from checker.policy.match import Matcher, MatchError, is_namespace
 from checker.policy.model import Policy
 
 RULE_EVAL_ERROR = "policy.evaluation-error"
@@ -204,11 +204,12 @@ class Evaluator:
                   for i in compiled}
         undecided: set[tuple[int, str]] = set()
         valid = sorted(compiled)
+        matchers = {i: Matcher(policies[i].constraint.match) for i in valid}
         for res in resources:
             matching: set[int] = set()
             for index in valid:
                 try:
-                    if matches(policies[index].constraint.match, res, namespaces):
+                    if matchers[index](res, namespaces):
                         matching.add(index)
                 except MatchError as err:
                     if (index, res.namespace) not in undecided:
@@ -233,8 +234,9 @@ class Evaluator:
                     outcomes[index] = compiled[index].evaluate(
                         '{"review":' + review_json + ',"parameters":' + params[index] + "}")
             for index in sorted(outcomes):
-                out[index].findings.extend(self._findings(policies[index], res,
-                                                          outcomes[index]))
+                if outcomes[index]:
+                    out[index].findings.extend(self._findings(policies[index], res,
+                                                              outcomes[index]))
         return out
 
     @staticmethod

@@ -61,52 +61,67 @@ def is_namespace(res: Resource) -> bool:
     return res.kind == "Namespace" and res.group == ""
 
 
+class Matcher:
+    """A constraint's ``spec.match``, prepared once and applied to many objects."""
+
+    __slots__ = ("excluded", "included", "kinds", "label_selector", "name", "ns_selector",
+                 "scope")
+
+    def __init__(self, match: Mapping[str, Any]) -> None:
+        kinds = []
+        for entry in match.get("kinds") or []:
+            if not isinstance(entry, Mapping):
+                continue
+            names = entry.get("kinds") or []
+            groups = entry.get("apiGroups") or []
+            kinds.append((None if not names or "*" in names else frozenset(names),
+                          None if not groups or "*" in groups else frozenset(groups)))
+        self.kinds = kinds
+        self.scope = match.get("scope")
+        self.included = [str(p) for p in match.get("namespaces") or []]
+        self.excluded = [str(p) for p in match.get("excludedNamespaces") or []]
+        self.label_selector = match.get("labelSelector")
+        self.ns_selector = match.get("namespaceSelector")
+        self.name = str(match.get("name") or "")
+
+    def __call__(self, res: Resource, namespaces: Mapping[str, Resource]) -> bool:
+        """Whether ``res`` is in scope; MatchError when that cannot be decided."""
+        if self.kinds and not any(
+            (names is None or res.kind in names) and (groups is None or res.group in groups)
+            for names, groups in self.kinds
+        ):
+            return False
+        is_ns = is_namespace(res)
+        has_namespace = bool(res.namespace)
+        if self.scope == "Cluster" and not (is_ns or not has_namespace):
+            return False
+        if self.scope == "Namespaced" and not (not is_ns and has_namespace):
+            return False
+        own_ns = res.name if is_ns else res.namespace
+        if self.included and own_ns and not any(wildcard(p, own_ns) for p in self.included):
+            return False
+        if self.excluded and own_ns and any(wildcard(p, own_ns) for p in self.excluded):
+            return False
+        if self.label_selector is not None and not selector_matches(
+                self.label_selector, _labels(res.body)):
+            return False
+        if self.ns_selector is not None:
+            if is_ns:
+                if not selector_matches(self.ns_selector, _labels(res.body)):
+                    return False
+            elif has_namespace:
+                ns = namespaces.get(res.namespace)
+                if ns is None:
+                    raise MatchError(
+                        f"namespaceSelector needs Namespace {res.namespace!r}, which is not in "
+                        "the scanned manifests"
+                    )
+                if not selector_matches(self.ns_selector, _labels(ns.body)):
+                    return False
+        return not (self.name and not wildcard(self.name, res.name))
+
+
 def matches(match: Mapping[str, Any], res: Resource,
             namespaces: Mapping[str, Resource]) -> bool:
     """Whether ``res`` is in scope of a constraint with this ``spec.match``."""
-    ns = namespaces.get(res.namespace) if res.namespace else None
-    own_ns = res.name if is_namespace(res) else res.namespace
-
-    kinds = match.get("kinds") or []
-    if kinds and not any(
-        (not k.get("kinds") or "*" in k["kinds"] or res.kind in k["kinds"])
-        and (not k.get("apiGroups") or "*" in k["apiGroups"] or res.group in k["apiGroups"])
-        for k in kinds if isinstance(k, Mapping)
-    ):
-        return False
-
-    scope = match.get("scope")
-    has_namespace = bool(res.namespace)
-    if scope == "Cluster" and not (is_namespace(res) or not has_namespace):
-        return False
-    if scope == "Namespaced" and not (not is_namespace(res) and has_namespace):
-        return False
-
-    included = match.get("namespaces") or []
-    if included and own_ns and not any(wildcard(str(p), own_ns) for p in included):
-        return False
-    excluded = match.get("excludedNamespaces") or []
-    if excluded and own_ns and any(wildcard(str(p), own_ns) for p in excluded):
-        return False
-
-    if "labelSelector" in match and match["labelSelector"] is not None and not selector_matches(
-        match["labelSelector"], _labels(res.body)
-    ):
-        return False
-
-    ns_selector = match.get("namespaceSelector")
-    if ns_selector is not None:
-        if is_namespace(res):
-            if not selector_matches(ns_selector, _labels(res.body)):
-                return False
-        elif has_namespace:
-            if ns is None:
-                raise MatchError(
-                    f"namespaceSelector needs Namespace {res.namespace!r}, which is not in the "
-                    "scanned manifests"
-                )
-            if not selector_matches(ns_selector, _labels(ns.body)):
-                return False
-
-    name = match.get("name")
-    return not (name and not wildcard(str(name), res.name))
+    return Matcher(match)(res, namespaces)
