@@ -409,6 +409,9 @@ def to_gatekeeper_exclusions(
                   and s.namespace == "*"):
                 (lkey, lvalue), = s.labels.items()
                 label_exprs.append({"key": lkey, "operator": "NotIn", "values": [lvalue]})
+            elif s.namespace == "*" and s.kind == "*" and s.name == "*" and not s.labels:
+                inexpressible.append((a, "covers every object of the cluster; remove the "
+                                         "constraint from that cluster instead"))
             else:
                 inexpressible.append((a, "Gatekeeper constraints cannot exclude objects by "
                                          "kind or name (or by several labels at once)"))
