@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,6 +77,12 @@ def load_cluster(cluster: Cluster, root: Path) -> LoadResult:
     loaded.findings.extend(cluster.problems)
     loaded.resources = [r for r in loaded.resources
                         if not r.location.path.startswith(SECURITY_TOWER_DIR + "/")]
+    if cluster.syncs:  # a sync of a parent folder reaches declared files again: once
+        unique: dict[tuple[object, ...], Resource] = {}
+        for r in loaded.resources:
+            body = json.dumps(r.body, sort_keys=True, default=str)
+            unique.setdefault((r.location, r.key, body), r)
+        loaded.resources = list(unique.values())
     return loaded
 
 
