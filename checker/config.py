@@ -178,7 +178,7 @@ def _security_tower(root: Path) -> tuple[list[_Draft], list[str]]:
                                   "required")
             spec = mapping_of(data.get("spec"))
             policies = spec.get("policies")
-            draft = _Draft(name=name, source=f"{label}:{doc.line}", packs=[NO_PACKS])
+            draft = _Draft(name=name, source=f"{label}:{doc.line}")
             if policies is not None:
                 if not isinstance(policies, dict):
                     raise ConfigError(f"{label}:{_line(doc, ['spec', 'policies'])}: "
@@ -200,6 +200,7 @@ def _security_tower(root: Path) -> tuple[list[_Draft], list[str]]:
                         raise ConfigError(f"{label}:{line}: policies folder {ppath!r} does not "
                                           "exist")
                     draft.policies = [folder_path]
+                    draft.packs = [NO_PACKS]  # only the policies Security Tower enforced
             if any(d.name == name for d in drafts):
                 raise ConfigError(f"{label}:{doc.line}: cluster {name!r} is declared twice")
             drafts.append(draft)
