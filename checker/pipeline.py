@@ -52,6 +52,13 @@ def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | 
     """
     packs = options.packs or cluster.packs or DEFAULT_PACKS
     packs = tuple(p for p in packs if p != "none")
+    if cluster.overrides:
+        catalog = catalog or load_catalog()
+        for pid in sorted(cluster.overrides):
+            if pid not in catalog.policies:
+                where = cluster.override_sources.get(pid) or cluster.source
+                raise ConfigError(f"{where}: invalid config: unknown policy id {pid!r} in "
+                                  f"overrides (known: {', '.join(sorted(catalog.policies))})")
     policies: list[Policy] = []
     errors: list[str] = []
     if packs:

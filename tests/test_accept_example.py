@@ -240,7 +240,7 @@ def test_unknown_override_policy_names_the_cluster(tmp_path: Path) -> None:
                                                  "      no-such-policy:\n        severity"))
     result = CliRunner().invoke(cli, ["scan", str(root), "--root", str(root)])
     assert result.exit_code == 2
-    assert ".gitops-checker.yaml:7: invalid config: unknown policy id 'no-such-policy'" in (
+    assert ".gitops-checker.yaml:11: invalid config: unknown policy id 'no-such-policy'" in (
         result.output)
 
 
