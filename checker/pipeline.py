@@ -110,11 +110,14 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
     rules: dict[str, Rule] = {}
     packs: dict[str, None] = {}
     loads: dict[tuple[object, ...], LoadResult] = {}
+    seen_input: set[Finding] = set()
     for cluster in config.clusters:
         policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)
         errors += problems
         packs.update(dict.fromkeys(cluster_packs))
-        cache_key = (cluster.declared_paths, cluster.syncs, cluster.problems)
+        cache_key = (cluster.declared_paths, cluster.problems, tuple(
+            (s.path, s.target_namespace, tuple(sorted(s.substitute.items())))
+            for s in cluster.syncs))
         if cache_key not in loads:
             loads[cache_key] = load_cluster(cluster, options.root)
         loaded = loads[cache_key]
@@ -122,10 +125,11 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         tagged = [replace(r, cluster=cluster.name) for r in loaded.resources]
         evaluation = Evaluator(policies, operation=options.operation).run(tagged)
         resources += tagged
-        findings += [*loaded.findings, *evaluation.findings]
+        findings += [f for f in loaded.findings if f not in seen_input]
+        seen_input.update(loaded.findings)  # input findings of shared paths, once
+        findings += evaluation.findings
         errors += evaluation.errors
         rules.update({p.rule.id: p.rule for p in policies})
-    findings = list(dict.fromkeys(findings))  # input findings of shared paths, once
     acceptances, problems_found = accept.load_acceptances(config.acceptances.paths, options.root)
     outcome = accept.apply(findings, resources, acceptances, today,
                            inline=config.acceptances.inline,
