@@ -247,3 +247,12 @@ def test_unknown_override_policy_names_the_cluster(tmp_path: Path) -> None:
 def test_output_is_deterministic() -> None:
     first = run("--format", "json").output
     assert first == run("--format", "json").output
+
+
+def test_repository_without_config_is_one_unnamed_cluster() -> None:
+    repo = REPO / "examples" / "gitops-repo"
+    report = scan(ScanOptions(paths=(repo,), root=repo, policies=(repo / "policies",)))
+    assert report.clusters == () and report.group_by == "pack"
+    assert {f.cluster for f in report.findings} == {""}
+    assert not [f for f in report.findings if f.category == "acceptance"]
+    assert len(json.loads(RENDERERS["sarif"](report))["runs"]) == 1
