@@ -1,0 +1,137 @@
+"""Click commands ``images``, ``compliance`` and ``audit``: parse flags, run, write, exit."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from checker.cli import FAIL_ON, fail, parse_fail_on
+from checker.errors import CheckerError, ConfigError
+from checker.inventory.images import Scope
+from checker.model import Severity
+from checker.report import RENDERERS
+
+
+def parse_clusters(values: tuple[str, ...]) -> list[Scope]:
+    """``NAME=PATH`` or ``NAME/ENVIRONMENT=PATH`` options, in order; a name may repeat."""
+    order: dict[str, tuple[str, list[Path]]] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"expected NAME=PATH or NAME/ENVIRONMENT=PATH, got {value!r}",
+                                     param_hint="--cluster")
+        name, _, environment = name.partition("/")
+        env, paths = order.setdefault(name, (environment or name, []))
+        if environment and environment != env:
+            raise click.BadParameter(f"cluster {name!r} given two environments",
+                                     param_hint="--cluster")
+        paths.append(Path(path))
+    return [Scope(n, e, tuple(p)) for n, (e, p) in order.items()]
+
+
+def config_scopes(root: Path, config_file: Path | None) -> list[Scope]:
+    """Clusters of the repository configuration (``checker.config``), if it is available."""
+    try:
+        from checker import config as config_module  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        raise ConfigError("repository configuration is not supported by this build; "
+                          "use --cluster NAME=PATH") from None
+    cfg = config_module.load_config(root, config_file)
+    return [Scope(c.name, c.environment, tuple(c.paths)) for c in cfg.clusters]
+
+
+def _scopes(paths: tuple[Path, ...], clusters: tuple[str, ...], root: Path,
+            config_file: Path | None, use_config: bool) -> list[Scope]:
+    if clusters and (paths or use_config):
+        raise click.UsageError("give either PATHS, --cluster or --config, not several")
+    if clusters:
+        return parse_clusters(clusters)
+    if use_config:
+        return config_scopes(root, config_file)
+    return [Scope("", "", paths or (Path("."),))]
+
+
+def _parse_snapshots(values: tuple[str, ...], scopes: list[Scope]) -> dict[str, Path]:
+    names = [s.name for s in scopes]
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if sep and name in names:
+            out[name] = Path(path)
+        elif len(scopes) == 1 and not sep:
+            out[names[0]] = Path(value)
+        else:
+            raise click.BadParameter(
+                f"{value!r}: use CLUSTER=FILE naming one of: {', '.join(names) or '(none)'}"
+                if len(scopes) > 1 or sep else f"{value!r}", param_hint="--snapshot")
+    return out
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--cluster", "clusters", multiple=True, metavar="NAME[/ENV]=PATH",
+              help="A cluster and one of its manifest paths (repeatable).")
+@click.option("--config", "use_config", is_flag=True,
+              help="Take clusters and environments from the repository configuration.")
+@click.option("--config-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Configuration file (default: found under --root).")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              help="Repository root that reported paths are relative to.")
+@click.option("--snapshot", "snapshots", multiple=True, metavar="[CLUSTER=]FILE",
+              help="Live objects (multi-document YAML or kind: List) to show what runs.")
+@click.option("--allowed-registry", "allowlist", multiple=True, metavar="HOST[/PATH]",
+              help="Registry (optionally with a repository prefix or glob) images may come "
+                   "from (repeatable). Without it, every registry is allowed.")
+@click.option("--registry", "registries", multiple=True, metavar="HOST",
+              help="Registry whose tags/list is read to find newer tags (repeatable). "
+                   "Credentials: GITOPS_CHECKER_REGISTRY_TOKEN or _USERNAME/_PASSWORD.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "csv"]),
+              default="text", show_default=True, help="Format written to standard output.")
+@click.option("--sarif", "sarif_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the flags as SARIF findings to this file.")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the flags as JUnit XML to this file.")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="never", show_default=True,
+              help="Lowest flag severity that makes the exit code 1.")
+def images(paths: tuple[Path, ...], clusters: tuple[str, ...], use_config: bool,
+           config_file: Path | None, root: Path, snapshots: tuple[str, ...],
+           allowlist: tuple[str, ...], registries: tuple[str, ...], fmt: str,
+           sarif_file: Path | None, junit_file: Path | None, fail_on: str) -> None:
+    """List every container image per cluster and environment, and flag risky ones.
+
+    Exit codes: 0 done (and nothing at or above --fail-on), 1 flags at or above --fail-on,
+    2 usage or tool error (including a registry that could not be read).
+    """
+    from checker.inventory.images import findings
+    from checker.inventory.registry import Credentials
+    from checker.inventory.render_images import IMAGE_RENDERERS
+    from checker.inventory.run import ImageOptions, inventory, inventory_report
+
+    try:
+        scopes = _scopes(paths, clusters, root, config_file, use_config)
+        options = ImageOptions(
+            scopes=tuple(scopes), root=root, snapshots=_parse_snapshots(snapshots, scopes),
+            allowlist=allowlist, registries=registries,
+            credentials=Credentials.from_env(os.environ),
+        )
+        inv = inventory(options)
+    except CheckerError as err:
+        fail(str(err))
+    report = inventory_report(inv)
+    for name, path in (("sarif", sarif_file), ("junit", junit_file)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(RENDERERS[name](report), encoding="utf-8")
+    click.echo(IMAGE_RENDERERS[fmt](inv), nl=False)
+    for problem in inv.errors:
+        click.echo(f"gitops-checker: error: {problem}", err=True)
+    if inv.errors:
+        sys.exit(2)
+    threshold = parse_fail_on(fail_on)
+    unreadable = any(f.category == "input" and f.severity is Severity.ERROR
+                     for f in inv.input_findings)
+    flagged = threshold is not None and any(f.severity >= threshold for f in findings(inv))
+    sys.exit(1 if unreadable or flagged else 0)
