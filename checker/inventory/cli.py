@@ -135,3 +135,83 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], use_config: bool,
                      for f in inv.input_findings)
     flagged = threshold is not None and any(f.severity >= threshold for f in findings(inv))
     sys.exit(1 if unreadable or flagged else 0)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=".",
+              help="The git repository (default: the current directory).")
+@click.option("--rev", "revision", default="HEAD", show_default=True,
+              help="Revision or range whose history is read, e.g. main or v1.2..HEAD.")
+@click.option("--first-parent", is_flag=True,
+              help="Follow first parents only and attribute merged changes to merge commits.")
+@click.option("--kind", "kinds", multiple=True, help="Keep only this kind (repeatable).")
+@click.option("--namespace", "namespaces", multiple=True, help="Keep only this namespace.")
+@click.option("--name", "names", multiple=True, help="Keep only names matching this glob.")
+@click.option("--change", "changes", multiple=True,
+              type=click.Choice(["added", "modified", "removed"]),
+              help="Keep only this change type (repeatable).")
+@click.option("--author", "authors", multiple=True,
+              help="Keep only commits whose author name or e-mail contains this text.")
+@click.option("--since", default="", help="Only commits after this date (git's --since).")
+@click.option("--until", default="", help="Only commits before this date (git's --until).")
+@click.option("--base", default="", metavar="REF",
+              help="Guardrails: the last trusted commit; checks that HEAD still contains it.")
+@click.option("--head", default="HEAD", show_default=True, metavar="REF",
+              help="Guardrails: the commit under review.")
+@click.option("--require-signed", is_flag=True,
+              help="Guardrail: every commit in BASE..HEAD must carry a good signature.")
+@click.option("--require-codeowners", is_flag=True,
+              help="Guardrail: every manifest file at HEAD must have a CODEOWNERS owner.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown",
+              show_default=True, help="Format written to standard output.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of standard output.")
+def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool,
+          kinds: tuple[str, ...], namespaces: tuple[str, ...], names: tuple[str, ...],
+          changes: tuple[str, ...], authors: tuple[str, ...], since: str, until: str,
+          base: str, head: str, require_signed: bool, require_codeowners: bool, fmt: str,
+          output: Path | None) -> None:
+    """Who changed which Kubernetes object when, from the git history of PATHS.
+
+    Exit codes: 0 done, 1 a required guardrail is violated (unsigned commits, rewritten
+    history, manifests without code owner), 2 usage or git error.
+    """
+    from dataclasses import replace
+
+    from checker.inventory.audit import AuditFilter, AuditOptions
+    from checker.inventory.audit import audit as run_audit
+    from checker.inventory.git import Git
+    from checker.inventory.guardrails import codeowners_check, history_check, unsigned_commits
+    from checker.inventory.render_audit import AUDIT_RENDERERS, guardrail_failures
+
+    options = AuditOptions(
+        repo=repo, paths=paths, revision=revision, first_parent=first_parent,
+        filters=AuditFilter(kinds, namespaces, names, changes, authors, since, until),
+    )
+    try:
+        with Git(repo) as git:
+            trail = run_audit(options, git)
+            guardrails: dict[str, object] = {}
+            if base:
+                guardrails["history"] = history_check(git, base, head)
+            if require_signed or base:
+                guardrails["signatures"] = {
+                    "required": require_signed, "range": f"{base}..{head}" if base else head,
+                    "unsigned": unsigned_commits(git, base, head)}
+            if require_codeowners:
+                result = codeowners_check(git, head, list(trail.paths))
+                guardrails["codeowners"] = {"required": True, **result}
+    except CheckerError as err:
+        fail(str(err))
+    trail = replace(trail, guardrails=guardrails)
+    text = AUDIT_RENDERERS[fmt](trail)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+    failures = guardrail_failures(trail)
+    for failure in failures:
+        click.echo(f"gitops-checker: guardrail: {failure}", err=True)
+    sys.exit(1 if failures else 0)
