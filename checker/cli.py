@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,17 @@ def parse_fail_on(value: str) -> Severity | None:
     return None if value == "never" else Severity.parse(value)
 
 
+def parse_today(value: str | None) -> dt.date | None:
+    """``--today YYYY-MM-DD``; a bad date is a usage error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)",
+                                 param_hint="'--today'") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gitops-checker")
 def cli() -> None:
@@ -74,11 +86,22 @@ def cli() -> None:
 @click.option("--link-base", default="", metavar="URL",
               help="Prefix for file links in Markdown, e.g. https://github.com/o/r/blob/SHA")
 @click.option("--sarif-category", default="", help="SARIF automationDetails category.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Repository config file (default: ROOT/.gitops-checker.yaml if present).")
+@click.option("--today", "today", metavar="YYYY-MM-DD", default=None,
+              help="Date that risk acceptances expire against (default: today's date).")
+@click.option("--group-by", type=click.Choice(["cluster", "pack"]), default=None,
+              help="Group reports per cluster or per pack (default: per cluster when several "
+                   "clusters are configured).")
+@click.option("--sarif-accepted", "sarif_accepted", type=click.Path(dir_okay=False,
+              path_type=Path), help="Also write accepted findings, with SARIF suppressions, "
+                                    "to this separate file (never upload it with the main one).")
 @output_options
 def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
          fail_on: str, root: Path, link_base: str, sarif_category: str, fmt: str,
          sarif_file: Path | None, junit_file: Path | None, markdown_file: Path | None,
-         json_file: Path | None) -> None:
+         json_file: Path | None, config_file: Path | None = None, today: str | None = None,
+         group_by: str | None = None, sarif_accepted: Path | None = None) -> None:
     """Check manifests under PATHS (default: .) against Gatekeeper policies."""
     from checker.pipeline import exit_code
     from checker.pipeline import scan as run_scan
@@ -86,6 +109,7 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
     options = ScanOptions(
         paths=paths or (Path("."),), root=root, packs=packs, policies=policies,
         fail_on=parse_fail_on(fail_on), link_base=link_base, sarif_category=sarif_category,
+        config_file=config_file, today=parse_today(today), group_by=group_by or "",
     )
     try:
         report = run_scan(options)
@@ -93,6 +117,11 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
         fail(str(err))
     write_outputs(report, fmt, {"sarif": sarif_file, "junit": junit_file,
                                 "markdown": markdown_file, "json": json_file})
+    if sarif_accepted is not None:
+        from checker.report.sarif import render_accepted
+
+        sarif_accepted.parent.mkdir(parents=True, exist_ok=True)
+        sarif_accepted.write_text(render_accepted(report), encoding="utf-8")
     for problem in report.errors:
         click.echo(f"gitops-checker: error: {problem}", err=True)
     sys.exit(exit_code(report, options.fail_on))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,3 +22,6 @@ class ScanOptions:
     sarif_category: str = ""
     operation: str = "CREATE"
     outputs: dict[str, Path] = field(default_factory=dict)
+    config_file: Path | None = None  # default: <root>/.gitops-checker.yaml if it exists
+    today: dt.date | None = None     # the date acceptances expire against (default: today)
+    group_by: str = ""               # "cluster", "pack" or "" (from the config / the clusters)

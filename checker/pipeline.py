@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from checker import __version__
-from checker.load import load_paths
-from checker.model import Finding, Report, Rule, Severity
+import datetime as dt
+from dataclasses import replace
+from pathlib import Path
+
+from checker import __version__, accept
+from checker.config import SECURITY_TOWER_DIR, Cluster, Config, load_config
+from checker.errors import ConfigError
+from checker.load import LoadResult, load_paths
+from checker.load import flux as flux_load
+from checker.model import Finding, Report, Resource, Rule, Severity
 from checker.options import ScanOptions
 from checker.policy.evaluate import Evaluator
 from checker.policy.model import Policy
 from checker.policy.packs import (
     DEFAULT_PACKS,
+    Catalog,
     load_catalog,
     load_repository_policies,
     pack_policies,
@@ -35,26 +43,98 @@ def select_policies(options: ScanOptions) -> tuple[list[Policy], list[str], tupl
     return policies, errors, tuple(packs)
 
 
-def scan(options: ScanOptions) -> Report:
-    """Run a scan and return the report (no I/O beyond reading the inputs)."""
-    policies, errors, packs = select_policies(options)
-    loaded = load_paths(options.paths, options.root)
-    evaluation = Evaluator(policies, operation=options.operation).run(loaded.resources)
-    findings = [*loaded.findings, *evaluation.findings]
-    rules: dict[str, Rule] = {p.rule.id: p.rule for p in policies}
+def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | None,
+                     ) -> tuple[list[Policy], list[str], tuple[str, ...]]:
+    """Policies of one cluster: its packs and overrides, its policy folders, plus the flags.
+
+    ``--pack`` replaces the cluster's packs; ``--policies`` adds to its folders.
+    """
+    packs = options.packs or cluster.packs or DEFAULT_PACKS
+    packs = tuple(p for p in packs if p != "none")
+    policies: list[Policy] = []
+    errors: list[str] = []
+    if packs:
+        try:
+            policies += pack_policies(catalog or load_catalog(), packs, cluster.overrides)
+        except ConfigError as err:
+            where = f"{cluster.source}: " if cluster.source else ""
+            raise ConfigError(f"{where}{err}") from err
+    for folder in dict.fromkeys([*cluster.policies, *options.policies]):
+        found, problems = load_repository_policies(folder, options.root)
+        policies += found
+        errors += problems
+    return policies, errors, packs
+
+
+def load_cluster(cluster: Cluster, root: Path) -> LoadResult:
+    """The desired state of one cluster: its declared paths, then each followed Flux sync."""
+    loaded = load_paths(cluster.declared_paths, root)
+    for sync in cluster.syncs:
+        part = load_paths([sync.path], root)
+        part.resources = flux_load.apply(part.resources, sync)
+        loaded.extend(part)
+    loaded.findings.extend(cluster.problems)
+    loaded.resources = [r for r in loaded.resources
+                        if not r.location.path.startswith(SECURITY_TOWER_DIR + "/")]
+    return loaded
+
+
+def scan(options: ScanOptions, config: Config | None = None) -> Report:
+    """Run a scan and return the report (no I/O beyond reading the inputs).
+
+    config -> load -> evaluate (per cluster) -> accept -> Report. The date acceptances expire
+    against is read here, once, unless ``options.today`` fixes it.
+    """
+    config = config or load_config(options.root, options.config_file, options.paths)
+    today = options.today or dt.date.today()
+    catalog = load_catalog() if (options.packs or any(
+        c.packs != ("none",) for c in config.clusters)) else None
+    findings: list[Finding] = []
+    resources: list[Resource] = []
+    files: set[str] = set()
+    errors: list[str] = []
+    rules: dict[str, Rule] = {}
+    packs: dict[str, None] = {}
+    loads: dict[tuple[object, ...], LoadResult] = {}
+    for cluster in config.clusters:
+        policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)
+        errors += problems
+        packs.update(dict.fromkeys(cluster_packs))
+        cache_key = (cluster.declared_paths, cluster.syncs, cluster.problems)
+        if cache_key not in loads:
+            loads[cache_key] = load_cluster(cluster, options.root)
+        loaded = loads[cache_key]
+        files |= loaded.files
+        tagged = [replace(r, cluster=cluster.name) for r in loaded.resources]
+        evaluation = Evaluator(policies, operation=options.operation).run(tagged)
+        resources += tagged
+        findings += [*loaded.findings, *evaluation.findings]
+        errors += evaluation.errors
+        rules.update({p.rule.id: p.rule for p in policies})
+    findings = list(dict.fromkeys(findings))  # input findings of shared paths, once
+    acceptances, problems_found = accept.load_acceptances(config.acceptances.paths, options.root)
+    outcome = accept.apply(findings, resources, acceptances, today,
+                           inline=config.acceptances.inline,
+                           warn_days=config.acceptances.warn_days)
+    findings = [*outcome.findings, *problems_found, *outcome.problems]
     for f in findings:
         if f.rule_id not in rules and f.rule_id in BUILTIN_RULES:
             rules[f.rule_id] = BUILTIN_RULES[f.rule_id]
+    clusters = tuple(c.name for c in config.clusters if c.name)
+    group_by = options.group_by or config.group_by or ("cluster" if len(clusters) > 1
+                                                       else "pack")
     return Report(
         findings=tuple(sorted(findings, key=Finding.sort_key)),
         rules=dict(sorted(rules.items())),
-        resources_checked=len(loaded.resources),
-        files_checked=len(loaded.files),
-        packs=packs,
+        resources_checked=len(resources),
+        files_checked=len(files),
+        packs=tuple(packs),
+        clusters=clusters,
         tool_version=__version__,
-        errors=tuple(dict.fromkeys([*errors, *evaluation.errors])),
+        errors=tuple(dict.fromkeys(errors)),
         link_base=options.link_base,
         sarif_category=options.sarif_category,
+        group_by=group_by,
     )
 
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from checker.accept import (
+    RULE_EXPIRED,
+    RULE_EXPIRING,
+    RULE_INLINE_IGNORED,
+    RULE_INVALID,
+    RULE_STALE,
+)
 from checker.load.objects import (
     RULE_EMPTY,
     RULE_KUSTOMIZE,
@@ -40,6 +47,25 @@ BUILTIN_RULES: dict[str, Rule] = {
              "A constraint's namespaceSelector needs a Namespace that is not among the scanned "
              "manifests, so the constraint was not evaluated for that namespace.",
              "Add the Namespace manifest to the scanned paths."),
+        Rule(RULE_EXPIRED, "Risk acceptance expired", Severity.ERROR,
+             "A risk acceptance is past its expiry date. It no longer accepts anything: the "
+             "findings it covered count again, and the check fails until its owner acts.",
+             "Fix the findings, or renew the acceptance with a new expiry date and approval."),
+        Rule(RULE_EXPIRING, "Risk acceptance expires soon", Severity.WARNING,
+             "A risk acceptance expires within the warning window (acceptances.warnDays, "
+             "14 days by default).",
+             "Plan the fix, or have the acceptance renewed before it expires."),
+        Rule(RULE_STALE, "Stale risk acceptance", Severity.WARNING,
+             "A risk acceptance matches no finding: the risk is gone, or the acceptance names "
+             "the wrong policy or resource. Stale acceptances hide future findings.",
+             "Remove the acceptance, or correct its policy and resources."),
+        Rule(RULE_INVALID, "Invalid risk acceptance", Severity.ERROR,
+             "An acceptance file cannot be read or does not follow the acceptance schema; its "
+             "acceptances were not applied.", "Fix the file at the reported line."),
+        Rule(RULE_INLINE_IGNORED, "Inline acceptance ignored", Severity.WARNING,
+             "The repository accepts risks only in acceptance files (acceptances: files-only), "
+             "so this annotation accepts nothing.",
+             "Move the acceptance into an acceptance file and remove the annotation."),
     )
 }
 

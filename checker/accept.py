@@ -1,0 +1,422 @@
+"""Risk acceptances: justified, owned, expiring exceptions to a policy.
+
+Two sources:
+
+* acceptance files in the repository (``.gitops-checker/acceptances/*.yaml`` by default, so
+  CODEOWNERS can guard them), validated with ``checker/schemas/risk-acceptance.schema.json``;
+* annotations on the object, its pod template or its Namespace:
+  ``securitytower.io/policy.exclusion.<lower-cased constraint kind>: "<reason>"`` (the form
+  Syncier Security Tower users already have) and ``gitops-checker.io/accept.<policy>: "<reason>"``
+  (``<policy>`` is a rule id or a lower-cased constraint kind), with optional
+  ``gitops-checker.io/accept-owner`` and ``gitops-checker.io/accept-expires`` on the same object.
+
+Acceptances only take findings out of the failing set; the findings stay in the report with a
+``Suppression``. An expired acceptance suppresses nothing and fails the check naming its owner;
+one expiring within the warning window warns; one that matches no finding is stale. The date
+is passed in (``today``): nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from checker.load.objects import YAML_SUFFIXES, read_documents, relpath
+from checker.load.yamlfile import Document
+from checker.model import Finding, Resource, Severity, SourceLocation, Suppression
+
+RULE_EXPIRED = "acceptance.expired"
+RULE_EXPIRING = "acceptance.expiring"
+RULE_STALE = "acceptance.stale"
+RULE_INVALID = "acceptance.invalid"
+RULE_INLINE_IGNORED = "acceptance.inline-ignored"
+
+ST_PREFIX = "securitytower.io/policy.exclusion."
+OWN_PREFIX = "gitops-checker.io/accept."
+OWN_OWNER = "gitops-checker.io/accept-owner"
+OWN_EXPIRES = "gitops-checker.io/accept-expires"
+# Findings that describe a broken tool or policy, not a risk: never accepted.
+NOT_ACCEPTABLE = frozenset({"policy.evaluation-error", "policy.invalid", "policy.match-undecided"})
+ACCEPTABLE_CATEGORIES = frozenset({"policy", "drift"})
+_GK_GLOB = re.compile(r"^\*?[^*?\[\]]*\*?$")
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which resources an acceptance covers; each field is a glob, ``*`` by default."""
+
+    cluster: str = "*"
+    namespace: str = "*"
+    kind: str = "*"
+    name: str = "*"
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def matches(self, cluster: str, res: Resource) -> bool:
+        """Whether the resource (in this cluster) is covered."""
+        own_ns = res.name if res.kind == "Namespace" and res.group == "" else res.namespace
+        if not (fnmatchcase(cluster, self.cluster) and fnmatchcase(own_ns, self.namespace)
+                and fnmatchcase(res.kind, self.kind) and fnmatchcase(res.name, self.name)):
+            return False
+        if self.labels:
+            meta = res.body.get("metadata")
+            labels = meta.get("labels") if isinstance(meta, dict) else None
+            labels = labels if isinstance(labels, dict) else {}
+            return all(str(labels.get(k)) == v for k, v in self.labels.items())
+        return True
+
+    @property
+    def namespace_only(self) -> bool:
+        """Covers whole namespaces (kind, name and labels left open)."""
+        return self.kind == "*" and self.name == "*" and not self.labels and self.namespace != "*"
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """One accepted risk."""
+
+    id: str
+    policy: str
+    selectors: tuple[Selector, ...]
+    justification: str
+    owner: str
+    expires: dt.date | None
+    location: SourceLocation
+    approver: str = ""
+    ticket: str = ""
+    kind: str = "file"             # "file" or "annotation"
+
+    def covers_policy(self, finding: Finding) -> bool:
+        """Whether the finding's policy is the accepted one (rule id, constraint or its kind)."""
+        constraint = str(finding.details.get("constraint", ""))
+        ckind, _, cname = constraint.partition("/")
+        if self.kind == "annotation":
+            wanted = self.policy.lower()
+            return wanted in (finding.rule_id.lower(), ckind.lower())
+        return any(fnmatchcase(candidate, self.policy) for candidate in
+                   (finding.rule_id, constraint, ckind, cname) if candidate)
+
+    def suppression(self) -> Suppression:
+        """The Suppression attached to the findings this acceptance covers."""
+        extra = ", ".join(x for x in (f"approved by {self.approver}" if self.approver else "",
+                                      f"ticket {self.ticket}" if self.ticket else "") if x)
+        return Suppression(
+            kind=self.kind,
+            justification=self.justification + (f" ({extra})" if extra else ""),
+            owner=self.owner,
+            expires=self.expires.isoformat() if self.expires else "",
+            source=f"{self.location.path}:{self.location.line} ({self.id})",
+        )
+
+
+@dataclass
+class Outcome:
+    """Findings after acceptances, plus the findings about the acceptances themselves."""
+
+    findings: list[Finding] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)
+
+
+def acceptance_schema() -> dict[str, Any]:
+    """The shipped JSON Schema of acceptance files."""
+    text = importlib_resources.files("checker").joinpath(
+        "schemas/risk-acceptance.schema.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def _problem(rule: str, severity: Severity, message: str, location: SourceLocation,
+             **details: Any) -> Finding:
+    return Finding(rule_id=rule, category="acceptance", severity=severity, message=message,
+                   location=location, details=details)
+
+
+def _line(doc: Document, path: Sequence[Any]) -> int:
+    key = tuple(path)
+    for end in range(len(key), -1, -1):
+        span = doc.spans.get(key[:end])
+        if span is not None:
+            return span[0]
+    return doc.line
+
+
+def _files(paths: Iterable[Path]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            out.append(path)
+        elif path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in YAML_SUFFIXES)
+    return list(dict.fromkeys(out))
+
+
+def load_acceptances(paths: Iterable[Path], root: Path) -> tuple[list[Acceptance], list[Finding]]:
+    """Read acceptance files; an invalid file or entry is an error finding, the rest still load."""
+    validator = jsonschema.Draft7Validator(acceptance_schema())
+    out: list[Acceptance] = []
+    problems: list[Finding] = []
+    seen: dict[str, SourceLocation] = {}
+    for file in _files(paths):
+        rel = relpath(file, root)
+        docs, findings = read_documents(file, rel)
+        for f in findings:
+            problems.append(_problem(RULE_INVALID, Severity.ERROR,
+                                     f"acceptance file cannot be read: {f.message}", f.location))
+        for doc in docs:
+            errors = sorted(validator.iter_errors(doc.data),
+                            key=lambda e: _line(doc, list(e.absolute_path)))
+            if errors:
+                err = errors[0]
+                where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+                problems.append(_problem(
+                    RULE_INVALID, Severity.ERROR, f"invalid acceptance at {where}: {err.message}",
+                    SourceLocation(rel, _line(doc, list(err.absolute_path)))))
+                continue
+            for index, entry in enumerate(doc.data["acceptances"]):
+                loc = SourceLocation(rel, _line(doc, ["acceptances", index]))
+                try:
+                    expires = dt.date.fromisoformat(entry["expires"])
+                except ValueError:
+                    problems.append(_problem(RULE_INVALID, Severity.ERROR,
+                                             f"acceptance {entry['id']}: expires "
+                                             f"{entry['expires']!r} is not a date (YYYY-MM-DD)",
+                                             SourceLocation(rel, _line(
+                                                 doc, ["acceptances", index, "expires"]))))
+                    continue
+                if entry["id"] in seen:
+                    problems.append(_problem(RULE_INVALID, Severity.ERROR,
+                                             f"acceptance id {entry['id']!r} is already used at "
+                                             f"{seen[entry['id']]}", loc))
+                    continue
+                seen[entry["id"]] = loc
+                selectors = tuple(Selector(
+                    cluster=str(s.get("cluster", "*")), namespace=str(s.get("namespace", "*")),
+                    kind=str(s.get("kind", "*")), name=str(s.get("name", "*")),
+                    labels={str(k): str(v) for k, v in (s.get("labels") or {}).items()},
+                ) for s in entry["resources"])
+                out.append(Acceptance(
+                    id=entry["id"], policy=entry["policy"], selectors=selectors,
+                    justification=" ".join(entry["justification"].split()),
+                    owner=entry["owner"], expires=expires, location=loc,
+                    approver=entry.get("approver", ""), ticket=entry.get("ticket", ""),
+                ))
+    return out, problems
+
+
+def _annotations(body: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, str]:
+    node: Any = body
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return {str(k): str(v) for k, v in node.items()} if isinstance(node, dict) else {}
+
+
+_TEMPLATE_PATHS: tuple[tuple[str, ...], ...] = (
+    ("metadata", "annotations"),
+    ("spec", "template", "metadata", "annotations"),
+    ("spec", "jobTemplate", "spec", "template", "metadata", "annotations"),
+)
+
+
+def inline_acceptances(cluster: str, res: Resource,
+                       namespaces: Mapping[str, Resource]) -> list[Acceptance]:
+    """Annotation acceptances for ``res``: its own, its pod template's and its Namespace's."""
+    found: list[Acceptance] = []
+    sources: list[tuple[Resource, tuple[str, ...]]] = [(res, p) for p in _TEMPLATE_PATHS]
+    ns = namespaces.get(res.namespace) if res.namespace else None
+    if ns is not None:
+        sources.append((ns, ("metadata", "annotations")))
+    for holder, path in sources:
+        annotations = _annotations(holder.body, path)
+        owner = annotations.get(OWN_OWNER, "")
+        expires: dt.date | None = None
+        try:
+            expires = dt.date.fromisoformat(annotations[OWN_EXPIRES]) \
+                if OWN_EXPIRES in annotations else None
+        except ValueError:
+            expires = None
+        for key, reason in sorted(annotations.items()):
+            if key.startswith(ST_PREFIX):
+                policy = key[len(ST_PREFIX):]
+            elif key.startswith(OWN_PREFIX):
+                policy = key[len(OWN_PREFIX):]
+            else:
+                continue
+            loc = holder.locate((*path, key))
+            found.append(Acceptance(
+                id=key, policy=policy,
+                selectors=(Selector(cluster=cluster, namespace=res.namespace or "",
+                                    kind=res.kind, name=res.name),),
+                justification=" ".join(reason.split()) or "(no reason given)", owner=owner,
+                expires=expires, location=loc, kind="annotation",
+            ))
+    return found
+
+
+def _display_index(resources: Iterable[Resource]) -> dict[tuple[str, str], Resource]:
+    return {(r.cluster, r.display): r for r in resources}
+
+
+def apply(findings: Sequence[Finding], resources: Sequence[Resource],
+          acceptances: Sequence[Acceptance], today: dt.date, *, inline: bool = True,
+          warn_days: int = 14) -> Outcome:
+    """Mark accepted findings, and report expired, expiring, stale and ignored acceptances.
+
+    ``resources`` carry their ``cluster``; a finding is tied to its resource by cluster and
+    ``Resource.display``. File acceptances win over annotations; the first that matches is used.
+    """
+    outcome = Outcome()
+    index = _display_index(resources)
+    namespaces: dict[str, dict[str, Resource]] = {}
+    for r in resources:
+        if r.kind == "Namespace" and r.group == "":
+            namespaces.setdefault(r.cluster, {})[r.name] = r
+    used: set[tuple[str, int, str]] = set()
+    annotation_seen: dict[tuple[str, int, str], Acceptance] = {}
+    inline_cache: dict[tuple[str, str], list[Acceptance]] = {}
+
+    def key(a: Acceptance) -> tuple[str, int, str]:
+        return (a.location.path, a.location.line, a.id)
+
+    def expired(a: Acceptance) -> bool:
+        return a.expires is not None and a.expires < today
+
+    for finding in findings:
+        res = index.get((finding.cluster, finding.resource)) if finding.resource else None
+        if (res is None or finding.category not in ACCEPTABLE_CATEGORIES
+                or finding.rule_id in NOT_ACCEPTABLE or finding.suppression is not None):
+            outcome.findings.append(finding)
+            continue
+        candidates = [a for a in acceptances if a.covers_policy(finding)
+                      and any(s.matches(finding.cluster, res) for s in a.selectors)]
+        cache_key = (finding.cluster, res.key)
+        if cache_key not in inline_cache:
+            inline_cache[cache_key] = inline_acceptances(
+                finding.cluster, res, namespaces.get(finding.cluster, {}))
+        for a in inline_cache[cache_key]:
+            annotation_seen.setdefault(key(a), a)
+            if a.covers_policy(finding):
+                if inline:
+                    candidates.append(a)
+                else:
+                    used.add(key(a))
+        chosen = None
+        for a in candidates:
+            used.add(key(a))
+            if chosen is None and not expired(a):
+                chosen = a
+        if chosen is not None and (inline or chosen.kind == "file"):
+            finding = replace(finding, suppression=chosen.suppression())
+        outcome.findings.append(finding)
+
+    # Annotations that no finding reached are found by walking every resource once.
+    for r in resources:
+        ck = (r.cluster, r.key)
+        if ck not in inline_cache:
+            inline_cache[ck] = inline_acceptances(r.cluster, r, {})
+        for a in inline_cache[ck]:
+            annotation_seen.setdefault(key(a), a)
+
+    for a in acceptances:
+        outcome.problems += _lifecycle(a, today, warn_days, key(a) in used)
+    for k, a in sorted(annotation_seen.items()):
+        if not inline:
+            outcome.problems.append(_problem(
+                RULE_INLINE_IGNORED, Severity.WARNING,
+                f"annotation {a.id} is ignored: this repository accepts risks only in "
+                "acceptance files (acceptances: files-only)", a.location, acceptance=a.id))
+            continue
+        outcome.problems += _lifecycle(a, today, warn_days, k in used)
+    return outcome
+
+
+def _lifecycle(a: Acceptance, today: dt.date, warn_days: int, used: bool) -> list[Finding]:
+    what = f"acceptance {a.id}" if a.kind == "file" else f"annotation {a.id}"
+    owner = a.owner or "unknown owner"
+    details = {"acceptance": a.id, "policy": a.policy, "owner": a.owner,
+               "expires": a.expires.isoformat() if a.expires else ""}
+    if a.expires is not None and a.expires < today:
+        return [_problem(RULE_EXPIRED, Severity.ERROR,
+                         f"{what} for policy {a.policy} expired on {a.expires.isoformat()} "
+                         f"(owner: {owner}); renew it or fix the findings it covered",
+                         a.location, **details)]
+    out = []
+    if a.expires is not None and (a.expires - today).days <= warn_days:
+        days = (a.expires - today).days
+        out.append(_problem(RULE_EXPIRING, Severity.WARNING,
+                            f"{what} for policy {a.policy} expires on {a.expires.isoformat()}, "
+                            f"in {days} day{'s' if days != 1 else ''} (owner: {owner})",
+                            a.location, **details))
+    if not used:
+        out.append(_problem(RULE_STALE, Severity.WARNING,
+                            f"{what} for policy {a.policy} matches no finding; remove it "
+                            f"(owner: {owner})", a.location, **details))
+    return out
+
+
+def to_gatekeeper_exclusions(
+    constraint_body: Mapping[str, Any], acceptances: Sequence[Acceptance], *,
+    rule_id: str = "", cluster: str = "", today: dt.date | None = None,
+) -> tuple[dict[str, Any], list[tuple[Acceptance, str]]]:
+    """Carry acceptances into a Constraint so the cluster agrees with CI.
+
+    Acceptances for this constraint (by its kind, ``Kind/name``, name or ``rule_id``) that apply
+    to ``cluster`` and have not expired by ``today`` become:
+
+    * ``spec.match.excludedNamespaces`` entries, for selectors that cover whole namespaces
+      (Gatekeeper globs: ``*`` only at the start and/or end);
+    * a ``NotIn`` ``spec.match.labelSelector`` expression, for selectors of exactly one label
+      and no kind or name.
+
+    Gatekeeper cannot exclude objects by kind or name, nor several labels at once; those come
+    back in the second value with the reason, and the constraint keeps enforcing them.
+    """
+    body = copy.deepcopy(dict(constraint_body))
+    kind = str(body.get("kind", ""))
+    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    name = str(meta.get("name", "")) if isinstance(meta, dict) else ""
+    probe = Finding(rule_id=rule_id or f"{kind}/{name}", category="policy",
+                    severity=Severity.ERROR, message="", location=SourceLocation(""),
+                    details={"constraint": f"{kind}/{name}"})
+    spec = body.setdefault("spec", {})
+    match = spec.setdefault("match", {})
+    excluded: list[str] = list(match.get("excludedNamespaces") or [])
+    label_exprs: list[dict[str, Any]] = []
+    inexpressible: list[tuple[Acceptance, str]] = []
+    for a in acceptances:
+        if not a.covers_policy(probe):
+            continue
+        if today is not None and a.expires is not None and a.expires < today:
+            continue
+        for s in a.selectors:
+            if cluster and not fnmatchcase(cluster, s.cluster):
+                continue
+            if s.namespace_only:
+                if not _GK_GLOB.match(s.namespace):
+                    inexpressible.append((a, f"namespace glob {s.namespace!r} has wildcards "
+                                             "Gatekeeper does not support"))
+                elif s.namespace not in excluded:
+                    excluded.append(s.namespace)
+            elif (len(s.labels) == 1 and s.kind == "*" and s.name == "*"
+                  and s.namespace == "*"):
+                (lkey, lvalue), = s.labels.items()
+                label_exprs.append({"key": lkey, "operator": "NotIn", "values": [lvalue]})
+            else:
+                inexpressible.append((a, "Gatekeeper constraints cannot exclude objects by "
+                                         "kind or name (or by several labels at once)"))
+    if excluded:
+        match["excludedNamespaces"] = excluded
+    if label_exprs:
+        selector = match.setdefault("labelSelector", {})
+        exprs = list(selector.get("matchExpressions") or [])
+        exprs += [e for e in label_exprs if e not in exprs]
+        selector["matchExpressions"] = exprs
+    return body, inexpressible

@@ -1,0 +1,336 @@
+"""Repository configuration: ``.gitops-checker.yaml`` and Security Tower cluster files -> Clusters.
+
+Three sources, in this order of precedence:
+
+1. ``.gitops-checker.yaml`` (or ``--config FILE``), validated with the shipped JSON Schema
+   ``checker/schemas/gitops-checker.schema.json``;
+2. Syncier Security Tower cluster files ``.securitytower/*.yaml`` (``securitytower.io/v1alpha1``
+   ``Cluster``), read as they are: ``metadata.name`` names a cluster, ``spec.policies.path`` is
+   its folder of Gatekeeper policies;
+3. nothing: one unnamed cluster made of the paths given on the command line.
+
+A cluster in the config file with the same name as a Security Tower cluster is one cluster: the
+config file adds paths, environment and packs; the Security Tower file adds its policies folder
+unless the config names policies itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from checker.errors import ConfigError
+from checker.load.flux import FluxSync, follow, mapping_of
+from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
+from checker.model import FieldPath, Finding
+
+CONFIG_NAME = ".gitops-checker.yaml"
+CONFIG_NAMES = (CONFIG_NAME, ".gitops-checker.yml")
+SECURITY_TOWER_DIR = ".securitytower"
+SECURITY_TOWER_API = "securitytower.io/v1alpha1"
+DEFAULT_ACCEPTANCE_PATHS = (".gitops-checker/acceptances",)
+DEFAULT_WARN_DAYS = 14
+NO_PACKS = "none"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One cluster (or stage) of the repository and what applies to it."""
+
+    name: str                      # "" for the unnamed default cluster
+    environment: str               # stage, e.g. "staging", "production", "" if unknown
+    paths: tuple[Path, ...]        # desired-state paths, after following Flux Kustomizations
+    packs: tuple[str, ...]         # built-in packs for this cluster (empty = defaults)
+    policies: tuple[Path, ...]     # repository Gatekeeper policy folders for this cluster
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    syncs: tuple[FluxSync, ...] = ()         # the followed Flux Kustomizations among ``paths``
+    problems: tuple[Finding, ...] = ()       # broken Flux spec.path references, as findings
+    source: str = ""               # where the cluster was declared ("file:line")
+
+    @property
+    def declared_paths(self) -> tuple[Path, ...]:
+        """The paths as declared, without the folders reached through Flux."""
+        synced = {s.path for s in self.syncs}
+        return tuple(p for p in self.paths if p not in synced)
+
+
+@dataclass(frozen=True)
+class AcceptanceSettings:
+    """Where acceptance files live and how acceptances are treated."""
+
+    paths: tuple[Path, ...] = ()
+    inline: bool = True            # False: ``acceptances: files-only``
+    warn_days: int = DEFAULT_WARN_DAYS
+
+
+@dataclass(frozen=True)
+class Config:
+    """The repository configuration, resolved to clusters."""
+
+    clusters: tuple[Cluster, ...]
+    source: str                    # file the config came from, "" when none
+    acceptances: AcceptanceSettings = AcceptanceSettings()
+    drift_ignore: tuple[Mapping[str, Any], ...] = ()
+    group_by: str = ""             # "cluster", "pack" or "" (decide from the clusters)
+    security_tower: tuple[str, ...] = ()  # Security Tower cluster files that were read
+
+    @property
+    def named(self) -> bool:
+        """Whether clusters were configured (not just the unnamed default)."""
+        return any(c.name for c in self.clusters)
+
+
+def schema() -> dict[str, Any]:
+    """The shipped JSON Schema of ``.gitops-checker.yaml``."""
+    text = importlib_resources.files("checker").joinpath(
+        "schemas/gitops-checker.schema.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def _read_yaml(path: Path, label: str) -> list[Document]:
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{label}: cannot read: {err.strerror}") from err
+    try:
+        text = decode(raw)
+    except YamlProblem as problem:
+        raise ConfigError(f"{label}:{problem.line}: {problem.message}") from None
+    docs: list[Document] = []
+    for item in parse_documents(text):
+        if isinstance(item, YamlProblem):
+            raise ConfigError(f"{label}:{item.line}: {item.message}")
+        docs.append(item)
+    return docs
+
+
+def _line(doc: Document, path: Sequence[Any]) -> int:
+    """The line of the deepest declared prefix of ``path``."""
+    key: FieldPath = tuple(path)
+    for end in range(len(key), -1, -1):
+        span = doc.spans.get(key[:end])
+        if span is not None:
+            return span[0]
+    return doc.line
+
+
+def _validate(data: Any, doc: Document, label: str, the_schema: Mapping[str, Any]) -> None:
+    validator = jsonschema.Draft7Validator(the_schema)
+    errors = sorted(validator.iter_errors(data),
+                    key=lambda e: (_line(doc, list(e.absolute_path)), str(e.message)))
+    if errors:
+        err = errors[0]
+        best = jsonschema.exceptions.best_match([err]) or err
+        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(f"{label}:{_line(doc, list(err.absolute_path))}: invalid config at "
+                          f"{where}: {best.message}")
+
+
+def _repo_path(text: str, root: Path, label: str, line: int) -> Path:
+    """A path from a config file: relative to the repository root ('/x' means root/x too)."""
+    rel = text.strip().lstrip("/") or "."
+    path = root / rel
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise ConfigError(f"{label}:{line}: path {text!r} leaves the repository") from None
+    return path
+
+
+@dataclass
+class _Draft:
+    name: str
+    environment: str = ""
+    paths: list[Path] = field(default_factory=list)
+    packs: list[str] | None = None
+    policies: list[Path] | None = None
+    overrides: dict[str, dict[str, Any]] | None = None
+    source: str = ""
+
+
+def _security_tower(root: Path) -> tuple[list[_Draft], list[str]]:
+    folder = root / SECURITY_TOWER_DIR
+    if not folder.is_dir():
+        return [], []
+    drafts: list[_Draft] = []
+    files: list[str] = []
+    for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        label = f"{SECURITY_TOWER_DIR}/{file.name}"
+        for doc in _read_yaml(file, label):
+            data = doc.data
+            if not isinstance(data, dict):
+                raise ConfigError(f"{label}:{doc.line}: expected a Security Tower Cluster object")
+            if data.get("apiVersion") != SECURITY_TOWER_API or data.get("kind") != "Cluster":
+                raise ConfigError(
+                    f"{label}:{doc.line}: expected apiVersion {SECURITY_TOWER_API} and kind "
+                    f"Cluster, found {data.get('apiVersion')!r} {data.get('kind')!r}")
+            meta = data.get("metadata")
+            name = meta.get("name") if isinstance(meta, dict) else None
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"{label}:{_line(doc, ['metadata'])}: metadata.name is "
+                                  "required")
+            spec = mapping_of(data.get("spec"))
+            policies = spec.get("policies")
+            draft = _Draft(name=name, source=f"{label}:{doc.line}", packs=[NO_PACKS])
+            if policies is not None:
+                if not isinstance(policies, dict):
+                    raise ConfigError(f"{label}:{_line(doc, ['spec', 'policies'])}: "
+                                      "spec.policies must be a mapping")
+                repo = policies.get("repository")
+                if repo:
+                    raise ConfigError(
+                        f"{label}:{_line(doc, ['spec', 'policies', 'repository'])}: policies "
+                        f"in another repository ({repo}) are not read; check that repository "
+                        "out and pass its folder with --policies")
+                ppath = policies.get("path")
+                if ppath is not None:
+                    line = _line(doc, ["spec", "policies", "path"])
+                    if not isinstance(ppath, str) or not ppath.strip():
+                        raise ConfigError(f"{label}:{line}: spec.policies.path must be a "
+                                          "non-empty string")
+                    folder_path = _repo_path(ppath, root, label, line)
+                    if not folder_path.is_dir():
+                        raise ConfigError(f"{label}:{line}: policies folder {ppath!r} does not "
+                                          "exist")
+                    draft.policies = [folder_path]
+            if any(d.name == name for d in drafts):
+                raise ConfigError(f"{label}:{doc.line}: cluster {name!r} is declared twice")
+            drafts.append(draft)
+        files.append(label)
+    return drafts, files
+
+
+def _selection(data: Mapping[str, Any], root: Path, label: str, doc: Document,
+               at: list[Any]) -> tuple[list[str] | None, list[Path] | None,
+                                       dict[str, dict[str, Any]] | None]:
+    packs = list(data["packs"]) if "packs" in data else None
+    policies = None
+    if "policies" in data:
+        policies = []
+        for index, text in enumerate(data["policies"]):
+            line = _line(doc, [*at, "policies", index])
+            folder = _repo_path(text, root, label, line)
+            if not folder.is_dir():
+                raise ConfigError(f"{label}:{line}: policies folder {text!r} does not exist")
+            policies.append(folder)
+    overrides = ({k: dict(v) for k, v in data["overrides"].items()}
+                 if "overrides" in data else None)
+    return packs, policies, overrides
+
+
+def _acceptance_settings(value: Any, root: Path, label: str, doc: Document) -> AcceptanceSettings:
+    if value is None:
+        return AcceptanceSettings(paths=tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS))
+    if isinstance(value, str):
+        return AcceptanceSettings(paths=tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS),
+                                  inline=value != "files-only")
+    paths = tuple(_repo_path(p, root, label, _line(doc, ["acceptances", "paths", i]))
+                  for i, p in enumerate(value.get("paths", [])))
+    return AcceptanceSettings(
+        paths=paths or tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS),
+        inline=value.get("mode", "all") != "files-only",
+        warn_days=int(value.get("warnDays", DEFAULT_WARN_DAYS)),
+    )
+
+
+def _finish(draft: _Draft, defaults: tuple[list[str] | None, list[Path] | None,
+                                           dict[str, dict[str, Any]] | None],
+            default_paths: Sequence[Path], root: Path) -> Cluster:
+    d_packs, d_policies, d_overrides = defaults
+    packs = draft.packs if draft.packs is not None else (d_packs or [])
+    policies = draft.policies if draft.policies is not None else (d_policies or [])
+    overrides = dict(d_overrides or {})
+    for pid, override in (draft.overrides or {}).items():
+        overrides[pid] = {**overrides.get(pid, {}), **override}
+    declared = list(draft.paths) or list(default_paths) or [root]
+    syncs, problems = follow(declared, root)
+    return Cluster(
+        name=draft.name, environment=draft.environment,
+        paths=tuple(dict.fromkeys([*declared, *(s.path for s in syncs)])),
+        packs=tuple(packs), policies=tuple(dict.fromkeys(policies)),
+        overrides={k: overrides[k] for k in sorted(overrides)},
+        syncs=tuple(syncs), problems=tuple(problems), source=draft.source,
+    )
+
+
+def find_config(root: Path) -> Path | None:
+    """The repository config file under ``root``, if there is one."""
+    for name in CONFIG_NAMES:
+        candidate = root / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(root: Path, config_file: Path | None = None,
+                default_paths: Sequence[Path] = ()) -> Config:
+    """Read the repository configuration under ``root`` (or ``config_file``).
+
+    ``default_paths`` (the command line's PATHS) are the desired state of clusters that name
+    no paths themselves: the unnamed default cluster and Security Tower clusters; without them
+    such clusters scan the whole repository. Raises ``ConfigError("<file>:<line>: ...")``.
+    """
+    st_drafts, st_files = _security_tower(root)
+    file = config_file if config_file is not None else find_config(root)
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file does not exist: {config_file}")
+    drafts: list[_Draft] = list(st_drafts)
+    defaults: tuple[list[str] | None, list[Path] | None, dict[str, dict[str, Any]] | None] = (
+        None, None, None)
+    acceptances = AcceptanceSettings(paths=tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS))
+    drift_ignore: tuple[Mapping[str, Any], ...] = ()
+    group_by = ""
+    label = ""
+    if file is not None:
+        label = file.name if file.parent.resolve() == root.resolve() else str(file)
+        docs = _read_yaml(file, label)
+        if len(docs) > 1:
+            raise ConfigError(f"{label}:{docs[1].line}: expected one YAML document")
+        doc = docs[0] if docs else Document({}, {}, 1, 1)
+        data = doc.data if doc.data is not None else {}
+        _validate(data, doc, label, schema())
+        if "defaults" in data:
+            defaults = _selection(data["defaults"], root, label, doc, ["defaults"])
+        acceptances = _acceptance_settings(data.get("acceptances"), root, label, doc)
+        drift_ignore = tuple(dict(r) for r in (data.get("drift") or {}).get("ignore", []))
+        group_by = str(data.get("groupBy", ""))
+        seen: set[str] = set()
+        for index, entry in enumerate(data.get("clusters", [])):
+            at = ["clusters", index]
+            line = _line(doc, at)
+            name = entry["name"]
+            if name in seen:
+                raise ConfigError(f"{label}:{line}: cluster {name!r} is declared twice")
+            seen.add(name)
+            draft = next((d for d in drafts if d.name == name), None)
+            if draft is None:
+                draft = _Draft(name=name)
+                drafts.append(draft)
+            else:
+                draft.packs = None  # the config file decides the packs of a named cluster
+            draft.source = f"{label}:{line}"
+            draft.environment = str(entry.get("environment", ""))
+            draft.paths = [_repo_path(p, root, label, _line(doc, [*at, "paths", i]))
+                           for i, p in enumerate(entry.get("paths", []))]
+            packs, policies, overrides = _selection(entry, root, label, doc, at)
+            if packs is not None:
+                draft.packs = packs
+            if policies is not None:
+                draft.policies = policies
+            if overrides is not None:
+                draft.overrides = overrides
+        order = {name: i for i, name in enumerate(e["name"] for e in data.get("clusters", []))}
+        drafts.sort(key=lambda d: order.get(d.name, len(order)))
+    if not drafts:
+        drafts = [_Draft(name="")]
+    clusters = tuple(_finish(d, defaults, default_paths, root) for d in drafts)
+    return Config(clusters=clusters, source=label, acceptances=acceptances,
+                  drift_ignore=drift_ignore, group_by=group_by,
+                  security_tower=tuple(st_files))
