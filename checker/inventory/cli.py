@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from checker.cli import FAIL_ON, fail, parse_fail_on
-from checker.errors import CheckerError, ConfigError
+from checker.errors import CheckerError
 from checker.inventory.images import Scope
 from checker.model import Severity
 from checker.report import RENDERERS
+
+FAIL_ON = ["error", "warning", "note", "never"]
+
+
+def fail(message: str) -> NoReturn:
+    """Print a one-line error and exit 2, like the other commands (``checker.cli.fail``)."""
+    click.echo(f"gitops-checker: error: {message}", err=True)
+    sys.exit(2)
 
 
 def parse_clusters(values: tuple[str, ...]) -> list[Scope]:
@@ -32,26 +41,17 @@ def parse_clusters(values: tuple[str, ...]) -> list[Scope]:
     return [Scope(n, e, tuple(p)) for n, (e, p) in order.items()]
 
 
-def config_scopes(root: Path, config_file: Path | None) -> list[Scope]:
-    """Clusters of the repository configuration (``checker.config``), if it is available."""
-    try:
-        from checker import config as config_module  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        raise ConfigError("repository configuration is not supported by this build; "
-                          "use --cluster NAME=PATH") from None
-    cfg = config_module.load_config(root, config_file)
-    return [Scope(c.name, c.environment, tuple(c.paths)) for c in cfg.clusters]
-
-
 def _scopes(paths: tuple[Path, ...], clusters: tuple[str, ...], root: Path,
-            config_file: Path | None, use_config: bool) -> list[Scope]:
-    if clusters and (paths or use_config):
-        raise click.UsageError("give either PATHS, --cluster or --config, not several")
+            config_file: Path | None) -> list[Scope]:
+    """Clusters from --cluster options, else from the repository config (PATHS as default)."""
+    from checker.config import load_config
+
     if clusters:
+        if paths or config_file:
+            raise click.UsageError("--cluster cannot be combined with PATHS or --config")
         return parse_clusters(clusters)
-    if use_config:
-        return config_scopes(root, config_file)
-    return [Scope("", "", paths or (Path("."),))]
+    config = load_config(root, config_file, paths or (Path("."),))
+    return [Scope(c.name, c.environment, c.paths, c) for c in config.clusters]
 
 
 def _parse_snapshots(values: tuple[str, ...], scopes: list[Scope]) -> dict[str, Path]:
@@ -74,10 +74,8 @@ def _parse_snapshots(values: tuple[str, ...], scopes: list[Scope]) -> dict[str, 
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--cluster", "clusters", multiple=True, metavar="NAME[/ENV]=PATH",
               help="A cluster and one of its manifest paths (repeatable).")
-@click.option("--config", "use_config", is_flag=True,
-              help="Take clusters and environments from the repository configuration.")
-@click.option("--config-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Configuration file (default: found under --root).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Repository config file (default: ROOT/.gitops-checker.yaml if present).")
 @click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
               help="Repository root that reported paths are relative to.")
 @click.option("--snapshot", "snapshots", multiple=True, metavar="[CLUSTER=]FILE",
@@ -96,8 +94,8 @@ def _parse_snapshots(values: tuple[str, ...], scopes: list[Scope]) -> dict[str, 
               help="Also write the flags as JUnit XML to this file.")
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default="never", show_default=True,
               help="Lowest flag severity that makes the exit code 1.")
-def images(paths: tuple[Path, ...], clusters: tuple[str, ...], use_config: bool,
-           config_file: Path | None, root: Path, snapshots: tuple[str, ...],
+def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path | None,
+           root: Path, snapshots: tuple[str, ...],
            allowlist: tuple[str, ...], registries: tuple[str, ...], fmt: str,
            sarif_file: Path | None, junit_file: Path | None, fail_on: str) -> None:
     """List every container image per cluster and environment, and flag risky ones.
@@ -111,7 +109,7 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], use_config: bool,
     from checker.inventory.run import ImageOptions, inventory, inventory_report
 
     try:
-        scopes = _scopes(paths, clusters, root, config_file, use_config)
+        scopes = _scopes(paths, clusters, root, config_file)
         options = ImageOptions(
             scopes=tuple(scopes), root=root, snapshots=_parse_snapshots(snapshots, scopes),
             allowlist=allowlist, registries=registries,
@@ -130,7 +128,7 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], use_config: bool,
         click.echo(f"gitops-checker: error: {problem}", err=True)
     if inv.errors:
         sys.exit(2)
-    threshold = parse_fail_on(fail_on)
+    threshold = None if fail_on == "never" else Severity.parse(fail_on)
     unreadable = any(f.category == "input" and f.severity is Severity.ERROR
                      for f in inv.input_findings)
     flagged = threshold is not None and any(f.severity >= threshold for f in findings(inv))
@@ -215,3 +213,55 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
     for failure in failures:
         click.echo(f"gitops-checker: guardrail: {failure}", err=True)
     sys.exit(1 if failures else 0)
+
+
+@click.command()
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              help="Repository root (where .gitops-checker.yaml is looked for).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Repository config file (default: ROOT/.gitops-checker.yaml if present).")
+@click.option("--snapshot", "snapshots", multiple=True, metavar="CLUSTER=FILE",
+              help="Live Constraints of a cluster (multi-document YAML or kind: List).")
+@click.option("--today", metavar="YYYY-MM-DD", default=None,
+              help="Date risk acceptances expire against (default: today's date).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True, help="Format written to standard output.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of standard output.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when a policy is missing, in dryrun or not live in some cluster.")
+def compliance(root: Path, config_file: Path | None, snapshots: tuple[str, ...],
+               today: str | None, fmt: str, output: Path | None, strict: bool) -> None:
+    """Which policy is active in which cluster: packs and policies by cluster.
+
+    Exit codes: 0 done, 1 gaps with --strict, 2 usage, configuration or tool error.
+    """
+    from checker.config import load_config
+    from checker.inventory.compliance import run
+    from checker.inventory.render_compliance import COMPLIANCE_RENDERERS
+    from checker.options import ScanOptions
+
+    try:
+        day = dt.date.fromisoformat(today) if today else None
+    except ValueError:
+        raise click.BadParameter(f"{today!r} is not a date (YYYY-MM-DD)",
+                                 param_hint="'--today'") from None
+    options = ScanOptions(paths=(), root=root, config_file=config_file, today=day)
+    try:
+        config = load_config(root, config_file)
+        scopes = [Scope(c.name, c.environment, c.paths, c) for c in config.clusters]
+        files = _parse_snapshots(snapshots, scopes)
+        matrix = run(root, config, files, options)
+    except CheckerError as err:
+        fail(str(err))
+    text = COMPLIANCE_RENDERERS[fmt](matrix)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+    for problem in matrix.errors:
+        click.echo(f"gitops-checker: error: {problem}", err=True)
+    if matrix.errors:
+        sys.exit(2)
+    sys.exit(1 if strict and matrix.gaps() else 0)

@@ -48,7 +48,12 @@ def inventory(options: ImageOptions, client: RegistryClient | None = None) -> In
     input_findings: list[Finding] = []
     errors: list[str] = []
     for scope in options.scopes:
-        loaded = load_paths(scope.paths, options.root)
+        if scope.cluster is not None:
+            from checker.pipeline import load_cluster
+
+            loaded = load_cluster(scope.cluster, options.root)
+        else:
+            loaded = load_paths(scope.paths, options.root)
         input_findings += [replace(f, cluster=scope.name) for f in loaded.findings]
         found = collect(loaded.resources, scope.name, scope.environment)
         snapshot = options.snapshots.get(scope.name)
