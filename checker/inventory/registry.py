@@ -108,6 +108,7 @@ class RegistryClient:
     credentials: Credentials = field(default_factory=Credentials)
     timeout: float = TIMEOUT_SECONDS
     max_pages: int = MAX_PAGES
+    page_size: int = PAGE_SIZE
     _tokens: dict[str, str] = field(default_factory=dict, repr=False)
 
     def _open(self, url: str, authorization: str | None) -> tuple[int, Mapping[str, str], bytes]:
@@ -150,7 +151,7 @@ class RegistryClient:
     def tags(self, registry: str, repository: str) -> list[str]:
         """Every tag of ``registry/repository``, following ``Link`` pagination."""
         base = base_url(registry)
-        url: str | None = f"{base}/v2/{repository}/tags/list?n={PAGE_SIZE}"
+        url: str | None = f"{base}/v2/{repository}/tags/list?n={self.page_size}"
         cache_key = f"{base}/{repository}"
         out: list[str] = []
         pages = 0
