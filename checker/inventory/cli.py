@@ -194,9 +194,14 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
             if base:
                 guardrails["history"] = history_check(git, base, head)
             if require_signed or base:
-                guardrails["signatures"] = {
-                    "required": require_signed, "range": f"{base}..{head}" if base else head,
-                    "unsigned": unsigned_commits(git, base, head)}
+                found = git.call("cat-file", "-e", f"{base}^{{commit}}").returncode == 0
+                signatures: dict[str, object] = {
+                    "required": require_signed, "range": f"{base}..{head}" if base else head}
+                if base and not found:  # the history guardrail reports it
+                    signatures.update(unsigned=[], skipped="base commit not found")
+                else:
+                    signatures["unsigned"] = unsigned_commits(git, base, head)
+                guardrails["signatures"] = signatures
             if require_codeowners:
                 result = codeowners_check(git, head, list(trail.paths))
                 guardrails["codeowners"] = {"required": True, **result}
