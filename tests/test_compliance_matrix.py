@@ -67,6 +67,11 @@ kind: K8sRequiredLabels
 metadata: {name: workloads-must-have-owner}
 spec: {}
 ---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sAllowedRepos
+metadata: {name: hand-applied}
+spec: {enforcementAction: dryrun}
+---
 apiVersion: v1
 kind: Namespace
 metadata: {name: shop}
@@ -153,6 +158,11 @@ def test_live_constraints_from_a_snapshot(tmp_path: Path) -> None:
     assert privileged["flags"] == ["missing in dev", "not live in prod"]
     owner = table[("repository", "K8sRequiredLabels/workloads-must-have-owner")]
     assert owner["cells"]["prod"]["live"] == "deny"  # no enforcementAction means deny
+    hand = table[("live-only", "K8sAllowedRepos/hand-applied")]
+    assert hand["cells"] == {
+        "dev": {"status": "missing", "violations": 0, "accepted": 0, "live": ""},
+        "prod": {"status": "missing", "violations": 0, "accepted": 0, "live": "dryrun"}}
+    assert hand["flags"] == ["live in prod but not in the repository"]
     text = compliance("--root", str(root), "--today", "2026-01-01",
                       "--snapshot", f"prod={root / 'live/prod.yaml'}").stdout
     assert "deny 1/0 live=warn" in text

@@ -23,6 +23,7 @@ from checker.policy.packs import Catalog
 
 CONSTRAINT_GROUP = "constraints.gatekeeper.sh"
 REPOSITORY = "repository"
+LIVE_ONLY = "live-only"
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,18 @@ class Matrix:
         return [r for r in self.rows if r.flags]
 
     def totals(self) -> dict[str, dict[str, int]]:
-        """Per cluster: active policies, missing, dryrun, violations and accepted risks."""
+        """Per cluster: active policies, missing, dryrun, violations and accepted risks.
+
+        Constraints that exist only live are not counted (they have their own flagged rows).
+        """
         out: dict[str, dict[str, int]] = {}
         seen: set[tuple[str, str]] = set()
         for cluster in self.clusters:
             out[cluster] = {"active": 0, "warn": 0, "dryrun": 0, "missing": 0,
                             "violations": 0, "accepted": 0}
         for row in self.rows:
+            if row.pack == LIVE_ONLY:
+                continue
             for cluster, cell in row.cells.items():
                 if (row.policy, cluster) in seen:
                     continue
@@ -169,6 +175,15 @@ def build(config: Config, catalog: Catalog, selected: Mapping[str, Sequence[Poli
                          else None) for c in clusters}
         rows.append(Row("Repository policies", REPOSITORY, pid, known.rule.title, pid, cells,
                         _flags(cells, [c for c in clusters if c in live])))
+    shown = {r.constraint for r in rows}
+    live_only = sorted({f"{kind}/{name}" for actions in live.values() for kind, name in actions
+                        if f"{kind}/{name}" not in shown})
+    for constraint_id in live_only:
+        kind, _, name = constraint_id.partition("/")
+        cells = {c: Cell("missing", 0, 0, live[c].get((kind, name), "absent") if c in live
+                         else "") for c in clusters}
+        rows.append(Row("Live only", LIVE_ONLY, constraint_id, "Constraint not in the repository",
+                        constraint_id, cells, _flags(cells, [c for c in clusters if c in live])))
     inputs = sum(1 for f in report.findings if f.category == "input")
     return Matrix(clusters, {c.name: c.environment for c in config.clusters}, tuple(rows),
                   tuple(sorted(live)), tuple([*errors, *report.errors]), inputs)

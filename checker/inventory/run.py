@@ -26,7 +26,7 @@ from checker.inventory.registry import (
     registry_host,
 )
 from checker.load import load_paths
-from checker.model import Finding, Report, Rule
+from checker.model import Finding, Report, Resource, Rule
 from checker.rules import BUILTIN_RULES
 
 
@@ -58,10 +58,12 @@ def inventory(options: ImageOptions, client: RegistryClient | None = None) -> In
         found = collect(loaded.resources, scope.name, scope.environment)
         snapshot = options.snapshots.get(scope.name)
         if snapshot is not None:
-            live, problems = read_snapshot(snapshot, options.root)
-            input_findings += [replace(f, cluster=scope.name) for f in problems]
             if not snapshot.is_file():
                 errors.append(f"snapshot file does not exist: {snapshot}")
+                live: list[Resource] = []
+            else:
+                live, problems = read_snapshot(snapshot, options.root)
+                input_findings += [replace(f, cluster=scope.name) for f in problems]
             index = LiveIndex(live)
             found = [replace(u, live=live_image(u, index)) for u in found]
         uses += found
