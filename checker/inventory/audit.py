@@ -20,7 +20,6 @@ from checker.inventory.git import Git
 from checker.load.objects import YAML_SUFFIXES, is_k8s_object
 from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
 
-ZERO = "0" * 40
 MAX_FIELDS = 20
 CHANGE_TYPES = ("added", "modified", "removed")
 SIGNATURES = {
@@ -29,7 +28,7 @@ SIGNATURES = {
 }
 _FORMAT = "%x1f".join(("%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce", "%cI", "%G?", "%GS",
                        "%B"))
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")  # SHA-1 or SHA-256
 
 
 @dataclass(frozen=True)
@@ -288,35 +287,65 @@ def is_manifest(path: str) -> bool:
     return PurePosixPath(path).suffix in YAML_SUFFIXES
 
 
-def commit_changes(git: Git, commit: Commit, first_parent: bool,
-                   specs: Sequence[str]) -> list[ObjectChange]:
-    """Object changes a commit made (merges: against the first parent with --first-parent)."""
-    if len(commit.parents) > 1 and not first_parent:
-        return []
-    if commit.parents:
-        args = ["diff-tree", "-r", "-z", "--raw", "--no-renames", "--no-commit-id",
-                commit.parents[0], commit.sha]
-    else:
-        args = ["diff-tree", "-r", "-z", "--raw", "--no-renames", "--no-commit-id", "--root",
-                commit.sha]
-    fields = git.run(*args, "--", *specs).split("\0")
-    before: dict[str, list[dict[str, Any]]] = {}
-    after: dict[str, list[dict[str, Any]]] = {}
+def _is_zero(sha: str) -> bool:
+    return not sha.strip("0")
+
+
+def changes_by_commit(git: Git, commits: Sequence[Commit], first_parent: bool,
+                      specs: Sequence[str]) -> dict[str, list[ObjectChange]]:
+    """Object changes of each commit, from one ``git diff-tree --stdin`` run.
+
+    A commit is compared with its first parent (a root commit with the empty tree). Merges are
+    compared only with ``--first-parent``; otherwise their changes are the merged commits'.
+    """
+    lines = []
+    for commit in commits:
+        if len(commit.parents) > 1 and not first_parent:
+            continue
+        lines.append(f"{commit.sha} {commit.parents[0]}" if commit.parents else commit.sha)
+    if not lines:
+        return {}
+    proc = git.call_input("\n".join(lines) + "\n", "diff-tree", "--stdin", "--always", "-r",
+                          "-z", "--raw", "--no-renames", "--root", "--", *specs)
+    files: dict[str, list[tuple[str, str, str, str, str]]] = {}
+    current = ""
+    tokens = proc.split("\0")
     index = 0
-    while index + 1 < len(fields):
-        meta, path = fields[index], fields[index + 1]
-        index += 2
-        if not meta.startswith(":"):
-            continue
-        parts = meta[1:].split()
-        if len(parts) < 5 or not is_manifest(path):
-            continue
-        old_mode, new_mode, old_sha, new_sha = parts[0], parts[1], parts[2], parts[3]
-        if old_sha != ZERO and not old_mode.startswith("16"):
-            before[path] = manifest_objects(git.read(old_sha))
-        if new_sha != ZERO and not new_mode.startswith("16"):
-            after[path] = manifest_objects(git.read(new_sha))
-    return diff_objects(before, after)
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        if token.startswith(":") and index < len(tokens):
+            path = tokens[index]
+            index += 1
+            parts = token[1:].split()
+            if current and len(parts) >= 5 and is_manifest(path):
+                files.setdefault(current, []).append((parts[0], parts[1], parts[2], parts[3],
+                                                      path))
+        elif _SHA.match(token.strip()):
+            current = token.strip()
+            files.setdefault(current, [])
+    wanted = [oid for entries in files.values() for old_mode, new_mode, old_sha, new_sha, _
+              in entries for mode, oid in ((old_mode, old_sha), (new_mode, new_sha))
+              if not _is_zero(oid) and not mode.startswith("16")]
+    blobs = git.read_many(wanted)
+    parsed: dict[str, list[dict[str, Any]]] = {}
+
+    def objects(oid: str) -> list[dict[str, Any]]:
+        if oid not in parsed:
+            parsed[oid] = manifest_objects(blobs.get(oid))
+        return parsed[oid]
+
+    out: dict[str, list[ObjectChange]] = {}
+    for sha, entries in files.items():
+        before: dict[str, list[dict[str, Any]]] = {}
+        after: dict[str, list[dict[str, Any]]] = {}
+        for old_mode, new_mode, old_sha, new_sha, path in entries:
+            if not _is_zero(old_sha) and not old_mode.startswith("16"):
+                before[path] = objects(old_sha)
+            if not _is_zero(new_sha) and not new_mode.startswith("16"):
+                after[path] = objects(new_sha)
+        out[sha] = diff_objects(before, after)
+    return out
 
 
 @dataclass(frozen=True)
@@ -339,12 +368,13 @@ def audit(options: AuditOptions, git: Git | None = None) -> AuditTrail:
         specs = pathspecs(git, options.paths)
         flt = options.filters
         kept = []
-        for commit in read_commits(git, options.revision, first_parent=options.first_parent,
-                                   since=flt.since, until=flt.until, specs=specs):
-            if not flt.keeps_author(commit):
-                continue
-            changes = [c for c in commit_changes(git, commit, options.first_parent, specs)
-                       if flt.keeps(c)]
+        commits = [c for c in read_commits(git, options.revision,
+                                           first_parent=options.first_parent, since=flt.since,
+                                           until=flt.until, specs=specs)
+                   if flt.keeps_author(c)]
+        found = changes_by_commit(git, commits, options.first_parent, specs)
+        for commit in commits:
+            changes = [c for c in found.get(commit.sha, []) if flt.keeps(c)]
             if changes:
                 kept.append(Commit(**{**commit.__dict__, "changes": tuple(changes)}))
     finally:

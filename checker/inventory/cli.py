@@ -11,7 +11,7 @@ from typing import NoReturn
 import click
 
 from checker.errors import CheckerError
-from checker.inventory.images import Scope
+from checker.inventory.scope import Scope
 from checker.model import Severity
 from checker.report import RENDERERS
 

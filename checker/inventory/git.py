@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +25,22 @@ class Git:
         """Run git; a failure raises InputError with git's own message."""
         proc = self.call(*args)
         if proc.returncode not in ok:
+            message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise InputError(f"git {args[0]} failed in {self.repo}: "
+                             f"{message[-1] if message else f'exit code {proc.returncode}'}")
+        return proc.stdout.decode("utf-8", "replace")
+
+    def call_input(self, text: str, *args: str) -> str:
+        """Run git with ``text`` on standard input; a failure raises InputError."""
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(self.repo), "-c", "core.quotepath=off", *args],
+                input=text.encode("utf-8"), capture_output=True, timeout=TIMEOUT_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise InputError(f"git {args[0]} took longer than {TIMEOUT_SECONDS}s") from None
+        if proc.returncode != 0:
             message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             raise InputError(f"git {args[0]} failed in {self.repo}: "
                              f"{message[-1] if message else f'exit code {proc.returncode}'}")
@@ -60,6 +77,41 @@ class Git:
         data = stdout.read(size)
         stdout.read(1)
         return data
+
+    def read_many(self, object_ids: list[str]) -> dict[str, bytes | None]:
+        """Contents of many objects with one round trip (a thread feeds ``cat-file``)."""
+        unique = list(dict.fromkeys(object_ids))
+        if not unique:
+            return {}
+        proc = subprocess.Popen(
+            ["git", "-C", str(self.repo), "cat-file", "--batch"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin = proc.stdin
+
+        def feed() -> None:
+            try:
+                stdin.write("".join(f"{oid}\n" for oid in unique).encode("ascii"))
+            finally:
+                stdin.close()
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        out: dict[str, bytes | None] = {}
+        try:
+            for oid in unique:
+                header = proc.stdout.readline().decode("ascii", "replace").split()
+                if len(header) < 3 or header[-1] == "missing":
+                    out[oid] = None
+                    continue
+                out[oid] = proc.stdout.read(int(header[2]))
+                proc.stdout.read(1)
+        finally:
+            writer.join(timeout=TIMEOUT_SECONDS)
+            proc.stdout.close()
+            proc.wait(timeout=TIMEOUT_SECONDS)
+        return out
 
     def close(self) -> None:
         """Stop the ``cat-file`` process."""

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from checker.config import Cluster
 from checker.inventory.extract import CONTAINER_LISTS, declared_images, pod_spec_path
 from checker.inventory.reference import ImageRef, is_older, parse_image, tag_version
 from checker.load.objects import is_k8s_object, read_documents, relpath, resources_from_document
@@ -45,20 +44,6 @@ SEVERITY = {
     RULE_BEHIND: Severity.WARNING,
     RULE_INVALID: Severity.ERROR,
 }
-
-
-@dataclass(frozen=True)
-class Scope:
-    """A cluster to inventory: its name, environment and manifest paths.
-
-    ``cluster`` is the configured cluster, when there is one: it is then loaded the way
-    ``scan`` loads it (Flux Kustomizations followed).
-    """
-
-    name: str
-    environment: str
-    paths: tuple[Path, ...]
-    cluster: Cluster | None = None
 
 
 @dataclass(frozen=True)

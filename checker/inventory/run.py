@@ -12,7 +12,6 @@ from checker.inventory.images import (
     ImageUse,
     Inventory,
     LiveIndex,
-    Scope,
     analyse,
     collect,
     findings,
@@ -25,6 +24,7 @@ from checker.inventory.registry import (
     RegistryError,
     registry_host,
 )
+from checker.inventory.scope import Scope
 from checker.load import load_paths
 from checker.model import Finding, Report, Resource, Rule
 from checker.rules import BUILTIN_RULES
