@@ -49,6 +49,16 @@ OWN_EXPIRES = "gitops-checker.io/accept-expires"
 NOT_ACCEPTABLE = frozenset({"policy.evaluation-error", "policy.invalid", "policy.match-undecided"})
 ACCEPTABLE_CATEGORIES = frozenset({"policy", "drift"})
 _GK_GLOB = re.compile(r"^\*?[^*?\[\]]*\*?$")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _glob(pattern: str, value: str) -> bool:
+    """Shell-style glob; the common cases (``*``, a literal) without the regex machinery."""
+    if pattern == "*":
+        return True
+    if not _GLOB_CHARS.search(pattern):
+        return pattern == value
+    return fnmatchcase(value, pattern)
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,8 @@ class Selector:
     def matches(self, cluster: str, res: Resource) -> bool:
         """Whether the resource (in this cluster) is covered."""
         own_ns = res.name if res.kind == "Namespace" and res.group == "" else res.namespace
-        if not (fnmatchcase(cluster, self.cluster) and fnmatchcase(own_ns, self.namespace)
-                and fnmatchcase(res.kind, self.kind) and fnmatchcase(res.name, self.name)):
+        if not (_glob(self.name, res.name) and _glob(self.namespace, own_ns)
+                and _glob(self.kind, res.kind) and _glob(self.cluster, cluster)):
             return False
         if self.labels:
             meta = res.body.get("metadata")
@@ -265,6 +275,28 @@ def _display_index(resources: Iterable[Resource]) -> dict[tuple[str, str], Resou
     return {(r.cluster, r.display): r for r in resources}
 
 
+class _NameIndex:
+    """Acceptances of one policy, indexed by literal resource name (most name one object)."""
+
+    def __init__(self, acceptances: Sequence[Acceptance]) -> None:
+        self.by_name: dict[str, list[tuple[int, Acceptance]]] = {}
+        self.rest: list[tuple[int, Acceptance]] = []
+        for position, a in enumerate(acceptances):
+            names = {s.name for s in a.selectors}
+            if any(_GLOB_CHARS.search(n) for n in names):
+                self.rest.append((position, a))
+            else:
+                for n in names:
+                    self.by_name.setdefault(n, []).append((position, a))
+
+    def candidates(self, name: str) -> list[Acceptance]:
+        """Acceptances that may cover an object of this name, in their original order."""
+        found = self.by_name.get(name, [])
+        if not found:
+            return [a for _, a in self.rest]
+        return [a for _, a in sorted([*found, *self.rest], key=lambda pair: pair[0])]
+
+
 def apply(findings: Sequence[Finding], resources: Sequence[Resource],
           acceptances: Sequence[Acceptance], today: dt.date, *, inline: bool = True,
           warn_days: int = 14) -> Outcome:
@@ -282,6 +314,7 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
     used: set[tuple[str, int, str]] = set()
     annotation_seen: dict[tuple[str, int, str], Acceptance] = {}
     inline_cache: dict[tuple[str, str], list[Acceptance]] = {}
+    by_policy: dict[tuple[str, str], _NameIndex] = {}
 
     def key(a: Acceptance) -> tuple[str, int, str]:
         return (a.location.path, a.location.line, a.id)
@@ -295,8 +328,12 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
                 or finding.rule_id in NOT_ACCEPTABLE or finding.suppression is not None):
             outcome.findings.append(finding)
             continue
-        candidates = [a for a in acceptances if a.covers_policy(finding)
-                      and any(s.matches(finding.cluster, res) for s in a.selectors)]
+        policy_key = (finding.rule_id, str(finding.details.get("constraint", "")))
+        if policy_key not in by_policy:
+            by_policy[policy_key] = _NameIndex(
+                [a for a in acceptances if a.covers_policy(finding)])
+        candidates = [a for a in by_policy[policy_key].candidates(res.name)
+                      if any(s.matches(finding.cluster, res) for s in a.selectors)]
         cache_key = (finding.cluster, res.key)
         if cache_key not in inline_cache:
             inline_cache[cache_key] = inline_acceptances(
@@ -409,6 +446,9 @@ def to_gatekeeper_exclusions(
                   and s.namespace == "*"):
                 (lkey, lvalue), = s.labels.items()
                 label_exprs.append({"key": lkey, "operator": "NotIn", "values": [lvalue]})
+            elif s.namespace == "*" and s.kind == "*" and s.name == "*" and not s.labels:
+                inexpressible.append((a, "covers every object of the cluster; remove the "
+                                         "constraint from that cluster instead"))
             else:
                 inexpressible.append((a, "Gatekeeper constraints cannot exclude objects by "
                                          "kind or name (or by several labels at once)"))

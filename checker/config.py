@@ -231,10 +231,15 @@ def _acceptance_settings(value: Any, root: Path, label: str, doc: Document) -> A
     if isinstance(value, str):
         return AcceptanceSettings(paths=tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS),
                                   inline=value != "files-only")
-    paths = tuple(_repo_path(p, root, label, _line(doc, ["acceptances", "paths", i]))
-                  for i, p in enumerate(value.get("paths", [])))
+    paths = []
+    for index, text in enumerate(value.get("paths", [])):
+        line = _line(doc, ["acceptances", "paths", index])
+        path = _repo_path(text, root, label, line)
+        if not path.exists():
+            raise ConfigError(f"{label}:{line}: acceptance path {text!r} does not exist")
+        paths.append(path)
     return AcceptanceSettings(
-        paths=paths or tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS),
+        paths=tuple(paths) or tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS),
         inline=value.get("mode", "all") != "files-only",
         warn_days=int(value.get("warnDays", DEFAULT_WARN_DAYS)),
     )

@@ -209,3 +209,19 @@ def test_tool_and_input_findings_are_never_accepted() -> None:
     out = apply([broken], [d], [acc(policy="*")], TODAY)
     assert out.findings[0].suppression is None
     assert [p.rule_id for p in out.problems] == [accept.RULE_STALE]
+
+
+def test_first_matching_acceptance_in_file_order_wins() -> None:
+    ds = res("DaemonSet", "node-exporter", "ns")
+    first = Acceptance(id="RA-glob", policy="pss-privileged", selectors=(Selector(name="node-*"),),
+                       justification="glob", owner="a", expires=None,
+                       location=SourceLocation("acc.yaml", 1), ticket="T")
+    second = Acceptance(id="RA-literal", policy="pss-privileged",
+                        selectors=(Selector(name="node-exporter"),), justification="literal",
+                        owner="b", expires=None, location=SourceLocation("acc.yaml", 9),
+                        ticket="T")
+    for order, expected in (([first, second], "a"), ([second, first], "b")):
+        out = apply([finding(ds)], [ds], order, TODAY)
+        suppression = out.findings[0].suppression
+        assert suppression is not None and suppression.owner == expected
+        assert out.problems == []  # both matched: neither is stale

@@ -139,6 +139,8 @@ drift:
      ".gitops-checker.yaml:3: path '../outside' leaves the repository"),
     ("defaults:\n  policies: [nope]\n", ".gitops-checker.yaml:2: policies folder 'nope' does "
      "not exist"),
+    ("acceptances:\n  paths: [risks]\n", ".gitops-checker.yaml:2: acceptance path 'risks' "
+     "does not exist"),
 ])
 def test_invalid_config_names_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     write(tmp_path, ".gitops-checker.yaml", text)

@@ -134,6 +134,11 @@ def follow(paths: Iterable[Path], root: Path) -> tuple[list[FluxSync], list[Find
             if file.resolve() in seen_files:
                 continue
             seen_files.add(file.resolve())
+            try:
+                if FLUX_GROUP.encode() not in file.read_bytes():
+                    continue  # cheap pre-check: most manifests are not Flux objects
+            except OSError:
+                continue  # the loader reports unreadable files
             rel = relpath(file, root)
             docs, _problems = read_documents(file, rel)  # the loader reports parse problems
             for doc in docs:

@@ -38,6 +38,31 @@ def _table(findings: list[Finding], report: Report, accepted: bool = False) -> l
     return out
 
 
+def _clusters(report: Report) -> list[str]:
+    """Counts per cluster, then one section per cluster with its failing findings."""
+    out = ["### By cluster", "", "| Cluster | " + " | ".join(
+        f"{ICON[label]} {label}" for label in report.counts()) + " | accepted |",
+        "| --- |" + " ---: |" * (len(report.counts()) + 1)]
+    for cluster in report.clusters:
+        mine = [f for f in report.active if f.cluster == cluster]
+        counts = [sum(1 for f in mine if f.severity.label == label) for label in report.counts()]
+        accepted = sum(1 for f in report.suppressed if f.cluster == cluster)
+        out.append(f"| {_cell(cluster)} | " + " | ".join(str(n) for n in counts)
+                   + f" | {accepted} |")
+    out.append("")
+    for cluster in report.clusters:
+        mine = by_severity([f for f in report.active if f.cluster == cluster])
+        out += [f"### Cluster {_cell(cluster)}", ""]
+        if not mine:
+            out += ["✅ No findings.", ""]
+            continue
+        out += _table(mine[:TOP], report)
+        if len(mine) > TOP:
+            out.append(f"\n{len(mine) - TOP} more in the JSON and SARIF reports.")
+        out.append("")
+    return out
+
+
 def render(report: Report) -> str:
     """Summary counts, counts by standard, the top findings, accepted risks and errors."""
     counts = report.counts()
@@ -58,6 +83,8 @@ def render(report: Report) -> str:
         lines += ["### By standard", "", "| Standard | Findings |", "| --- | ---: |"]
         lines += [f"| {std} | {n} |" for std, n in per_standard.items()]
         lines.append("")
+    if report.group_by == "cluster" and report.clusters:
+        lines += _clusters(report)
     active = by_severity(report.active)
     if active:
         lines += [f"### Top findings ({min(TOP, len(active))} of {len(active)})", ""]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import attr
@@ -103,10 +104,11 @@ def _log(report: Report, findings: Iterable[Finding], *, accepted: bool) -> str:
     for f in chosen:
         result = _result(f, index[f.rule_id])
         if accepted and f.suppression is not None:
-            result.suppressions = [om.Suppression(
-                kind="external", status="accepted",
-                justification=f"{f.suppression.justification} (owner {f.suppression.owner}, "
-                              f"expires {f.suppression.expires or 'never'})")]
+            # sarif_om 1.0.4 predates suppression.status; write the 2.1.0 object directly.
+            result.suppressions = [{
+                "kind": "external", "status": "accepted",
+                "justification": f"{f.suppression.justification} (owner {f.suppression.owner}, "
+                                 f"expires {f.suppression.expires or 'never'})"}]
         results.append(result)
     run = om.Run(
         tool=om.Tool(driver=om.ToolComponent(
@@ -125,11 +127,36 @@ def _log(report: Report, findings: Iterable[Finding], *, accepted: bool) -> str:
     return json.dumps(_plain(log), indent=2, sort_keys=True) + "\n"
 
 
+def _cluster_runs(report: Report, findings: Iterable[Finding], *, accepted: bool) -> str:
+    """One run per cluster, each with its own category ``<category>/<cluster>``.
+
+    GitHub code scanning no longer merges several runs of one tool and category in one upload,
+    and closes an alert only when a later analysis of the same category lacks it, so every
+    cluster always gets its run (empty or not), and findings of no cluster (input and
+    acceptance problems) a run of the plain category.
+    """
+    base = report.sarif_category or "gitops-checker"
+    chosen = list(findings)
+    groups = [("", [f for f in chosen if f.cluster not in report.clusters])]
+    groups += [(c, [f for f in chosen if f.cluster == c]) for c in report.clusters]
+    runs = []
+    for cluster, items in groups:
+        sub = replace(report, sarif_category=f"{base}/{cluster}" if cluster else base)
+        runs += json.loads(_log(sub, items, accepted=accepted))["runs"]
+    log = json.loads(_log(report, [], accepted=accepted))
+    log["runs"] = runs
+    return json.dumps(log, indent=2, sort_keys=True) + "\n"
+
+
 def render(report: Report) -> str:
     """SARIF for upload: active findings only (accepted risks are left out)."""
+    if report.group_by == "cluster" and report.clusters:
+        return _cluster_runs(report, report.active, accepted=False)
     return _log(report, report.active, accepted=False)
 
 
 def render_accepted(report: Report) -> str:
     """Opt-in SARIF of accepted findings, each with a ``suppressions`` entry."""
+    if report.group_by == "cluster" and report.clusters:
+        return _cluster_runs(report, report.suppressed, accepted=True)
     return _log(report, report.suppressed, accepted=True)
