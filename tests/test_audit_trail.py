@@ -363,3 +363,17 @@ def test_diff_helpers() -> None:
     assert [(c.change, c.path, c.old_path, c.fields) for c in moved] == [
         ("modified", "b.yaml", "a.yaml", ("data.k",))]
     assert diff_objects({"a.yaml": [cm]}, {"b.yaml": [cm]}) == []
+
+
+def test_repo_below_the_top_limits_the_trail(repo: tuple[Repo, dict[str, str]]) -> None:
+    r, _ = repo
+    result = CliRunner().invoke(cli, ["audit", "--repo", str(r.path / "jobs"), "--format",
+                                      "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["paths"] == ["jobs"]
+    assert [c["subject"] for c in data["commits"]] == ["Add nightly job"]
+    # PATHS are relative to the current directory, not to --repo
+    apps = CliRunner().invoke(cli, ["audit", "--repo", str(r.path / "jobs"), "--format",
+                                    "json", "--kind", "Secret", str(r.path / "apps")])
+    assert len(json.loads(apps.stdout)["commits"]) == 3

@@ -365,7 +365,9 @@ def audit(options: AuditOptions, git: Git | None = None) -> AuditTrail:
     own = git is None
     git = git or Git(options.repo)
     try:
-        specs = pathspecs(git, options.paths)
+        # Without PATHS, a --repo below the top of the work tree limits the trail to itself.
+        specs = pathspecs(git, options.paths or (options.repo,))
+        specs = [] if specs == ["."] else specs
         flt = options.filters
         kept = []
         commits = [c for c in read_commits(git, options.revision,

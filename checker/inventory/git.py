@@ -20,6 +20,7 @@ class Git:
         self._batch: subprocess.Popen[bytes] | None = None
         top = self.run("rev-parse", "--show-toplevel").strip()
         self.top = Path(top)
+        self.repo = self.top  # pathspecs and paths are relative to the top from here on
 
     def run(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
         """Run git; a failure raises InputError with git's own message."""

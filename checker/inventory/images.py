@@ -167,9 +167,13 @@ class LiveIndex:
     def __init__(self, resources: Sequence[Resource]) -> None:
         self.by_key: dict[tuple[str, str, str], Resource] = {}
         self.by_name: dict[tuple[str, str], list[Resource]] = defaultdict(list)
+        self.pods: dict[str, list[Resource]] = defaultdict(list)
         for res in resources:
             self.by_key[(res.kind, res.namespace, res.name)] = res
             self.by_name[(res.kind, res.name)].append(res)
+        for (kind, namespace, _), res in sorted(self.by_key.items()):
+            if kind == "Pod":
+                self.pods[namespace].append(res)
 
     def find(self, kind: str, namespace: str, name: str) -> Resource | None:
         """The live object; a manifest without namespace matches a unique live object."""
@@ -180,13 +184,8 @@ class LiveIndex:
 
     def pods_of(self, workload: Resource) -> list[Resource]:
         """Pods whose owner chain (via ReplicaSets and Jobs in the snapshot) ends at workload."""
-        out = []
-        for (kind, namespace, _), res in sorted(self.by_key.items()):
-            if kind != "Pod" or namespace != workload.namespace:
-                continue
-            if self._owned_by(res, workload, depth=0):
-                out.append(res)
-        return out
+        return [pod for pod in self.pods.get(workload.namespace, [])
+                if self._owned_by(pod, workload, depth=0)]
 
     def _owned_by(self, res: Resource, workload: Resource, depth: int) -> bool:
         if depth > 3:
