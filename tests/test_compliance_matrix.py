@@ -136,6 +136,18 @@ def test_gaps_between_clusters(tmp_path: Path) -> None:
         "prod": {"active": 3, "warn": 0, "dryrun": 0, "missing": 0, "violations": 3,
                  "accepted": 0}}
     assert data["gaps"] == 2
+    assert data["packs"] == [
+        {"pack": "best-practice", "standard": "Best practice", "policies": 1, "cells": {
+            "dev": {"enforcing": 1, "dryrun": 0, "missing": 0, "violations": 1, "accepted": 0,
+                    "status": "complete"},
+            "prod": {"enforcing": 1, "dryrun": 0, "missing": 0, "violations": 1,
+                     "accepted": 0, "status": "complete"}}},
+        {"pack": "pss-baseline", "standard": "Pod Security Standards", "policies": 1,
+         "cells": {
+             "dev": {"enforcing": 0, "dryrun": 0, "missing": 1, "violations": 0,
+                     "accepted": 0, "status": "missing"},
+             "prod": {"enforcing": 1, "dryrun": 0, "missing": 0, "violations": 1,
+                      "accepted": 0, "status": "complete"}}}]
     assert data["errors"] == [] and data["snapshots"] == []
     strict = compliance("--root", str(root), "--strict", "--today", "2026-01-01")
     assert strict.exit_code == 1
@@ -185,6 +197,7 @@ def test_markdown(tmp_path: Path) -> None:
     assert md.startswith("# Compliance matrix\n")
     assert "| dev (development) | 1 | 0 | 1 | 1 |" in md
     assert "## Pod Security Standards — `pss-baseline`" in md
+    assert "| Pod Security Standards | `pss-baseline` | missing (0/1) | complete (1/1) |" in md
     assert "| `pss-privileged` Privileged containers are not allowed | MISSING | deny 1/0 | " \
            "⚠️ missing in dev |" in md
     again = compliance("--root", str(root), "--format", "markdown", "--today", "2026-01-01")

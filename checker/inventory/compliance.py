@@ -65,6 +65,35 @@ class Matrix:
     errors: tuple[str, ...] = ()
     input_findings: int = 0
 
+    def packs(self) -> list[dict[str, Any]]:
+        """One summary per pack (not repository or live-only rows): per cluster, how many of
+        its policies enforce (deny/warn), are in dryrun or missing, and its finding counts;
+        ``status`` is ``complete``, ``partial`` or ``missing``."""
+        out: list[dict[str, Any]] = []
+        for row in self.rows:
+            if row.pack in (REPOSITORY, LIVE_ONLY):
+                continue
+            if not out or out[-1]["pack"] != row.pack:
+                out.append({"pack": row.pack, "standard": row.standard, "policies": 0,
+                            "cells": {c: {"enforcing": 0, "dryrun": 0, "missing": 0,
+                                          "violations": 0, "accepted": 0}
+                                      for c in self.clusters}})
+            summary = out[-1]
+            summary["policies"] += 1
+            for cluster, cell in row.cells.items():
+                slot = summary["cells"][cluster]
+                slot["enforcing"] += cell.active
+                slot["dryrun"] += cell.status == "dryrun"
+                slot["missing"] += cell.status == "missing"
+                slot["violations"] += cell.violations
+                slot["accepted"] += cell.accepted
+        for summary in out:
+            for slot in summary["cells"].values():
+                slot["status"] = ("complete" if slot["enforcing"] == summary["policies"] else
+                                  "missing" if slot["missing"] == summary["policies"] else
+                                  "partial")
+        return out
+
     def gaps(self) -> list[Row]:
         """Rows with at least one flag."""
         return [r for r in self.rows if r.flags]
@@ -225,6 +254,7 @@ def as_json(matrix: Matrix) -> dict[str, Any]:
                                 "accepted": cell.accepted, "live": cell.live}
                             for c, cell in r.cells.items()}} for r in matrix.rows],
         "totals": matrix.totals(),
+        "packs": matrix.packs(),
         "snapshots": list(matrix.snapshots),
         "errors": list(matrix.errors),
         "gaps": len(matrix.gaps()),

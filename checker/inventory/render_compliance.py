@@ -36,6 +36,12 @@ def render_text(matrix: Matrix) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]
+    lines.append("")
+    for pack in matrix.packs():
+        cells = ", ".join(f"{_title(c, matrix)} {pack['cells'][c]['status']} "
+                          f"({pack['cells'][c]['enforcing']}/{pack['policies']})"
+                          for c in matrix.clusters)
+        lines.append(f"pack {pack['pack']}: {cells}")
     lines += ["", "Cells: enforcement action, violations/accepted risks"
               + (", live enforcement from the snapshot" if matrix.snapshots else "") + "."]
     totals = matrix.totals()
@@ -68,6 +74,14 @@ def render_markdown(matrix: Matrix) -> str:
         t = totals[cluster]
         out.append(f"| {_md(name)} | {t['active']} | {t['warn']} | {t['dryrun']} | "
                    f"{t['missing']} | {t['violations']} | {t['accepted']} |")
+    out += ["", "## Packs", "",
+            "| Standard | Pack | " + " | ".join(_md(n) for n in names) + " |",
+            "|---|---|" + "---|" * len(names)]
+    for pack in matrix.packs():
+        summary = [f"{pack['cells'][c]['status']} ({pack['cells'][c]['enforcing']}/"
+                   f"{pack['policies']})" for c in matrix.clusters]
+        out.append(f"| {_md(pack['standard'])} | `{pack['pack']}` | " + " | ".join(summary)
+                   + " |")
     standard = None
     for row in matrix.rows:
         if (row.standard, row.pack) != standard:
