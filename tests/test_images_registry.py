@@ -48,10 +48,21 @@ def free_port() -> int:
 
 
 def bcrypt_hash(password: str) -> str:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-    return crypt.crypt(password, "$2b$05$" + "abcdefghijklmnopqrstuu")
+    """A bcrypt hash for htpasswd: libxcrypt through ``crypt`` (Python <= 3.12) or htpasswd."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt
+        hashed = crypt.crypt(password, "$2b$05$" + "abcdefghijklmnopqrstuu")
+        if hashed and hashed.startswith("$2b$"):
+            return hashed
+    except ImportError:
+        pass
+    if shutil.which("htpasswd"):
+        out = subprocess.run(["htpasswd", "-nbB", USER, password], capture_output=True,
+                             text=True, check=True).stdout
+        return out.strip().split(":", 1)[1]
+    pytest.skip("no bcrypt implementation (crypt module or htpasswd) to configure the registry")
 
 
 def basic() -> str:
@@ -267,6 +278,22 @@ def test_page_limit_is_enforced(token_registry: str) -> None:
     client = RegistryClient(Credentials(username=USER, password=PASSWORD), max_pages=1)
     with pytest.raises(RegistryError, match="more than 1 pages"):
         client.tags(token_registry, "team/app")
+
+
+def test_images_command_against_a_token_registry(token_registry: str, tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: team}\nspec:\n"
+        f"  containers:\n    - name: app\n      image: {token_registry}/team/app:v1.0.2\n",
+        encoding="utf-8")
+    env = {"GITOPS_CHECKER_REGISTRY_USERNAME": USER, "GITOPS_CHECKER_REGISTRY_PASSWORD": PASSWORD}
+    result = CliRunner().invoke(cli, ["images", str(tmp_path), "--root", str(tmp_path),
+                                      "--registry", token_registry, "--format", "json",
+                                      "--fail-on", "warning"], env=env)
+    assert result.exit_code == 1, result.output  # outdated is a warning
+    use = json.loads(result.stdout)["images"][0]
+    assert use["newestInRegistry"] == "v1.0.10"
+    assert use["flags"] == ["not-pinned", "outdated"]
+    assert PASSWORD not in result.output
 
 
 def test_static_bearer_token_is_sent_as_is(token_registry: str) -> None:
