@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -378,7 +378,7 @@ def audit(options: AuditOptions, git: Git | None = None) -> AuditTrail:
         for commit in commits:
             changes = [c for c in found.get(commit.sha, []) if flt.keeps(c)]
             if changes:
-                kept.append(Commit(**{**commit.__dict__, "changes": tuple(changes)}))
+                kept.append(replace(commit, changes=tuple(changes)))
     finally:
         if own:
             git.close()

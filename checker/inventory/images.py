@@ -276,7 +276,7 @@ def registry_allowed(ref: ImageRef, allowlist: Sequence[str]) -> bool:
 def _newest_of(tags: Iterable[str], like: str) -> str:
     ref = tag_version(like)
     best = ""
-    for tag in tags:
+    for tag in sorted(tags):  # sorted: equal versions ("1.0+a", "1.0+b") resolve the same way
         version = tag_version(tag)
         if (ref is None or version is None or version.variant != ref.variant
                 or (version.prerelease and not ref.prerelease)):
