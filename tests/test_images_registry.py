@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
@@ -122,13 +123,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f"http:\n  addr: 127.0.0.1:{port}\n"
         f"auth:\n  htpasswd:\n    realm: test-registry\n    path: {tmp / 'htpasswd'}\n",
         encoding="utf-8")
+    log = (tmp / "registry.log").open("wb")
     proc = subprocess.Popen([REGISTRY_BIN, "serve", str(tmp / "config.yml")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):  # bounded wait for the server to listen
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "exited")
+                raise RuntimeError((tmp / "registry.log").read_text(errors="replace"))
             try:
                 status, _ = call("GET", f"{base}/v2/")
                 if status == 200:
@@ -146,6 +148,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        log.close()
 
 
 def test_lists_tags_with_basic_credentials(registry: str) -> None:
