@@ -271,6 +271,14 @@ def inline_acceptances(cluster: str, res: Resource,
     return found
 
 
+def _from_display(display: str, finding: Finding) -> Resource:
+    """A bare Resource from ``Kind namespace/name`` (objects not in the desired state)."""
+    kind, _, rest = display.partition(" ")
+    namespace, _, name = rest.rpartition("/")
+    return Resource(api_version="", kind=kind, namespace=namespace, name=name, body={},
+                    location=finding.location, cluster=finding.cluster)
+
+
 def _display_index(resources: Iterable[Resource]) -> dict[tuple[str, str], Resource]:
     return {(r.cluster, r.display): r for r in resources}
 
@@ -324,6 +332,8 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
 
     for finding in findings:
         res = index.get((finding.cluster, finding.resource)) if finding.resource else None
+        if res is None and finding.resource and finding.category == "drift":
+            res = _from_display(finding.resource, finding)  # e.g. an object only live
         if (res is None or finding.category not in ACCEPTABLE_CATEGORIES
                 or finding.rule_id in NOT_ACCEPTABLE or finding.suppression is not None):
             outcome.findings.append(finding)

@@ -52,6 +52,7 @@ class Cluster:
     syncs: tuple[FluxSync, ...] = ()         # the followed Flux Kustomizations among ``paths``
     problems: tuple[Finding, ...] = ()       # broken Flux spec.path references, as findings
     source: str = ""               # where the cluster was declared ("file:line")
+    override_sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def declared_paths(self) -> tuple[Path, ...]:
@@ -153,6 +154,7 @@ class _Draft:
     policies: list[Path] | None = None
     overrides: dict[str, dict[str, Any]] | None = None
     source: str = ""
+    override_sources: dict[str, str] = field(default_factory=dict)
 
 
 def _security_tower(root: Path) -> tuple[list[_Draft], list[str]]:
@@ -178,7 +180,7 @@ def _security_tower(root: Path) -> tuple[list[_Draft], list[str]]:
                                   "required")
             spec = mapping_of(data.get("spec"))
             policies = spec.get("policies")
-            draft = _Draft(name=name, source=f"{label}:{doc.line}", packs=[NO_PACKS])
+            draft = _Draft(name=name, source=f"{label}:{doc.line}")
             if policies is not None:
                 if not isinstance(policies, dict):
                     raise ConfigError(f"{label}:{_line(doc, ['spec', 'policies'])}: "
@@ -200,6 +202,7 @@ def _security_tower(root: Path) -> tuple[list[_Draft], list[str]]:
                         raise ConfigError(f"{label}:{line}: policies folder {ppath!r} does not "
                                           "exist")
                     draft.policies = [folder_path]
+                    draft.packs = [NO_PACKS]  # only the policies Security Tower enforced
             if any(d.name == name for d in drafts):
                 raise ConfigError(f"{label}:{doc.line}: cluster {name!r} is declared twice")
             drafts.append(draft)
@@ -262,6 +265,7 @@ def _finish(draft: _Draft, defaults: tuple[list[str] | None, list[Path] | None,
         packs=tuple(packs), policies=tuple(dict.fromkeys(policies)),
         overrides={k: overrides[k] for k in sorted(overrides)},
         syncs=tuple(syncs), problems=tuple(problems), source=draft.source,
+        override_sources=draft.override_sources,
     )
 
 
@@ -293,6 +297,7 @@ def load_config(root: Path, config_file: Path | None = None,
     drift_ignore: tuple[Mapping[str, Any], ...] = ()
     group_by = ""
     label = ""
+    default_sources: dict[str, str] = {}
     if file is not None:
         label = file.name if file.parent.resolve() == root.resolve() else str(file)
         docs = _read_yaml(file, label)
@@ -303,6 +308,8 @@ def load_config(root: Path, config_file: Path | None = None,
         _validate(data, doc, label, schema())
         if "defaults" in data:
             defaults = _selection(data["defaults"], root, label, doc, ["defaults"])
+            default_sources = {pid: f"{label}:{_line(doc, ['defaults', 'overrides', pid])}"
+                               for pid in defaults[2] or {}}
         acceptances = _acceptance_settings(data.get("acceptances"), root, label, doc)
         drift_ignore = tuple(dict(r) for r in (data.get("drift") or {}).get("ignore", []))
         group_by = str(data.get("groupBy", ""))
@@ -331,10 +338,14 @@ def load_config(root: Path, config_file: Path | None = None,
                 draft.policies = policies
             if overrides is not None:
                 draft.overrides = overrides
+                draft.override_sources = {
+                    pid: f"{label}:{_line(doc, [*at, 'overrides', pid])}" for pid in overrides}
         order = {name: i for i, name in enumerate(e["name"] for e in data.get("clusters", []))}
         drafts.sort(key=lambda d: order.get(d.name, len(order)))
     if not drafts:
         drafts = [_Draft(name="")]
+    for d in drafts:
+        d.override_sources = {**default_sources, **d.override_sources}
     clusters = tuple(_finish(d, defaults, default_paths, root) for d in drafts)
     return Config(clusters=clusters, source=label, acceptances=acceptances,
                   drift_ignore=drift_ignore, group_by=group_by,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,6 +52,13 @@ def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | 
     """
     packs = options.packs or cluster.packs or DEFAULT_PACKS
     packs = tuple(p for p in packs if p != "none")
+    if cluster.overrides:
+        catalog = catalog or load_catalog()
+        for pid in sorted(cluster.overrides):
+            if pid not in catalog.policies:
+                where = cluster.override_sources.get(pid) or cluster.source
+                raise ConfigError(f"{where}: invalid config: unknown policy id {pid!r} in "
+                                  f"overrides (known: {', '.join(sorted(catalog.policies))})")
     policies: list[Policy] = []
     errors: list[str] = []
     if packs:
@@ -76,6 +84,12 @@ def load_cluster(cluster: Cluster, root: Path) -> LoadResult:
     loaded.findings.extend(cluster.problems)
     loaded.resources = [r for r in loaded.resources
                         if not r.location.path.startswith(SECURITY_TOWER_DIR + "/")]
+    if cluster.syncs:  # a sync of a parent folder reaches declared files again: once
+        unique: dict[tuple[object, ...], Resource] = {}
+        for r in loaded.resources:
+            body = json.dumps(r.body, sort_keys=True, default=str)
+            unique.setdefault((r.location, r.key, body), r)
+        loaded.resources = list(unique.values())
     return loaded
 
 
@@ -96,11 +110,14 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
     rules: dict[str, Rule] = {}
     packs: dict[str, None] = {}
     loads: dict[tuple[object, ...], LoadResult] = {}
+    seen_input: set[Finding] = set()
     for cluster in config.clusters:
         policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)
         errors += problems
         packs.update(dict.fromkeys(cluster_packs))
-        cache_key = (cluster.declared_paths, cluster.syncs, cluster.problems)
+        cache_key = (cluster.declared_paths, cluster.problems, tuple(
+            (s.path, s.target_namespace, tuple(sorted(s.substitute.items())))
+            for s in cluster.syncs))
         if cache_key not in loads:
             loads[cache_key] = load_cluster(cluster, options.root)
         loaded = loads[cache_key]
@@ -108,10 +125,11 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         tagged = [replace(r, cluster=cluster.name) for r in loaded.resources]
         evaluation = Evaluator(policies, operation=options.operation).run(tagged)
         resources += tagged
-        findings += [*loaded.findings, *evaluation.findings]
+        findings += [f for f in loaded.findings if f not in seen_input]
+        seen_input.update(loaded.findings)  # input findings of shared paths, once
+        findings += evaluation.findings
         errors += evaluation.errors
         rules.update({p.rule.id: p.rule for p in policies})
-    findings = list(dict.fromkeys(findings))  # input findings of shared paths, once
     acceptances, problems_found = accept.load_acceptances(config.acceptances.paths, options.root)
     outcome = accept.apply(findings, resources, acceptances, today,
                            inline=config.acceptances.inline,

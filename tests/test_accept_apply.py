@@ -225,3 +225,18 @@ def test_first_matching_acceptance_in_file_order_wins() -> None:
         suppression = out.findings[0].suppression
         assert suppression is not None and suppression.owner == expected
         assert out.problems == []  # both matched: neither is stale
+
+
+def test_drift_of_an_object_only_in_the_cluster_can_be_accepted() -> None:
+    drift = Finding(rule_id="drift.extra", category="drift", severity=Severity.WARNING,
+                    message="only live", location=SourceLocation("clusters/prod", 1),
+                    resource="ConfigMap kube-system/hotfix", cluster="prod")
+    a = Acceptance(id="RA-d", policy="drift.*",
+                   selectors=(Selector(namespace="kube-system", kind="ConfigMap"),),
+                   justification="hotfix", owner="ops", expires=None,
+                   location=SourceLocation("acc.yaml", 1), ticket="T")
+    out = apply([drift], [], [a], TODAY)
+    assert out.findings[0].suppression is not None
+    out = apply([drift], [], [Acceptance(**{**a.__dict__, "selectors": (
+        Selector(namespace="default"),)})], TODAY)
+    assert out.findings[0].suppression is None

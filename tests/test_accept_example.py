@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import shutil
 import subprocess
@@ -32,6 +33,13 @@ def run(*args: str) -> Any:
     return result
 
 
+@functools.cache
+def json_run() -> tuple[int, str]:
+    """The example's JSON report (scanned once for the tests that only read it)."""
+    result = run("--format", "json")
+    return result.exit_code, result.output
+
+
 def summary(f: dict[str, Any]) -> tuple[Any, ...]:
     acc = f.get("acceptance")
     return (f["cluster"], f["rule"], f["severity"], f["location"]["path"], f["location"]["line"],
@@ -39,9 +47,9 @@ def summary(f: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def test_json_report_in_detail() -> None:
-    result = run("--format", "json")
-    assert result.exit_code == 1, result.output  # an expired acceptance and its finding
-    data = json.loads(result.output)
+    code, output = json_run()
+    assert code == 1, output  # an expired acceptance and its finding
+    data = json.loads(output)
     assert data["clusters"] == ["staging", "production"]
     assert data["errors"] == []
     active = [summary(f) for f in data["findings"]
@@ -98,7 +106,7 @@ def test_json_report_in_detail() -> None:
 
 
 def test_production_pins_podinfo_through_flux_substitution() -> None:
-    data = json.loads(run("--format", "json").output)
+    data = json.loads(json_run()[1])
     podinfo = [f for f in data["findings"] + data["accepted"]
                if f["resource"].endswith("/podinfo") and f["rule"] == "image-tag"]
     assert [f["cluster"] for f in podinfo] == ["staging"]  # production: tag 6.7.1
@@ -240,10 +248,18 @@ def test_unknown_override_policy_names_the_cluster(tmp_path: Path) -> None:
                                                  "      no-such-policy:\n        severity"))
     result = CliRunner().invoke(cli, ["scan", str(root), "--root", str(root)])
     assert result.exit_code == 2
-    assert ".gitops-checker.yaml:7: invalid config: unknown policy id 'no-such-policy'" in (
+    assert ".gitops-checker.yaml:11: invalid config: unknown policy id 'no-such-policy'" in (
         result.output)
 
 
 def test_output_is_deterministic() -> None:
-    first = run("--format", "json").output
-    assert first == run("--format", "json").output
+    assert json_run()[1] == run("--format", "json").output
+
+
+def test_repository_without_config_is_one_unnamed_cluster() -> None:
+    repo = REPO / "examples" / "gitops-repo"
+    report = scan(ScanOptions(paths=(repo,), root=repo, policies=(repo / "policies",)))
+    assert report.clusters == () and report.group_by == "pack"
+    assert {f.cluster for f in report.findings} == {""}
+    assert not [f for f in report.findings if f.category == "acceptance"]
+    assert len(json.loads(RENDERERS["sarif"](report))["runs"]) == 1

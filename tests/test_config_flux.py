@@ -97,3 +97,14 @@ def test_example_clusters_load_their_synced_state_with_substitutions() -> None:
     assert "StatefulSet cache/redis" in prod and "StatefulSet cache/redis" not in stag
     # Security Tower cluster files are configuration, never desired state.
     assert not any(r.location.path.startswith(".securitytower/") for r in prod.values())
+
+
+def test_sync_of_a_parent_folder_does_not_duplicate_objects(tmp_path: Path) -> None:
+    write(tmp_path, "clusters/prod/sync.yaml", FLUX.format(name="root", path="./"))
+    write(tmp_path, "apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    config = load_config(tmp_path, default_paths=[tmp_path / "clusters/prod"])
+    (cluster,) = config.clusters
+    assert [s.name for s in cluster.syncs] == ["flux-system/root"]
+    loaded = load_cluster(cluster, tmp_path)
+    assert sorted(r.display for r in loaded.resources) == [
+        "ConfigMap c", "Kustomization flux-system/root"]

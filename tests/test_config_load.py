@@ -169,3 +169,10 @@ def test_example_config_is_schema_valid_and_resolves_two_clusters() -> None:
                    "infrastructure/shared", "infrastructure/production"]
     assert json.dumps(sorted(config.security_tower)) == json.dumps(
         [".securitytower/production.yaml", ".securitytower/staging.yaml"])
+
+
+def test_security_tower_file_without_policies_gets_the_default_packs(tmp_path: Path) -> None:
+    write(tmp_path, ".securitytower/dev.yml", "apiVersion: securitytower.io/v1alpha1\n"
+          "kind: Cluster\nmetadata:\n  name: dev\n")
+    (cluster,) = load_config(tmp_path).clusters
+    assert (cluster.name, cluster.packs, cluster.policies) == ("dev", (), ())

@@ -88,7 +88,7 @@ def _inside(child: Path, parent: Path) -> bool:
     return True
 
 
-def _sync_of(data: dict[str, Any], rel: str, doc_location: SourceLocation,
+def _sync_of(data: dict[str, Any], doc_location: SourceLocation,
              path_location: SourceLocation, root: Path) -> FluxSync | Finding:
     meta = mapping_of(data.get("metadata"))
     name = f"{meta.get('namespace') or 'flux-system'}/{meta.get('name') or '?'}"
@@ -144,7 +144,7 @@ def follow(paths: Iterable[Path], root: Path) -> tuple[list[FluxSync], list[Find
             for doc in docs:
                 if not is_flux_kustomization(doc.data):
                     continue
-                found = _sync_of(doc.data, rel, doc.location(rel),
+                found = _sync_of(doc.data, doc.location(rel),
                                  doc.location(rel, ("spec", "path")), root)
                 if isinstance(found, Finding):
                     findings.append(found)
