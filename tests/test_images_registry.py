@@ -310,6 +310,20 @@ def test_token_service_refusal_is_an_error(token_registry: str) -> None:
         RegistryClient().tags(token_registry, "team/app")
 
 
+def test_credentials_never_go_to_a_plain_http_realm(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = RegistryClient(Credentials(username=USER, password=PASSWORD))
+    sent: list[str] = []
+
+    def fake_open(url: str, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
+        sent.append(url)
+        return 401, {"WWW-Authenticate": 'Bearer realm="http://auth.example.com/token"'}, b""
+
+    monkeypatch.setattr(client, "_open", fake_open)
+    with pytest.raises(RegistryError, match="is not HTTPS; credentials are not sent"):
+        client.tags("registry.example.com", "team/app")
+    assert sent == ["https://registry.example.com/v2/team/app/tags/list?n=1000"]
+
+
 def test_urls_and_links() -> None:
     assert base_url("127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert base_url("localhost:5000") == "http://localhost:5000"

@@ -131,6 +131,12 @@ class RegistryClient:
         realm = params.get("realm")
         if not realm:
             raise RegistryError("registry sent a Bearer challenge without a realm")
+        realm_parts = urllib.parse.urlsplit(realm)
+        if realm_parts.scheme not in ("https", "http") or (
+                realm_parts.scheme == "http" and not _is_loopback(realm_parts.netloc)
+                and self.credentials.basic()):
+            raise RegistryError(f"token realm {_origin(realm)} is not HTTPS; credentials are "
+                                "not sent there")
         query = {"scope": f"repository:{repository}:pull"}
         if params.get("service"):
             query["service"] = params["service"]
