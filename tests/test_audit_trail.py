@@ -377,3 +377,15 @@ def test_repo_below_the_top_limits_the_trail(repo: tuple[Repo, dict[str, str]]) 
     apps = CliRunner().invoke(cli, ["audit", "--repo", str(r.path / "jobs"), "--format",
                                     "json", "--kind", "Secret", str(r.path / "apps")])
     assert len(json.loads(apps.stdout)["commits"]) == 3
+
+
+def test_kustomization_files_are_not_objects(tmp_path: Path) -> None:
+    r = Repo(tmp_path / "k")
+    r.write("app/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+                                      "kind: Kustomization\nresources: [cm.yaml]\n")
+    r.write("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n")
+    r.commit("Add app", "Alice", 1)
+    data = audit_json(r)
+    assert [changes(c) for c in data["commits"]] == [[("added", "ConfigMap", "", "cm")]]
+    assert audit(r, "--format", "markdown").output.startswith(
+        "# Audit trail\n\n1 commit changed Kubernetes objects in `HEAD`: 1 added")

@@ -21,6 +21,7 @@ from checker.load.objects import YAML_SUFFIXES, is_k8s_object
 from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
 
 MAX_FIELDS = 20
+BUILD_ONLY_GROUP = "kustomize.config.k8s.io/"  # kustomization files are never applied
 CHANGE_TYPES = ("added", "modified", "removed")
 SIGNATURES = {
     "G": "good", "B": "bad", "U": "good-untrusted-key", "X": "good-expired-signature",
@@ -131,7 +132,7 @@ def manifest_objects(text: bytes | None) -> list[dict[str, Any]]:
         if isinstance(item, YamlProblem) or not isinstance(item, Document):
             continue
         data = item.data
-        if not is_k8s_object(data):
+        if not is_k8s_object(data) or str(data["apiVersion"]).startswith(BUILD_ONLY_GROUP):
             continue
         if str(data["kind"]).endswith("List") and isinstance(data.get("items"), list):
             out.extend(i for i in data["items"] if is_k8s_object(i))

@@ -81,7 +81,8 @@ def render_markdown(trail: AuditTrail) -> str:
     """The audit trail as a Markdown report: one section per commit, newest first."""
     counts = summary(trail)
     out = ["# Audit trail", "",
-           f"{counts['commits']} commits changed Kubernetes objects in `{trail.revision}`: "
+           f"{counts['commits']} {'commit' if counts['commits'] == 1 else 'commits'} changed "
+           f"Kubernetes objects in `{trail.revision}`: "
            f"{counts['added']} added, {counts['modified']} modified, {counts['removed']} "
            "removed.", ""]
     for commit in trail.commits:
