@@ -263,8 +263,16 @@ def test_csv_has_fixed_columns(tmp_path: Path) -> None:
     rows = list(csv.reader(io.StringIO(result.output)))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert len(rows) == 10
-    record = dict(zip(CSV_COLUMNS, rows[-1], strict=True))
-    assert record["cluster"] == "staging" and record["name"] in {"web", "report"}
+    assert [r[0] for r in rows[1:]] == ["staging"] * 5 + ["production"] * 4  # config order
+    record = dict(zip(CSV_COLUMNS, rows[1], strict=True))
+    assert record == {
+        "cluster": "staging", "environment": "staging", "registry": "docker.io",
+        "repository": "envoyproxy/envoy", "tag": "v1.30.1", "digest": "",
+        "reference": "envoyproxy/envoy:v1.30.1", "kind": "Deployment", "namespace": "shop",
+        "name": "web", "container": "proxy", "container_type": "container",
+        "path": "staging/apps.yaml", "line": "16", "live_status": "", "live_image": "",
+        "live_image_ids": "", "flags": "not-pinned", "newest_in_environment": "",
+        "newest_seen": "", "newest_in_registry": "", "behind_of": ""}
     admin = next(dict(zip(CSV_COLUMNS, r, strict=True)) for r in rows[1:] if r[9] == "admin")
     assert admin["flags"] == "not-pinned outdated behind"
     assert admin["behind_of"] == "staging"
@@ -282,6 +290,59 @@ def test_markdown_and_text(tmp_path: Path) -> None:
            "(behind: production)" in text
     assert text.rstrip().endswith("9 image uses, 6 distinct images; 2 behind, 1 mutable-tag, "
                                   "8 not-pinned, 1 outdated")
+
+
+EXPECTED_MARKDOWN = f"""\
+# Image inventory
+
+9 image uses, 6 distinct images.
+
+| CLUSTER | ENVIRONMENT | IMAGE | TAG | DIGEST | DECLARED AT | RESOURCE | CONTAINER | LIVE | FLAGS |
+|---|---|---|---|---|---|---|---|---|---|
+| staging | staging | docker.io/envoyproxy/envoy | v1.30.1 | - | staging/apps.yaml:16 \
+| Deployment shop/web | proxy | - | not-pinned, disallowed-registry |
+| staging | staging | docker.io/library/busybox | - | - | staging/apps.yaml:19 \
+| Deployment shop/web | debug | - | mutable-tag, not-pinned, disallowed-registry |
+| staging | staging | registry.example.com/shop/report | 2.0.1 | - | staging/apps.yaml:34 \
+| CronJob shop/report | report | - | not-pinned |
+| staging | staging | registry.example.com/shop/web | 1.4.0 | - | staging/apps.yaml:11 \
+| Deployment shop/web | migrate | - | not-pinned |
+| staging | staging | registry.example.com/shop/web | 1.4.0 | - | staging/apps.yaml:14 \
+| Deployment shop/web | web | - | not-pinned |
+| production | production | docker.io/envoyproxy/envoy | v1.30.1 | - | production/apps.yaml:13 \
+| Deployment shop/web | proxy | same | not-pinned, disallowed-registry |
+| production | production | registry.example.com/shop/report | 2.0.1 | - | production/apps.yaml:39 \
+| CronJob shop/report | report | same | not-pinned |
+| production | production | registry.example.com/shop/web | 1.3.0 | - | production/apps.yaml:25 \
+| Deployment shop/admin | admin | missing | not-pinned, outdated, behind |
+| production | production | registry.example.com/shop/web | 1.3.2 | sha256:{"1f" * 6} \
+| production/apps.yaml:11 | Deployment shop/web | web | different: \
+registry.example.com/shop/web:1.3.1 | behind |
+
+## Versions by environment
+
+| Image | staging | production | Behind |
+|---|---|---|---|
+| docker.io/envoyproxy/envoy | v1.30.1 | v1.30.1 | - |
+| docker.io/library/busybox | latest | - | - |
+| registry.example.com/shop/report | 2.0.1 | 2.0.1 | - |
+| registry.example.com/shop/web | 1.4.0 | 1.3.0, 1.3.2 | production |
+
+## Flags
+
+- `behind`: 2
+- `disallowed-registry`: 3
+- `mutable-tag`: 1
+- `not-pinned`: 8
+- `outdated`: 1
+"""
+
+
+def test_markdown_in_full(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    result = two_clusters(root, "--snapshot", f"production={root / 'snapshots/production.yaml'}",
+                          "--allowed-registry", "registry.example.com", fmt="markdown")
+    assert result.stdout == EXPECTED_MARKDOWN
 
 
 def test_output_is_deterministic(tmp_path: Path) -> None:

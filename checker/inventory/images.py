@@ -352,7 +352,8 @@ def analyse(uses: Sequence[ImageUse], *, environments: Sequence[str],
         out.append(replace(use, flags=tuple(flags), newest_seen=newest_seen,
                            newest_in_registry=newest_registry, newest_in_environment=newest_env,
                            ahead_environments=tuple(ahead)))
-    out.sort(key=ImageUse.sort_key)
+    order = {name: index for index, name in enumerate(clusters)}  # configured order
+    out.sort(key=lambda u: (order.get(u.cluster, len(order)), *u.sort_key()))
     return Inventory(
         uses=tuple(out), clusters=tuple(clusters), environments=tuple(environments),
         matrix=tuple(_matrix(out, environments)), allowed_registries=tuple(allowlist),

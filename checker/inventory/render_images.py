@@ -40,7 +40,7 @@ def _row(use: ImageUse, inv: Inventory) -> list[str]:
             f"{use.location.path}:{use.location.line}", use.resource, use.container or "-"]
     if inv.snapshot:
         row.append(_live(use) or "-")
-    row.append(",".join(use.flags) or "-")
+    row.append(", ".join(use.flags) or "-")
     return row
 
 
