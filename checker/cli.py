@@ -162,3 +162,10 @@ def main() -> None:
         if "GITOPS_CHECKER_DEBUG" in __import__("os").environ:
             raise
         fail(f"internal error: {type(err).__name__}: {err}")
+
+
+from checker.inventory.cli import audit, compliance, images  # noqa: E402
+
+cli.add_command(images)
+cli.add_command(compliance)
+cli.add_command(audit)

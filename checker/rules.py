@@ -68,3 +68,37 @@ BUILTIN_RULES: dict[str, Rule] = {
              "Move the acceptance into an acceptance file and remove the annotation."),
     )
 }
+
+
+IMAGE_RULES: dict[str, Rule] = {
+    r.id: r
+    for r in (
+        Rule("image.mutable-tag", "Image uses a mutable tag", Severity.WARNING,
+             "The image has no tag (which means latest) or the tag latest, and no digest. "
+             "What runs can change without a commit, and a rollback does not roll back.",
+             "Use a versioned tag, or better a digest.", help_uri="docs/images.md"),
+        Rule("image.not-pinned", "Image is not pinned by digest", Severity.NOTE,
+             "A tag can be moved to another image in the registry; only a digest names "
+             "exactly one image.", "Append @sha256:<digest> to the reference.",
+             help_uri="docs/images.md"),
+        Rule("image.disallowed-registry", "Image from a registry outside the allowlist",
+             Severity.ERROR,
+             "The image comes from a registry (or repository path) that is not on the "
+             "allowlist given with --allowed-registry.",
+             "Mirror the image into an allowed registry, or extend the allowlist.",
+             help_uri="docs/images.md"),
+        Rule("image.outdated", "Image is outdated", Severity.WARNING,
+             "A newer version of the same image (same tag shape) is in the registry, or is "
+             "used by another workload of the same environment.",
+             "Update the tag to the newest version.", help_uri="docs/images.md"),
+        Rule("image.behind", "Environment is behind another environment", Severity.WARNING,
+             "The same image runs at a newer version in another environment; this stage "
+             "has not been promoted yet.", "Promote the newer version to this environment.",
+             help_uri="docs/images.md"),
+        Rule("image.invalid-reference", "Invalid image reference", Severity.ERROR,
+             "The image field is not a valid image reference (a template placeholder that "
+             "was never filled, upper-case letters, a bad tag or digest).",
+             "Fix the reference.", help_uri="docs/images.md"),
+    )
+}
+BUILTIN_RULES.update(IMAGE_RULES)

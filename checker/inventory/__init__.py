@@ -1,0 +1,1 @@
+"""Overview across clusters: image inventory, compliance matrix and audit trail (git)."""

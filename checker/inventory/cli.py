@@ -1,0 +1,272 @@
+"""Click commands ``images``, ``compliance`` and ``audit``: parse flags, run, write, exit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from checker.errors import CheckerError
+from checker.inventory.scope import Scope
+from checker.model import Severity
+from checker.report import RENDERERS
+
+FAIL_ON = ["error", "warning", "note", "never"]
+
+
+def fail(message: str) -> NoReturn:
+    """Print a one-line error and exit 2, like the other commands (``checker.cli.fail``)."""
+    click.echo(f"gitops-checker: error: {message}", err=True)
+    sys.exit(2)
+
+
+def parse_clusters(values: tuple[str, ...]) -> list[Scope]:
+    """``NAME=PATH`` or ``NAME/ENVIRONMENT=PATH`` options, in order; a name may repeat."""
+    order: dict[str, tuple[str, list[Path]]] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"expected NAME=PATH or NAME/ENVIRONMENT=PATH, got {value!r}",
+                                     param_hint="--cluster")
+        name, _, environment = name.partition("/")
+        env, paths = order.setdefault(name, (environment or name, []))
+        if environment and environment != env:
+            raise click.BadParameter(f"cluster {name!r} given two environments",
+                                     param_hint="--cluster")
+        paths.append(Path(path))
+    return [Scope(n, e, tuple(p)) for n, (e, p) in order.items()]
+
+
+def _scopes(paths: tuple[Path, ...], clusters: tuple[str, ...], root: Path,
+            config_file: Path | None) -> list[Scope]:
+    """Clusters from --cluster options, else from the repository config (PATHS as default)."""
+    from checker.config import load_config
+
+    if clusters:
+        if paths or config_file:
+            raise click.UsageError("--cluster cannot be combined with PATHS or --config")
+        return parse_clusters(clusters)
+    config = load_config(root, config_file, paths or (Path("."),))
+    return [Scope(c.name, c.environment, c.paths, c) for c in config.clusters]
+
+
+def _parse_snapshots(values: tuple[str, ...], scopes: list[Scope]) -> dict[str, Path]:
+    names = [s.name for s in scopes]
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if sep and name in names:
+            out[name] = Path(path)
+        elif len(scopes) == 1 and not sep:
+            out[names[0]] = Path(value)
+        else:
+            raise click.BadParameter(
+                f"{value!r}: use CLUSTER=FILE naming one of: {', '.join(names) or '(none)'}"
+                if len(scopes) > 1 or sep else f"{value!r}", param_hint="--snapshot")
+    return out
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--cluster", "clusters", multiple=True, metavar="NAME[/ENV]=PATH",
+              help="A cluster and one of its manifest paths (repeatable).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Repository config file (default: ROOT/.gitops-checker.yaml if present).")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              help="Repository root that reported paths are relative to.")
+@click.option("--snapshot", "snapshots", multiple=True, metavar="[CLUSTER=]FILE",
+              help="Live objects (multi-document YAML or kind: List) to show what runs.")
+@click.option("--allowed-registry", "allowlist", multiple=True, metavar="HOST[/PATH]",
+              help="Registry (optionally with a repository prefix or glob) images may come "
+                   "from (repeatable). Without it, every registry is allowed.")
+@click.option("--registry", "registries", multiple=True, metavar="HOST",
+              help="Registry whose tags/list is read to find newer tags (repeatable). "
+                   "Credentials: GITOPS_CHECKER_REGISTRY_TOKEN or _USERNAME/_PASSWORD.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "csv"]),
+              default="text", show_default=True, help="Format written to standard output.")
+@click.option("--sarif", "sarif_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the flags as SARIF findings to this file.")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the flags as JUnit XML to this file.")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="never", show_default=True,
+              help="Lowest flag severity that makes the exit code 1.")
+def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path | None,
+           root: Path, snapshots: tuple[str, ...],
+           allowlist: tuple[str, ...], registries: tuple[str, ...], fmt: str,
+           sarif_file: Path | None, junit_file: Path | None, fail_on: str) -> None:
+    """List every container image per cluster and environment, and flag risky ones.
+
+    Exit codes: 0 done (and nothing at or above --fail-on), 1 flags at or above --fail-on,
+    2 usage or tool error (including a registry that could not be read).
+    """
+    from checker.inventory.images import findings
+    from checker.inventory.registry import Credentials
+    from checker.inventory.render_images import IMAGE_RENDERERS
+    from checker.inventory.run import ImageOptions, inventory, inventory_report
+
+    try:
+        scopes = _scopes(paths, clusters, root, config_file)
+        options = ImageOptions(
+            scopes=tuple(scopes), root=root, snapshots=_parse_snapshots(snapshots, scopes),
+            allowlist=allowlist, registries=registries,
+            credentials=Credentials.from_env(os.environ),
+        )
+        inv = inventory(options)
+    except CheckerError as err:
+        fail(str(err))
+    report = inventory_report(inv)
+    for name, path in (("sarif", sarif_file), ("junit", junit_file)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(RENDERERS[name](report), encoding="utf-8")
+    click.echo(IMAGE_RENDERERS[fmt](inv), nl=False)
+    for problem in inv.errors:
+        click.echo(f"gitops-checker: error: {problem}", err=True)
+    if inv.errors:
+        sys.exit(2)
+    threshold = None if fail_on == "never" else Severity.parse(fail_on)
+    unreadable = any(f.category == "input" and f.severity is Severity.ERROR
+                     for f in inv.input_findings)
+    flagged = threshold is not None and any(f.severity >= threshold for f in findings(inv))
+    sys.exit(1 if unreadable or flagged else 0)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=".",
+              help="The git repository (default: the current directory).")
+@click.option("--rev", "revision", default="HEAD", show_default=True,
+              help="Revision or range whose history is read, e.g. main or v1.2..HEAD.")
+@click.option("--first-parent", is_flag=True,
+              help="Follow first parents only and attribute merged changes to merge commits.")
+@click.option("--kind", "kinds", multiple=True, help="Keep only this kind (repeatable).")
+@click.option("--namespace", "namespaces", multiple=True, help="Keep only this namespace.")
+@click.option("--name", "names", multiple=True, help="Keep only names matching this glob.")
+@click.option("--change", "changes", multiple=True,
+              type=click.Choice(["added", "modified", "removed"]),
+              help="Keep only this change type (repeatable).")
+@click.option("--author", "authors", multiple=True,
+              help="Keep only commits whose author name or e-mail contains this text.")
+@click.option("--since", default="", help="Only commits after this date (git's --since).")
+@click.option("--until", default="", help="Only commits before this date (git's --until).")
+@click.option("--base", default="", metavar="REF",
+              help="Guardrails: the last trusted commit; checks that HEAD still contains it.")
+@click.option("--head", default="HEAD", show_default=True, metavar="REF",
+              help="Guardrails: the commit under review.")
+@click.option("--require-signed", is_flag=True,
+              help="Guardrail: every commit in BASE..HEAD must carry a good signature.")
+@click.option("--require-codeowners", is_flag=True,
+              help="Guardrail: every manifest file at HEAD must have a CODEOWNERS owner.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown",
+              show_default=True, help="Format written to standard output.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of standard output.")
+def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool,
+          kinds: tuple[str, ...], namespaces: tuple[str, ...], names: tuple[str, ...],
+          changes: tuple[str, ...], authors: tuple[str, ...], since: str, until: str,
+          base: str, head: str, require_signed: bool, require_codeowners: bool, fmt: str,
+          output: Path | None) -> None:
+    """Who changed which Kubernetes object when, from the git history of PATHS.
+
+    Exit codes: 0 done, 1 a required guardrail is violated (unsigned commits, rewritten
+    history, manifests without code owner), 2 usage or git error.
+    """
+    from dataclasses import replace
+
+    from checker.inventory.audit import AuditFilter, AuditOptions
+    from checker.inventory.audit import audit as run_audit
+    from checker.inventory.git import Git
+    from checker.inventory.guardrails import codeowners_check, history_check, unsigned_commits
+    from checker.inventory.render_audit import AUDIT_RENDERERS, guardrail_failures
+
+    options = AuditOptions(
+        repo=repo, paths=paths, revision=revision, first_parent=first_parent,
+        filters=AuditFilter(kinds, namespaces, names, changes, authors, since, until),
+    )
+    try:
+        with Git(repo) as git:
+            trail = run_audit(options, git)
+            guardrails: dict[str, object] = {}
+            if base:
+                guardrails["history"] = history_check(git, base, head)
+            if require_signed or base:
+                found = git.call("cat-file", "-e", f"{base}^{{commit}}").returncode == 0
+                signatures: dict[str, object] = {
+                    "required": require_signed, "range": f"{base}..{head}" if base else head}
+                if base and not found:  # the history guardrail reports it
+                    signatures.update(unsigned=[], skipped="base commit not found")
+                else:
+                    signatures["unsigned"] = unsigned_commits(git, base, head)
+                guardrails["signatures"] = signatures
+            if require_codeowners:
+                result = codeowners_check(git, head, list(trail.paths))
+                guardrails["codeowners"] = {"required": True, **result}
+    except CheckerError as err:
+        fail(str(err))
+    trail = replace(trail, guardrails=guardrails)
+    text = AUDIT_RENDERERS[fmt](trail)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+    failures = guardrail_failures(trail)
+    for failure in failures:
+        click.echo(f"gitops-checker: guardrail: {failure}", err=True)
+    sys.exit(1 if failures else 0)
+
+
+@click.command()
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              help="Repository root (where .gitops-checker.yaml is looked for).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Repository config file (default: ROOT/.gitops-checker.yaml if present).")
+@click.option("--snapshot", "snapshots", multiple=True, metavar="CLUSTER=FILE",
+              help="Live Constraints of a cluster (multi-document YAML or kind: List).")
+@click.option("--today", metavar="YYYY-MM-DD", default=None,
+              help="Date risk acceptances expire against (default: today's date).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True, help="Format written to standard output.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of standard output.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when a policy is missing, in dryrun or not live in some cluster.")
+def compliance(root: Path, config_file: Path | None, snapshots: tuple[str, ...],
+               today: str | None, fmt: str, output: Path | None, strict: bool) -> None:
+    """Which policy is active in which cluster: packs and policies by cluster.
+
+    Exit codes: 0 done, 1 gaps with --strict, 2 usage, configuration or tool error.
+    """
+    from checker.config import load_config
+    from checker.inventory.compliance import run
+    from checker.inventory.render_compliance import COMPLIANCE_RENDERERS
+    from checker.options import ScanOptions
+
+    try:
+        day = dt.date.fromisoformat(today) if today else None
+    except ValueError:
+        raise click.BadParameter(f"{today!r} is not a date (YYYY-MM-DD)",
+                                 param_hint="'--today'") from None
+    options = ScanOptions(paths=(), root=root, config_file=config_file, today=day)
+    try:
+        config = load_config(root, config_file)
+        scopes = [Scope(c.name, c.environment, c.paths, c) for c in config.clusters]
+        files = _parse_snapshots(snapshots, scopes)
+        matrix = run(root, config, files, options)
+    except CheckerError as err:
+        fail(str(err))
+    text = COMPLIANCE_RENDERERS[fmt](matrix)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+    for problem in matrix.errors:
+        click.echo(f"gitops-checker: error: {problem}", err=True)
+    if matrix.errors:
+        sys.exit(2)
+    sys.exit(1 if strict and matrix.gaps() else 0)
