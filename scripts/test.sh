@@ -10,6 +10,15 @@ fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e '.[test]'
+# Real peers the tests start on loopback: Debian's OCI registry (images tests) and ssh-keygen
+# (signed-commit audit tests). Installed when missing and this user can install packages.
+need=()
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v git >/dev/null 2>&1 || need+=(git)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 if [ ! -x node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool ]; then
   npm install --no-save --no-audit --no-fund --silent @microsoft/sarif-multitool@5.7.0
 fi
