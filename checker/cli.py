@@ -133,3 +133,9 @@ def main() -> None:
         if "GITOPS_CHECKER_DEBUG" in __import__("os").environ:
             raise
         fail(f"internal error: {type(err).__name__}: {err}")
+
+
+from checker.drift.cli import drift, snapshot  # noqa: E402
+
+cli.add_command(drift)
+cli.add_command(snapshot)

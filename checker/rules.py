@@ -42,3 +42,7 @@ BUILTIN_RULES: dict[str, Rule] = {
              "Add the Namespace manifest to the scanned paths."),
     )
 }
+
+from checker.drift.rules import DRIFT_RULES  # noqa: E402
+
+BUILTIN_RULES.update(DRIFT_RULES)
