@@ -136,10 +136,10 @@ class LiveSource:
                                          preload_content=True)
             except urllib3.exceptions.SSLError as err:
                 raise ClusterError(f"TLS error talking to {self.host}: {_short(err)}") from err
-            except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError) as err:
-                last = HttpFault(0, f"timeout or connection reset ({_short(err)})")
             except urllib3.exceptions.NewConnectionError as err:
                 raise ClusterError(f"cannot reach {self.host}: {_short(err)}") from err
+            except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError) as err:
+                last = HttpFault(0, f"timeout or connection reset ({_short(err)})")
             except urllib3.exceptions.HTTPError as err:
                 reason = getattr(err, "reason", None)
                 if isinstance(reason, urllib3.exceptions.SSLError):
