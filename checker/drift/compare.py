@@ -17,6 +17,7 @@ from deepdiff.helper import notpresent
 
 from checker.drift.ignore import IgnoreRule
 from checker.drift.normalize import (
+    Keyed,
     apply_defaults,
     canonical,
     desired_path,
@@ -59,6 +60,7 @@ CLUSTER_SCOPED = frozenset({
     "PriorityLevelConfiguration", "ConstraintTemplate", "ClusterIssuer",
 })
 MAX_SHOWN = 120
+DATA_KINDS = frozenset({"Secret", "ConfigMap"})
 
 
 @dataclass(frozen=True)
@@ -144,13 +146,22 @@ class Comparer:
     def normalized(self, res: Resource, live: Mapping[str, Any]) -> tuple[Any, Any]:
         """Desired and live, normalized and projected onto the declared fields."""
         desired = strip_server_fields(json.loads(json.dumps(res.body, default=str)))
+        actual = strip_server_fields(json.loads(json.dumps(live, default=str)))
+        # Defaults on both sides: a live value that differs from the default Git relies on is
+        # drift; a live object exported without defaults (kubectl neat) is not.
         apply_defaults(res.kind, desired)
-        actual = strip_server_fields(live)
+        apply_defaults(res.kind, actual)
         if res.kind in SECRET_KINDS:
             desired = hash_secret_values(desired, self.hasher)
             if not self.values_verifiable:
                 desired, actual = blind_values(desired), blind_values(actual)
-        return project(canonical(desired), canonical(actual))
+        want, have = canonical(desired), canonical(actual)
+        if res.kind in DATA_KINDS:  # every key of a Secret or ConfigMap matters
+            for side in (want, have):
+                for name in ("data", "binaryData"):
+                    if isinstance(side.get(name), dict):
+                        side[name] = Keyed(side[name])
+        return project(want, have)
 
     def run(self, resources: Sequence[Resource]) -> DriftResult:
         """Compare every desired resource; then find unmanaged live objects."""
