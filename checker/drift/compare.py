@@ -8,7 +8,7 @@ differing field becomes one finding at the desired manifest's line of that field
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +19,9 @@ from checker.drift.ignore import IgnoreRule
 from checker.drift.normalize import (
     Keyed,
     apply_defaults,
-    canonical,
     desired_path,
+    normalize_pair,
     path_text,
-    project,
     strip_server_fields,
 )
 from checker.drift.rules import (
@@ -42,6 +41,7 @@ from checker.drift.sources import KindRef, Snapshot, group_of
 from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
 
 Ident = tuple[str, str, str, str]
+Pair = tuple[Resource, dict[str, Any], list[IgnoreRule]]
 FLUX_NAME = "kustomize.toolkit.fluxcd.io/name"
 FLUX_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
 ARGO_TRACKING = "argocd.argoproj.io/tracking-id"
@@ -118,6 +118,33 @@ def _short(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
 
 
+def _copy_spec(body: dict[str, Any]) -> dict[str, Any]:
+    """Defaults are filled into ``spec`` only: copy it so the inputs stay untouched."""
+    spec = body.get("spec")
+    if isinstance(spec, dict):
+        body["spec"] = json.loads(json.dumps(spec, default=str))
+    return body
+
+
+def _differences(want: Any, have: Any, prefix: FieldPath = ()) -> Iterator[tuple[FieldPath, Any]]:
+    """deepdiff tree levels with their path prefix, diffing the smallest differing mappings.
+
+    Descending through mappings that differ in one nested mapping keeps each deepdiff call
+    small; deepdiff still decides what changed and how.
+    """
+    if isinstance(want, dict) and isinstance(have, dict) and type(want) is type(have):
+        differing = [k for k in want.keys() | have.keys() if want.get(k) != have.get(k)]
+        if len(differing) == 1 and all(k in want and k in have for k in differing):
+            key = differing[0]
+            if isinstance(want[key], dict) and isinstance(have[key], dict):
+                yield from _differences(want[key], have[key], (*prefix, key))
+                return
+    diff = DeepDiff(want, have, view="tree")
+    for change_type in sorted(diff):
+        for level in sorted(diff[change_type], key=lambda lv: repr(lv.path())):
+            yield prefix, level
+
+
 class Comparer:
     """Compares one cluster's desired resources with a snapshot."""
 
@@ -145,8 +172,8 @@ class Comparer:
 
     def normalized(self, res: Resource, live: Mapping[str, Any]) -> tuple[Any, Any]:
         """Desired and live, normalized and projected onto the declared fields."""
-        desired = strip_server_fields(json.loads(json.dumps(res.body, default=str)))
-        actual = strip_server_fields(json.loads(json.dumps(live, default=str)))
+        desired = _copy_spec(strip_server_fields(res.body))
+        actual = _copy_spec(strip_server_fields(live))
         # Defaults on both sides: a live value that differs from the default Git relies on is
         # drift; a live object exported without defaults (kubectl neat) is not.
         apply_defaults(res.kind, desired)
@@ -155,19 +182,19 @@ class Comparer:
             desired = hash_secret_values(desired, self.hasher)
             if not self.values_verifiable:
                 desired, actual = blind_values(desired), blind_values(actual)
-        want, have = canonical(desired), canonical(actual)
         if res.kind in DATA_KINDS:  # every key of a Secret or ConfigMap matters
-            for side in (want, have):
+            for side in (desired, actual):
                 for name in ("data", "binaryData"):
                     if isinstance(side.get(name), dict):
                         side[name] = Keyed(side[name])
-        return project(want, have)
+        return normalize_pair(desired, actual)
 
     def run(self, resources: Sequence[Resource]) -> DriftResult:
         """Compare every desired resource; then find unmanaged live objects."""
         result = DriftResult()
         desired_idents: set[Ident] = set()
         not_compared: dict[KindRef, list[Resource]] = {}
+        pairs: list[Pair] = []
         for res in resources:
             ref = KindRef(res.group, res.kind)
             if ref in NOT_APPLIED:
@@ -192,7 +219,8 @@ class Comparer:
                     location=res.location, resource=res.display, cluster=self.options.cluster,
                     details={"change": "missing"}))
                 continue
-            findings = self._modified(res, live, rules)
+            pairs.append((res, live, rules))
+        for (res, live, _), findings in zip(pairs, self._modified_all(pairs), strict=True):
             if findings:
                 result.findings.extend(findings)
                 result.drifted.append((res, live))
@@ -204,6 +232,10 @@ class Comparer:
         result.findings.extend(self._unmanaged(resources, desired_idents, result))
         result.findings.sort(key=Finding.sort_key)
         return result
+
+    def _modified_all(self, pairs: list[Pair]) -> list[list[Finding]]:
+        """Field findings per pair, in order."""
+        return [self._modified(res, live, rules) for res, live, rules in pairs]
 
     def _not_compared(self, ref: KindRef, group: list[Resource]) -> Finding:
         reason = self.unreadable.get(ref)
@@ -228,21 +260,19 @@ class Comparer:
         if want == have:
             return []
         out = []
-        diff = DeepDiff(want, have, view="tree")
         secret = res.kind in SECRET_KINDS
-        for change_type in sorted(diff):
-            for level in diff[change_type]:
-                norm: FieldPath = tuple(level.path(output_format="list"))
-                before, after = _show(level.t1), _show(level.t2)
-                path, declared = desired_path(res.body, norm)
-                if secret and norm[:1] == ("data",) and len(norm) > 1:
-                    plain = res.body.get("stringData")
-                    if isinstance(plain, Mapping) and norm[1] in plain:
-                        path, declared = ("stringData", norm[1]), True
-                if any(r.covers([norm, path]) for r in rules):
-                    continue
-                out.append(self._field_finding(res, norm, path, declared, before, after,
-                                               secret))
+        for prefix, level in _differences(want, have):
+            norm: FieldPath = (*prefix, *level.path(output_format="list"))
+            before, after = _show(level.t1), _show(level.t2)
+            path, declared = desired_path(res.body, norm)
+            if secret and norm[:1] == ("data",) and len(norm) > 1:
+                plain = res.body.get("stringData")
+                if isinstance(plain, Mapping) and norm[1] in plain:
+                    path, declared = ("stringData", norm[1]), True
+            if any(r.covers([norm, path]) for r in rules):
+                continue
+            out.append(self._field_finding(res, norm, path, declared, before, after,
+                                           secret))
         return out
 
     def _field_finding(self, res: Resource, norm: FieldPath, path: FieldPath, declared: bool,
