@@ -4,7 +4,7 @@ Only real drift should survive. This module removes what the API server and the 
 (server metadata, ``status``, bookkeeping annotations), fills the API defaults of the built-in
 kinds into the desired object (so a live value that differs from the default Git relies on is
 still seen), canonicalizes quantities and int-or-string values, turns lists keyed by name into
-mappings, and finally *projects* the live object onto the fields the desired object declares.
+mappings, and finally projects the live object onto the fields the desired object declares.
 """
 
 from __future__ import annotations
@@ -305,41 +305,6 @@ def canonical(value: Any, parent: str = "") -> Any:
     return value
 
 
-def project(desired: Any, live: Any) -> tuple[Any, Any]:
-    """Restrict both sides to the fields the desired object declares.
-
-    Desired fields set to null are not declared. A desired empty or zero value equals an absent
-    live field. Extra live items of a keyed list (a container, an env var, a volume added by
-    hand) are kept, so they show as drift.
-    """
-    if isinstance(desired, dict) and isinstance(live, dict):
-        keyed = isinstance(desired, Keyed)
-        out_d: dict[str, Any] = Keyed() if keyed else {}
-        out_l: dict[str, Any] = Keyed() if isinstance(live, Keyed) else {}
-        for key, value in desired.items():
-            if value is None:
-                continue
-            other = live.get(key)
-            if other is None:
-                if not is_zero(value):
-                    out_d[key] = value
-                continue
-            if isinstance(value, (dict, list)):
-                out_d[key], out_l[key] = project(value, other)
-            else:
-                out_d[key], out_l[key] = value, other
-        if keyed:
-            for key in live.keys() - desired.keys():
-                out_l[key] = live[key]
-        return out_d, out_l
-    if isinstance(desired, list) and isinstance(live, list):
-        pairs = [project(d, v) for d, v in zip(desired, live, strict=False)]
-        out_dl = [p[0] for p in pairs] + desired[len(live):]
-        out_ll = [p[1] for p in pairs] + live[len(desired):]
-        return out_dl, out_ll
-    return desired, live
-
-
 def _scalar(key: str, value: Any, quantities: bool) -> Any:
     if quantities or key in QUANTITY_KEYS:
         return canonical_quantity(value)
@@ -359,10 +324,12 @@ def _keyed(items: list[Any], parent: str) -> dict[str, Any] | None:
 
 
 def normalize_pair(desired: Any, live: Any, parent: str = "") -> tuple[Any, Any]:
-    """``project(canonical(desired), canonical(live))`` in one walk.
+    """Canonicalize both sides and restrict them to the fields the desired object declares.
 
-    Only the parts of the live object that the desired object declares are visited, which is
-    what makes comparing ten thousand objects fast.
+    Desired fields set to null are not declared. A desired empty or zero value equals an absent
+    live field. Extra live items of a keyed list (a container, an env var, a volume added by
+    hand) are kept, so they show as drift. One walk visits only the declared parts of the live
+    object, which is what makes comparing ten thousand objects fast.
     """
     if isinstance(desired, dict) and isinstance(live, dict):
         keyed = isinstance(desired, Keyed)
