@@ -298,3 +298,14 @@ def test_missing_namespace_defaults_and_cluster_scoped_kinds(tmp_path: Path) -> 
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}]
     result = check(res, live)
     assert result.findings == [] and result.in_sync == 2
+
+
+def test_unkeyable_live_list_still_compares(tmp_path: Path) -> None:
+    res = desired(tmp_path, DEPLOY)
+    live = live_of(DEPLOY)
+    env = live["spec"]["template"]["spec"]["containers"][0]["env"]
+    env.append(dict(env[0]))  # duplicate name: cannot be keyed
+    result = check(res, [live])
+    assert [f.details["field"] for f in result.findings] == [
+        "spec.template.spec.containers[app].env"]
+    assert result.findings[0].details["change"] == "changed"

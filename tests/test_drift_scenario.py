@@ -198,3 +198,13 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
     first, second = run(path), run(path)
     for render in RENDERERS.values():
         assert render(first) == render(second)
+
+
+def test_bad_ignore_file_is_exit_2_with_file_and_line(tmp_path: Path) -> None:
+    ignore = tmp_path / "ignore.yaml"
+    ignore.write_text("ignore:\n  - kind: Deployment\n    jsonPointer: /spec/replicas\n")
+    result = CliRunner().invoke(cli, ["drift", str(REPO), "--root", str(REPO), "--snapshot",
+                                      str(CASE / "live-clean.yaml"), "--ignore-file",
+                                      str(ignore)])
+    assert result.exit_code == 2
+    assert "ignore.yaml:2: unknown key(s) in ignore entry: jsonPointer" in result.output
