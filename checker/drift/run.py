@@ -147,7 +147,8 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
                                 display=relpath(options.snapshot, options.root)
                                 if options.snapshot.exists() else str(options.snapshot))
     snapshot: Snapshot = source.read()
-    cluster = options.cluster or options.context or snapshot.context or "cluster"
+    cluster = (options.cluster or options.context or snapshot.context
+               or (options.snapshot.stem if options.snapshot is not None else "") or "cluster")
     entry = entry_location(options.paths, options.root)
     result = compare(loaded.resources, snapshot, hasher, DriftOptions(
         entry=entry, cluster=cluster, ignore=tuple(ignore), owners=options.owners,
