@@ -208,3 +208,11 @@ def test_bad_ignore_file_is_exit_2_with_file_and_line(tmp_path: Path) -> None:
                                       str(ignore)])
     assert result.exit_code == 2
     assert "ignore.yaml:2: unknown key(s) in ignore entry: jsonPointer" in result.output
+
+
+def test_markdown_drift_section_matches_golden_file(tmp_path: Path) -> None:
+    from checker.report.markdown import drift_section
+
+    report = run(planted(tmp_path))
+    golden = (CASE / "expected-drift-section.md").read_text(encoding="utf-8")
+    assert "\n".join(drift_section(report)) == golden

@@ -118,6 +118,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
 
 
+def _value_at(body: Any, path: FieldPath) -> Any:
+    node = body
+    for part in path:
+        node = node[part]
+    return node
+
+
 def _copy_spec(body: dict[str, Any]) -> dict[str, Any]:
     """Defaults are filled into ``spec`` only: copy it so the inputs stay untouched."""
     spec = body.get("spec")
@@ -265,6 +272,12 @@ class Comparer:
             norm: FieldPath = (*prefix, *level.path(output_format="list"))
             before, after = _show(level.t1), _show(level.t2)
             path, declared = desired_path(res.body, norm)
+            # Show values as written (1 rather than "1"; no filled defaults) where they exist.
+            if not secret and before is not None and declared:
+                before = _show(_value_at(res.body, path))
+            live_path, found = desired_path(live, norm)
+            if not secret and after is not None and found:
+                after = _show(_value_at(live, live_path))
             if secret and norm[:1] == ("data",) and len(norm) > 1:
                 plain = res.body.get("stringData")
                 if isinstance(plain, Mapping) and norm[1] in plain:
