@@ -83,3 +83,21 @@ def test_missing_snapshot_is_exit_2(tmp_path: Path) -> None:
                                       "--snapshot", str(broken)])
     assert result.exit_code == 2
     assert "broken.yaml:" in result.output and "cannot parse snapshot" in result.output
+
+
+def test_bookkeeping_is_dropped_on_read(tmp_path: Path) -> None:
+    path = tmp_path / "live.yaml"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "a", "managedFields": [{"manager": "kubectl"}], "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "me"}}}))
+    (obj,) = FileSource(path, HASHER).read().objects
+    assert obj["metadata"] == {"name": "a", "annotations": {"keep": "me"}}
+
+
+def test_in_cluster_without_a_pod_is_exit_2(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    result = CliRunner().invoke(cli, ["drift", str(tmp_path), "--root", str(tmp_path),
+                                      "--in-cluster"])
+    assert result.exit_code == 2
+    assert "cannot load cluster credentials from in-cluster service account" in result.output

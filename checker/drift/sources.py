@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from checker.drift.secrets import SECRET_KINDS, SecretHasher, hash_secret_values
+from checker.drift.secrets import LAST_APPLIED, SECRET_KINDS, SecretHasher, hash_secret_values
 from checker.errors import InputError
 
 SNAPSHOT_API_VERSION = "gitops-checker.io/v1alpha1"
@@ -104,10 +104,17 @@ class SnapshotSource(Protocol):
 
 
 def protect(obj: Mapping[str, Any], hasher: SecretHasher) -> dict[str, Any]:
-    """A live object with its Secret values hashed and its bookkeeping copy dropped."""
-    if obj.get("kind") in SECRET_KINDS:
-        return hash_secret_values(obj, hasher)
-    return dict(obj)
+    """A live object with Secret values hashed, without ``managedFields`` and the
+    last-applied copy (bookkeeping that is never compared and often half the object's size)."""
+    out = hash_secret_values(obj, hasher) if obj.get("kind") in SECRET_KINDS else dict(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, Mapping):
+        meta = {k: v for k, v in meta.items() if k != "managedFields"}
+        annotations = meta.get("annotations")
+        if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
+            meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+        out["metadata"] = meta
+    return out
 
 
 def write_snapshot(snapshot: Snapshot, path: Path) -> None:
