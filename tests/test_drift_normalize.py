@@ -309,3 +309,13 @@ def test_unkeyable_live_list_still_compares(tmp_path: Path) -> None:
     assert [f.details["field"] for f in result.findings] == [
         "spec.template.spec.containers[app].env"]
     assert result.findings[0].details["change"] == "changed"
+
+
+def test_sops_encrypted_secret_compares_key_names_only(tmp_path: Path) -> None:
+    res = desired(tmp_path, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n"
+                  "  namespace: shop\nstringData:\n  token: ENC[AES256_GCM,data:abc=,type:str]\n"
+                  "sops:\n  version: 3.9.0\n")
+    assert check(res, [secret_live(token="decrypted-value")]).findings == []
+    result = check(res, [secret_live(token="v", extra="x")])
+    assert [f.message for f in result.findings] == [
+        "Secret key 'extra' exists in the cluster but not in Git"]

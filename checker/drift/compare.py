@@ -36,6 +36,7 @@ from checker.drift.secrets import (
     SecretHasher,
     blind_values,
     hash_secret_values,
+    is_encrypted,
 )
 from checker.drift.sources import KindRef, Snapshot, group_of
 from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
@@ -186,8 +187,10 @@ class Comparer:
         apply_defaults(res.kind, desired)
         apply_defaults(res.kind, actual)
         if res.kind in SECRET_KINDS:
+            encrypted = is_encrypted(desired)
+            desired.pop("sops", None)
             desired = hash_secret_values(desired, self.hasher)
-            if not self.values_verifiable:
+            if encrypted or not self.values_verifiable:
                 desired, actual = blind_values(desired), blind_values(actual)
         if res.kind in DATA_KINDS:  # every key of a Secret or ConfigMap matters
             for side in (desired, actual):
@@ -227,7 +230,8 @@ class Comparer:
                     details={"change": "missing"}))
                 continue
             pairs.append((res, live, rules))
-        for (res, live, _), findings in zip(pairs, self._modified_all(pairs), strict=True):
+        for res, live, rules in pairs:
+            findings = self._modified(res, live, rules)
             if findings:
                 result.findings.extend(findings)
                 result.drifted.append((res, live))
@@ -239,10 +243,6 @@ class Comparer:
         result.findings.extend(self._unmanaged(resources, desired_idents, result))
         result.findings.sort(key=Finding.sort_key)
         return result
-
-    def _modified_all(self, pairs: list[Pair]) -> list[list[Finding]]:
-        """Field findings per pair, in order."""
-        return [self._modified(res, live, rules) for res, live, rules in pairs]
 
     def _not_compared(self, ref: KindRef, group: list[Resource]) -> Finding:
         reason = self.unreadable.get(ref)

@@ -97,6 +97,18 @@ def hash_secret_values(body: Mapping[str, Any], hasher: SecretHasher) -> dict[st
     return out
 
 
+def is_encrypted(body: Mapping[str, Any]) -> bool:
+    """A Secret manifest encrypted with SOPS: its values in Git cannot be compared."""
+    if isinstance(body.get("sops"), Mapping):
+        return True
+    for name in ("data", "stringData"):
+        values = body.get(name)
+        if isinstance(values, Mapping) and any(
+                isinstance(v, str) and v.startswith("ENC[") for v in values.values()):
+            return True
+    return False
+
+
 def blind_values(body: Mapping[str, Any]) -> dict[str, Any]:
     """A hashed Secret whose values cannot be checked (other key): keep only the key names."""
     out = dict(body)
