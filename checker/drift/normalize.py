@@ -9,7 +9,6 @@ mappings, and finally projects the live object onto the fields the desired objec
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -186,12 +185,21 @@ def strip_server_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _clone(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
+
+
 def _fill(target: dict[str, Any], defaults: Mapping[str, Any]) -> None:
     for key, value in defaults.items():
-        if key not in target or target[key] is None:
-            target[key] = copy.deepcopy(value)
-        elif isinstance(value, Mapping) and isinstance(target[key], dict):
-            _fill(target[key], value)
+        current = target.get(key)
+        if current is None:
+            target[key] = _clone(value)
+        elif isinstance(value, dict) and isinstance(current, dict):
+            _fill(current, value)
 
 
 def _at(body: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
