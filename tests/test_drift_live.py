@@ -317,7 +317,12 @@ def test_snapshot_file_round_trip_never_holds_secret_values(cluster: Cluster,
 
 
 def test_forbidden_kind_is_unreadable_not_missing(cluster: Cluster, tmp_path: Path) -> None:
-    cluster.state.forbidden.add("/api/v1/secrets")
+    cluster.state.forbidden.update({"/api/v1/secrets", "/api/v1/configmaps"})
+    snap = source(cluster).read()
+    # a kind outside the desired state that cannot be searched is recorded apart
+    assert [(u.kind, u.reason.split(":")[0]) for u in snap.not_searched] == [
+        ("ConfigMap", "HTTP 403 forbidden")]
+    cluster.state.forbidden.discard("/api/v1/configmaps")
     snap = source(cluster).read()
     assert [(u.kind, u.reason.split(":")[0]) for u in snap.unreadable] == [
         ("Secret", "HTTP 403 forbidden")]

@@ -71,6 +71,10 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
     for item in sorted(set(result.unreadable)):
         click.echo(f"gitops-checker: warning: could not read {item.ref}: {item.reason}",
                    err=True)
+    if result.not_searched:
+        names = ", ".join(str(u.ref) for u in sorted(set(result.not_searched)))
+        click.echo(f"gitops-checker: note: {len(set(result.not_searched))} other kinds could "
+                   f"not be searched for unmanaged objects: {names}", err=True)
 
 
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))

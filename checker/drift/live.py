@@ -258,8 +258,8 @@ class LiveSource:
                             seen.add(ident)
                             snapshot.objects.append(obj)
             except HttpFault as fault:
-                if wanted:
-                    snapshot.unreadable.append(Unreadable(api.group, api.kind, fault.reason))
+                target = snapshot.unreadable if wanted else snapshot.not_searched
+                target.append(Unreadable(api.group, api.kind, fault.reason))
                 continue
             if wanted:
                 snapshot.read_kinds.add(api.ref)

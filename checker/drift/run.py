@@ -169,6 +169,7 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
                "notCompared": result.not_compared,
                "coverage": round(result.coverage * 100, 1),
                "unreadable": sorted(f"{u.ref}: {u.reason}" for u in set(snapshot.unreadable)),
+               "notSearched": sorted(str(u.ref) for u in set(snapshot.not_searched)),
                "secretValuesCompared": snapshot.key_id == hasher.key_id}
     return DriftReport(
         findings=tuple(sorted(findings, key=Finding.sort_key)),

@@ -63,12 +63,15 @@ class Snapshot:
 
     ``read_kinds`` lists the kinds read completely; an object of another kind in the desired
     state is not compared (it is reported as not covered, never as missing).
-    ``key_id`` identifies the key Secret values were hashed with.
+    ``not_searched`` lists kinds outside the desired state that could not be searched for
+    GitOps-owned (unmanaged) objects. ``key_id`` identifies the key Secret values were hashed
+    with.
     """
 
     objects: list[dict[str, Any]] = field(default_factory=list)
     read_kinds: set[KindRef] = field(default_factory=set)
     unreadable: list[Unreadable] = field(default_factory=list)
+    not_searched: list[Unreadable] = field(default_factory=list)
     key_id: str = ""
     source: str = ""
     context: str = ""
@@ -83,6 +86,8 @@ class Snapshot:
             "kinds": [{"group": k.group, "kind": k.kind} for k in sorted(self.read_kinds)],
             "unreadable": [{"group": u.group, "kind": u.kind, "reason": u.reason}
                            for u in sorted(set(self.unreadable))],
+            "notSearched": [{"group": u.group, "kind": u.kind, "reason": u.reason}
+                            for u in sorted(set(self.not_searched))],
             "items": sorted(self.objects, key=object_sort_key),
         }
 
@@ -187,6 +192,8 @@ class FileSource:
             kinds = {KindRef(str(k["group"]), str(k["kind"])) for k in data.get("kinds") or []}
             unreadable = [Unreadable(str(u["group"]), str(u["kind"]), str(u["reason"]))
                           for u in data.get("unreadable") or []]
+            not_searched = [Unreadable(str(u["group"]), str(u["kind"]), str(u["reason"]))
+                            for u in data.get("notSearched") or []]
         except (KeyError, TypeError) as err:
             raise InputError(f"{self.display}: malformed snapshot header: {err}") from err
         key_id = str(data.get("secretHashKeyId") or "")
@@ -194,4 +201,5 @@ class FileSource:
         # Values in our format are hashed already; anything unhashed is hashed now.
         objects = [protect(o, self.hasher) for o in items]
         return Snapshot(objects=objects, read_kinds=kinds, unreadable=unreadable,
-                        key_id=key_id, source=self.display, context=str(data.get("context", "")))
+                        not_searched=not_searched, key_id=key_id, source=self.display,
+                        context=str(data.get("context", "")))
