@@ -101,3 +101,23 @@ def test_in_cluster_without_a_pod_is_exit_2(tmp_path: Path,
                                       "--in-cluster"])
     assert result.exit_code == 2
     assert "cannot load cluster credentials from in-cluster service account" in result.output
+
+
+def test_markdown_says_when_secret_values_were_not_compared(tmp_path: Path) -> None:
+    from checker.drift.run import DriftRunOptions, run_drift
+    from checker.report.markdown import drift_section
+
+    (tmp_path / "s.yaml").write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n"
+                                     "  namespace: default\nstringData:\n  a: b\n")
+    snap = Snapshot(objects=[{"apiVersion": "v1", "kind": "Secret", "metadata": {
+        "name": "s", "namespace": "default"}, "data": {"a": "hmac-sha256:00"}}],
+        read_kinds={KindRef("", "Secret")}, key_id="someone-elses-key",
+        not_searched=[Unreadable("batch", "Job", "HTTP 403 forbidden")])
+    out = tmp_path / "snap.json"
+    write_snapshot(snap, out)
+    report = run_drift(DriftRunOptions(paths=(tmp_path / "s.yaml",), root=tmp_path,
+                                       snapshot=out, packs=("none",)), hasher=HASHER)
+    assert report.findings == ()
+    text = "\n".join(drift_section(report))
+    assert "only Secret key names were compared" in text
+    assert "Not searched for unmanaged objects (no access): Job.batch." in text

@@ -98,6 +98,12 @@ def drift_section(report: Report) -> list[str]:
     if summary:
         lines += [f"{summary.get('inSync', 0)} of {summary.get('managed', 0)} managed objects "
                   f"in sync ({summary.get('coverage', 100.0)}% coverage).", ""]
+        if summary.get("secretValuesCompared") is False:
+            lines += ["Secret values were hashed with a key this run does not hold: only "
+                      "Secret key names were compared.", ""]
+        if summary.get("notSearched"):
+            lines += [f"Not searched for unmanaged objects (no access): "
+                      f"{_cell(', '.join(summary['notSearched']))}.", ""]
     if not drifts:
         return [*lines, "No drift.", ""]
     lines += ["| Resource | Field | Git | Cluster | Where |", "| --- | --- | --- | --- | --- |"]
