@@ -101,9 +101,6 @@ def test_each_planted_change_is_reported_once_at_its_line(tmp_path: Path) -> Non
          "Deployment shop/web"),
         ("drift.modified", "apps/web.yaml", line_of("apps/web.yaml", "value: info"),
          "Deployment shop/web"),
-        # privileged is not declared: reported at the container, the deepest declared parent
-        ("drift.modified", "apps/web.yaml", line_of("apps/web.yaml", "- name: app"),
-         "Deployment shop/web"),
         ("drift.modified", "apps/web.yaml", line_of("apps/web.yaml", "containers:"),
          "Deployment shop/web"),
         ("drift.modified", "apps/web.yaml", line_of("apps/web.yaml", "targetPort: 8080"),
@@ -112,12 +109,13 @@ def test_each_planted_change_is_reported_once_at_its_line(tmp_path: Path) -> Non
          "Secret shop/db"),
         ("drift.missing", "apps/config.yaml", 1, "ConfigMap shop/web-config"),
         ("drift.unmanaged", "clusters/prod/apps.yaml", 1, "Deployment shop/legacy"),
+        # privileged is not declared: reported at the container, the deepest declared parent,
+        # once, as a policy violation that carries the field's before and after
         ("drift.policy-violation", "apps/web.yaml", line_of("apps/web.yaml", "- name: app"),
          "Deployment shop/web"),
     ])
     assert got == expected
     fields = {f.details.get("field") for f in report.findings if f.rule_id == "drift.modified"}
-    assert "spec.template.spec.containers[app].securityContext.privileged" in fields
     assert "spec.template.spec.containers[debug]" in fields
     assert "spec.ports[80/TCP].targetPort" in fields
     image = next(f for f in report.findings if f.details.get("field", "").endswith(".image"))
@@ -128,6 +126,9 @@ def test_each_planted_change_is_reported_once_at_its_line(tmp_path: Path) -> Non
     policy = next(f for f in report.findings if f.rule_id == "drift.policy-violation")
     assert "changed by hand into a violation" in policy.message
     assert policy.details["policy"] == "pss-privileged"
+    assert policy.details["field"] == (
+        "spec.template.spec.containers[app].securityContext.privileged")
+    assert (policy.details["before"], policy.details["after"]) == (False, True)
     assert policy.pack == "pss-baseline"
 
 
@@ -216,3 +217,22 @@ def test_markdown_drift_section_matches_golden_file(tmp_path: Path) -> None:
     report = run(planted(tmp_path))
     golden = (CASE / "expected-drift-section.md").read_text(encoding="utf-8")
     assert "\n".join(drift_section(report)) == golden
+
+
+def test_policy_violation_located_by_key_when_live_list_order_differs(tmp_path: Path) -> None:
+    items = copy.deepcopy(clean_items())
+    pod = find(items, "Deployment", "web")["spec"]["template"]["spec"]
+    pod["containers"].insert(0, {"name": "debug", "image": "busybox:1.36",
+                                 "securityContext": {"privileged": True}})
+    pod["containers"][1]["securityContext"] = {"privileged": True}
+    report = run(write_list(tmp_path, items))
+    got = sorted((f.rule_id, f.location.line, f.details.get("field", "")) for f in report.findings)
+    container_line = line_of("apps/web.yaml", "- name: app")
+    assert got == sorted([
+        ("drift.modified", line_of("apps/web.yaml", "containers:"),
+         "spec.template.spec.containers[debug]"),
+        # the hand-added container violates too: reported at the list it was added to
+        ("drift.policy-violation", line_of("apps/web.yaml", "containers:"), ""),
+        ("drift.policy-violation", container_line,
+         "spec.template.spec.containers[app].securityContext.privileged"),
+    ])

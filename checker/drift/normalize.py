@@ -423,6 +423,30 @@ def desired_path(body: Mapping[str, Any], norm_path: FieldPath) -> tuple[FieldPa
     return tuple(out), True
 
 
+def keyed_path(body: Any, path: FieldPath) -> FieldPath:
+    """The inverse of ``desired_path``: list indexes replaced by keys where a list is keyed."""
+    out: list[str | int] = []
+    node = body
+    parent = ""
+    for part in path:
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            keyed = _keyed(node, parent)
+            item = node[part]
+            if keyed is not None:
+                key_of = KEYED_LISTS[parent]
+                out.append(str(key_of(item)))
+            else:
+                out.append(part)
+            node, parent = item, ""
+        elif isinstance(node, dict) and part in node:
+            out.append(part)
+            node, parent = node[part], str(part)
+        else:
+            out.extend(path[len(out):])
+            break
+    return tuple(out)
+
+
 def path_text(path: FieldPath) -> str:
     """``spec.template.spec.containers[app].image``-style text for a normalized path."""
     text = ""

@@ -13,7 +13,8 @@ from typing import Any
 from checker import __version__
 from checker.drift.compare import DriftOptions, DriftResult, compare
 from checker.drift.ignore import IgnoreRule, autoscaler_rules, load_ignore_file
-from checker.drift.rules import DRIFT_RULES, RULE_POLICY
+from checker.drift.normalize import desired_path, keyed_path, path_text
+from checker.drift.rules import DRIFT_RULES, RULE_MODIFIED, RULE_POLICY
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource, KindRef, Snapshot, SnapshotSource
 from checker.load import load_paths
@@ -82,14 +83,19 @@ def desired_kinds(resources: Sequence[Resource]) -> set[KindRef]:
 
 
 def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result: DriftResult,
-                 entry: SourceLocation, cluster: str) -> tuple[list[Finding], list[str]]:
+                 entry: SourceLocation, cluster: str,
+                 ) -> tuple[list[Finding], list[str], list[Finding]]:
     """Violations the live objects have and their manifests do not: changed into a violation.
 
     Only objects that drifted (or are unmanaged) are evaluated, so an API default can never
     create such a finding. Each finding points at the desired manifest's line of the field.
+    When the violation is about a field that also drifted, the field's ``drift.modified``
+    finding is absorbed (returned third), so one change is reported once, with its before
+    and after values.
     """
     if not policies or not (result.drifted or result.unmanaged):
-        return [], []
+        return [], [], []
+    pairs = {res.display: (res, live) for res, live in result.drifted}
     before_res = [res for res, _ in result.drifted]
     live_res = [Resource(api_version=str(live.get("apiVersion", res.api_version)),
                          kind=res.kind, namespace=res.namespace, name=res.name, body=live,
@@ -106,17 +112,35 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
     before = evaluator.run(before_res, known=known)
     after = evaluator.run(live_res, known=known)
     seen = {(f.rule_id, f.resource, f.message) for f in before.findings}
-    out = []
+    modified = {(f.resource, f.details.get("field")): f for f in result.findings
+                if f.rule_id == RULE_MODIFIED}
+    out: list[Finding] = []
+    absorbed: list[Finding] = []
     for f in after.findings:
         if f.rule_id in INTERNAL_POLICY_RULES or (f.rule_id, f.resource, f.message) in seen:
             continue
+        details: dict[str, Any] = {"policy": f.rule_id, "change": "policy-violation",
+                                   **dict(f.details)}
+        location, field_path = f.location, f.field_path
+        pair = pairs.get(f.resource)
+        if pair is not None and f.field_path:
+            res, live = pair
+            # The policy names a path in the live object; its list indexes may differ from
+            # the manifest's (a container inserted by hand), so go through the keys.
+            norm = keyed_path(live, f.field_path)
+            path, _ = desired_path(res.body, norm)
+            location, field_path = res.locate(path), path
+            drifted = modified.pop((f.resource, path_text(norm)), None)
+            if drifted is not None:
+                absorbed.append(drifted)
+                details.update({k: drifted.details[k] for k in ("field", "before", "after")})
+                location, field_path = drifted.location, drifted.field_path
         out.append(Finding(
             rule_id=RULE_POLICY, category="drift", severity=f.severity,
             message=f"changed by hand into a violation of {f.rule_id}: {f.message}",
-            location=f.location, resource=f.resource, field_path=f.field_path,
-            controls=f.controls, pack=f.pack, cluster=cluster,
-            details={"policy": f.rule_id, "change": "policy-violation", **dict(f.details)}))
-    return out, list(dict.fromkeys([*before.errors, *after.errors]))
+            location=location, resource=f.resource, field_path=field_path,
+            controls=f.controls, pack=f.pack, cluster=cluster, details=details))
+    return out, list(dict.fromkeys([*before.errors, *after.errors])), absorbed
 
 
 def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
@@ -156,8 +180,10 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
     policies, errors, packs = select_policies(ScanOptions(
         paths=options.paths, root=options.root, packs=options.packs,
         policies=options.policies))
-    violations, eval_errors = policy_drift(policies, loaded.resources, result, entry, cluster)
-    findings = [*loaded.findings, *result.findings, *violations]
+    violations, eval_errors, absorbed = policy_drift(policies, loaded.resources, result, entry,
+                                                     cluster)
+    kept = [f for f in result.findings if not any(f is a for a in absorbed)]
+    findings = [*loaded.findings, *kept, *violations]
     findings = [f if f.cluster else _with_cluster(f, cluster) for f in findings]
     rules: dict[str, Rule] = dict(DRIFT_RULES)
     from checker.rules import BUILTIN_RULES

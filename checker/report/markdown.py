@@ -116,8 +116,11 @@ def drift_section(report: Report) -> list[str]:
         elif change == "unmanaged":
             after = "exists"
         elif change == "policy-violation":
-            field_name = f"policy `{f.details.get('policy', '')}`"
-            before, after = "complies", _cell(f.message)
+            policy = f"policy `{f.details.get('policy', '')}`"
+            if "after" in f.details:
+                field_name = f"{field_name}, violates {policy}"
+            else:
+                field_name, before, after = policy, "complies", _cell(f.message)
         elif f.details.get("field") is None:
             before, after = "", _cell(f.message)
         lines.append(f"| {_cell(f.resource)} | {field_name} | {before} | {after} | "
