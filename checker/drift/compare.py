@@ -224,8 +224,7 @@ class Comparer:
             if live is None:
                 result.findings.append(Finding(
                     rule_id=RULE_MISSING, category="drift", severity=Severity.ERROR,
-                    message=f"{res.display} is declared in Git but does not exist in the "
-                            "cluster",
+                    message="declared in Git but does not exist in the cluster",
                     location=res.location, resource=res.display, cluster=self.options.cluster,
                     details={"change": "missing"}))
                 continue
@@ -375,7 +374,7 @@ class Comparer:
             display = display_of(ident)
             out.append(Finding(
                 rule_id=RULE_UNMANAGED, category="drift", severity=Severity.ERROR,
-                message=f"{display} exists in the cluster, owned by {owner}, but is not in Git",
+                message=f"exists in the cluster, owned by {owner}, but is not in Git",
                 location=self.owner_locations.get(owner, self.options.entry), resource=display,
                 cluster=self.options.cluster, details={"change": "unmanaged", "owner": owner}))
         return out
