@@ -422,9 +422,10 @@ def test_cli_snapshot_then_drift_and_live_drift(cluster: Cluster, tmp_path: Path
     out = tmp_path / "snap.json"
     runner = CliRunner()
     result = runner.invoke(cli, ["snapshot", str(repo), "--root", str(repo), "--out", str(out),
-                                 "--kubeconfig", str(cluster.kubeconfig), "--context", "test"])
+                                 "--kubeconfig", str(cluster.kubeconfig)])  # current context
     assert result.exit_code == 0, result.output
     assert SECRET_VALUE not in out.read_text()
+    assert json.loads(out.read_text())["context"] == "test"
     common = [str(repo), "--root", str(repo), "--pack", "none", "--format", "json"]
     for how in (["--snapshot", str(out)],
                 ["--kubeconfig", str(cluster.kubeconfig), "--context", "test"]):

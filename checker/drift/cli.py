@@ -42,7 +42,7 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
     Only get and list are used. Secret values are replaced by keyed hashes (key from
     GITOPS_CHECKER_SECRET_KEY) before anything is written.
     """
-    from checker.drift.live import LiveSource, load_configuration
+    from checker.drift.live import LiveSource, context_name, load_configuration
     from checker.drift.run import desired_kinds
     from checker.drift.secrets import SecretHasher
     from checker.drift.sources import write_snapshot
@@ -55,7 +55,8 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
         wanted = desired_kinds(loaded.resources) | {_kind_ref(k) for k in kinds}
         hasher = SecretHasher.from_env()
         cfg = load_configuration(kubeconfig, context, in_cluster)
-        source = LiveSource(cfg, wanted, hasher, context=context or "", page_size=page_size,
+        name = context_name(kubeconfig, context, in_cluster)
+        source = LiveSource(cfg, wanted, hasher, context=name, page_size=page_size,
                             sweep=not no_sweep)
         result = source.read()
         write_snapshot(result, out)

@@ -92,6 +92,21 @@ def load_configuration(kubeconfig: str | None, context: str | None,
     return cfg
 
 
+def context_name(kubeconfig: str | None, context: str | None, in_cluster: bool) -> str:
+    """The context that ``load_configuration`` uses: the given one or the kubeconfig's current."""
+    if context or in_cluster:
+        return context or "in-cluster"
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        _, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig)
+    except (ConfigException, OSError, ValueError, TypeError):
+        return ""
+    return str((active or {}).get("name", ""))
+
+
 class LiveSource:
     """A read-only ``SnapshotSource`` over the Kubernetes API."""
 

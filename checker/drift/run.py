@@ -161,11 +161,12 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
     ignore = read_ignore(options) + autoscaler_rules(loaded.resources)
     if source is None:
         if options.snapshot is None:
-            from checker.drift.live import LiveSource, load_configuration
+            from checker.drift.live import LiveSource, context_name, load_configuration
 
             cfg = load_configuration(options.kubeconfig, options.context, options.in_cluster)
             source = LiveSource(cfg, desired_kinds(loaded.resources), hasher,
-                                context=options.context or "")
+                                context=context_name(options.kubeconfig, options.context,
+                                                     options.in_cluster))
         else:
             source = FileSource(options.snapshot, hasher,
                                 display=relpath(options.snapshot, options.root)
