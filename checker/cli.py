@@ -169,3 +169,8 @@ from checker.inventory.cli import audit, compliance, images  # noqa: E402
 cli.add_command(images)
 cli.add_command(compliance)
 cli.add_command(audit)
+
+from checker.drift.cli import drift, snapshot  # noqa: E402
+
+cli.add_command(drift)
+cli.add_command(snapshot)

@@ -102,3 +102,7 @@ IMAGE_RULES: dict[str, Rule] = {
     )
 }
 BUILTIN_RULES.update(IMAGE_RULES)
+
+from checker.drift.rules import DRIFT_RULES  # noqa: E402
+
+BUILTIN_RULES.update(DRIFT_RULES)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from checker.model import Finding, Report
 from checker.report.common import by_severity, standards
 
@@ -94,8 +96,61 @@ def render(report: Report) -> str:
         lines += ["### Accepted risks", ""]
         lines += _table(list(report.suppressed), report, accepted=True)
         lines.append("")
+    lines += drift_section(report)
     if report.errors:
         lines += ["### Errors", ""]
         lines += [f"- {_cell(e)}" for e in report.errors]
         lines.append("")
     return "\n".join(lines)
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "_absent_"
+    text = json.dumps(value, sort_keys=True, default=str)
+    return "`" + _cell(text if len(text) <= 80 else text[:77] + "...").replace("`", "'") + "`"
+
+
+def drift_section(report: Report) -> list[str]:
+    """``### Drift``: coverage, then one row per drifted field with its Git and live value.
+
+    Reads only the report: ``details`` before/after (Secret values are already masked) and
+    the optional ``drift_summary`` of a drift report.
+    """
+    drifts = [f for f in report.active if f.category == "drift"]
+    summary = getattr(report, "drift_summary", None) or {}
+    if not drifts and not summary:
+        return []
+    lines = ["### Drift", ""]
+    if summary:
+        lines += [f"{summary.get('inSync', 0)} of {summary.get('managed', 0)} managed objects "
+                  f"in sync ({summary.get('coverage', 100.0)}% coverage).", ""]
+        if summary.get("secretValuesCompared") is False:
+            lines += ["Secret values were hashed with a key this run does not hold: only "
+                      "Secret key names were compared.", ""]
+        if summary.get("notSearched"):
+            lines += [f"Not searched for unmanaged objects (no access): "
+                      f"{_cell(', '.join(summary['notSearched']))}.", ""]
+    if not drifts:
+        return [*lines, "No drift.", ""]
+    lines += ["| Resource | Field | Git | Cluster | Where |", "| --- | --- | --- | --- | --- |"]
+    for f in drifts:
+        change = str(f.details.get("change", ""))
+        before, after = _value(f.details.get("before")), _value(f.details.get("after"))
+        field_name = f"`{_cell(str(f.details.get('field') or '(object)'))}`"
+        if change == "missing":
+            before = "declared"
+        elif change == "unmanaged":
+            after = "exists"
+        elif change == "policy-violation":
+            policy = f"policy `{f.details.get('policy', '')}`"
+            if "after" in f.details:
+                field_name = f"{field_name}, violates {policy}"
+            else:
+                field_name, before, after = policy, "complies", _cell(f.message)
+        elif f.details.get("field") is None:
+            before, after = "", _cell(f.message)
+        lines.append(f"| {_cell(f.resource)} | {field_name} | {before} | {after} | "
+                     f"{_where(f, report)} |")
+    lines.append("")
+    return lines

@@ -1,0 +1,1 @@
+"""Drift: compare the desired state in Git with a live cluster snapshot."""

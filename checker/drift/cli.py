@@ -1,0 +1,151 @@
+"""Click commands ``snapshot`` and ``drift``: parse flags, call the drift pipeline, write."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from checker.cli import FAIL_ON, fail, output_options, parse_fail_on, write_outputs
+from checker.drift.sources import KindRef
+from checker.errors import CheckerError
+
+
+def _kind_ref(text: str) -> KindRef:
+    kind, _, group = text.partition(".")
+    if not kind:
+        raise click.BadParameter(f"expected Kind or Kind.group, got {text!r}")
+    return KindRef(group, kind)
+
+
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Snapshot file to write (JSON, readable as YAML).")
+@click.option("--kubeconfig", default=None, metavar="FILE",
+              help="Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")
+@click.option("--context", default=None, help="Kubeconfig context to read.")
+@click.option("--in-cluster", is_flag=True, help="Use the pod's service account.")
+@click.option("--kind", "kinds", multiple=True, metavar="KIND[.GROUP]",
+              help="Also read every object of this kind (repeatable).")
+@click.option("--no-sweep", is_flag=True,
+              help="Do not look for GitOps-owned objects of kinds absent from Git.")
+@click.option("--page-size", default=500, show_default=True, type=click.IntRange(1, 5000),
+              help="Objects per list request.")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              help="Repository root that reported paths are relative to.")
+def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, context: str | None,
+             in_cluster: bool, kinds: tuple[str, ...], no_sweep: bool, page_size: int,
+             root: Path) -> None:
+    """Write a read-only snapshot of a live cluster for the kinds of the manifests in PATHS.
+
+    Only get and list are used. Secret values are replaced by keyed hashes (key from
+    GITOPS_CHECKER_SECRET_KEY) before anything is written.
+    """
+    from checker.drift.live import LiveSource, context_name, load_configuration
+    from checker.drift.run import desired_kinds
+    from checker.drift.secrets import SecretHasher
+    from checker.drift.sources import write_snapshot
+    from checker.load import load_paths
+
+    if in_cluster and (kubeconfig or context):
+        fail("--in-cluster cannot be combined with --kubeconfig or --context")
+    try:
+        loaded = load_paths(paths or (Path("."),), root)
+        wanted = desired_kinds(loaded.resources) | {_kind_ref(k) for k in kinds}
+        hasher = SecretHasher.from_env()
+        cfg = load_configuration(kubeconfig, context, in_cluster)
+        name = context_name(kubeconfig, context, in_cluster)
+        source = LiveSource(cfg, wanted, hasher, context=name, page_size=page_size,
+                            sweep=not no_sweep)
+        result = source.read()
+        write_snapshot(result, out)
+    except CheckerError as err:
+        fail(str(err))
+    except click.BadParameter as err:
+        fail(err.format_message())
+    click.echo(f"gitops-checker: wrote {len(result.objects)} objects of "
+               f"{len(result.read_kinds)} kinds to {out}", err=True)
+    if hasher.ephemeral:
+        click.echo("gitops-checker: note: GITOPS_CHECKER_SECRET_KEY is not set; Secret values "
+                   "were hashed with a one-time key and cannot be compared with Git", err=True)
+    for item in sorted(set(result.unreadable)):
+        click.echo(f"gitops-checker: warning: could not read {item.ref}: {item.reason}",
+                   err=True)
+    if result.not_searched:
+        names = ", ".join(str(u.ref) for u in sorted(set(result.not_searched)))
+        click.echo(f"gitops-checker: note: {len(set(result.not_searched))} other kinds could "
+                   f"not be searched for unmanaged objects: {names}", err=True)
+
+
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--snapshot", "snapshot_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Snapshot file: from 'gitops-checker snapshot', 'kubectl get -o yaml', or "
+                   "multi-document YAML.")
+@click.option("--kubeconfig", default=None, metavar="FILE", help="Read live with this kubeconfig.")
+@click.option("--context", default=None, help="Read live from this kubeconfig context.")
+@click.option("--in-cluster", is_flag=True, help="Read live with the pod's service account.")
+@click.option("--cluster", default="", help="Cluster name in reports (default: the context).")
+@click.option("--ignore-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML file of drift ignore rules (see docs/drift.md).")
+@click.option("--owner", "owners", multiple=True, metavar="NAME",
+              help="GitOps owner of this cluster: Flux Kustomization NAMESPACE/NAME or Argo CD "
+                   "Application NAME (repeatable). Default: those declared in PATHS, else any.")
+@click.option("--pack", "packs", multiple=True, metavar="NAME",
+              help="Policy pack for the live policy check (repeatable; 'none' disables).")
+@click.option("--policies", "policies", multiple=True, metavar="DIR",
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of the repository's own Gatekeeper policies (repeatable).")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True,
+              help="Lowest severity that makes the exit code 1.")
+@click.option("--default-namespace", default="default", show_default=True,
+              help="Namespace of namespaced manifests that name none.")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              help="Repository root that reported paths are relative to.")
+@click.option("--link-base", default="", metavar="URL",
+              help="Prefix for file links in Markdown, e.g. https://github.com/o/r/blob/SHA")
+@click.option("--sarif-category", default="", help="SARIF automationDetails category.")
+@output_options
+def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str | None,
+          context: str | None, in_cluster: bool, cluster: str, ignore_file: Path | None,
+          owners: tuple[str, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
+          fail_on: str, default_namespace: str, root: Path, link_base: str,
+          sarif_category: str, fmt: str, sarif_file: Path | None, junit_file: Path | None,
+          markdown_file: Path | None, json_file: Path | None) -> None:
+    """Compare the desired state in PATHS (default: .) with a live cluster snapshot.
+
+    Exit 1 when drift is found (at or above --fail-on), 2 on usage, configuration or cluster
+    access errors.
+    """
+    from checker.drift.run import DriftRunOptions, run_drift
+    from checker.pipeline import exit_code
+
+    live = bool(kubeconfig or context or in_cluster)
+    if snapshot_file is not None and live:
+        fail("--snapshot cannot be combined with --kubeconfig, --context or --in-cluster")
+    if snapshot_file is None and not live:
+        fail("give --snapshot FILE, or --kubeconfig/--context/--in-cluster to read live")
+    options = DriftRunOptions(
+        paths=paths or (Path("."),), root=root, snapshot=snapshot_file, kubeconfig=kubeconfig,
+        context=context, in_cluster=in_cluster, cluster=cluster, ignore_file=ignore_file,
+        owners=owners, packs=packs, policies=policies, fail_on=parse_fail_on(fail_on),
+        link_base=link_base, sarif_category=sarif_category,
+        default_namespace=default_namespace,
+    )
+    try:
+        report = run_drift(options)
+    except CheckerError as err:
+        fail(str(err))
+    write_outputs(report, fmt, {"sarif": sarif_file, "junit": junit_file,
+                                "markdown": markdown_file, "json": json_file})
+    summary = report.drift_summary
+    click.echo(f"gitops-checker: drift: {summary['inSync']} of {summary['managed']} managed "
+               f"objects in sync ({summary['coverage']}%)", err=True)
+    for problem in report.errors:
+        click.echo(f"gitops-checker: error: {problem}", err=True)
+    sys.exit(exit_code(report, options.fail_on))
+
+
+# Explicit types: checker.cli imports this module at its end, an import cycle mypy cannot infer.
+snapshot: click.Command = click.command("snapshot")(_snapshot)
+drift: click.Command = click.command("drift")(_drift)

@@ -1,0 +1,386 @@
+"""Compare the desired state with a snapshot: modified, missing, unmanaged, and coverage.
+
+Both sides are normalized (``normalize``), the live object is projected onto the fields the
+desired object declares, and deepdiff does the structural comparison of what is left. Each
+differing field becomes one finding at the desired manifest's line of that field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepdiff import DeepDiff
+from deepdiff.helper import notpresent
+
+from checker.drift.ignore import IgnoreRule
+from checker.drift.normalize import (
+    Keyed,
+    apply_defaults,
+    desired_path,
+    normalize_pair,
+    path_text,
+    strip_server_fields,
+)
+from checker.drift.rules import (
+    RULE_MISSING,
+    RULE_MODIFIED,
+    RULE_UNMANAGED,
+    RULE_UNREADABLE,
+)
+from checker.drift.secrets import (
+    REDACTED,
+    SECRET_KINDS,
+    SecretHasher,
+    blind_values,
+    hash_secret_values,
+    is_encrypted,
+)
+from checker.drift.sources import KindRef, Snapshot, group_of
+from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
+
+Ident = tuple[str, str, str, str]
+Pair = tuple[Resource, dict[str, Any], list[IgnoreRule]]
+FLUX_NAME = "kustomize.toolkit.fluxcd.io/name"
+FLUX_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
+ARGO_TRACKING = "argocd.argoproj.io/tracking-id"
+ARGO_INSTANCE = "app.kubernetes.io/instance"
+NOT_APPLIED = frozenset({
+    KindRef("kustomize.config.k8s.io", "Kustomization"),
+    KindRef("kustomize.config.k8s.io", "Component"),
+    KindRef("config.kubernetes.io", "ResourceList"),
+})
+CLUSTER_SCOPED = frozenset({
+    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
+    "CustomResourceDefinition", "StorageClass", "PriorityClass", "IngressClass", "RuntimeClass",
+    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
+    "CSIDriver", "CSINode", "VolumeAttachment", "CertificateSigningRequest",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "FlowSchema",
+    "PriorityLevelConfiguration", "ConstraintTemplate", "ClusterIssuer",
+})
+MAX_SHOWN = 120
+DATA_KINDS = frozenset({"Secret", "ConfigMap"})
+
+
+@dataclass(frozen=True)
+class DriftOptions:
+    """How to compare: cluster name, where unmanaged objects are reported, ignore rules."""
+
+    entry: SourceLocation
+    cluster: str = ""
+    ignore: Sequence[IgnoreRule] = ()
+    owners: Sequence[str] = ()
+    default_namespace: str = "default"
+
+
+@dataclass
+class DriftResult:
+    """Drift findings, the pairs that drifted (for the policy check) and the coverage."""
+
+    findings: list[Finding] = field(default_factory=list)
+    managed: int = 0
+    in_sync: int = 0
+    not_compared: int = 0
+    drifted: list[tuple[Resource, dict[str, Any]]] = field(default_factory=list)
+    unmanaged: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def coverage(self) -> float:
+        """Share of the compared managed objects that are in sync (1.0 when none)."""
+        return self.in_sync / self.managed if self.managed else 1.0
+
+
+def ident_of(obj: Mapping[str, Any]) -> Ident:
+    """(group, kind, namespace, name) of a live object."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    return (group_of(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")),
+            str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def display_of(ident: Ident) -> str:
+    """``Kind namespace/name`` of an identity."""
+    _, kind, namespace, name = ident
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+def _show(value: Any) -> Any:
+    if value is notpresent:
+        return None
+    if isinstance(value, (dict, list)):
+        return json.loads(json.dumps(value, sort_keys=True, default=str))
+    return value
+
+
+def _short(value: Any) -> str:
+    text = "absent" if value is None else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
+
+
+def _value_at(body: Any, path: FieldPath) -> Any:
+    node = body
+    for part in path:
+        node = node[part]
+    return node
+
+
+def _copy_spec(body: dict[str, Any]) -> dict[str, Any]:
+    """Defaults are filled into ``spec`` only: copy it so the inputs stay untouched."""
+    spec = body.get("spec")
+    if isinstance(spec, dict):
+        body["spec"] = json.loads(json.dumps(spec, default=str))
+    return body
+
+
+def _differences(want: Any, have: Any, prefix: FieldPath = ()) -> Iterator[tuple[FieldPath, Any]]:
+    """deepdiff tree levels with their path prefix, diffing the smallest differing mappings.
+
+    Descending through mappings that differ in one nested mapping keeps each deepdiff call
+    small; deepdiff still decides what changed and how.
+    """
+    if isinstance(want, dict) and isinstance(have, dict) and type(want) is type(have):
+        differing = [k for k in want.keys() | have.keys() if want.get(k) != have.get(k)]
+        if len(differing) == 1 and all(k in want and k in have for k in differing):
+            key = differing[0]
+            if isinstance(want[key], dict) and isinstance(have[key], dict):
+                yield from _differences(want[key], have[key], (*prefix, key))
+                return
+    diff = DeepDiff(want, have, view="tree")
+    for change_type in sorted(diff):
+        for level in sorted(diff[change_type], key=lambda lv: repr(lv.path())):
+            yield prefix, level
+
+
+class Comparer:
+    """Compares one cluster's desired resources with a snapshot."""
+
+    def __init__(self, snapshot: Snapshot, hasher: SecretHasher, options: DriftOptions) -> None:
+        self.snapshot = snapshot
+        self.hasher = hasher
+        self.options = options
+        self.values_verifiable = snapshot.key_id == hasher.key_id
+        self.live: dict[Ident, dict[str, Any]] = {}
+        for obj in snapshot.objects:
+            self.live.setdefault(ident_of(obj), obj)
+        self.unreadable = {u.ref: u.reason for u in snapshot.unreadable}
+        self.owner_locations: dict[str, SourceLocation] = {}
+
+    def _resolve(self, res: Resource) -> Ident:
+        if res.namespace or res.kind in CLUSTER_SCOPED:
+            return (res.group, res.kind, res.namespace, res.name)
+        cluster_scoped = (res.group, res.kind, "", res.name)
+        if cluster_scoped in self.live:
+            return cluster_scoped
+        return (res.group, res.kind, self.options.default_namespace, res.name)
+
+    def _rules_for(self, ident: Ident) -> list[IgnoreRule]:
+        return [r for r in self.options.ignore if r.selects(*ident)]
+
+    def normalized(self, res: Resource, live: Mapping[str, Any]) -> tuple[Any, Any]:
+        """Desired and live, normalized and projected onto the declared fields."""
+        desired = _copy_spec(strip_server_fields(res.body))
+        actual = _copy_spec(strip_server_fields(live))
+        # Defaults on both sides: a live value that differs from the default Git relies on is
+        # drift; a live object exported without defaults (kubectl neat) is not.
+        apply_defaults(res.kind, desired)
+        apply_defaults(res.kind, actual)
+        if res.kind in SECRET_KINDS:
+            encrypted = is_encrypted(desired)
+            desired.pop("sops", None)
+            desired = hash_secret_values(desired, self.hasher)
+            if encrypted or not self.values_verifiable:
+                desired, actual = blind_values(desired), blind_values(actual)
+        if res.kind in DATA_KINDS:  # every key of a Secret or ConfigMap matters
+            for side in (desired, actual):
+                for name in ("data", "binaryData"):
+                    if isinstance(side.get(name), dict):
+                        side[name] = Keyed(side[name])
+        return normalize_pair(desired, actual)
+
+    def run(self, resources: Sequence[Resource]) -> DriftResult:
+        """Compare every desired resource; then find unmanaged live objects."""
+        result = DriftResult()
+        desired_idents: set[Ident] = set()
+        not_compared: dict[KindRef, list[Resource]] = {}
+        pairs: list[Pair] = []
+        for res in resources:
+            ref = KindRef(res.group, res.kind)
+            if ref in NOT_APPLIED:
+                continue
+            ident = self._resolve(res)
+            if ident in desired_idents:
+                continue
+            desired_idents.add(ident)
+            rules = self._rules_for(ident)
+            if any(r.whole_object for r in rules):
+                continue
+            if ref not in self.snapshot.read_kinds or ref in self.unreadable:
+                not_compared.setdefault(ref, []).append(res)
+                continue
+            result.managed += 1
+            live = self.live.get(ident)
+            if live is None:
+                result.findings.append(Finding(
+                    rule_id=RULE_MISSING, category="drift", severity=Severity.ERROR,
+                    message="declared in Git but does not exist in the cluster",
+                    location=res.location, resource=res.display, cluster=self.options.cluster,
+                    details={"change": "missing"}))
+                continue
+            pairs.append((res, live, rules))
+        for res, live, rules in pairs:
+            findings = self._modified(res, live, rules)
+            if findings:
+                result.findings.extend(findings)
+                result.drifted.append((res, live))
+            else:
+                result.in_sync += 1
+        for ref, group in sorted(not_compared.items()):
+            result.not_compared += len(group)
+            result.findings.append(self._not_compared(ref, group))
+        result.findings.extend(self._unmanaged(resources, desired_idents, result))
+        result.findings.sort(key=Finding.sort_key)
+        return result
+
+    def _not_compared(self, ref: KindRef, group: list[Resource]) -> Finding:
+        reason = self.unreadable.get(ref)
+        count = f"{len(group)} object{'s' if len(group) != 1 else ''}"
+        if reason is not None:
+            message = (f"{ref} could not be read from the cluster ({reason}); {count} in Git "
+                       "not compared")
+            severity = Severity.ERROR
+        else:
+            message = f"{ref} is not in the snapshot; {count} in Git not compared"
+            severity = Severity.WARNING
+        first = group[0]
+        return Finding(rule_id=RULE_UNREADABLE, category="drift", severity=severity,
+                       message=message, location=first.location, resource=str(ref),
+                       cluster=self.options.cluster,
+                       details={"kind": str(ref), "objects": len(group),
+                                "reason": reason or "not in snapshot"})
+
+    def _modified(self, res: Resource, live: Mapping[str, Any],
+                  rules: list[IgnoreRule]) -> list[Finding]:
+        want, have = self.normalized(res, live)
+        if want == have:
+            return []
+        out = []
+        secret = res.kind in SECRET_KINDS
+        for prefix, level in _differences(want, have):
+            norm: FieldPath = (*prefix, *level.path(output_format="list"))
+            before, after = _show(level.t1), _show(level.t2)
+            path, declared = desired_path(res.body, norm)
+            # Show values as written (1 rather than "1"; no filled defaults) where they exist.
+            if not secret and before is not None and declared:
+                before = _show(_value_at(res.body, path))
+            live_path, found = desired_path(live, norm)
+            if not secret and after is not None and found:
+                after = _show(_value_at(live, live_path))
+            if secret and norm[:1] == ("data",) and len(norm) > 1:
+                plain = res.body.get("stringData")
+                if isinstance(plain, Mapping) and norm[1] in plain:
+                    path, declared = ("stringData", norm[1]), True
+            if any(r.covers([norm, path]) for r in rules):
+                continue
+            out.append(self._field_finding(res, norm, path, declared, before, after,
+                                           secret))
+        return out
+
+    def _field_finding(self, res: Resource, norm: FieldPath, path: FieldPath, declared: bool,
+                       before: Any, after: Any, secret: bool) -> Finding:
+        text = path_text(norm)
+        if secret and norm[:1] in (("data",), ("stringData",)):
+            key = norm[1] if len(norm) > 1 else None
+            what = f"Secret key {key!r}" if key is not None else "Secret data"
+            if before is None:
+                message = f"{what} exists in the cluster but not in Git"
+            elif after is None:
+                message = f"{what} is in Git but missing in the cluster"
+            else:
+                message = f"{what} has a different value in the cluster (values not shown)"
+            before = REDACTED if before is not None else None
+            after = REDACTED if after is not None else None
+        elif before is None:
+            message = f"{text} is set in the cluster ({_short(after)}) but not in Git"
+        elif after is None:
+            message = f"{text} is declared in Git ({_short(before)}) but absent in the cluster"
+        else:
+            message = f"{text} differs: Git {_short(before)}, cluster {_short(after)}"
+        change = "added" if before is None else "removed" if after is None else "changed"
+        return Finding(
+            rule_id=RULE_MODIFIED, category="drift", severity=Severity.ERROR,
+            message=message, location=res.locate(path), resource=res.display,
+            field_path=path if declared else norm, cluster=self.options.cluster,
+            details={"field": text, "change": change, "before": before, "after": after},
+        )
+
+    def _owners(self, resources: Sequence[Resource]) -> tuple[set[str], set[str]]:
+        flux: set[str] = set()
+        argo: set[str] = set()
+        for res in resources:
+            if res.kind == "Kustomization" and res.group == "kustomize.toolkit.fluxcd.io":
+                flux.add(f"{res.namespace}/{res.name}")
+                self.owner_locations.setdefault(f"Flux Kustomization {res.namespace}/{res.name}",
+                                                res.location)
+            elif res.kind == "Application" and res.group == "argoproj.io":
+                argo.update({res.name, f"{res.namespace}_{res.name}"})
+                for app in (res.name, f"{res.namespace}_{res.name}"):
+                    self.owner_locations.setdefault(f"Argo CD Application {app}", res.location)
+        for owner in self.options.owners:
+            (flux if "/" in owner else argo).add(owner)
+            if "/" not in owner:
+                flux.update(f"{r.namespace}/{owner}" for r in resources if r.name == owner)
+        return flux, argo
+
+    def owner(self, obj: Mapping[str, Any], flux: set[str], argo: set[str]) -> str | None:
+        """Which GitOps controller entry owns a live object, or None."""
+        meta = obj.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        refs = meta.get("ownerReferences") or []
+        if any(isinstance(r, Mapping) and r.get("controller") for r in refs):
+            return None  # created by another object's controller, not applied from Git
+        labels = meta.get("labels") if isinstance(meta.get("labels"), Mapping) else {}
+        notes = meta.get("annotations") if isinstance(meta.get("annotations"), Mapping) else {}
+        assert isinstance(labels, Mapping) and isinstance(notes, Mapping)
+        name = labels.get(FLUX_NAME)
+        if isinstance(name, str) and name:
+            owner = f"{labels.get(FLUX_NAMESPACE, '')}/{name}"
+            if not flux or owner in flux:
+                return f"Flux Kustomization {owner}"
+            return None
+        tracking = notes.get(ARGO_TRACKING)
+        if isinstance(tracking, str) and ":" in tracking:
+            app, _, rest = tracking.partition(":")
+            group, kind, namespace, obj_name = ident_of(obj)
+            if rest == f"{group}/{kind}:{namespace}/{obj_name}" and (not argo or app in argo):
+                return f"Argo CD Application {app}"
+            return None
+        instance = labels.get(ARGO_INSTANCE)
+        if isinstance(instance, str) and instance in argo:
+            return f"Argo CD Application {instance}"
+        return None
+
+    def _unmanaged(self, resources: Sequence[Resource], desired: set[Ident],
+                   result: DriftResult) -> list[Finding]:
+        flux, argo = self._owners(resources)
+        out = []
+        for ident in sorted(self.live.keys() - desired):
+            obj = self.live[ident]
+            owner = self.owner(obj, flux, argo)
+            if owner is None or any(r.whole_object for r in self._rules_for(ident)):
+                continue
+            result.unmanaged.append(obj)
+            display = display_of(ident)
+            out.append(Finding(
+                rule_id=RULE_UNMANAGED, category="drift", severity=Severity.ERROR,
+                message=f"exists in the cluster, owned by {owner}, but is not in Git",
+                location=self.owner_locations.get(owner, self.options.entry), resource=display,
+                cluster=self.options.cluster, details={"change": "unmanaged", "owner": owner}))
+        return out
+
+
+def compare(resources: Sequence[Resource], snapshot: Snapshot, hasher: SecretHasher,
+            options: DriftOptions) -> DriftResult:
+    """Compare desired resources with a snapshot (see ``Comparer``)."""
+    return Comparer(snapshot, hasher, options).run(resources)

@@ -1,0 +1,220 @@
+"""The drift pipeline: load the desired state, read a snapshot, compare, check policies live.
+
+Plain data in (``DriftRunOptions``), a ``Report`` out; the CLI only parses flags and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checker import __version__
+from checker.drift.compare import DriftOptions, DriftResult, compare
+from checker.drift.ignore import IgnoreRule, autoscaler_rules, load_ignore_file
+from checker.drift.normalize import desired_path, keyed_path, path_text
+from checker.drift.rules import DRIFT_RULES, RULE_MODIFIED, RULE_POLICY
+from checker.drift.secrets import SecretHasher
+from checker.drift.sources import FileSource, KindRef, Snapshot, SnapshotSource
+from checker.load import load_paths
+from checker.load.kustomize import kustomization_file
+from checker.load.objects import relpath
+from checker.model import Finding, Report, Resource, Rule, Severity, SourceLocation
+from checker.options import ScanOptions
+from checker.policy.evaluate import Evaluator
+from checker.policy.model import Policy
+
+INTERNAL_POLICY_RULES = frozenset({"policy.evaluation-error", "policy.invalid",
+                                   "policy.match-undecided"})
+
+
+@dataclass(frozen=True)
+class DriftReport(Report):
+    """A Report with the drift summary (coverage) that the Markdown drift section shows."""
+
+    drift_summary: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DriftRunOptions:
+    """Everything ``drift`` needs; the CLI only parses flags into this."""
+
+    paths: tuple[Path, ...]
+    root: Path
+    snapshot: Path | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    cluster: str = ""
+    ignore_file: Path | None = None
+    ignore: tuple[IgnoreRule, ...] = ()
+    owners: tuple[str, ...] = ()
+    packs: tuple[str, ...] = ()
+    policies: tuple[Path, ...] = ()
+    fail_on: Severity | None = Severity.ERROR
+    link_base: str = ""
+    sarif_category: str = ""
+    default_namespace: str = "default"
+
+
+def entry_location(paths: Sequence[Path], root: Path) -> SourceLocation:
+    """Where unmanaged objects without a declared owner are reported: the cluster's entry file.
+
+    That is the first PATH if it is a file, else its kustomization file, else the first YAML
+    file below it (sorted, shallowest first); line 1.
+    """
+    first = paths[0] if paths else Path(".")
+    if first.is_dir():
+        kfile = kustomization_file(first)
+        if kfile is not None:
+            return SourceLocation(relpath(kfile, root), 1, 1)
+        found = sorted((len(p.relative_to(first).parts), p.as_posix()) for p in first.rglob("*")
+                       if p.suffix in (".yaml", ".yml") and p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(first).parts))
+        if found:
+            return SourceLocation(relpath(Path(found[0][1]), root), 1, 1)
+    return SourceLocation(relpath(first, root), 1, 1)
+
+
+def desired_kinds(resources: Sequence[Resource]) -> set[KindRef]:
+    """The kinds a snapshot must read completely."""
+    return {KindRef(r.group, r.kind) for r in resources}
+
+
+def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result: DriftResult,
+                 entry: SourceLocation, cluster: str,
+                 ) -> tuple[list[Finding], list[str], list[Finding]]:
+    """Violations the live objects have and their manifests do not: changed into a violation.
+
+    Only objects that drifted (or are unmanaged) are evaluated, so an API default can never
+    create such a finding. Each finding points at the desired manifest's line of the field.
+    When the violation is about a field that also drifted, the field's ``drift.modified``
+    finding is absorbed (returned third), so one change is reported once, with its before
+    and after values.
+    """
+    if not policies or not (result.drifted or result.unmanaged):
+        return [], [], []
+    pairs = {res.display: (res, live) for res, live in result.drifted}
+    before_res = [res for res, _ in result.drifted]
+    live_res = [Resource(api_version=str(live.get("apiVersion", res.api_version)),
+                         kind=res.kind, namespace=res.namespace, name=res.name, body=live,
+                         location=res.location, marks=res.marks, cluster=cluster)
+                for res, live in result.drifted]
+    for obj in result.unmanaged:
+        meta = obj.get("metadata") or {}
+        live_res.append(Resource(api_version=str(obj["apiVersion"]), kind=str(obj["kind"]),
+                                 namespace=str(meta.get("namespace") or ""),
+                                 name=str(meta.get("name") or ""), body=obj, location=entry,
+                                 cluster=cluster))
+    evaluator = Evaluator(policies)
+    known = list(desired)
+    before = evaluator.run(before_res, known=known)
+    after = evaluator.run(live_res, known=known)
+    seen = {(f.rule_id, f.resource, f.message) for f in before.findings}
+    modified = {(f.resource, f.details.get("field")): f for f in result.findings
+                if f.rule_id == RULE_MODIFIED}
+    out: list[Finding] = []
+    absorbed: list[Finding] = []
+    for f in after.findings:
+        if f.rule_id in INTERNAL_POLICY_RULES or (f.rule_id, f.resource, f.message) in seen:
+            continue
+        details: dict[str, Any] = {"policy": f.rule_id, "change": "policy-violation",
+                                   **dict(f.details)}
+        location, field_path = f.location, f.field_path
+        pair = pairs.get(f.resource)
+        if pair is not None and f.field_path:
+            res, live = pair
+            # The policy names a path in the live object; its list indexes may differ from
+            # the manifest's (a container inserted by hand), so go through the keys.
+            norm = keyed_path(live, f.field_path)
+            path, _ = desired_path(res.body, norm)
+            location, field_path = res.locate(path), path
+            drifted = modified.pop((f.resource, path_text(norm)), None)
+            if drifted is not None:
+                absorbed.append(drifted)
+                details.update({k: drifted.details[k] for k in ("field", "before", "after")})
+                location, field_path = drifted.location, drifted.field_path
+        out.append(Finding(
+            rule_id=RULE_POLICY, category="drift", severity=f.severity,
+            message=f"changed by hand into a violation of {f.rule_id}: {f.message}",
+            location=location, resource=f.resource, field_path=field_path,
+            controls=f.controls, pack=f.pack, cluster=cluster, details=details))
+    return out, list(dict.fromkeys([*before.errors, *after.errors])), absorbed
+
+
+def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
+    """Ignore rules from the options and the ignore file (ConfigError on bad input)."""
+    rules = list(options.ignore)
+    if options.ignore_file is not None:
+        rules += load_ignore_file(options.ignore_file)
+    return rules
+
+
+def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
+              hasher: SecretHasher | None = None) -> DriftReport:
+    """Load, read the snapshot (``source`` or the file in the options), compare, evaluate."""
+    from checker.pipeline import select_policies
+
+    hasher = hasher or SecretHasher.from_env()
+    loaded = load_paths(options.paths, options.root)
+    ignore = read_ignore(options) + autoscaler_rules(loaded.resources)
+    if source is None:
+        if options.snapshot is None:
+            from checker.drift.live import LiveSource, context_name, load_configuration
+
+            cfg = load_configuration(options.kubeconfig, options.context, options.in_cluster)
+            source = LiveSource(cfg, desired_kinds(loaded.resources), hasher,
+                                context=context_name(options.kubeconfig, options.context,
+                                                     options.in_cluster))
+        else:
+            source = FileSource(options.snapshot, hasher,
+                                display=relpath(options.snapshot, options.root)
+                                if options.snapshot.exists() else str(options.snapshot))
+    snapshot: Snapshot = source.read()
+    cluster = (options.cluster or options.context or snapshot.context
+               or (options.snapshot.stem if options.snapshot is not None else "") or "cluster")
+    entry = entry_location(options.paths, options.root)
+    result = compare(loaded.resources, snapshot, hasher, DriftOptions(
+        entry=entry, cluster=cluster, ignore=tuple(ignore), owners=options.owners,
+        default_namespace=options.default_namespace))
+    policies, errors, packs = select_policies(ScanOptions(
+        paths=options.paths, root=options.root, packs=options.packs,
+        policies=options.policies))
+    violations, eval_errors, absorbed = policy_drift(policies, loaded.resources, result, entry,
+                                                     cluster)
+    kept = [f for f in result.findings if not any(f is a for a in absorbed)]
+    findings = [*loaded.findings, *kept, *violations]
+    findings = [f if f.cluster else _with_cluster(f, cluster) for f in findings]
+    rules: dict[str, Rule] = dict(DRIFT_RULES)
+    from checker.rules import BUILTIN_RULES
+
+    for f in findings:
+        if f.rule_id not in rules and f.rule_id in BUILTIN_RULES:
+            rules[f.rule_id] = BUILTIN_RULES[f.rule_id]
+    summary = {"managed": result.managed, "inSync": result.in_sync,
+               "notCompared": result.not_compared,
+               "coverage": round(result.coverage * 100, 1),
+               "unreadable": sorted(f"{u.ref}: {u.reason}" for u in set(snapshot.unreadable)),
+               "notSearched": sorted(str(u.ref) for u in set(snapshot.not_searched)),
+               "secretValuesCompared": snapshot.key_id == hasher.key_id}
+    return DriftReport(
+        findings=tuple(sorted(findings, key=Finding.sort_key)),
+        rules=dict(sorted(rules.items())),
+        resources_checked=result.managed,
+        files_checked=len(loaded.files),
+        packs=packs,
+        clusters=(cluster,),
+        tool_version=__version__,
+        errors=tuple(dict.fromkeys([*errors, *eval_errors])),
+        link_base=options.link_base,
+        sarif_category=options.sarif_category,
+        group_by="cluster",
+        drift_summary=summary,
+    )
+
+
+def _with_cluster(f: Finding, cluster: str) -> Finding:
+    from dataclasses import replace
+
+    return replace(f, cluster=cluster)

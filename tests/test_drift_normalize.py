@@ -1,0 +1,321 @@
+"""Normalization and comparison rules: only real drift survives."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from checker.drift.compare import DriftOptions, DriftResult, compare
+from checker.drift.ignore import IgnoreRule, load_ignore_file, parse_ignore_rules
+from checker.drift.normalize import canonical, desired_path, parse_quantity
+from checker.drift.secrets import SecretHasher
+from checker.drift.sources import KindRef, Snapshot, group_of, protect
+from checker.errors import ConfigError
+from checker.load.objects import load_file
+from checker.model import Resource, SourceLocation
+
+HASHER = SecretHasher(b"unit-key")
+ENTRY = SourceLocation("clusters/prod/kustomization.yaml")
+
+DEPLOY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: web:1
+          env:
+            - name: A
+              value: "1"
+            - name: B
+              value: "2"
+          resources:
+            limits:
+              cpu: 1
+              memory: 1Gi
+"""
+
+
+def desired(tmp_path: Path, text: str) -> list[Resource]:
+    (tmp_path / "m.yaml").write_text(text)
+    return load_file(tmp_path / "m.yaml", tmp_path).resources
+
+
+def live_of(text: str, **changes: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = yaml.safe_load(text)
+    return obj
+
+
+def check(resources: list[Resource], live: list[dict[str, Any]], hasher: SecretHasher = HASHER,
+          key_id: str | None = None, ignore: tuple[IgnoreRule, ...] = (),
+          owners: tuple[str, ...] = ()) -> DriftResult:
+    kinds = {KindRef(r.group, r.kind) for r in resources} | {
+        KindRef(group_of(o["apiVersion"]), o["kind"]) for o in live}
+    snap = Snapshot(objects=[protect(o, hasher) for o in live], read_kinds=kinds,
+                    key_id=hasher.key_id if key_id is None else key_id)
+    return compare(resources, snap, hasher, DriftOptions(entry=ENTRY, cluster="c",
+                                                         ignore=ignore, owners=owners))
+
+
+def fields(result: DriftResult) -> list[str]:
+    return sorted(str(f.details.get("field")) for f in result.findings)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("1000m", 1), ("0.5", "500m"), ("1Ki", 1024), ("1k", "1e3"), ("1Gi", "1024Mi"),
+    ("0.25Gi", "268435456"), (2, "2000m"),
+])
+def test_quantities_compare_by_value(a: Any, b: Any) -> None:
+    assert parse_quantity(a) == parse_quantity(b)
+    assert canonical({"limits": {"cpu": a}}) == canonical({"limits": {"cpu": b}})
+
+
+def test_quantity_difference_is_drift_and_invalid_is_not_a_quantity(tmp_path: Path) -> None:
+    assert parse_quantity("lots") is None
+    assert parse_quantity(True) is None
+    res = desired(tmp_path, DEPLOY)
+    live = live_of(DEPLOY)
+    live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "1001m"
+    assert fields(check(res, [live])) == [
+        "spec.template.spec.containers[app].resources.limits.cpu"]
+
+
+def test_keyed_lists_compare_by_key_not_position(tmp_path: Path) -> None:
+    res = desired(tmp_path, DEPLOY)
+    live = live_of(DEPLOY)
+    container = live["spec"]["template"]["spec"]["containers"][0]
+    container["env"].reverse()
+    container["resources"]["limits"] = {"cpu": "1000m", "memory": "1024Mi"}
+    assert check(res, [live]).findings == []
+    container["env"] = [{"name": "B", "value": "2"}, {"name": "C", "value": "3"}]
+    result = check(res, [live])
+    assert fields(result) == ["spec.template.spec.containers[app].env[A]",
+                              "spec.template.spec.containers[app].env[C]"]
+    removed = next(f for f in result.findings if f.details["field"].endswith("[A]"))
+    assert removed.details["change"] == "removed"
+    assert removed.location.line == 13  # the "- name: A" item in the manifest
+    added = next(f for f in result.findings if f.details["field"].endswith("[C]"))
+    assert added.details["after"] == {"name": "C", "value": "3"}
+    assert added.location.line == 12  # deepest declared parent: the env list
+
+
+def test_empty_vs_absent_and_int_or_string(tmp_path: Path) -> None:
+    text = DEPLOY.replace("          image: web:1\n", "          image: web:1\n"
+                          "          args: []\n          securityContext: {}\n") + (
+        "      hostNetwork: false\n      volumes: []\n")
+    res = desired(tmp_path, text + "---\napiVersion: v1\nkind: Service\nmetadata:\n"
+                  "  name: web\n  namespace: shop\nspec:\n  ports:\n    - port: 80\n"
+                  "      targetPort: 8080\n")
+    live = live_of(DEPLOY)
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+           "spec": {"ports": [{"port": 80, "targetPort": "8080", "protocol": "TCP"}],
+                    "type": "ClusterIP", "sessionAffinity": "None", "clusterIP": "10.0.0.1"}}
+    assert check(res, [live, svc]).findings == []
+
+
+def test_fields_whose_live_presence_matters(tmp_path: Path) -> None:
+    res = desired(tmp_path, DEPLOY)
+    live = live_of(DEPLOY)
+    pod = live["spec"]["template"]["spec"]
+    pod["hostNetwork"] = True
+    pod["containers"][0]["securityContext"] = {"capabilities": {"add": ["NET_ADMIN"]},
+                                               "runAsUser": 1000}
+    pod["containers"][0]["command"] = ["sh", "-c", "sleep 1d"]
+    pod["terminationGracePeriodSeconds"] = 0
+    assert fields(check(res, [live])) == [
+        "spec.template.spec.containers[app].command[0]",
+        "spec.template.spec.containers[app].command[1]",
+        "spec.template.spec.containers[app].command[2]",
+        "spec.template.spec.containers[app].securityContext.capabilities.add[0]",
+        "spec.template.spec.hostNetwork",
+        "spec.template.spec.terminationGracePeriodSeconds",
+    ]
+
+
+SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: s
+  namespace: shop
+stringData:
+  token: plain-token-value
+data:
+  user: {user}
+"""
+
+
+def secret_live(**values: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "s", "namespace": "shop"},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}}
+
+
+def test_secret_stringdata_equals_data_and_changes_are_masked(tmp_path: Path) -> None:
+    res = desired(tmp_path, SECRET.format(user=base64.b64encode(b"alice").decode()))
+    assert check(res, [secret_live(token="plain-token-value", user="alice")]).findings == []
+    result = check(res, [secret_live(token="other-token-value", user="alice", extra="x")])
+    messages = sorted(f.message for f in result.findings)
+    assert messages == ["Secret key 'extra' exists in the cluster but not in Git",
+                        "Secret key 'token' has a different value in the cluster "
+                        "(values not shown)"]
+    token = next(f for f in result.findings if "token" in f.message)
+    assert token.field_path == ("stringData", "token")
+    assert token.location.line == 7
+    assert token.details["before"] == token.details["after"] == "<redacted>"
+    text = repr([(f.message, dict(f.details)) for f in result.findings])
+    assert "plain-token-value" not in text and "other-token-value" not in text
+
+
+def test_secret_hashed_with_another_key_compares_key_names_only(tmp_path: Path) -> None:
+    res = desired(tmp_path, SECRET.format(user=base64.b64encode(b"alice").decode()))
+    other = SecretHasher(b"someone-else")
+    live = protect(secret_live(token="changed", user="alice"), other)
+    assert check(res, [live], key_id=other.key_id).findings == []
+    live = protect(secret_live(user="alice"), other)
+    result = check(res, [live], key_id=other.key_id)
+    assert [f.message for f in result.findings] == [
+        "Secret key 'token' is in Git but missing in the cluster"]
+
+
+def test_hasher_key_from_env_is_stable_and_ephemeral_otherwise() -> None:
+    a = SecretHasher.from_env({"GITOPS_CHECKER_SECRET_KEY": "k"})
+    b = SecretHasher.from_env({"GITOPS_CHECKER_SECRET_KEY": "k"})
+    assert a.key_id == b.key_id and not a.ephemeral
+    assert a.digest(b"v") == b.digest(b"v") != SecretHasher(b"x").digest(b"v")
+    c, d = SecretHasher.from_env({}), SecretHasher.from_env({})
+    assert c.ephemeral and c.key_id != d.key_id
+    assert "k" not in a.key_id or len(a.key_id) == 16
+
+
+def test_kinds_not_in_snapshot_are_not_called_missing(tmp_path: Path) -> None:
+    res = desired(tmp_path, DEPLOY + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                  "  name: c\n  namespace: shop\n")
+    snap = Snapshot(objects=[live_of(DEPLOY)], read_kinds={KindRef("apps", "Deployment")},
+                    key_id=HASHER.key_id)
+    result = compare(res, snap, HASHER, DriftOptions(entry=ENTRY))
+    assert [(f.rule_id, f.severity.label) for f in result.findings] == [
+        ("drift.unreadable", "warning")]
+    assert result.managed == 1 and result.not_compared == 1
+
+
+def owned(name: str, labels: dict[str, str] | None = None,
+          annotations: dict[str, str] | None = None, **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "shop", "labels": labels or {},
+                         "annotations": annotations or {}, **meta}}
+
+
+def test_unmanaged_needs_gitops_ownership(tmp_path: Path) -> None:
+    res = desired(tmp_path, DEPLOY + "---\napiVersion: argoproj.io/v1alpha1\nkind: Application\n"
+                  "metadata:\n  name: shop\n  namespace: argocd\nspec: {}\n")
+    live = [
+        live_of(DEPLOY),
+        owned("flux", {"kustomize.toolkit.fluxcd.io/name": "apps",
+                       "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}),
+        owned("argo-annotation", annotations={
+            "argocd.argoproj.io/tracking-id": "shop:/ConfigMap:shop/argo-annotation"}),
+        owned("copied-annotation", annotations={
+            "argocd.argoproj.io/tracking-id": "shop:/ConfigMap:shop/elsewhere"}),
+        owned("argo-label", {"app.kubernetes.io/instance": "shop"}),
+        owned("helm-label", {"app.kubernetes.io/instance": "some-helm-release"}),
+        owned("child", {"kustomize.toolkit.fluxcd.io/name": "apps"},
+              ownerReferences=[{"kind": "Deployment", "name": "web", "controller": True}]),
+        owned("plain"),
+    ]
+    result = check(res, live)
+    unmanaged = sorted(f.resource for f in result.findings if f.rule_id == "drift.unmanaged")
+    assert unmanaged == ["ConfigMap shop/argo-annotation", "ConfigMap shop/argo-label",
+                         "ConfigMap shop/flux"]
+    argo = next(f for f in result.findings if f.resource == "ConfigMap shop/argo-label")
+    assert argo.location.path == "m.yaml" and argo.location.line == 22  # the Application
+    # an explicit owner narrows Flux ownership to that Kustomization
+    result = check(res, live, owners=("flux-system/other",))
+    assert "ConfigMap shop/flux" not in {f.resource for f in result.findings}
+
+
+def test_ignore_rules_by_selector_pointer_and_autoscaler(tmp_path: Path) -> None:
+    res = desired(tmp_path, DEPLOY.replace("spec:\n  template:", "spec:\n  replicas: 2\n"
+                                           "  template:"))
+    live = live_of(DEPLOY)
+    live["spec"]["replicas"] = 5
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+    assert fields(check(res, [live])) == ["spec.replicas",
+                                          "spec.template.spec.containers[app].image"]
+    rule = IgnoreRule(kind="Deploy*", namespace="shop", pointers=("/spec/replicas",))
+    assert fields(check(res, [live], ignore=(rule,))) == [
+        "spec.template.spec.containers[app].image"]
+    wildcard = IgnoreRule(pointers=("/spec/template/spec/containers/*/image",))
+    assert fields(check(res, [live], ignore=(wildcard,))) == ["spec.replicas"]
+    other = IgnoreRule(name="api", pointers=("/spec/replicas",))
+    assert len(check(res, [live], ignore=(other,)).findings) == 2
+
+
+def test_ignore_file_shapes_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "ignore.yaml"
+    path.write_text("drift:\n  ignore:\n    - kind: Deployment\n      jsonPointers: "
+                    "[/spec/replicas]\n      reason: HPA\n")
+    rules = load_ignore_file(path, "ignore.yaml")
+    assert rules == [IgnoreRule(kind="Deployment", pointers=("/spec/replicas",), reason="HPA",
+                                source="ignore.yaml:3")]
+    path.write_text("- kind: Deployment\n- kind: Service\n  colour: red\n")
+    with pytest.raises(ConfigError, match=r"ignore.yaml:2: unknown key\(s\).*colour"):
+        load_ignore_file(path, "ignore.yaml")
+    path.write_text("ignore:\n  - jsonPointers: [spec/replicas]\n")
+    with pytest.raises(ConfigError, match=r"ignore.yaml:2: JSON pointer .* must start"):
+        load_ignore_file(path, "ignore.yaml")
+    path.write_text("something: else\n")
+    with pytest.raises(ConfigError, match=r"ignore\.yaml:1"):
+        load_ignore_file(path, "ignore.yaml")
+    with pytest.raises(ConfigError, match="must be a list"):
+        parse_ignore_rules({"kind": "x"}, ".gitops-checker.yaml")
+    assert parse_ignore_rules([{"name": "x", "pointers": "/a"}])[0].pointers == ("/a",)
+
+
+def test_desired_path_maps_keys_back_to_indexes() -> None:
+    body = {"spec": {"containers": [{"name": "a"}, {"name": "b", "ports": [
+        {"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}]}]}}
+    assert desired_path(body, ("spec", "containers", "b", "ports", "53/UDP")) == (
+        ("spec", "containers", 1, "ports", 1), True)
+    assert desired_path(body, ("spec", "containers", "c", "image")) == (
+        ("spec", "containers"), False)
+
+
+def test_missing_namespace_defaults_and_cluster_scoped_kinds(tmp_path: Path) -> None:
+    res = desired(tmp_path, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
+                  "data:\n  a: b\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: n\n")
+    live = [{"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"},
+             "metadata": {"name": "c", "namespace": "default"}},
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}]
+    result = check(res, live)
+    assert result.findings == [] and result.in_sync == 2
+
+
+def test_unkeyable_live_list_still_compares(tmp_path: Path) -> None:
+    res = desired(tmp_path, DEPLOY)
+    live = live_of(DEPLOY)
+    env = live["spec"]["template"]["spec"]["containers"][0]["env"]
+    env.append(dict(env[0]))  # duplicate name: cannot be keyed
+    result = check(res, [live])
+    assert [f.details["field"] for f in result.findings] == [
+        "spec.template.spec.containers[app].env"]
+    assert result.findings[0].details["change"] == "changed"
+
+
+def test_sops_encrypted_secret_compares_key_names_only(tmp_path: Path) -> None:
+    res = desired(tmp_path, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n"
+                  "  namespace: shop\nstringData:\n  token: ENC[AES256_GCM,data:abc=,type:str]\n"
+                  "sops:\n  version: 3.9.0\n")
+    assert check(res, [secret_live(token="decrypted-value")]).findings == []
+    result = check(res, [secret_live(token="v", extra="x")])
+    assert [f.message for f in result.findings] == [
+        "Secret key 'extra' exists in the cluster but not in Git"]
