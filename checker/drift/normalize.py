@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from checker.model import FieldPath
+from checker.podspec import POD_SPEC_AT
 
 SERVER_METADATA = frozenset({
     "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink",
@@ -31,16 +32,6 @@ BOOKKEEPING_PREFIXES = (
     "kapp.k14s.io/",
 )
 
-POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "ReplicationController": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-    "Pod": ("spec",),
-}
 POD_DEFAULTS: dict[str, Any] = {
     "dnsPolicy": "ClusterFirst",
     "restartPolicy": "Always",
@@ -202,7 +193,7 @@ def _fill(target: dict[str, Any], defaults: Mapping[str, Any]) -> None:
             _fill(current, value)
 
 
-def _at(body: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+def _at(body: dict[str, Any], path: FieldPath) -> dict[str, Any] | None:
     node: Any = body
     for part in path:
         if not isinstance(node, dict):
@@ -279,7 +270,7 @@ def apply_defaults(kind: str, body: dict[str, Any]) -> None:
                 port.setdefault("protocol", "TCP")
                 if "port" in port:
                     port.setdefault("targetPort", port["port"])
-    pod_path = POD_TEMPLATE_PATHS.get(kind)
+    pod_path = POD_SPEC_AT.get(kind)
     if pod_path is not None:
         pod = _at(body, pod_path)
         if pod is not None:

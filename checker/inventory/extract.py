@@ -13,29 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from checker.model import FieldPath, Resource
-
-POD_SPEC_AT: dict[str, FieldPath] = {
-    "Pod": ("spec",),
-    "PodTemplate": ("template", "spec"),
-    "Deployment": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "ReplicationController": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-
-# Custom resources, keyed by (API group, kind).
-CUSTOM_POD_SPEC_AT: dict[tuple[str, str], FieldPath] = {
-    ("argoproj.io", "Rollout"): ("spec", "template", "spec"),
-    ("serving.knative.dev", "Service"): ("spec", "template", "spec"),
-    ("serving.knative.dev", "Configuration"): ("spec", "template", "spec"),
-    ("keda.sh", "ScaledJob"): ("spec", "jobTargetRef", "template", "spec"),
-    ("apps.kruise.io", "CloneSet"): ("spec", "template", "spec"),
-    ("apps.kruise.io", "StatefulSet"): ("spec", "template", "spec"),
-    ("apps.kruise.io", "DaemonSet"): ("spec", "template", "spec"),
-}
+from checker.podspec import CUSTOM_POD_SPEC_AT, POD_SPEC_AT
 
 CONTAINER_LISTS = (
     ("containers", "container"),
