@@ -389,13 +389,16 @@ def outputs_for(report: Report | None, code: int, written: Mapping[str, str]) ->
     return out
 
 
-def write_reports(report: Report, inputs: ActionInputs, space: Workspace) -> dict[str, str]:
+def report_files(inputs: ActionInputs, space: Workspace) -> dict[str, Path]:
+    """Format -> file to write, resolved and checked before anything runs."""
+    return {fmt: space.resolve(given, FILE_INPUTS[fmt])
+            for fmt, given in sorted(inputs.files.items()) if given}
+
+
+def write_reports(report: Report, files: Mapping[str, Path], space: Workspace) -> dict[str, str]:
     """Write every requested format; return format -> path relative to the workspace."""
     written: dict[str, str] = {}
-    for fmt, given in sorted(inputs.files.items()):
-        if not given:
-            continue
-        path = space.resolve(given, FILE_INPUTS[fmt])
+    for fmt, path in files.items():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(RENDERERS[fmt](report), encoding="utf-8")
@@ -414,8 +417,9 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
         inputs = parse_inputs(environ)
         space = Workspace.from_env(environ, inputs.working_directory)
         options = build_options(inputs, space, space.link_base(environ))
+        files = report_files(inputs, space)
         report = run_checks(inputs, options, space)
-        written = write_reports(report, inputs, space)
+        written = write_reports(report, files, space)
         from checker.pipeline import exit_code
         code = exit_code(report, inputs.fail_on)
         prefix = space.relative(space.workdir)
