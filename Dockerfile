@@ -65,10 +65,11 @@ ENV PATH=/opt/gitops-checker/bin:${PATH} \
     PYTHONUNBUFFERED=1
 COPY --from=tools /tools/bin/kustomize /tools/bin/helm /usr/local/bin/
 COPY --from=build /opt/gitops-checker /opt/gitops-checker
-# No package manager front end for Python in the runtime image; one unprivileged user whose
-# uid (1001) is the uid GitHub-hosted runners own the workspace with, so the action can write
-# its reports and GITHUB_OUTPUT into the mounted workspace.
-RUN python -m pip uninstall --yes pip \
+# No package manager front end for Python in the runtime image (the base interpreter's pip,
+# named by absolute path: PATH already leads to the environment, which has none); one
+# unprivileged user whose uid (1001) is the uid GitHub-hosted runners own the workspace with,
+# so the action can write its reports and GITHUB_OUTPUT into the mounted workspace.
+RUN /usr/local/bin/python3 -m pip uninstall --yes pip \
     && useradd --uid 1001 --user-group --create-home --home-dir /home/checker \
          --shell /usr/sbin/nologin checker
 USER 1001:1001

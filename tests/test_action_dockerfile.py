@@ -153,7 +153,9 @@ def test_final_stage_is_non_root_without_build_tools() -> None:
     runs = " ".join(final.args("RUN"))
     for forbidden in ("apt-get", "apk ", "curl", "wget", "pip install", "gcc", "make "):
         assert forbidden not in runs, forbidden
-    assert "pip uninstall --yes pip" in runs
+    # PATH leads to the copied environment, which has no pip: the base interpreter's pip
+    # must be named by absolute path, or `python -m pip` fails the build.
+    assert "/usr/local/bin/python3 -m pip uninstall --yes pip" in runs
     copies = final.args("COPY")
     assert all(c.startswith(("--from=tools ", "--from=build ")) for c in copies), copies
     assert any("/usr/local/bin/" in c and "kustomize" in c and "helm" in c for c in copies)
