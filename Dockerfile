@@ -6,12 +6,12 @@
 #   build    installs the project from this repository into a virtual environment;
 #   final    the Python runtime, that environment, the two binaries and a non-root user.
 #
-# The base image is pinned by exact version and by the digest of its multi-arch index.
-# To move to a newer base, change both (docker buildx imagetools inspect <tag> prints the
-# digest); the release workflow builds from whatever this line says.
-ARG PYTHON_IMAGE=python:3.12.13-slim-bookworm@sha256:4766d8b510c428e595d74b9cc5bbb2fae8e26316fffb4adc89908d79aacd58a2
+# The base image is pinned by exact version and by the digest of its multi-arch index, written
+# out in each FROM so that update tools such as Dependabot can see it. To move to a
+# newer base, change all three together (docker buildx imagetools inspect <tag> prints the
+# digest); a test keeps them equal.
 
-FROM ${PYTHON_IMAGE} AS tools
+FROM python:3.12.13-slim-bookworm@sha256:4766d8b510c428e595d74b9cc5bbb2fae8e26316fffb4adc89908d79aacd58a2 AS tools
 # Versions and the SHA-256 of each release archive, from the projects' published checksums
 # (kustomize: checksums.txt of the release; helm: <archive>.sha256sum). Change together.
 ARG KUSTOMIZE_VERSION=5.4.3
@@ -41,7 +41,7 @@ RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
     && chmod 0755 bin/kustomize bin/helm \
     && rm kustomize.tar.gz helm.tar.gz
 
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.12.13-slim-bookworm@sha256:4766d8b510c428e595d74b9cc5bbb2fae8e26316fffb4adc89908d79aacd58a2 AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -55,7 +55,7 @@ RUN python -m venv /opt/gitops-checker \
     && /opt/gitops-checker/bin/pip install --no-cache-dir . \
     && /opt/gitops-checker/bin/pip uninstall --yes pip
 
-FROM ${PYTHON_IMAGE}
+FROM python:3.12.13-slim-bookworm@sha256:4766d8b510c428e595d74b9cc5bbb2fae8e26316fffb4adc89908d79aacd58a2
 LABEL org.opencontainers.image.title="gitops-checker" \
       org.opencontainers.image.description="Policy and drift checks for Kubernetes GitOps repositories" \
       org.opencontainers.image.source="https://github.com/gitops-checker/gitops-checker" \

@@ -179,3 +179,13 @@ def test_drift_example_keeps_cluster_credentials_in_the_snapshot_job() -> None:
     assert "security-events" not in snapshot["permissions"]
     step = next(s for s in drift["steps"] if s.get("id") == "drift")
     assert step["with"]["mode"] == "drift" and step["with"]["snapshot"]
+
+
+def test_dependabot_config_is_valid_and_covers_the_pins() -> None:
+    resource = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    schema = json.loads((resource / "dependabot.json").read_text(encoding="utf-8"))
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    assert [e.message for e in validator.iter_errors(config)] == []
+    ecosystems = {u["package-ecosystem"] for u in config["updates"]}
+    assert {"github-actions", "docker", "pip"} <= ecosystems
