@@ -239,7 +239,7 @@ def drift_runner() -> DriftRunner:
     try:
         module = importlib.import_module("checker.drift")
     except ModuleNotFoundError as err:
-        if err.name not in ("checker.drift", "checker"):
+        if err.name != "checker.drift":
             raise  # a broken drift module is a tool error, not "not installed"
         raise ActionError("drift support is not installed (mode drift/both needs "
                           "checker.drift.run_drift)") from None
@@ -261,15 +261,19 @@ def merge(first: Report, second: Report) -> Report:
 
 
 def run_checks(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Report:
-    """Scan, drift, or both, as ``mode`` says."""
+    """Scan, drift, or both, as ``mode`` says; drift's inputs are checked before the scan."""
     from checker.pipeline import scan
 
-    report: Report | None = scan(options) if inputs.mode in ("scan", "both") else None
+    drift: DriftRunner | None = None
+    snapshot = Path()
     if inputs.mode in ("drift", "both"):
         snapshot = space.resolve(inputs.snapshot, "snapshot")
         if not snapshot.is_file():
             raise ActionError(f"input snapshot: {inputs.snapshot} is not a file in the workspace")
-        drifted = drift_runner()(options.paths, snapshot, options.root)
+        drift = drift_runner()
+    report: Report | None = scan(options) if inputs.mode in ("scan", "both") else None
+    if drift is not None:
+        drifted = drift(options.paths, snapshot, options.root)
         drifted = dataclasses.replace(drifted, link_base=options.link_base,
                                       sarif_category=options.sarif_category)
         report = drifted if report is None else merge(report, drifted)

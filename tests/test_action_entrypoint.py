@@ -548,3 +548,27 @@ def test_drift_reports_are_merged_through_run_drift(
     assert "drift.changed" in log.getvalue()
     markdown = RENDERERS["markdown"]
     assert markdown  # the registry the summary uses
+
+
+def test_missing_snapshot_file_is_exit_2_before_any_scan(tmp_path: Path) -> None:
+    run = run_action(workspace(tmp_path), {"mode": "both", "snapshot": "nope.json"})
+    assert run.code == 2
+    assert any("input snapshot: nope.json is not a file" in a[2] for a in run.annotations)
+    assert run.outputs["error-count"] == ""  # no report: the scan did not run
+
+
+def test_a_broken_drift_module_is_not_reported_as_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(name: str) -> types.ModuleType:
+        raise ModuleNotFoundError("No module named 'somedep'", name="somedep")
+
+    monkeypatch.setattr(action.importlib, "import_module", broken)
+    with pytest.raises(ModuleNotFoundError):
+        action.drift_runner()
+
+    def absent(name: str) -> types.ModuleType:
+        raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+
+    monkeypatch.setattr(action.importlib, "import_module", absent)
+    with pytest.raises(action.ActionError, match="drift support is not installed"):
+        action.drift_runner()
