@@ -25,6 +25,7 @@ When that module is not installed the action exits 2 with "drift support is not 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -461,6 +462,10 @@ def main() -> None:
         sys.stdout.write(command("error", f"internal error: {type(err).__name__}: {err}",
                                  title="gitops-checker") + "\n")
         code = EXIT_ERROR
+        target = os.environ.get("GITHUB_OUTPUT")
+        if target:
+            with contextlib.suppress(ActionError):  # already failing with the internal error
+                append(target, output_lines(outputs_for(None, code, {})), "GITHUB_OUTPUT")
     sys.exit(code)
 
 

@@ -572,3 +572,22 @@ def test_a_broken_drift_module_is_not_reported_as_missing(
     monkeypatch.setattr(action.importlib, "import_module", absent)
     with pytest.raises(action.ActionError, match="drift support is not installed"):
         action.drift_runner()
+
+
+def test_an_unexpected_error_is_exit_2_with_result_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def explode(environ: object, stdout: object) -> int:
+        raise RuntimeError("boom")
+
+    output = tmp_path / "output"
+    output.write_text("", encoding="utf-8")
+    monkeypatch.setattr(action, "run", explode)
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.delenv("GITOPS_CHECKER_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        action.main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().out == (
+        "::error title=gitops-checker::internal error: RuntimeError: boom\n")
+    assert parse_outputs(output.read_text(encoding="utf-8"))["result"] == "error"
