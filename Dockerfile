@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # gitops-checker: the CLI, the GitHub Action entrypoint, and the Kustomize and Helm binaries
 # the checker runs. Three stages, so the final image holds no downloader, compiler or pip:
 #   tools    downloads Kustomize and Helm at pinned versions and checks their SHA-256;
@@ -9,7 +7,8 @@
 # The base image is pinned by exact version and by the digest of its multi-arch index, written
 # out in each FROM so that update tools such as Dependabot can see it. To move to a
 # newer base, change all three together (docker buildx imagetools inspect <tag> prints the
-# digest); a test keeps them equal.
+# digest); a test keeps them equal. No `# syntax=` line: the builder's own Dockerfile
+# frontend is enough, and an unpinned frontend image would be one more thing pulled at build.
 
 FROM python:3.12.13-slim-bookworm@sha256:4766d8b510c428e595d74b9cc5bbb2fae8e26316fffb4adc89908d79aacd58a2 AS tools
 # Versions and the SHA-256 of each release archive, from the projects' published checksums

@@ -126,6 +126,16 @@ def test_three_stages_all_from_the_same_pinned_base() -> None:
     assert (int(match.group(1)), int(match.group(2))) >= minimum
 
 
+def test_no_unpinned_image_is_pulled_at_build_time() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line.lower().startswith("# syntax="):
+            assert "@sha256:" in line, line
+    for _keyword, rest in instructions(text):
+        if "--from=" in rest:
+            assert re.search(r"--from=(tools|build) ", rest), rest
+
+
 def test_tool_versions_and_checksums_are_pinned() -> None:
     tools = stages()[1][0]
     args = stage_args(tools)
