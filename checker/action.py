@@ -75,6 +75,9 @@ OUTPUTS = (
     "accepted-count",
 )
 
+# The ScanOptions field the config input fills (the CLI's --config); without it the input is
+# refused rather than ignored. With the input empty, the pipeline finds the default file.
+CONFIG_OPTION = "config_file"
 FILE_INPUTS = {"sarif": "sarif-file", "junit": "junit-file", "markdown": "markdown-file",
                "json": "json-file"}
 COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
@@ -219,10 +222,13 @@ def build_options(inputs: ActionInputs, space: Workspace, link_base: str) -> Sca
     """The same ScanOptions the CLI builds, from the action's inputs."""
     extra: dict[str, Any] = {}
     if inputs.config:
-        if "config" not in {f.name for f in dataclasses.fields(ScanOptions)}:
+        if CONFIG_OPTION not in {f.name for f in dataclasses.fields(ScanOptions)}:
             raise ActionError("input config: repository config files are not supported by this "
                               "version of gitops-checker")
-        extra["config"] = space.resolve(inputs.config, "config")
+        config = space.resolve(inputs.config, "config")
+        if not config.is_file():
+            raise ActionError(f"input config: {inputs.config} is not a file in the workspace")
+        extra[CONFIG_OPTION] = config
     return ScanOptions(
         paths=tuple(space.resolve(p, "paths") for p in inputs.paths),
         root=space.workdir,

@@ -361,15 +361,28 @@ def test_drift_mode_without_drift_support_is_a_clear_exit_2(tmp_path: Path) -> N
 
 def test_config_input_is_passed_through_or_refused(tmp_path: Path) -> None:
     ws = workspace(tmp_path)
-    (ws / ".gitops-checker.yaml").write_text("{}\n", encoding="utf-8")
-    run = run_action(ws, {"config": ".gitops-checker.yaml"})
+    (ws / "ci").mkdir()
+    (ws / "ci/gitops-checker.yaml").write_text("{}\n", encoding="utf-8")
+    run = run_action(ws, {"config": "ci/gitops-checker.yaml"})
     from checker.options import ScanOptions
 
-    if "config" in ScanOptions.__dataclass_fields__:
+    if action.CONFIG_OPTION in ScanOptions.__dataclass_fields__:
         assert run.code in (0, 1), run.stdout
+        assert run.outputs["result"] in ("pass", "fail")
     else:  # a config file is never silently ignored
         assert run.code == 2
         assert "input config: repository config files are not supported" in run.stdout
+
+
+def test_config_input_naming_a_missing_file_is_exit_2(tmp_path: Path) -> None:
+    from checker.options import ScanOptions
+
+    run = run_action(workspace(tmp_path), {"config": "missing.yaml"})
+    assert run.code == 2
+    expected = ("input config: missing.yaml is not a file"
+                if action.CONFIG_OPTION in ScanOptions.__dataclass_fields__
+                else "input config: repository config files are not supported")
+    assert expected in run.stdout
 
 
 # -- secrets and injection -----------------------------------------------------------------
