@@ -1,1 +1,18 @@
 """Drift: compare the desired state in Git with a live cluster snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from checker.model import Report
+
+
+def run_drift(paths: Sequence[Path], snapshot: Path, root: Path, *,
+              packs: Sequence[str] = (), policies: Sequence[Path] = ()) -> Report:
+    """Drift of ``paths`` against a snapshot file (the entry point the GitHub Action calls)."""
+    from checker.drift.run import DriftRunOptions
+    from checker.drift.run import run_drift as run
+
+    return run(DriftRunOptions(paths=tuple(paths), root=root, snapshot=snapshot,
+                               packs=tuple(packs), policies=tuple(policies)))
