@@ -133,3 +133,8 @@ def main() -> None:
         if "GITOPS_CHECKER_DEBUG" in __import__("os").environ:
             raise
         fail(f"internal error: {type(err).__name__}: {err}")
+
+
+from checker.policy.cli import policies  # noqa: E402
+
+cli.add_command(policies)

@@ -6,8 +6,8 @@ import future.keywords.in
 
 # API group of the object under review ("" for the core group).
 api_group := g if {
-	contains(input.review.object.apiVersion, "/")
-	g := split(input.review.object.apiVersion, "/")[0]
+  contains(input.review.object.apiVersion, "/")
+  g := split(input.review.object.apiVersion, "/")[0]
 } else := ""
 
 # "<group>/<Kind>" of the object under review.
@@ -16,12 +16,12 @@ group_kind := concat("/", [api_group, input.review.object.kind])
 # Kinds whose pod template sits at spec.template (built-in workloads and well-known custom
 # resources whose pod template path is documented).
 template_kinds := {
-	"apps/Deployment", "apps/ReplicaSet", "apps/StatefulSet", "apps/DaemonSet",
-	"extensions/Deployment", "extensions/ReplicaSet", "extensions/DaemonSet",
-	"batch/Job", "/ReplicationController",
-	"argoproj.io/Rollout",
-	"apps.kruise.io/CloneSet", "apps.kruise.io/StatefulSet", "apps.kruise.io/DaemonSet",
-	"serving.knative.dev/Service", "serving.knative.dev/Configuration",
+  "apps/Deployment", "apps/ReplicaSet", "apps/StatefulSet", "apps/DaemonSet",
+  "extensions/Deployment", "extensions/ReplicaSet", "extensions/DaemonSet",
+  "batch/Job", "/ReplicationController",
+  "argoproj.io/Rollout",
+  "apps.kruise.io/CloneSet", "apps.kruise.io/StatefulSet", "apps.kruise.io/DaemonSet",
+  "serving.knative.dev/Service", "serving.knative.dev/Configuration",
 }
 
 # Kinds whose pod template sits at spec.jobTemplate.spec.template.
@@ -30,57 +30,57 @@ job_template_kinds := {"batch/CronJob", "keda.sh/ScaledJob"}
 # Every pod spec in the object under review: the field path that leads to it ("path"), the
 # spec ("spec"), and the pod metadata with its path ("meta", "meta_path").
 specs contains {"path": ["spec"], "spec": spec, "meta_path": ["metadata"], "meta": meta} if {
-	group_kind == "/Pod"
-	spec := input.review.object.spec
-	meta := object.get(input.review.object, "metadata", {})
+  group_kind == "/Pod"
+  spec := input.review.object.spec
+  meta := object.get(input.review.object, "metadata", {})
 }
 
 specs contains {
-	"path": ["spec", "template", "spec"], "spec": spec,
-	"meta_path": ["spec", "template", "metadata"], "meta": meta,
+  "path": ["spec", "template", "spec"], "spec": spec,
+  "meta_path": ["spec", "template", "metadata"], "meta": meta,
 } if {
-	group_kind in template_kinds
-	spec := input.review.object.spec.template.spec
-	meta := object.get(input.review.object.spec.template, "metadata", {})
+  group_kind in template_kinds
+  spec := input.review.object.spec.template.spec
+  meta := object.get(input.review.object.spec.template, "metadata", {})
 }
 
 specs contains {
-	"path": ["spec", "jobTemplate", "spec", "template", "spec"], "spec": spec,
-	"meta_path": ["spec", "jobTemplate", "spec", "template", "metadata"], "meta": meta,
+  "path": ["spec", "jobTemplate", "spec", "template", "spec"], "spec": spec,
+  "meta_path": ["spec", "jobTemplate", "spec", "template", "metadata"], "meta": meta,
 } if {
-	group_kind in job_template_kinds
-	template := input.review.object.spec.jobTemplate.spec.template
-	spec := template.spec
-	meta := object.get(template, "metadata", {})
+  group_kind in job_template_kinds
+  template := input.review.object.spec.jobTemplate.spec.template
+  spec := template.spec
+  meta := object.get(template, "metadata", {})
 }
 
 specs contains {
-	"path": ["template", "spec"], "spec": spec,
-	"meta_path": ["template", "metadata"], "meta": meta,
+  "path": ["template", "spec"], "spec": spec,
+  "meta_path": ["template", "metadata"], "meta": meta,
 } if {
-	group_kind == "/PodTemplate"
-	spec := input.review.object.template.spec
-	meta := object.get(input.review.object.template, "metadata", {})
+  group_kind == "/PodTemplate"
+  spec := input.review.object.template.spec
+  meta := object.get(input.review.object.template, "metadata", {})
 }
 
 container_fields := ["initContainers", "containers", "ephemeralContainers"]
 
 # Every container of every pod spec: {"path", "container", "pod_path", "pod"}.
 containers contains {
-	"path": array.concat(s.path, [field, i]),
-	"container": c,
-	"pod_path": s.path,
-	"pod": s.spec,
+  "path": array.concat(s.path, [field, i]),
+  "container": c,
+  "pod_path": s.path,
+  "pod": s.spec,
 } if {
-	some s in specs
-	some field in container_fields
-	some i, c in s.spec[field]
+  some s in specs
+  some field in container_fields
+  some i, c in s.spec[field]
 }
 
 # Containers of long-running or batch workloads, without ephemeral (debug) containers.
 app_containers contains entry if {
-	some entry in containers
-	entry.path[count(entry.path) - 2] != "ephemeralContainers"
+  some entry in containers
+  entry.path[count(entry.path) - 2] != "ephemeralContainers"
 }
 
 # The pod runs Windows (spec.os.name), which exempts it from Linux-only controls.
@@ -91,6 +91,6 @@ user_namespace(spec) if spec.hostUsers == false
 
 # A securityContext as an object ({} when absent or null), so lookups in it are plain.
 security_context(x) := sc if {
-	sc := x.securityContext
-	is_object(sc)
+  sc := x.securityContext
+  is_object(sc)
 } else := {}
