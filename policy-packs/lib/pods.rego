@@ -4,33 +4,31 @@ import future.keywords.contains
 import future.keywords.if
 import future.keywords.in
 
-# API group of the object under review ("" for the core group).
-api_group := g if {
-  contains(input.review.object.apiVersion, "/")
-  g := split(input.review.object.apiVersion, "/")[0]
-} else := ""
+# Group and kind of the object under review, as the AdmissionRequest names them.
+group := input.review.kind.group
 
-# "<group>/<Kind>" of the object under review.
-group_kind := concat("/", [api_group, input.review.object.kind])
+kind := input.review.kind.kind
 
-# Kinds whose pod template sits at spec.template (built-in workloads and well-known custom
-# resources whose pod template path is documented).
+# Kinds whose pod template sits at spec.template, by API group: built-in workloads and
+# well-known custom resources whose pod template path is documented.
 template_kinds := {
-  "apps/Deployment", "apps/ReplicaSet", "apps/StatefulSet", "apps/DaemonSet",
-  "extensions/Deployment", "extensions/ReplicaSet", "extensions/DaemonSet",
-  "batch/Job", "/ReplicationController",
-  "argoproj.io/Rollout",
-  "apps.kruise.io/CloneSet", "apps.kruise.io/StatefulSet", "apps.kruise.io/DaemonSet",
-  "serving.knative.dev/Service", "serving.knative.dev/Configuration",
+  "apps": {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"},
+  "extensions": {"Deployment", "ReplicaSet", "DaemonSet"},
+  "batch": {"Job"},
+  "": {"ReplicationController"},
+  "argoproj.io": {"Rollout"},
+  "apps.kruise.io": {"CloneSet", "StatefulSet", "DaemonSet"},
+  "serving.knative.dev": {"Service", "Configuration"},
 }
 
 # Kinds whose pod template sits at spec.jobTemplate.spec.template.
-job_template_kinds := {"batch/CronJob", "keda.sh/ScaledJob"}
+job_template_kinds := {"batch": {"CronJob"}, "keda.sh": {"ScaledJob"}}
 
 # Every pod spec in the object under review: the field path that leads to it ("path"), the
 # spec ("spec"), and the pod metadata with its path ("meta", "meta_path").
 specs contains {"path": ["spec"], "spec": spec, "meta_path": ["metadata"], "meta": meta} if {
-  group_kind == "/Pod"
+  kind == "Pod"
+  group == ""
   spec := input.review.object.spec
   meta := object.get(input.review.object, "metadata", {})
 }
@@ -39,7 +37,7 @@ specs contains {
   "path": ["spec", "template", "spec"], "spec": spec,
   "meta_path": ["spec", "template", "metadata"], "meta": meta,
 } if {
-  group_kind in template_kinds
+  kind in template_kinds[group]
   spec := input.review.object.spec.template.spec
   meta := object.get(input.review.object.spec.template, "metadata", {})
 }
@@ -48,7 +46,7 @@ specs contains {
   "path": ["spec", "jobTemplate", "spec", "template", "spec"], "spec": spec,
   "meta_path": ["spec", "jobTemplate", "spec", "template", "metadata"], "meta": meta,
 } if {
-  group_kind in job_template_kinds
+  kind in job_template_kinds[group]
   template := input.review.object.spec.jobTemplate.spec.template
   spec := template.spec
   meta := object.get(template, "metadata", {})
@@ -58,7 +56,8 @@ specs contains {
   "path": ["template", "spec"], "spec": spec,
   "meta_path": ["template", "metadata"], "meta": meta,
 } if {
-  group_kind == "/PodTemplate"
+  kind == "PodTemplate"
+  group == ""
   spec := input.review.object.template.spec
   meta := object.get(input.review.object.template, "metadata", {})
 }
