@@ -197,3 +197,27 @@ def test_policy_page_content() -> None:
     assert "runAsNonRoot: true" in page
     assert "`pss-restricted`" in page
     assert packs_dir().name == "policy-packs"
+
+
+def _rego_sources() -> list[tuple[str, str]]:
+    out = [("lib/pods.rego", (packs_dir() / "lib" / "pods.rego").read_text())]
+    for pdef in load_catalog().policies.values():
+        body = read_single_object(pdef.template_path).body
+        out.append((str(pdef.template_path), body["spec"]["targets"][0]["rego"]))
+    return out
+
+
+@pytest.mark.parametrize(("name", "rego"), _rego_sources(), ids=lambda v: v[:40])
+def test_rego_v0_imports_every_future_keyword_it_uses(name: str, rego: str) -> None:
+    """OPA's v0 parser (older Gatekeeper) needs an import for each future keyword."""
+    code = "\n".join(line.split("#", 1)[0] for line in rego.splitlines())
+    uses = {
+        "contains": re.search(r"^\w+ contains ", code, re.MULTILINE),
+        "if": re.search(r"\)? if\b", code),
+        "in": re.search(r"\bsome [\w, ]+ in\b| in [\w{\[]", code),
+        "every": re.search(r"^\s*every\b", code, re.MULTILINE),
+    }
+    for keyword, used in uses.items():
+        if used:
+            assert f"import future.keywords.{keyword}" in code, f"{name}: {keyword}"
+    assert "import rego.v1" not in code
