@@ -9,23 +9,15 @@ group := input.review.kind.group
 
 kind := input.review.kind.kind
 
-# Kinds whose pod template sits at spec.template, by API group: built-in workloads and
-# well-known custom resources whose pod template path is documented.
-template_kinds := {
-  "apps": {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"},
-  "extensions": {"Deployment", "ReplicaSet", "DaemonSet"},
-  "batch": {"Job"},
-  "": {"ReplicationController"},
-  "argoproj.io": {"Rollout"},
-  "apps.kruise.io": {"CloneSet", "StatefulSet", "DaemonSet"},
-  "serving.knative.dev": {"Service", "Configuration"},
-}
-
-# Kinds whose pod template sits at spec.jobTemplate.spec.template.
-job_template_kinds := {"batch": {"CronJob"}, "keda.sh": {"ScaledJob"}}
-
 # Every pod spec in the object under review: the field path that leads to it ("path"), the
 # spec ("spec"), and the pod metadata with its path ("meta", "meta_path").
+#
+# Which kinds are checked is decided by the constraint's spec.match (Gatekeeper evaluates a
+# template only for the kinds its constraint matches); here the pod spec is found by where it
+# sits: spec (Pod), spec.template.spec (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,
+# ReplicationController, Argo Rollout, OpenKruise CloneSet, Knative Service, ...),
+# spec.jobTemplate.spec.template.spec (CronJob, KEDA ScaledJob) and template.spec (PodTemplate).
+# Matching by path, not by a list of kinds, keeps each evaluation cheap.
 specs contains {"path": ["spec"], "spec": spec, "meta_path": ["metadata"], "meta": meta} if {
   kind == "Pod"
   group == ""
@@ -37,7 +29,6 @@ specs contains {
   "path": ["spec", "template", "spec"], "spec": spec,
   "meta_path": ["spec", "template", "metadata"], "meta": meta,
 } if {
-  kind in template_kinds[group]
   spec := input.review.object.spec.template.spec
   meta := object.get(input.review.object.spec.template, "metadata", {})
 }
@@ -46,7 +37,6 @@ specs contains {
   "path": ["spec", "jobTemplate", "spec", "template", "spec"], "spec": spec,
   "meta_path": ["spec", "jobTemplate", "spec", "template", "metadata"], "meta": meta,
 } if {
-  kind in job_template_kinds[group]
   template := input.review.object.spec.jobTemplate.spec.template
   spec := template.spec
   meta := object.get(template, "metadata", {})
@@ -62,18 +52,23 @@ specs contains {
   meta := object.get(input.review.object.template, "metadata", {})
 }
 
-container_fields := ["initContainers", "containers", "ephemeralContainers"]
-
 # Every container of every pod spec: {"path", "container", "pod_path", "pod"}.
-containers contains {
-  "path": array.concat(s.path, [field, i]),
-  "container": c,
-  "pod_path": s.path,
-  "pod": s.spec,
-} if {
+containers contains {"path": array.concat(s.path, ["initContainers", i]), "container": c,
+                     "pod_path": s.path, "pod": s.spec} if {
   some s in specs
-  some field in container_fields
-  some i, c in s.spec[field]
+  some i, c in s.spec.initContainers
+}
+
+containers contains {"path": array.concat(s.path, ["containers", i]), "container": c,
+                     "pod_path": s.path, "pod": s.spec} if {
+  some s in specs
+  some i, c in s.spec.containers
+}
+
+containers contains {"path": array.concat(s.path, ["ephemeralContainers", i]), "container": c,
+                     "pod_path": s.path, "pod": s.spec} if {
+  some s in specs
+  some i, c in s.spec.ephemeralContainers
 }
 
 # Containers of long-running or batch workloads, without ephemeral (debug) containers.
