@@ -100,3 +100,33 @@ def test_findings_point_at_the_offending_field(evaluators: dict[str, Evaluator])
     paths = {f.field_path for f in found}
     assert ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0, "ports", 0,
             "hostPort") in paths
+
+
+@pytest.mark.parametrize(("api_version", "kind", "spec_path"), [
+    ("argoproj.io/v1alpha1", "Rollout", ("spec", "template", "spec")),
+    ("apps.kruise.io/v1alpha1", "CloneSet", ("spec", "template", "spec")),
+    ("serving.knative.dev/v1", "Service", ("spec", "template", "spec")),
+    ("keda.sh/v1alpha1", "ScaledJob", ("spec", "jobTemplate", "spec", "template", "spec")),
+    ("v1", "PodTemplate", ("template", "spec")),
+    ("v1", "ReplicationController", ("spec", "template", "spec")),
+])
+def test_well_known_custom_resources_are_checked(evaluators: dict[str, Evaluator],
+                                                 api_version: str, kind: str,
+                                                 spec_path: tuple[str, ...]) -> None:
+    spec = {"containers": [{"name": "app", "image": "app:1",
+                            "securityContext": {"privileged": True}}]}
+    body: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}}
+    node = body
+    for key in spec_path[:-1]:
+        node = node.setdefault(key, {})
+    node[spec_path[-1]] = spec
+    found = violations(evaluators["baseline"], body, Path("x.yaml"))
+    assert [f.rule_id for f in found] == ["pss-privileged"]
+    assert found[0].field_path == (*spec_path, "containers", 0, "securityContext", "privileged")
+
+
+def test_unmatched_kinds_are_not_checked(evaluators: dict[str, Evaluator]) -> None:
+    """A kind the constraints do not match is not evaluated, whatever its shape."""
+    body = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "x"},
+            "spec": {"template": {"spec": {"hostNetwork": True, "containers": []}}}}
+    assert violations(evaluators["baseline"], body, Path("x.yaml")) == []
