@@ -221,3 +221,16 @@ def test_rego_v0_imports_every_future_keyword_it_uses(name: str, rego: str) -> N
         if used:
             assert f"import future.keywords.{keyword}" in code, f"{name}: {keyword}"
     assert "import rego.v1" not in code
+
+
+def test_every_parameterised_policy_has_a_schema_rejection_test() -> None:
+    """Parameters are validated by the template's schema, and a suite proves it."""
+    catalog = load_catalog()
+    for pid, pdef in catalog.policies.items():
+        template = read_single_object(pdef.template_path).body
+        props = template["spec"]["crd"]["spec"]["validation"]["openAPIV3Schema"]["properties"]
+        if not props:
+            continue
+        assert pdef.tests_path is not None
+        suite = yaml.safe_load(pdef.tests_path.read_text())
+        assert any(t.get("invalid") for t in suite["tests"]), f"{pid}: no invalid-parameter test"

@@ -254,3 +254,15 @@ def test_round_trip_gives_the_same_findings(tmp_path: Path, pack: str) -> None:
     controls = {f.rule_id: f.controls for f in with_folder.findings if f.category == "policy"}
     for f in policy_findings:
         assert controls[f.rule_id] == f.controls
+
+
+def test_export_applies_configured_overrides() -> None:
+    files = export_objects(load_catalog(), ["best-practice"], "warn", overrides={
+        "bp-allowed-registries": {"enabled": True,
+                                  "parameters": {"registries": ["registry.example.com"]}},
+        "bp-probes": {"enabled": False}})
+    objects = _objects(files)
+    assert "constraints/bp-probes.yaml" not in objects
+    allowed = objects["constraints/bp-allowed-registries.yaml"]
+    assert allowed["spec"]["parameters"] == {"registries": ["registry.example.com"]}
+    assert allowed["spec"]["enforcementAction"] == "warn"

@@ -182,19 +182,25 @@ def _plain(data: Any) -> Any:
 
 
 def export_objects(catalog: Catalog, packs: Sequence[str], enforcement: str | None,
-                   include_disabled: bool = False) -> dict[str, str]:
+                   include_disabled: bool = False,
+                   overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, str]:
     """Relative file name -> YAML text of everything ``policies export`` writes.
 
     Templates are self-contained (shared libraries inlined, the libs annotation dropped);
     constraints carry the chosen ``enforcementAction`` and a ``gitops-checker.io/policy``
     annotation naming the built-in policy. Referential policies add a Gatekeeper SyncSet listing
-    the kinds they read from the inventory.
+    the kinds they read from the inventory. ``overrides`` are the repository configuration's
+    per-policy overrides (see ``pack_policies``): parameters and enabled/disabled policies are
+    exported as configured.
     """
     ids = catalog.resolve(packs)
-    overrides = {pid: {"enabled": True} for pid in ids} if include_disabled else None
+    merged: dict[str, Mapping[str, Any]] = dict(overrides or {})
+    if include_disabled:
+        for pid in ids:
+            merged[pid] = {**merged.get(pid, {}), "enabled": True}
     files: dict[str, str] = {}
     sync: dict[tuple[str, str, str], None] = {}
-    for policy in pack_policies(catalog, packs, overrides):
+    for policy in pack_policies(catalog, packs, merged):
         template = _plain(policy.template.body)
         annotations = template.get("metadata", {}).get("annotations", {})
         annotations.pop(LIBS_ANNOTATION, None)
