@@ -176,13 +176,15 @@ def run_suite(path: Path) -> SuiteResult:
             result.failures.append(f"{name}: constraint is valid but the test expects a "
                                    "schema error")
             continue
+        evaluator = Evaluator([policy], operation="")
         for case in test.get("cases") or []:
             label = f"{name}/{case.get('name', '?')}"
             if case.get("skip"):
                 result.skipped += 1
                 continue
-            # A fresh evaluator per case: the compiled template holds the case's inventory.
-            evaluator = Evaluator([policy], operation="")
+            if policy.template.uses_inventory:
+                # The compiled template holds the inventory: each case needs its own.
+                evaluator = Evaluator([policy], operation="")
             error = _run_case(evaluator, suite_dir, case)
             if error is None:
                 result.passed += 1
