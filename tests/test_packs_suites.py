@@ -178,3 +178,18 @@ def test_cases_are_objects() -> None:
         for _test, obj, _inv in _cases(suite):
             assert obj.kind and obj.api_version
             assert make_resource(dict(obj.body), SourceLocation("x"), {}).key == obj.key
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda p: str(p.relative_to(PACKS)))
+def test_suite_has_pass_and_fail_cases_with_messages(suite: Path) -> None:
+    """Each suite has both verdicts, and every failing case names the violation it expects."""
+    data = yaml.safe_load(suite.read_text())
+    verdicts = set()
+    for test in data["tests"]:
+        for case in test.get("cases") or []:
+            for assertion in case["assertions"]:
+                want = assertion.get("violations", "yes")
+                verdicts.add("pass" if want in ("no", 0) else "fail")
+                if want not in ("no", 0):
+                    assert assertion.get("message"), f"{case['name']}: no message regex"
+    assert verdicts == {"pass", "fail"}
