@@ -174,3 +174,7 @@ from checker.drift.cli import drift, snapshot  # noqa: E402
 
 cli.add_command(drift)
 cli.add_command(snapshot)
+
+from checker.policy.cli import policies  # noqa: E402
+
+cli.add_command(policies)

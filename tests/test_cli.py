@@ -90,8 +90,8 @@ def test_writes_several_formats_in_one_run(write: Write, tmp_path: Path,
                                  str(out / "r.md"), "--json", str(out / "r.json")])
     assert result.exit_code == 1
     assert json.loads(result.stdout) == json.loads((out / "r.json").read_text())
-    assert json.loads((out / "r.sarif").read_text())["runs"][0]["results"][0]["ruleId"] == (
-        "pss-privileged")
+    sarif_rules = {r["ruleId"] for r in json.loads((out / "r.sarif").read_text())["runs"][0]["results"]}
+    assert "pss-privileged" in sarif_rules
     assert "<testsuites" in (out / "r.xml").read_text()
     assert "pss-privileged" in (out / "r.md").read_text()
 

@@ -10,6 +10,7 @@ standards and is evaluated once.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ PACK_SCHEMA: dict[str, Any] = {
                          "remediation": {"type": "string"},
                          "example": {"type": "string"},
                          "parameters": {"type": "string"},
+                         "enabled": {"type": "boolean"},
                          "controls": {
                              "type": "array", "minItems": 1,
                              "items": {"type": "object", "required": ["standard", "id"],
@@ -109,6 +111,7 @@ class PolicyDef:
     remediation: str
     example: str
     parameters_doc: str
+    enabled: bool = True
 
 
 @dataclass
@@ -208,6 +211,7 @@ def load_catalog(root: Path | None = None) -> Catalog:
                 rationale=entry["rationale"].strip(), remediation=entry["remediation"].strip(),
                 example=entry.get("example", "").strip(),
                 parameters_doc=entry.get("parameters", "").strip(),
+                enabled=bool(entry.get("enabled", True)),
             )
             pack.policy_ids.append(pid)
         packs[pack.name] = pack
@@ -262,7 +266,12 @@ def with_libs(template: Resource, lib_dir: Path) -> Resource:
 
 def pack_policies(catalog: Catalog, names: Sequence[str],
                   overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[Policy]:
-    """Policies of the named packs, with optional per-policy parameter/severity overrides."""
+    """Policies of the named packs, with optional per-policy overrides.
+
+    An override may set ``parameters`` (merged over the constraint's own parameters, then
+    validated by the template's schema), ``severity`` (error, warning or note) and ``enabled``
+    (policies marked ``enabled: false`` in their pack run only when an override enables them).
+    """
     overrides = overrides or {}
     unknown = sorted(set(overrides) - set(catalog.policies))
     if unknown:
@@ -270,25 +279,44 @@ def pack_policies(catalog: Catalog, names: Sequence[str],
     out = []
     for pid in catalog.resolve(names):
         pdef = catalog.policies[pid]
+        override = overrides.get(pid, {})
+        if not bool(override.get("enabled", pdef.enabled)):
+            continue
         template = parse_template(with_libs(read_single_object(pdef.template_path),
                                             pdef.home.parent / "lib"))
         cres = read_single_object(pdef.constraint_path)
-        override = overrides.get(pid, {})
         if "parameters" in override:
+            params = override["parameters"]
+            if not isinstance(params, Mapping):
+                raise ConfigError(f"invalid config: parameters of policy {pid!r} must be a mapping")
             body = dict(cres.body)
             spec = dict(body.get("spec") or {})
-            spec["parameters"] = override["parameters"]
+            spec["parameters"] = {**(spec.get("parameters") or {}), **params}
             body["spec"] = spec
             cres = make_resource(body, cres.location, {})
-        constraint = parse_constraint(cres, template)
+        try:
+            constraint = parse_constraint(cres, template)
+        except PolicyError as err:
+            if "parameters" in override:
+                raise ConfigError(f"invalid config: policy {pid!r}: {err}") from err
+            raise
         severity = pdef.rule.severity
         if "severity" in override:
-            severity = Severity.parse(str(override["severity"]))
+            try:
+                severity = Severity.parse(str(override["severity"]))
+            except ValueError as err:
+                raise ConfigError(f"invalid config: policy {pid!r}: {err}") from err
         out.append(Policy(template, constraint, pdef.rule, severity, f"pack:{pdef.rule.pack}"))
     return out
 
 
+POLICY_ANNOTATION = "gitops-checker.io/policy"
+
+
 def _user_rule(template: Template, constraint: Constraint) -> Rule:
+    exported = _exported_rule(constraint)
+    if exported is not None:
+        return exported
     annotations = (template.body.get("metadata") or {}).get("annotations") or {}
     title = annotations.get("metadata.gatekeeper.sh/title") or template.kind
     description = annotations.get("description") or f"Gatekeeper ConstraintTemplate {template.name}"
@@ -299,6 +327,29 @@ def _user_rule(template: Template, constraint: Constraint) -> Rule:
              f"(template {template.name}, enforcementAction {constraint.enforcement_action}).",
         pack="repository",
     )
+
+
+def _exported_rule(constraint: Constraint) -> Rule | None:
+    """The built-in rule of a constraint that ``policies export`` wrote, found by its annotation.
+
+    Scanning an exported folder then reports the same rule ids and controls as ``--pack``; the
+    severity still follows the constraint's enforcementAction, as for any repository policy.
+    """
+    meta = constraint.body.get("metadata") or {}
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    pid = annotations.get(POLICY_ANNOTATION) if isinstance(annotations, Mapping) else None
+    if not isinstance(pid, str) or not pid:
+        return None
+    try:
+        policy = _builtin_catalog(packs_dir()).policies.get(pid)
+    except (ConfigError, PolicyError):
+        return None
+    return policy.rule if policy is not None else None
+
+
+@functools.lru_cache(maxsize=4)
+def _builtin_catalog(root: Path) -> Catalog:
+    return load_catalog(root)
 
 
 def repository_policies(resources: Iterable[Resource]) -> tuple[list[Policy], list[str]]:

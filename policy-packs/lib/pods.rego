@@ -4,43 +4,87 @@ import future.keywords.contains
 import future.keywords.if
 import future.keywords.in
 
-# Kinds whose pod template sits at spec.template.spec.
-template_kinds := {
-	"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job",
-	"ReplicationController", "Rollout",
+# Group and kind of the object under review, as the AdmissionRequest names them.
+group := input.review.kind.group
+
+kind := input.review.kind.kind
+
+# Every pod spec in the object under review: the field path that leads to it ("path"), the
+# spec ("spec"), and the pod metadata with its path ("meta", "meta_path").
+#
+# Which kinds are checked is decided by the constraint's spec.match (Gatekeeper evaluates a
+# template only for the kinds its constraint matches); here the pod spec is found by where it
+# sits: spec (Pod), spec.template.spec (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,
+# ReplicationController, Argo Rollout, OpenKruise CloneSet, Knative Service, ...),
+# spec.jobTemplate.spec.template.spec (CronJob, KEDA ScaledJob) and template.spec (PodTemplate).
+# Matching by path, not by a list of kinds, keeps each evaluation cheap.
+specs contains {"path": ["spec"], "spec": spec, "meta_path": ["metadata"], "meta": meta} if {
+  kind == "Pod"
+  group == ""
+  spec := input.review.object.spec
+  meta := object.get(input.review.object, "metadata", {})
 }
 
-# Every pod spec in the object under review, with the field path that leads to it.
-specs contains {"path": ["spec"], "spec": spec} if {
-	input.review.object.kind == "Pod"
-	spec := input.review.object.spec
+specs contains {
+  "path": ["spec", "template", "spec"], "spec": spec,
+  "meta_path": ["spec", "template", "metadata"], "meta": meta,
+} if {
+  spec := input.review.object.spec.template.spec
+  meta := object.get(input.review.object.spec.template, "metadata", {})
 }
 
-specs contains {"path": ["spec", "template", "spec"], "spec": spec} if {
-	input.review.object.kind in template_kinds
-	spec := input.review.object.spec.template.spec
+specs contains {
+  "path": ["spec", "jobTemplate", "spec", "template", "spec"], "spec": spec,
+  "meta_path": ["spec", "jobTemplate", "spec", "template", "metadata"], "meta": meta,
+} if {
+  template := input.review.object.spec.jobTemplate.spec.template
+  spec := template.spec
+  meta := object.get(template, "metadata", {})
 }
 
-specs contains {"path": ["spec", "jobTemplate", "spec", "template", "spec"], "spec": spec} if {
-	input.review.object.kind == "CronJob"
-	spec := input.review.object.spec.jobTemplate.spec.template.spec
+specs contains {
+  "path": ["template", "spec"], "spec": spec,
+  "meta_path": ["template", "metadata"], "meta": meta,
+} if {
+  kind == "PodTemplate"
+  group == ""
+  spec := input.review.object.template.spec
+  meta := object.get(input.review.object.template, "metadata", {})
 }
-
-specs contains {"path": ["template", "spec"], "spec": spec} if {
-	input.review.object.kind == "PodTemplate"
-	spec := input.review.object.template.spec
-}
-
-container_fields := ["containers", "initContainers", "ephemeralContainers"]
 
 # Every container of every pod spec: {"path", "container", "pod_path", "pod"}.
-containers contains {
-	"path": array.concat(s.path, [field, i]),
-	"container": c,
-	"pod_path": s.path,
-	"pod": s.spec,
-} if {
-	some s in specs
-	some field in container_fields
-	some i, c in s.spec[field]
+containers contains {"path": array.concat(s.path, ["initContainers", i]), "container": c,
+                     "pod_path": s.path, "pod": s.spec} if {
+  some s in specs
+  some i, c in s.spec.initContainers
 }
+
+containers contains {"path": array.concat(s.path, ["containers", i]), "container": c,
+                     "pod_path": s.path, "pod": s.spec} if {
+  some s in specs
+  some i, c in s.spec.containers
+}
+
+containers contains {"path": array.concat(s.path, ["ephemeralContainers", i]), "container": c,
+                     "pod_path": s.path, "pod": s.spec} if {
+  some s in specs
+  some i, c in s.spec.ephemeralContainers
+}
+
+# Containers of long-running or batch workloads, without ephemeral (debug) containers.
+app_containers contains entry if {
+  some entry in containers
+  entry.path[count(entry.path) - 2] != "ephemeralContainers"
+}
+
+# The pod runs Windows (spec.os.name), which exempts it from Linux-only controls.
+windows(spec) if spec.os.name == "windows"
+
+# The pod runs in a user namespace (spec.hostUsers: false).
+user_namespace(spec) if spec.hostUsers == false
+
+# A securityContext as an object ({} when absent or null), so lookups in it are plain.
+security_context(x) := sc if {
+  sc := x.securityContext
+  is_object(sc)
+} else := {}
