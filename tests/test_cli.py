@@ -126,3 +126,21 @@ def test_python_dash_m_and_no_traceback(tmp_path: Path) -> None:
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr
     assert missing.stderr.startswith("gitops-checker: error: suite path does not exist")
+
+
+def test_readme_workflow_is_the_linted_example() -> None:
+    """The workflow README tells users to copy is the one actionlint checks in the tests."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    workflow = (ROOT / "examples" / "workflows" / "gitops-checker.yml").read_text(encoding="utf-8")
+    assert f"```yaml\n{workflow}```\n" in readme
+
+
+def test_readme_opens_with_the_example_scan_and_the_tests() -> None:
+    """README's first two shell blocks: scan the bundled example, then install and run the tests."""
+    import re
+
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"),
+                        re.DOTALL)
+    assert "pip install . && gitops-checker scan examples/gitops-repo" in blocks[0]
+    assert blocks[1].strip() == "bash scripts/test.sh"
+    assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")

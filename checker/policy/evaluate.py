@@ -113,10 +113,12 @@ class Evaluator:
         self.operation = operation
         self._compiled: dict[str, CompiledPolicy | PolicyError] = {}
 
-    def _compile(self, template: Template, data_json: str | None) -> CompiledPolicy:
+    def _compile(self, template: Template, data_json: str | None,
+                 data_key: str = "") -> CompiledPolicy:
+        """The template compiled alone; ``data_key`` identifies ``data_json`` (its hash)."""
         key = f"{template.name}@{template.location}"
         if template.uses_inventory:  # referential data is compiled in: one engine per data set
-            key += f"#{hashlib.sha256((data_json or '').encode()).hexdigest()}"
+            key += f"#{data_key}"
         cached = self._compiled.get(key)
         if cached is None:
             modules = [(f"{template.name}.rego", template.rego)]
@@ -181,12 +183,14 @@ class Evaluator:
         need_inventory = any(p.template.uses_inventory for p in policies)
         inventory_json = json.dumps(inventory(known)["inventory"]) if need_inventory else None
         data_json = '{"inventory":' + inventory_json + "}" if inventory_json else None
+        data_key = hashlib.sha256(data_json.encode()).hexdigest() if data_json else ""
         out = [Evaluation() for _ in policies]
         compiled: dict[int, CompiledPolicy] = {}
         seen_errors: set[str] = set()
         for index, policy in enumerate(policies):
             try:
-                compiled[index] = self._compile(policy.template, data_json)
+                # Validate without referential data (cheap); the data goes in on first use.
+                compiled[index] = self._compile(policy.template, None)
             except PolicyError as err:
                 if str(err) not in seen_errors:
                     seen_errors.add(str(err))
@@ -205,9 +209,14 @@ class Evaluator:
         undecided: set[tuple[int, str]] = set()
         valid = sorted(compiled)
         matchers = {i: Matcher(policies[i].constraint.match) for i in valid}
+        by_kind: dict[tuple[str, str], list[int]] = {}  # constraints whose kinds admit it
         for res in resources:
+            candidates = by_kind.get((res.group, res.kind))
+            if candidates is None:
+                candidates = [i for i in valid if matchers[i].admits_kind(res.group, res.kind)]
+                by_kind[(res.group, res.kind)] = candidates
             matching: set[int] = set()
-            for index in valid:
+            for index in candidates:
                 try:
                     if matchers[index](res, namespaces):
                         matching.add(index)
@@ -226,12 +235,14 @@ class Evaluator:
                     outcomes.update(runner.evaluate(review_json, members))
             for index, outcome in outcomes.items():
                 if isinstance(outcome, EvalError):  # re-run plainly: the error names the template
-                    alone_error = compiled[index].evaluate(
+                    alone_error = self._compile(policies[index].template, data_json,
+                                                   data_key).evaluate(
                         '{"review":' + review_json + ',"parameters":' + params[index] + "}")
                     outcomes[index] = alone_error
             for index in alone:
                 if index in matching:
-                    outcomes[index] = compiled[index].evaluate(
+                    outcomes[index] = self._compile(policies[index].template, data_json,
+                                                   data_key).evaluate(
                         '{"review":' + review_json + ',"parameters":' + params[index] + "}")
             for index in sorted(outcomes):
                 if outcomes[index]:

@@ -84,12 +84,16 @@ class Matcher:
         self.ns_selector = match.get("namespaceSelector")
         self.name = str(match.get("name") or "")
 
+    def admits_kind(self, group: str, kind: str) -> bool:
+        """The ``kinds`` part of the match alone."""
+        return not self.kinds or any(
+            (names is None or kind in names) and (groups is None or group in groups)
+            for names, groups in self.kinds
+        )
+
     def __call__(self, res: Resource, namespaces: Mapping[str, Resource]) -> bool:
         """Whether ``res`` is in scope; MatchError when that cannot be decided."""
-        if self.kinds and not any(
-            (names is None or res.kind in names) and (groups is None or res.group in groups)
-            for names, groups in self.kinds
-        ):
+        if not self.admits_kind(res.group, res.kind):
             return False
         is_ns = is_namespace(res)
         has_namespace = bool(res.namespace)
