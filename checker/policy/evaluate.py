@@ -74,7 +74,7 @@ def parse_field_path(value: Any) -> FieldPath | None:
     return tuple(out)
 
 
-_FORK_STATE: tuple[Evaluator, Sequence[Resource], Sequence[Resource]] | None = None
+_FORK_STATE: tuple[Evaluator, Sequence[Resource], Sequence[Resource], str | None] | None = None
 PARALLEL_THRESHOLD = 20_000  # (resource, policy) pairs below which one process is faster
 
 
@@ -90,8 +90,9 @@ def default_workers(pairs: int) -> int:
 
 def _run_chunk(bounds: tuple[int, int]) -> list[Evaluation]:
     assert _FORK_STATE is not None
-    evaluator, resources, known = _FORK_STATE
-    return evaluator._run_each(evaluator.policies, resources[bounds[0]:bounds[1]], known)
+    evaluator, resources, known, inventory_json = _FORK_STATE
+    return evaluator._run_each(evaluator.policies, resources[bounds[0]:bounds[1]], known,
+                               inventory_json)
 
 
 @dataclass
@@ -150,14 +151,16 @@ class Evaluator:
         if workers is None:
             workers = default_workers(len(resources) * len(self.policies))
         workers = max(1, min(workers, len(resources)))
+        inventory_json = (json.dumps(inventory(known)["inventory"])
+                          if any(p.template.uses_inventory for p in self.policies) else None)
         if workers == 1:
-            parts = [self._run_each(self.policies, resources, known)]
+            parts = [self._run_each(self.policies, resources, known, inventory_json)]
         else:
             size = -(-len(resources) // workers)
             bounds = [(start, min(start + size, len(resources)))
                       for start in range(0, len(resources), size)]
             global _FORK_STATE
-            _FORK_STATE = (self, resources, known)
+            _FORK_STATE = (self, resources, known, inventory_json)
             try:
                 with multiprocessing.get_context("fork").Pool(len(bounds)) as pool:
                     parts = pool.map(_run_chunk, bounds)
@@ -177,11 +180,13 @@ class Evaluator:
         return merged
 
     def _run_each(self, policies: Sequence[Policy], resources: Sequence[Resource],
-                  known: Sequence[Resource]) -> list[Evaluation]:
-        """One Evaluation per policy, in policy order; within each, resource order."""
+                  known: Sequence[Resource], inventory_json: str | None) -> list[Evaluation]:
+        """One Evaluation per policy, in policy order; within each, resource order.
+
+        ``inventory_json`` is ``data.inventory`` built from ``known`` (None when no policy
+        reads it); it is built once, before worker processes fork.
+        """
         namespaces = {r.name: r for r in known if is_namespace(r)}
-        need_inventory = any(p.template.uses_inventory for p in policies)
-        inventory_json = json.dumps(inventory(known)["inventory"]) if need_inventory else None
         data_json = '{"inventory":' + inventory_json + "}" if inventory_json else None
         data_key = hashlib.sha256(data_json.encode()).hexdigest() if data_json else ""
         out = [Evaluation() for _ in policies]
