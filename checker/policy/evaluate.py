@@ -110,6 +110,8 @@ class Evaluator:
                  operation: str = "CREATE", batch: bool = True) -> None:
         self.policies = policies
         self.batch = batch
+        # AdmissionRequests given as they are (gator's AdmissionReview objects), by id(resource)
+        self.requests: dict[int, dict[str, Any]] = {}
         self.engine = engine or default_engine()
         self.operation = operation
         self._compiled: dict[str, CompiledPolicy | PolicyError] = {}
@@ -232,7 +234,9 @@ class Evaluator:
                                                                    str(err)))
             if not matching:
                 continue
-            review_json = json.dumps(review(res, self.operation))
+            request = self.requests.get(id(res))
+            review_json = json.dumps(request if request is not None else
+                                     review(res, self.operation))
             outcomes: dict[int, list[dict[str, Any]] | EvalError] = {}
             for runner in runners:
                 members = tuple(i for i in runner.members if i in matching)

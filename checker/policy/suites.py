@@ -124,7 +124,9 @@ def _policy(suite_dir: Path, test: dict[str, Any]) -> Policy:
 
 
 def _messages(evaluator: Evaluator, obj: Resource, inventory: list[Resource]) -> list[str]:
+    evaluator.requests.clear()
     if obj.kind == "AdmissionReview" and obj.group == "admission.k8s.io":
+        # gator reviews the AdmissionRequest as given: operation, oldObject, userInfo and all
         request = obj.body.get("request")
         if not isinstance(request, dict):
             raise PolicyError("AdmissionReview has no request")
@@ -132,7 +134,10 @@ def _messages(evaluator: Evaluator, obj: Resource, inventory: list[Resource]) ->
         if not isinstance(subject, dict) or not is_k8s_object(subject):
             raise PolicyError('AdmissionRequest does not contain an "object" or "oldObject"')
         obj = make_resource(subject, obj.location, {})
-    evaluation = evaluator.run([obj], known=inventory)
+        if request.get("operation") == "DELETE" and not request.get("object"):
+            request = {**request, "object": subject}  # Gatekeeper reviews the old object
+        evaluator.requests[id(obj)] = request
+    evaluation = evaluator.run([obj], known=inventory, workers=1)
     errors = [f.message for f in evaluation.findings if f.rule_id in BUILTIN_RULES]
     if evaluation.errors or errors:
         raise PolicyError("; ".join([*evaluation.errors, *errors]))
