@@ -22,6 +22,10 @@ REPO = CASE / "repo"
 SECRET = "hunter2-s3cr3t-Value"
 NEW_SECRET = "correct-horse-battery"
 HASHER = SecretHasher(b"test-key")
+# The scenario plants one hand change into a violation of Pod Security baseline
+# (privileged); pinning that pack keeps the exact expectations below independent of the
+# default packs, which grow. Best-practice violations have their own tests at the end.
+BASELINE = ("pss-baseline",)
 
 
 def line_of(rel: str, text: str, after: str = "") -> int:
@@ -93,7 +97,7 @@ def test_clean_snapshot_has_zero_drift() -> None:
 
 
 def test_each_planted_change_is_reported_once_at_its_line(tmp_path: Path) -> None:
-    report = run(planted(tmp_path))
+    report = run(planted(tmp_path), packs=BASELINE)
     got = sorted((f.rule_id, f.location.path, f.location.line, f.resource)
                  for f in report.findings)
     expected = sorted([
@@ -176,18 +180,20 @@ def test_cli_exit_codes_and_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     drifted = runner.invoke(cli, ["drift", str(REPO), "--root", str(REPO), "--snapshot",
                                   str(planted(tmp_path)), "--cluster", "prod", "--format",
                                   "json", "--sarif", str(sarif), "--junit", str(junit),
-                                  "--markdown", str(md)])
+                                  "--markdown", str(md), "--pack", BASELINE[0]])
     assert drifted.exit_code == 1, drifted.output
     data = json.loads(drifted.stdout)
-    assert {f["rule"] for f in data["findings"]} >= {"drift.modified", "drift.missing",
-                                                    "drift.unmanaged"}
+    assert {f["rule"] for f in data["findings"]} == {"drift.modified", "drift.missing",
+                                                    "drift.unmanaged", "drift.policy-violation"}
+    assert data["packs"] == list(BASELINE)
     runs = json.loads(sarif.read_text())["runs"]  # one run per cluster
     results = [r for run in runs for r in run["results"]]
     assert any(r["ruleId"] == "drift.missing" for r in results)
     from junitparser import JUnitXml
     suites = list(JUnitXml.fromfile(str(junit)))
     assert [s.name for s in suites] == ["prod"]
-    assert suites[0].failures == len(data["findings"])
+    assert {f["severity"] for f in data["findings"]} == {"error"}
+    assert suites[0].failures == len(data["findings"]) == 8
     assert "### Drift" in md.read_text()
     both = runner.invoke(cli, ["drift", str(REPO), "--snapshot", "x", "--context", "c"])
     assert both.exit_code == 2
@@ -215,7 +221,7 @@ def test_bad_ignore_file_is_exit_2_with_file_and_line(tmp_path: Path) -> None:
 def test_markdown_drift_section_matches_golden_file(tmp_path: Path) -> None:
     from checker.report.markdown import drift_section
 
-    report = run(planted(tmp_path))
+    report = run(planted(tmp_path), packs=BASELINE)
     golden = (CASE / "expected-drift-section.md").read_text(encoding="utf-8")
     assert "\n".join(drift_section(report)) == golden
 
@@ -226,7 +232,7 @@ def test_policy_violation_located_by_key_when_live_list_order_differs(tmp_path: 
     pod["containers"].insert(0, {"name": "debug", "image": "busybox:1.36",
                                  "securityContext": {"privileged": True}})
     pod["containers"][1]["securityContext"] = {"privileged": True}
-    report = run(write_list(tmp_path, items))
+    report = run(write_list(tmp_path, items), packs=BASELINE)
     got = sorted((f.rule_id, f.location.line, f.details.get("field", "")) for f in report.findings)
     container_line = line_of("apps/web.yaml", "- name: app")
     assert got == sorted([
@@ -236,4 +242,60 @@ def test_policy_violation_located_by_key_when_live_list_order_differs(tmp_path: 
         ("drift.policy-violation", line_of("apps/web.yaml", "containers:"), ""),
         ("drift.policy-violation", container_line,
          "spec.template.spec.containers[app].securityContext.privileged"),
+    ])
+
+
+def bp_violations(report: Any) -> list[tuple[str, int, str, str, str]]:
+    """(resource, line, path, policy, message) of the bp-probes/bp-resources drift findings."""
+    return sorted((f.resource, f.location.line, f.location.path, f.details["policy"], f.message)
+                  for f in report.findings if f.rule_id == "drift.policy-violation"
+                  and f.details["policy"] in ("bp-probes", "bp-resources"))
+
+
+def test_hand_added_and_unmanaged_containers_violate_best_practice(tmp_path: Path) -> None:
+    report = run(planted(tmp_path), packs=("best-practice",))
+    missing = [("bp-probes", "must declare a livenessProbe"),
+               ("bp-probes", "must declare a readinessProbe"),
+               ("bp-resources", "must set resources.limits.memory"),
+               ("bp-resources", "must set resources.requests.cpu"),
+               ("bp-resources", "must set resources.requests.memory")]
+    containers = line_of("apps/web.yaml", "containers:")
+    expected = sorted(
+        [("Deployment shop/web", containers, "apps/web.yaml", policy,
+          f"changed by hand into a violation of {policy}: container debug {text}")
+         for policy, text in missing]
+        # the unmanaged object has no manifest: reported where drift.unmanaged is (its owner)
+        + [("Deployment shop/legacy", 1, "clusters/prod/apps.yaml", policy,
+            f"changed by hand into a violation of {policy}: container c {text}")
+           for policy, text in missing])
+    # container app lacks a livenessProbe in Git too: not a hand change, so not reported
+    assert bp_violations(report) == expected
+    unmanaged = next(f for f in report.findings if f.rule_id == "drift.unmanaged")
+    assert unmanaged.location.path == "clusters/prod/apps.yaml"
+    # the added container stays one drift.modified finding with its value; the violations
+    # about its contents do not swallow it
+    added = [f for f in report.findings if f.rule_id == "drift.modified"
+             and f.details.get("field") == "spec.template.spec.containers[debug]"]
+    assert len(added) == 1 and added[0].location.line == containers
+    assert added[0].details["after"]["image"] == "busybox:1.36"
+    assert all("field" not in f.details for f in report.findings
+               if f.rule_id == "drift.policy-violation" and f.details["policy"] == "bp-probes")
+
+
+def test_removed_or_changed_field_is_folded_into_its_violation(tmp_path: Path) -> None:
+    items = copy.deepcopy(clean_items())
+    app = find(items, "Deployment", "web")["spec"]["template"]["spec"]["containers"][0]
+    del app["resources"]["limits"]["memory"]
+    app["image"] = "ghcr.io/acme/web:latest"
+    report = run(write_list(tmp_path, items), packs=("best-practice",))
+    got = sorted((f.rule_id, f.location.line, f.details.get("policy", ""),
+                  f.details.get("field", ""), f.details.get("before"), f.details.get("after"))
+                 for f in report.findings if f.rule_id != "drift.policy-violation"
+                 or f.details["policy"] in ("bp-resources", "image-tag"))
+    prefix = "spec.template.spec.containers[app]"
+    assert got == sorted([
+        ("drift.policy-violation", line_of("apps/web.yaml", "memory: 512Mi"), "bp-resources",
+         f"{prefix}.resources.limits.memory", "512Mi", None),
+        ("drift.policy-violation", line_of("apps/web.yaml", "image: ghcr.io"), "image-tag",
+         f"{prefix}.image", "ghcr.io/acme/web:1.4.2", "ghcr.io/acme/web:latest"),
     ])

@@ -6,7 +6,7 @@ Plain data in (``DriftRunOptions``), a ``Report`` out; the CLI only parses flags
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from checker import __version__
 from checker.drift.compare import DriftOptions, DriftResult, compare
 from checker.drift.ignore import IgnoreRule, autoscaler_rules, load_ignore_file
 from checker.drift.normalize import desired_path, keyed_path, path_text
-from checker.drift.rules import DRIFT_RULES, RULE_MODIFIED, RULE_POLICY
+from checker.drift.rules import DRIFT_RULES, RULE_MODIFIED, RULE_POLICY, RULE_UNMANAGED
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource, KindRef, Snapshot, SnapshotSource
 from checker.load import load_paths
@@ -91,11 +91,16 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
     create such a finding. Each finding points at the desired manifest's line of the field.
     When the violation is about a field that also drifted, the field's ``drift.modified``
     finding is absorbed (returned third), so one change is reported once, with its before
-    and after values.
+    and after values. A violation that names a mapping or list (a container that lacks a
+    probe) is about something inside it, not about that value having been added or
+    removed by hand, so it absorbs nothing. A violation of an unmanaged object is reported
+    where its ``drift.unmanaged`` finding is (its owner in Git, else the entry file).
     """
     if not policies or not (result.drifted or result.unmanaged):
         return [], [], []
     pairs = {res.display: (res, live) for res, live in result.drifted}
+    unmanaged_at = {f.resource: f.location for f in result.findings
+                    if f.rule_id == RULE_UNMANAGED}
     before_res = [res for res, _ in result.drifted]
     live_res = [Resource(api_version=str(live.get("apiVersion", res.api_version)),
                          kind=res.kind, namespace=res.namespace, name=res.name, body=live,
@@ -103,10 +108,11 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
                 for res, live in result.drifted]
     for obj in result.unmanaged:
         meta = obj.get("metadata") or {}
-        live_res.append(Resource(api_version=str(obj["apiVersion"]), kind=str(obj["kind"]),
-                                 namespace=str(meta.get("namespace") or ""),
-                                 name=str(meta.get("name") or ""), body=obj, location=entry,
-                                 cluster=cluster))
+        made = Resource(api_version=str(obj["apiVersion"]), kind=str(obj["kind"]),
+                        namespace=str(meta.get("namespace") or ""),
+                        name=str(meta.get("name") or ""), body=obj, location=entry,
+                        cluster=cluster)
+        live_res.append(replace(made, location=unmanaged_at.get(made.display, entry)))
     evaluator = Evaluator(policies)
     known = list(desired)
     before = evaluator.run(before_res, known=known)
@@ -115,7 +121,7 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
     modified = {(f.resource, f.details.get("field")): f for f in result.findings
                 if f.rule_id == RULE_MODIFIED}
     out: list[Finding] = []
-    absorbed: list[Finding] = []
+    absorbed: dict[int, Finding] = {}
     for f in after.findings:
         if f.rule_id in INTERNAL_POLICY_RULES or (f.rule_id, f.resource, f.message) in seen:
             continue
@@ -130,9 +136,11 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
             norm = keyed_path(live, f.field_path)
             path, _ = desired_path(res.body, norm)
             location, field_path = res.locate(path), path
-            drifted = modified.pop((f.resource, path_text(norm)), None)
-            if drifted is not None:
-                absorbed.append(drifted)
+            drifted = modified.get((f.resource, path_text(norm)))
+            if drifted is not None and not isinstance(_value_at(live, f.field_path),
+                                                      (Mapping, list)):
+                # several policies may object to one changed field: each carries the change
+                absorbed[id(drifted)] = drifted
                 details.update({k: drifted.details[k] for k in ("field", "before", "after")})
                 location, field_path = drifted.location, drifted.field_path
         out.append(Finding(
@@ -140,7 +148,20 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
             message=f"changed by hand into a violation of {f.rule_id}: {f.message}",
             location=location, resource=f.resource, field_path=field_path,
             controls=f.controls, pack=f.pack, cluster=cluster, details=details))
-    return out, list(dict.fromkeys([*before.errors, *after.errors])), absorbed
+    return (out, list(dict.fromkeys([*before.errors, *after.errors])),
+            list(absorbed.values()))
+
+
+def _value_at(body: Any, path: Sequence[str | int]) -> Any:
+    """The value at a field path of a plain object, or None where the path does not exist."""
+    node = body
+    for part in path:
+        found = (part in node if isinstance(node, Mapping) else
+                 isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        if not found:
+            return None
+        node = node[part]
+    return node
 
 
 def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
@@ -215,6 +236,4 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
 
 
 def _with_cluster(f: Finding, cluster: str) -> Finding:
-    from dataclasses import replace
-
     return replace(f, cluster=cluster)
