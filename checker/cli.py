@@ -35,6 +35,20 @@ def output_options(func: F) -> F:
                         show_default=True, help="Format written to standard output.")(func)
 
 
+def report_options(func: F) -> F:
+    """``--fail-on``, ``--root``, ``--link-base``, ``--sarif-category``: shared by reports."""
+    func = click.option("--sarif-category", default="",
+                        help="SARIF automationDetails category.")(func)
+    func = click.option("--link-base", default="", metavar="URL",
+                        help="Prefix for file links in Markdown, e.g. "
+                             "https://github.com/o/r/blob/SHA")(func)
+    func = click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+                        help="Repository root that reported paths are relative to.")(func)
+    return click.option("--fail-on", type=click.Choice(FAIL_ON), default="error",
+                        show_default=True,
+                        help="Lowest severity that makes the exit code 1.")(func)
+
+
 def write_outputs(report: Report, fmt: str, files: dict[str, Path | None]) -> None:
     """Render the report to stdout and to every requested file."""
     for name, path in sorted(files.items()):
@@ -79,13 +93,7 @@ def cli() -> None:
               type=click.Path(path_type=Path, file_okay=False),
               help="Folder of the repository's own Gatekeeper ConstraintTemplates and "
                    "Constraints (repeatable).")
-@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True,
-              help="Lowest severity that makes the exit code 1.")
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
-              help="Repository root that reported paths are relative to.")
-@click.option("--link-base", default="", metavar="URL",
-              help="Prefix for file links in Markdown, e.g. https://github.com/o/r/blob/SHA")
-@click.option("--sarif-category", default="", help="SARIF automationDetails category.")
+@report_options
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Repository config file (default: ROOT/.gitops-checker.yaml if present).")
 @click.option("--today", "today", metavar="YYYY-MM-DD", default=None,

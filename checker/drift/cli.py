@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from checker.cli import FAIL_ON, fail, output_options, parse_fail_on, write_outputs
+from checker.cli import fail, output_options, parse_fail_on, report_options, write_outputs
 from checker.drift.sources import KindRef
 from checker.errors import CheckerError
 
@@ -96,15 +96,9 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
 @click.option("--policies", "policies", multiple=True, metavar="DIR",
               type=click.Path(path_type=Path, file_okay=False),
               help="Folder of the repository's own Gatekeeper policies (repeatable).")
-@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True,
-              help="Lowest severity that makes the exit code 1.")
+@report_options
 @click.option("--default-namespace", default="default", show_default=True,
               help="Namespace of namespaced manifests that name none.")
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
-              help="Repository root that reported paths are relative to.")
-@click.option("--link-base", default="", metavar="URL",
-              help="Prefix for file links in Markdown, e.g. https://github.com/o/r/blob/SHA")
-@click.option("--sarif-category", default="", help="SARIF automationDetails category.")
 @output_options
 def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str | None,
           context: str | None, in_cluster: bool, cluster: str, ignore_file: Path | None,
