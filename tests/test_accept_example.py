@@ -76,13 +76,13 @@ def test_json_report_in_detail() -> None:
     accepted = [summary(f) for f in data["accepted"]]
     annotation_st = ("apps/podinfo/overlays/staging/namespace.yaml:7 "
                      "(securitytower.io/policy.exclusion.k8srequiredlabels)")
-    annotation_own = ("infrastructure/shared/monitoring.yaml:49 "
+    annotation_own = ("infrastructure/shared/monitoring.yaml:56 "
                       "(gitops-checker.io/accept.pss-privileged)")
     ra1 = ".gitops-checker/acceptances/platform.yaml:3 (RA-2026-001)"
     assert accepted == [
         ("production", "pss-privileged", "error", "infrastructure/shared/monitoring.yaml", 29,
          "DaemonSet monitoring/node-exporter", ra1),
-        ("production", "pss-privileged", "error", "infrastructure/shared/monitoring.yaml", 57,
+        ("production", "pss-privileged", "error", "infrastructure/shared/monitoring.yaml", 65,
          "Deployment monitoring/debug-toolbox", annotation_own),
         ("staging", "K8sRequiredLabels/workloads-must-have-owner", "error",
          "apps/podinfo/base/deployment.yaml", 1, "Deployment podinfo-staging/podinfo",
@@ -93,7 +93,7 @@ def test_json_report_in_detail() -> None:
          ".gitops-checker/acceptances/apps.yaml:2 (RA-2026-003)"),
         ("staging", "pss-privileged", "error", "infrastructure/shared/monitoring.yaml", 29,
          "DaemonSet monitoring/node-exporter", ra1),
-        ("staging", "pss-privileged", "error", "infrastructure/shared/monitoring.yaml", 57,
+        ("staging", "pss-privileged", "error", "infrastructure/shared/monitoring.yaml", 65,
          "Deployment monitoring/debug-toolbox", annotation_own),
     ]
     ra3 = next(f for f in data["accepted"] if f["rule"] == "image-tag")
@@ -138,6 +138,7 @@ def test_sarif_has_one_run_per_cluster_and_no_accepted_results(tmp_path: Path) -
     log = json.loads(main.read_text())
     runs = {r["automationDetails"]["id"]: r for r in log["runs"]}
     assert list(runs) == ["gitops/", "gitops/staging/", "gitops/production/"]
+    # the example's workloads are clean apart from the findings these tests are about
     assert [r["ruleId"] for r in runs["gitops/production/"]["results"]] == ["image-tag"]
     assert runs["gitops/staging/"]["results"] == []
     assert sorted(r["ruleId"] for r in runs["gitops/"]["results"]) == [

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from click.testing import CliRunner
 
 from checker.cli import cli
+from checker.policy.packs import load_catalog, packs_dir
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "multi-cluster"
 TEMPLATE = (EXAMPLE / "policies" / "required-owner-template.yaml").read_text(encoding="utf-8")
@@ -78,6 +82,28 @@ metadata: {name: shop}
 """
 
 
+# The matrix has a row for every policy of every built-in pack. The tests on a test-owned tree
+# read a fixed catalog of two packs with one policy each, so that their exact tables do not
+# change when the real packs grow; test_multi_cluster_example reads the real catalog.
+MINI_CATALOG = {"best-practice": ["image-tag"], "pss-baseline": ["pss-privileged"]}
+
+
+@pytest.fixture
+def mini_catalog(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point GITOPS_CHECKER_PACKS at a copy of MINI_CATALOG's policies (real templates)."""
+    real = packs_dir()
+    mini = tmp_path_factory.mktemp("packs")
+    shutil.copytree(real / "lib", mini / "lib")
+    for pack, ids in MINI_CATALOG.items():
+        shutil.copytree(real / pack, mini / pack)
+        data = yaml.safe_load((real / pack / "pack.yaml").read_text(encoding="utf-8"))
+        data["policies"] = [e for e in data["policies"] if e.get("id") in ids]
+        data.pop("include", None)
+        assert [e["id"] for e in data["policies"]] == ids
+        (mini / pack / "pack.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    monkeypatch.setenv("GITOPS_CHECKER_PACKS", str(mini))
+
+
 def write(root: Path, rel: str, text: str) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +129,7 @@ def rows(data: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(r["pack"], r["policy"]): r for r in data["rows"]}
 
 
+@pytest.mark.usefixtures("mini_catalog")
 def test_gaps_between_clusters(tmp_path: Path) -> None:
     root = tree(tmp_path)
     result = compliance("--root", str(root), "--format", "json", "--today", "2026-01-01")
@@ -153,6 +180,7 @@ def test_gaps_between_clusters(tmp_path: Path) -> None:
     assert strict.exit_code == 1
 
 
+@pytest.mark.usefixtures("mini_catalog")
 def test_live_constraints_from_a_snapshot(tmp_path: Path) -> None:
     root = tree(tmp_path)
     result = compliance("--root", str(root), "--format", "json", "--today", "2026-01-01",
@@ -181,6 +209,7 @@ def test_live_constraints_from_a_snapshot(tmp_path: Path) -> None:
     assert "dev (development): 1 deny, 0 warn, 1 dryrun, 1 missing" in text
 
 
+@pytest.mark.usefixtures("mini_catalog")
 def test_snapshot_errors(tmp_path: Path) -> None:
     root = tree(tmp_path)
     missing = compliance("--root", str(root), "--snapshot", f"prod={root / 'nope.yaml'}")
@@ -191,6 +220,7 @@ def test_snapshot_errors(tmp_path: Path) -> None:
     assert "dev, prod" in unknown.output
 
 
+@pytest.mark.usefixtures("mini_catalog")
 def test_markdown(tmp_path: Path) -> None:
     root = tree(tmp_path)
     md = compliance("--root", str(root), "--format", "markdown", "--today", "2026-01-01").stdout
@@ -219,6 +249,35 @@ def test_multi_cluster_example() -> None:
     owner = table[("repository", "K8sRequiredLabels/workloads-must-have-owner")]
     assert owner["cells"]["staging"]["accepted"] == 1
     assert owner["cells"]["production"]["accepted"] == 0
+    # The real catalog: a row per policy of every pack; both clusters select the config's
+    # default packs (each policy enabled by default, with its constraint's action) and
+    # nothing else, so no row is flagged.
+    catalog = load_catalog()
+    assert set(table) == {(pack, pid) for pack in catalog.packs
+                          for pid in catalog.resolve([pack])} | {owner_key()}
+    # on 2026-01-01 the Redis acceptance (expires 2026-10-31) still holds in production
+    selected = {pid for pid in catalog.resolve(["pss-baseline", "best-practice"])
+                if catalog.policies[pid].enabled}
+    for (_, pid), row in table.items():
+        if pid in selected:
+            action = constraint_action(catalog.policies[pid].constraint_path)
+            assert {c["status"] for c in row["cells"].values()} == {action}, pid
+        elif row["pack"] != "repository":
+            assert {c["status"] for c in row["cells"].values()} == {"missing"}, pid
     assert data["gaps"] == 0
-    assert data["totals"]["staging"] == {"active": 3, "warn": 0, "dryrun": 0, "missing": 0,
-                                         "violations": 0, "accepted": 4}
+    not_selected = len(set(catalog.policies) - selected)
+    assert data["totals"]["staging"] == {"active": len(selected) + 1, "warn": 0, "dryrun": 0,
+                                         "missing": not_selected, "violations": 0,
+                                         "accepted": 4}
+    assert data["totals"]["production"] == {"active": len(selected) + 1, "warn": 0,
+                                            "dryrun": 0, "missing": not_selected,
+                                            "violations": 0, "accepted": 3}
+
+
+def owner_key() -> tuple[str, str]:
+    return ("repository", "K8sRequiredLabels/workloads-must-have-owner")
+
+
+def constraint_action(path: Path) -> str:
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))["spec"]
+    return str(spec.get("enforcementAction", "deny"))
