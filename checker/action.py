@@ -18,8 +18,9 @@ Contract with the runner (see docs/github-action.md):
 - the exit code is the CLI's: 0 pass, 1 findings at or above ``fail-on``, 2 usage,
   configuration or tool error.
 
-Drift (``mode: drift`` or ``both``) calls ``checker.drift.run_drift(paths, snapshot, root)``,
-which must return a :class:`~checker.model.Report` of drift findings (category ``drift``).
+Drift (``mode: drift`` or ``both``) calls ``checker.drift.run_drift(paths, snapshot, root,
+packs=..., policies=...)``, which must return a :class:`~checker.model.Report` of drift
+findings (category ``drift``).
 When that module is not installed the action exits 2 with "drift support is not installed".
 """
 
@@ -256,15 +257,33 @@ def drift_runner() -> DriftRunner:
     return runner  # type: ignore[no-any-return]
 
 
+def _identity(finding: Finding) -> tuple[object, ...]:
+    """What makes two findings the same problem, whichever run (and cluster) reported it."""
+    return (finding.rule_id, finding.location, finding.resource, finding.message)
+
+
 def merge(first: Report, second: Report) -> Report:
-    """One report from a scan and a drift run: findings, rules and errors together."""
-    return dataclasses.replace(
+    """One report from a scan and a drift run: findings, rules and errors together.
+
+    Both runs load the same manifests, so a file that cannot be loaded is reported by each;
+    a finding of the drift run that is not drift and that the scan already has is kept once.
+    The drift run's summary (coverage, for the Markdown drift section) is kept.
+    """
+    seen = {_identity(f) for f in first.findings}
+    extra = [f for f in second.findings if f.category == "drift" or _identity(f) not in seen]
+    merged = dataclasses.replace(
         first,
-        findings=tuple(sorted((*first.findings, *second.findings), key=Finding.sort_key)),
+        findings=tuple(sorted((*first.findings, *extra), key=Finding.sort_key)),
         rules=dict(sorted({**second.rules, **first.rules}.items())),
         clusters=tuple(dict.fromkeys((*first.clusters, *second.clusters))),
         errors=tuple(dict.fromkeys((*first.errors, *second.errors))),
     )
+    if isinstance(second, type(first)) and type(second) is not type(first):
+        base = {f.name: getattr(merged, f.name) for f in dataclasses.fields(merged)}
+        extra_fields = {f.name: getattr(second, f.name) for f in dataclasses.fields(second)
+                        if f.name not in base}
+        return type(second)(**base, **extra_fields)
+    return merged
 
 
 def run_checks(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Report:
@@ -283,7 +302,8 @@ def run_checks(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> 
         drifted = drift(options.paths, snapshot, options.root, packs=options.packs,
                         policies=options.policies)
         drifted = dataclasses.replace(drifted, link_base=options.link_base,
-                                      sarif_category=options.sarif_category)
+                                      sarif_category=options.sarif_category,
+                                      fail_on=options.fail_on)
         report = drifted if report is None else merge(report, drifted)
     assert report is not None
     return report

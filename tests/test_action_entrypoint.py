@@ -19,6 +19,8 @@ import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -131,6 +133,32 @@ def run_action(ws: Path, inputs: dict[str, str], extra_env: dict[str, str] | Non
     return result
 
 
+def cli(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI (``python -m checker``) run in ``ws``: the independent source of expectations."""
+    return subprocess.run([sys.executable, "-m", "checker", *args], cwd=ws,
+                          env={"PATH": os.environ.get("PATH", ""), "HOME": str(ws.parent)},
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def cli_json(ws: Path, *args: str) -> dict[str, Any]:
+    """``gitops-checker scan ARGS --format json`` in ``ws``, parsed."""
+    proc = cli(ws, "scan", *args, "--format", "json")
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def sarif_results(run: Run, name: str = "sarif-file") -> list[dict[str, Any]]:
+    """The results of the SARIF file the run wrote."""
+    sarif = json.loads((run.workspace / run.outputs[name]).read_text(encoding="utf-8"))
+    results: list[dict[str, Any]] = sarif["runs"][0]["results"]
+    return results
+
+
+ANNOTATION_KIND = {"error": "error", "warning": "warning", "note": "notice"}
+SEVERITY_RANK = {"error": 0, "warning": 1, "note": 2}
+
+
 def all_defaults() -> dict[str, str]:
     """What the runner sets when every input is left at its action.yml default."""
     meta = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
@@ -146,6 +174,13 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     return run_action(ws, {**all_defaults(), "policies": "policies", "fail-on": "warning"})
 
 
+@pytest.fixture(scope="module")
+def example_cli(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The CLI's JSON report for the same repository and the same packs and policies."""
+    ws = workspace(tmp_path_factory.mktemp("example-cli"))
+    return cli_json(ws, ".", "--root", ".", "--policies", "policies")
+
+
 def test_exit_code_and_result_follow_fail_on(example_run: Run) -> None:
     assert example_run.code == 1, example_run.stdout + example_run.stderr
     assert example_run.outputs["result"] == "fail"
@@ -153,17 +188,23 @@ def test_exit_code_and_result_follow_fail_on(example_run: Run) -> None:
     assert example_run.stderr == ""
 
 
-def test_outputs_count_findings_by_severity(example_run: Run) -> None:
+def test_outputs_count_findings_by_severity(example_run: Run,
+                                            example_cli: dict[str, Any]) -> None:
+    """Each count equals the SARIF the same run wrote and the CLI's report of the same input."""
     out = example_run.outputs
     assert set(out) == set(action.OUTPUTS)
-    sarif = json.loads((example_run.workspace / out["sarif-file"]).read_text(encoding="utf-8"))
-    levels = [r.get("level", "warning") for r in sarif["runs"][0]["results"]]  # SARIF default
-    assert int(out["error-count"]) == levels.count("error") == 3
-    assert int(out["warning-count"]) == levels.count("warning") == 2
-    assert int(out["note-count"]) == levels.count("note") == 0
-    assert out["total-count"] == "5"
+    levels = [r.get("level", "warning") for r in sarif_results(example_run)]  # SARIF default
+    expected = example_cli["summary"]["bySeverity"]
+    # The example has errors and warnings, so a count taken from the wrong severity shows.
+    assert expected["error"] > 0 and expected["warning"] > 0
+    assert expected["error"] != expected["warning"]
+    assert int(out["error-count"]) == levels.count("error") == expected["error"]
+    assert int(out["warning-count"]) == levels.count("warning") == expected["warning"]
+    assert int(out["note-count"]) == levels.count("note") == expected["note"]
+    assert int(out["total-count"]) == len(levels) == len(example_cli["findings"])
+    assert int(out["total-count"]) == sum(expected.values())
     assert out["drift-count"] == "0"
-    assert out["accepted-count"] == "0"
+    assert out["accepted-count"] == "0" == str(example_cli["summary"]["accepted"])
 
 
 def test_file_outputs_are_relative_to_the_workspace_and_exist(example_run: Run) -> None:
@@ -200,11 +241,23 @@ def test_summary_is_the_markdown_report(example_run: Run) -> None:
             "infrastructure/monitoring.yaml#L30") in example_run.summary
 
 
-def test_annotations_point_at_findings_most_severe_first(example_run: Run) -> None:
+def test_annotations_point_at_findings_most_severe_first(
+        example_run: Run, example_cli: dict[str, Any]) -> None:
+    """One annotation per finding of the CLI's report, most severe first, then report order."""
+    findings = example_cli["findings"]
+    assert 0 < len(findings) <= int(action.DEFAULTS["max-annotations"])  # all annotated
+    ordered = sorted(findings, key=lambda f: SEVERITY_RANK[f["severity"]])  # stable
+    expected = [(ANNOTATION_KIND[f["severity"]], f["location"]["path"], str(f["location"]["line"]),
+                 str(f["location"]["column"]), f"{f['message']} ({f['resource']})")
+                for f in ordered]
+    got = [(kind, props["file"], props["line"], props["col"], message)
+           for kind, props, message in example_run.annotations]
+    assert got == expected
     kinds = [a[0] for a in example_run.annotations]
-    assert kinds == ["error", "error", "error", "warning", "warning"]
-    first_error = {a[1]["file"]: a for a in example_run.annotations if a[0] == "error"}
-    privileged = first_error["infrastructure/monitoring.yaml"]
+    assert kinds[0] == "error" and kinds[-1] == "warning"  # both severities, errors first
+    privileged = next(a for a in example_run.annotations
+                      if a[1]["title"].endswith("(pss-privileged)"))
+    assert privileged[1]["file"] == "infrastructure/monitoring.yaml"
     assert privileged[1]["line"] == "30"
     assert privileged[1]["col"] == "13"
     assert privileged[1]["title"] == "Privileged containers are not allowed (pss-privileged)"
@@ -213,13 +266,19 @@ def test_annotations_point_at_findings_most_severe_first(example_run: Run) -> No
         assert (example_run.workspace / props["file"]).is_file()
 
 
-def test_text_report_is_in_the_log_with_commands_stopped(example_run: Run) -> None:
+def test_text_report_is_in_the_log_with_commands_stopped(
+        example_run: Run, tmp_path: Path) -> None:
+    """Between the markers: the CLI's text report of the same input, line for line."""
     lines = example_run.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("::stop-commands::"))
     token = lines[start].removeprefix("::stop-commands::")
     end = lines.index(f"::{token}::")
     body = lines[start + 1:end]
-    assert body[-1] == "13 resources in 10 files checked: 3 error, 2 warning, 0 note"
+    text = cli(workspace(tmp_path), "scan", ".", "--root", ".", "--policies", "policies")
+    assert body == text.stdout.splitlines()
+    out = example_run.outputs
+    assert body[-1] == (f"13 resources in 10 files checked: {out['error-count']} error, "
+                        f"{out['warning-count']} warning, {out['note-count']} note")
     assert not any(line == f"::{token}::" for line in body)
 
 
@@ -244,13 +303,22 @@ def test_no_inputs_at_all_scans_the_whole_workspace_with_default_packs(tmp_path:
     assert bare.code == defaults.code == 1
     assert bare.outputs == defaults.outputs
     assert bare.stdout == defaults.stdout
-    sarif = json.loads((bare.workspace / bare.outputs["sarif-file"]).read_text(encoding="utf-8"))
-    rules = {r["ruleId"] for r in sarif["runs"][0]["results"]}
-    assert rules == {"image-tag", "pss-privileged"}  # both default packs, no repo policies
-    files = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-             for r in sarif["runs"][0]["results"]}
+    results = sarif_results(bare)
+    # The same findings as the CLI with no flags on the same repository: the default packs
+    # and none of the repository's own policies (those are only read when named).
+    expected = cli_json(workspace(tmp_path / "c"), ".", "--root", ".")
+    assert expected["packs"] == ["pss-baseline", "best-practice"]
+    assert {f["pack"] for f in expected["findings"]} == {"pss-baseline", "best-practice"}
+    found = sorted((r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+                    r["locations"][0]["physicalLocation"]["region"]["startLine"])
+                   for r in results)
+    assert found == sorted((f["rule"], f["location"]["path"], f["location"]["line"])
+                           for f in expected["findings"])
+    assert not any(rule.startswith("K8sRequiredLabels/") for rule, _, _ in found)
+    assert {"image-tag", "pss-privileged"} <= {rule for rule, _, _ in found}
+    assert int(bare.outputs["total-count"]) == len(expected["findings"])
     assert {"infrastructure/monitoring.yaml", "infrastructure/cache.yaml",
-            "apps/podinfo/base/deployment.yaml"} <= files
+            "apps/podinfo/base/deployment.yaml"} <= {path for _, path, _ in found}
     assert "pss-baseline, best-practice" in bare.summary
 
 
@@ -262,7 +330,10 @@ def test_hyphenated_input_names_are_read_as_the_runner_sets_them(tmp_path: Path)
     assert run.outputs["sarif-file"] == "out/x.sarif"
     assert (run.workspace / "out/x.sarif").is_file()
     assert [a[0] for a in run.annotations] == ["error", "notice"]
-    assert "2 more findings are not annotated" in run.annotations[1][2]
+    total = int(run.outputs["total-count"])
+    assert total == len(sarif_results(run)) > 1
+    assert run.annotations[1][2] == (f"{total - 1} more findings are not annotated "
+                                     "(max-annotations is 1); see the job summary")
 
 
 def test_hyphenated_name_wins_over_the_underscore_spelling(tmp_path: Path) -> None:
@@ -532,13 +603,15 @@ def test_annotation_cap_keeps_the_most_severe() -> None:
 
 def test_drift_reports_are_merged_through_run_drift(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The wiring the lead relies on: mode both calls run_drift(paths, snapshot, root)."""
-    calls: list[tuple[tuple[Path, ...], Path, Path]] = []
+    """The wiring the lead relies on: mode both calls run_drift(paths, snapshot, root, packs=,
+    policies=) with the inputs, and adds its findings to the scan's."""
+    calls: list[tuple[tuple[Path, ...], Path, Path, dict[str, object]]] = []
     drift = _finding(Severity.WARNING, "infrastructure/cache.yaml", 8, rule="drift.changed")
     drift = Finding(**{**drift.__dict__, "category": "drift"})
 
-    def run_drift(paths: tuple[Path, ...], snapshot: Path, root: Path, **_: object) -> Report:
-        calls.append((paths, snapshot, root))
+    def run_drift(paths: tuple[Path, ...], snapshot: Path, root: Path,
+                  **kwargs: object) -> Report:
+        calls.append((paths, snapshot, root, kwargs))
         return Report(findings=(drift,), rules={}, resources_checked=1, files_checked=1)
 
     import checker.drift
@@ -549,16 +622,74 @@ def test_drift_reports_are_merged_through_run_drift(
     output = tmp_path / "out"
     output.write_text("", encoding="utf-8")
     env = {"GITHUB_WORKSPACE": str(ws), "GITHUB_OUTPUT": str(output),
-           "INPUT_MODE": "both", "INPUT_SNAPSHOT": "snap.json", "INPUT_FAIL-ON": "never"}
+           "INPUT_PACKS": "pss-baseline", "INPUT_POLICIES": "policies",
+           "INPUT_MODE": "scan", "INPUT_FAIL-ON": "never"}
+    assert action.run(env, io.StringIO()) == 0  # the scan alone, for its count
+    scanned = int(parse_outputs(output.read_text(encoding="utf-8"))["total-count"])
+    assert scanned > 0 and calls == []
+    output.write_text("", encoding="utf-8")
     log = io.StringIO()
-    assert action.run(env, log) == 0
-    assert calls == [((ws.resolve(),), (ws / "snap.json").resolve(), ws.resolve())]
+    assert action.run({**env, "INPUT_MODE": "both", "INPUT_SNAPSHOT": "snap.json"}, log) == 0
+    assert calls == [((ws.resolve(),), (ws / "snap.json").resolve(), ws.resolve(),
+                      {"packs": ("pss-baseline",), "policies": ((ws / "policies").resolve(),)})]
     out = parse_outputs(output.read_text(encoding="utf-8"))
     assert out["drift-count"] == "1"
-    assert out["total-count"] == "4"
+    assert int(out["total-count"]) == scanned + 1
     assert "drift.changed" in log.getvalue()
     markdown = RENDERERS["markdown"]
     assert markdown  # the registry the summary uses
+
+
+def drift_workspace(tmp_path: Path) -> Path:
+    """The example with a file that cannot be parsed, and a snapshot of two live objects."""
+    ws = workspace(tmp_path)
+    (ws / "broken.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: [\n",
+                                    encoding="utf-8")
+    live = (ws / "infrastructure" / "monitoring.yaml").read_text(encoding="utf-8")
+    (ws / "snapshot.yaml").write_text(live, encoding="utf-8")
+    return ws
+
+
+def test_mode_both_reports_a_broken_file_once_and_keeps_the_drift_summary(
+        tmp_path: Path) -> None:
+    """Scan and drift both load the manifests: the parse error is one finding, not two."""
+    import checker.drift
+
+    ws = drift_workspace(tmp_path)
+    drifted = checker.drift.run_drift((ws,), ws / "snapshot.yaml", ws)
+    assert [f.rule_id for f in drifted.findings].count("input.parse-error") == 1  # drift has it
+    summary = getattr(drifted, "drift_summary")  # noqa: B009 - a DriftReport field
+    scan = run_action(ws, {"mode": "scan", "fail-on": "never"})
+    both = run_action(ws, {"mode": "both", "snapshot": "snapshot.yaml", "fail-on": "never"})
+    assert scan.code == both.code == 1  # an unreadable file fails whatever fail-on says
+    for run in (scan, both):
+        rules = [r["ruleId"] for r in sarif_results(run)]
+        assert rules.count("input.parse-error") == 1, run.stdout
+        parse_errors = [a for a in run.annotations if a[1].get("file") == "broken.yaml"]
+        assert len(parse_errors) == 1
+    drift_count = int(both.outputs["drift-count"])
+    assert drift_count == sum(1 for f in drifted.findings if f.category == "drift") > 0
+    assert int(both.outputs["total-count"]) == int(scan.outputs["total-count"]) + drift_count
+    assert (f"{summary['inSync']} of {summary['managed']} managed objects in sync "
+            f"({summary['coverage']}% coverage).") in both.summary
+
+
+@pytest.mark.parametrize("fail_on", ["error", "warning", "never"])
+def test_drift_mode_junit_fails_the_findings_fail_on_selects(
+        tmp_path: Path, fail_on: str) -> None:
+    """The drift report gets the action's fail-on: JUnit failures match the exit code."""
+    ws = drift_workspace(tmp_path)
+    (ws / "broken.yaml").unlink()
+    run = run_action(ws, {"mode": "drift", "snapshot": "snapshot.yaml", "fail-on": fail_on})
+    out = run.outputs
+    errors, warnings = int(out["error-count"]), int(out["warning-count"])
+    assert errors > 0 and warnings > 0, run.stdout
+    assert int(out["drift-count"]) == int(out["total-count"]) == errors + warnings
+    failing = {"error": errors, "warning": errors + warnings, "never": 0}[fail_on]
+    junit = ElementTree.parse(ws / out["junit-file"]).getroot()
+    assert len(list(junit.iter("failure"))) == failing
+    assert len(list(junit.iter("skipped"))) == errors + warnings - failing
+    assert run.code == (1 if failing else 0), run.stdout
 
 
 def test_missing_snapshot_file_is_exit_2_before_any_scan(tmp_path: Path) -> None:

@@ -189,3 +189,66 @@ def test_dependabot_config_is_valid_and_covers_the_pins() -> None:
     assert [e.message for e in validator.iter_errors(config)] == []
     ecosystems = {u["package-ecosystem"] for u in config["updates"]}
     assert {"github-actions", "docker", "pip"} <= ecosystems
+
+
+def cli_invocations(script: str) -> list[list[str]]:
+    """Arguments of every ``gitops-checker`` CLI call in a ``run:`` script.
+
+    Either the command itself, or the image run with ``--entrypoint gitops-checker`` (its
+    arguments follow the image).
+    """
+    import shlex
+
+    calls = []
+    for command in script.replace("\\\n", " ").splitlines():
+        words = shlex.split(command)
+        if words[:1] == ["gitops-checker"]:
+            calls.append(words[1:])
+        elif "--entrypoint" in words and words[words.index("--entrypoint") + 1] == "gitops-checker":
+            calls.append(words[words.index("--entrypoint") + 3:])
+    return calls
+
+
+def test_cli_calls_in_workflows_use_flags_the_cli_has() -> None:
+    """Every gitops-checker command line in a workflow parses with the real CLI."""
+    import click
+
+    from checker.cli import cli
+
+    calls = [(path.name, args) for path in WORKFLOWS for _job, step in steps(load(path))
+             for args in cli_invocations(str(step.get("run", "")))]
+    assert [args[0] for _name, args in calls] == ["snapshot"]  # the drift example's export
+    for name, args in calls:
+        command = cli.get_command(click.Context(cli), args[0])
+        assert command is not None, f"{name}: no command {args[0]}"
+        command.make_context(args[0], list(args[1:]))  # UsageError on a wrong flag
+    with pytest.raises(click.NoSuchOption):  # negative control: the old, wrong flag
+        cli.get_command(click.Context(cli), "snapshot").make_context(  # type: ignore[union-attr]
+            "snapshot", ["clusters/production", "--output", "snapshot/production.json"])
+
+
+def test_drift_example_snapshots_what_the_drift_job_compares() -> None:
+    """The snapshot job reads the kinds of the same paths into the file the drift job reads."""
+    import click
+
+    from checker.cli import cli
+
+    data = load(REPO / "examples" / "workflows" / "gitops-drift.yml")
+    snapshot_job, drift_job = data["jobs"]["snapshot"], data["jobs"]["drift"]
+    export = next(args for step in snapshot_job["steps"]
+                  for args in cli_invocations(str(step.get("run", ""))))
+    command = cli.get_command(click.Context(cli), "snapshot")
+    assert command is not None
+    params = command.make_context("snapshot", list(export[1:])).params
+    # The manifests must be there for snapshot to know which kinds to read.
+    assert any(str(s.get("uses", "")).startswith("actions/checkout@")
+               for s in snapshot_job["steps"])
+    step = next(s for s in drift_job["steps"] if s.get("id") == "drift")
+    assert [p.as_posix() for p in params["paths"]] == step["with"]["paths"].split()
+    upload = next(s for s in snapshot_job["steps"]
+                  if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    download = next(s for s in drift_job["steps"]
+                    if str(s.get("uses", "")).startswith("actions/download-artifact@"))
+    assert params["out"].as_posix() == upload["with"]["path"]
+    assert upload["with"]["name"] == download["with"]["name"]
+    assert (f"{download['with']['path']}/{params['out'].name}" == step["with"]["snapshot"])
