@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,6 +17,7 @@ import click
 import yaml
 
 from checker.errors import CheckerError
+from checker.model import Severity
 from checker.policy.gatekeeper import ACTIONS
 from checker.policy.packs import (
     DEFAULT_PACKS,
@@ -183,7 +184,9 @@ def _plain(data: Any) -> Any:
 
 def export_objects(catalog: Catalog, packs: Sequence[str], enforcement: str | None,
                    include_disabled: bool = False,
-                   overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, str]:
+                   overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                   exclusions: Callable[[dict[str, Any], str], dict[str, Any]] | None = None,
+                   ) -> dict[str, str]:
     """Relative file name -> YAML text of everything ``policies export`` writes.
 
     Templates are self-contained (shared libraries inlined, the libs annotation dropped);
@@ -191,7 +194,8 @@ def export_objects(catalog: Catalog, packs: Sequence[str], enforcement: str | No
     annotation naming the built-in policy. Referential policies add a Gatekeeper SyncSet listing
     the kinds they read from the inventory. ``overrides`` are the repository configuration's
     per-policy overrides (see ``pack_policies``): parameters and enabled/disabled policies are
-    exported as configured.
+    exported as configured. ``exclusions(constraint, rule_id)`` may rewrite each constraint
+    (risk acceptances carried into ``spec.match``).
     """
     ids = catalog.resolve(packs)
     merged: dict[str, Mapping[str, Any]] = dict(overrides or {})
@@ -209,6 +213,8 @@ def export_objects(catalog: Catalog, packs: Sequence[str], enforcement: str | No
         meta.setdefault("annotations", {})[POLICY_ANNOTATION] = policy.rule.id
         if enforcement:
             constraint.setdefault("spec", {})["enforcementAction"] = enforcement
+        if exclusions is not None:
+            constraint = exclusions(constraint, policy.rule.id)
         files[f"templates/{policy.template.name}.yaml"] = GENERATED_HEADER + to_yaml(template)
         files[f"constraints/{policy.rule.id}.yaml"] = GENERATED_HEADER + to_yaml(constraint)
         if policy.template.uses_inventory:
@@ -404,23 +410,64 @@ def show_cmd(policy_id: str, fmt: str) -> None:
               help="enforcementAction of every constraint (default: as in the pack, deny).")
 @click.option("--include-disabled", is_flag=True,
               help="Also export policies that are off by default.")
+@click.option("--acceptances", "acceptance_paths", multiple=True, metavar="PATH",
+              type=click.Path(path_type=Path),
+              help="Risk acceptance files or folders to carry into the constraints as "
+                   "exclusions (repeatable).")
+@click.option("--cluster", default="", help="Cluster the export is for (acceptances scoped to "
+                                            "other clusters are left out).")
+@click.option("--today", default=None, metavar="YYYY-MM-DD",
+              help="Acceptances expired by this date are not exported (default: today).")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              help="Repository root that acceptance paths are reported relative to.")
 def export_cmd(packs: tuple[str, ...], out: Path, enforcement: str | None,
-               include_disabled: bool) -> None:
+               include_disabled: bool, acceptance_paths: tuple[Path, ...], cluster: str,
+               today: str | None, root: Path) -> None:
     """Write ConstraintTemplates and Constraints for Gatekeeper.
 
     OUT/templates/ holds self-contained ConstraintTemplates, OUT/constraints/ the Constraints,
     OUT/sync/ a Gatekeeper SyncSet when a policy reads other objects. Apply templates before
     constraints (with Flux: two Kustomizations, the second with dependsOn the first).
+
+    With --acceptances, accepted risks that Gatekeeper can express (whole namespaces, one label)
+    become excludedNamespaces / labelSelector entries, so the cluster agrees with CI; the others
+    are listed on stderr and the constraint keeps enforcing them.
     """
+    import datetime as dt
+
+    from checker import accept
+
     catalog = _catalog()
+    inexpressible: list[tuple[accept.Acceptance, str, str]] = []
+    exclusions = None
+    if acceptance_paths:
+        try:
+            day = dt.date.fromisoformat(today) if today else dt.date.today()
+        except ValueError:
+            _fail(f"--today must be a date (YYYY-MM-DD), not {today!r}")
+        found, problems = accept.load_acceptances(acceptance_paths, root)
+        bad = [p for p in problems if p.severity is Severity.ERROR]
+        if bad:
+            _fail(f"{bad[0].location}: {bad[0].message}")
+
+        def exclusions(constraint: dict[str, Any], rule_id: str) -> dict[str, Any]:
+            body, left = accept.to_gatekeeper_exclusions(constraint, found, rule_id=rule_id,
+                                                         cluster=cluster, today=day)
+            inexpressible.extend((a, reason, rule_id) for a, reason in left)
+            return body
+
     try:
-        files = export_objects(catalog, packs, enforcement, include_disabled)
+        files = export_objects(catalog, packs, enforcement, include_disabled,
+                               exclusions=exclusions)
         written = write_export(files, out)
     except CheckerError as err:
         _fail(str(err))
     except OSError as err:
         _fail(f"cannot write {out}: {err}")
     click.echo(f"wrote {len(written)} files to {out}")
+    for acc, reason, rule_id in inexpressible:
+        click.echo(f"gitops-checker: note: {acc.location}: acceptance {acc.id!r} of {rule_id} "
+                   f"is not exported: {reason}; the constraint keeps enforcing it", err=True)
 
 
 @policies.command("docs")
