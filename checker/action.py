@@ -277,12 +277,8 @@ def merge(first: Report, second: Report) -> Report:
         rules=dict(sorted({**second.rules, **first.rules}.items())),
         clusters=tuple(dict.fromkeys((*first.clusters, *second.clusters))),
         errors=tuple(dict.fromkeys((*first.errors, *second.errors))),
+        drift_summary=second.drift_summary or first.drift_summary,
     )
-    if isinstance(second, type(first)) and type(second) is not type(first):
-        base = {f.name: getattr(merged, f.name) for f in dataclasses.fields(merged)}
-        extra_fields = {f.name: getattr(second, f.name) for f in dataclasses.fields(second)
-                        if f.name not in base}
-        return type(second)(**base, **extra_fields)
     return merged
 
 

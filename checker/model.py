@@ -171,6 +171,7 @@ class Report:
     sarif_category: str = ""
     group_by: str = "pack"
     fail_on: Severity | None = Severity.ERROR
+    drift_summary: Mapping[str, Any] = field(default_factory=dict)  # coverage of a drift run
 
     def fails(self, finding: Finding) -> bool:
         """Whether a finding is at or above the ``--fail-on`` threshold."""

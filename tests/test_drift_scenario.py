@@ -193,7 +193,16 @@ def test_cli_exit_codes_and_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     suites = list(JUnitXml.fromfile(str(junit)))
     assert [s.name for s in suites] == ["prod"]
     assert {f["severity"] for f in data["findings"]} == {"error"}
-    assert suites[0].failures == len(data["findings"]) == 8
+    assert len(data["findings"]) == 8
+    # JUnit has one failing test case per drifted resource, listing each of its fields
+    drifted_resources = {f["resource"] for f in data["findings"]}
+    assert suites[0].failures == len(drifted_resources) < 8
+    cases = {c.name: c for c in suites[0] if not c.is_passed}
+    assert set(cases) == {f"drift: {r}" for r in drifted_resources}
+    for resource in drifted_resources:
+        text = cases[f"drift: {resource}"].result[0].text or ""
+        per_resource = [f for f in data["findings"] if f["resource"] == resource]
+        assert all(f["message"] in text for f in per_resource)
     assert "### Drift" in md.read_text()
     both = runner.invoke(cli, ["drift", str(REPO), "--snapshot", "x", "--context", "c"])
     assert both.exit_code == 2

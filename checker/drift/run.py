@@ -6,7 +6,7 @@ Plain data in (``DriftRunOptions``), a ``Report`` out; the CLI only parses flags
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,6 @@ from checker.policy.model import Policy
 
 INTERNAL_POLICY_RULES = frozenset({"policy.evaluation-error", "policy.invalid",
                                    "policy.match-undecided"})
-
-
-@dataclass(frozen=True)
-class DriftReport(Report):
-    """A Report with the drift summary (coverage) that the Markdown drift section shows."""
-
-    drift_summary: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -173,7 +166,7 @@ def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
 
 
 def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
-              hasher: SecretHasher | None = None) -> DriftReport:
+              hasher: SecretHasher | None = None) -> Report:
     """Load, read the snapshot (``source`` or the file in the options), compare, evaluate."""
     from checker.pipeline import select_policies
 
@@ -219,7 +212,7 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
                "unreadable": sorted(f"{u.ref}: {u.reason}" for u in set(snapshot.unreadable)),
                "notSearched": sorted(str(u.ref) for u in set(snapshot.not_searched)),
                "secretValuesCompared": snapshot.key_id == hasher.key_id}
-    return DriftReport(
+    return Report(
         findings=tuple(sorted(findings, key=Finding.sort_key)),
         rules=dict(sorted(rules.items())),
         resources_checked=result.managed,

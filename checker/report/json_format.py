@@ -45,4 +45,6 @@ def render(report: Report) -> str:
         "accepted": [finding_dict(f) for f in report.suppressed],
         "errors": list(report.errors),
     }
+    if report.drift_summary:
+        data["drift"] = dict(report.drift_summary)
     return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"

@@ -118,7 +118,7 @@ def drift_section(report: Report) -> list[str]:
     the optional ``drift_summary`` of a drift report.
     """
     drifts = [f for f in report.active if f.category == "drift"]
-    summary = getattr(report, "drift_summary", None) or {}
+    summary = report.drift_summary
     if not drifts and not summary:
         return []
     lines = ["### Drift", ""]
