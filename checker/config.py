@@ -80,6 +80,9 @@ class Config:
     drift_ignore: tuple[Mapping[str, Any], ...] = ()
     group_by: str = ""             # "cluster", "pack" or "" (decide from the clusters)
     security_tower: tuple[str, ...] = ()  # Security Tower cluster files that were read
+    allowed_registries: tuple[str, ...] = ()  # images.allowedRegistries
+    require_signed: bool = False              # guardrails.requireSignedCommits
+    require_codeowners: bool = False          # guardrails.requireCodeowners
 
     @property
     def named(self) -> bool:
@@ -296,6 +299,8 @@ def load_config(root: Path, config_file: Path | None = None,
     acceptances = AcceptanceSettings(paths=tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS))
     drift_ignore: tuple[Mapping[str, Any], ...] = ()
     group_by = ""
+    allowed_registries: tuple[str, ...] = ()
+    require_signed = require_codeowners = False
     label = ""
     default_sources: dict[str, str] = {}
     if file is not None:
@@ -313,6 +318,11 @@ def load_config(root: Path, config_file: Path | None = None,
         acceptances = _acceptance_settings(data.get("acceptances"), root, label, doc)
         drift_ignore = tuple(dict(r) for r in (data.get("drift") or {}).get("ignore", []))
         group_by = str(data.get("groupBy", ""))
+        images = data.get("images") or {}
+        allowed_registries = tuple(str(r) for r in images.get("allowedRegistries", []))
+        guardrails = data.get("guardrails") or {}
+        require_signed = bool(guardrails.get("requireSignedCommits", False))
+        require_codeowners = bool(guardrails.get("requireCodeowners", False))
         seen: set[str] = set()
         for index, entry in enumerate(data.get("clusters", [])):
             at = ["clusters", index]
@@ -349,4 +359,5 @@ def load_config(root: Path, config_file: Path | None = None,
     clusters = tuple(_finish(d, defaults, default_paths, root) for d in drafts)
     return Config(clusters=clusters, source=label, acceptances=acceptances,
                   drift_ignore=drift_ignore, group_by=group_by,
-                  security_tower=tuple(st_files))
+                  security_tower=tuple(st_files), allowed_registries=allowed_registries,
+                  require_signed=require_signed, require_codeowners=require_codeowners)

@@ -42,16 +42,20 @@ def parse_clusters(values: tuple[str, ...]) -> list[Scope]:
 
 
 def _scopes(paths: tuple[Path, ...], clusters: tuple[str, ...], root: Path,
-            config_file: Path | None) -> list[Scope]:
-    """Clusters from --cluster options, else from the repository config (PATHS as default)."""
+            config_file: Path | None) -> tuple[list[Scope], tuple[str, ...]]:
+    """Clusters from --cluster options, else from the repository config (PATHS as default).
+
+    Also returns the config's ``images.allowedRegistries`` (empty with --cluster).
+    """
     from checker.config import load_config
 
     if clusters:
         if paths or config_file:
             raise click.UsageError("--cluster cannot be combined with PATHS or --config")
-        return parse_clusters(clusters)
+        return parse_clusters(clusters), ()
     config = load_config(root, config_file, paths or (Path("."),))
-    return [Scope(c.name, c.environment, c.paths, c) for c in config.clusters]
+    scopes = [Scope(c.name, c.environment, c.paths, c) for c in config.clusters]
+    return scopes, config.allowed_registries
 
 
 def _parse_snapshots(values: tuple[str, ...], scopes: list[Scope]) -> dict[str, Path]:
@@ -109,10 +113,10 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path
     from checker.inventory.run import ImageOptions, inventory, inventory_report
 
     try:
-        scopes = _scopes(paths, clusters, root, config_file)
+        scopes, configured = _scopes(paths, clusters, root, config_file)
         options = ImageOptions(
             scopes=tuple(scopes), root=root, snapshots=_parse_snapshots(snapshots, scopes),
-            allowlist=allowlist, registries=registries,
+            allowlist=allowlist or configured, registries=registries,
             credentials=Credentials.from_env(os.environ),
         )
         inv = inventory(options)
@@ -158,9 +162,11 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path
 @click.option("--head", default="HEAD", show_default=True, metavar="REF",
               help="Guardrails: the commit under review.")
 @click.option("--require-signed", is_flag=True,
-              help="Guardrail: every commit in BASE..HEAD must carry a good signature.")
+              help="Guardrail: every commit in BASE..HEAD must carry a good signature "
+                   "(default: guardrails.requireSignedCommits in .gitops-checker.yaml).")
 @click.option("--require-codeowners", is_flag=True,
-              help="Guardrail: every manifest file at HEAD must have a CODEOWNERS owner.")
+              help="Guardrail: every manifest file at HEAD must have a CODEOWNERS owner "
+                   "(default: guardrails.requireCodeowners in .gitops-checker.yaml).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown",
               show_default=True, help="Format written to standard output.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -177,12 +183,20 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
     """
     from dataclasses import replace
 
+    from checker.config import find_config, load_config
     from checker.inventory.audit import AuditFilter, AuditOptions
     from checker.inventory.audit import audit as run_audit
     from checker.inventory.git import Git
     from checker.inventory.guardrails import codeowners_check, history_check, unsigned_commits
     from checker.inventory.render_audit import AUDIT_RENDERERS, guardrail_failures
 
+    if find_config(repo) is not None:  # guardrails the repository requires of itself
+        try:
+            config = load_config(repo)
+        except CheckerError as err:
+            fail(str(err))
+        require_signed = require_signed or config.require_signed
+        require_codeowners = require_codeowners or config.require_codeowners
     options = AuditOptions(
         repo=repo, paths=paths, revision=revision, first_parent=first_parent,
         filters=AuditFilter(kinds, namespaces, names, changes, authors, since, until),
