@@ -17,7 +17,7 @@ from checker.drift.normalize import desired_path, keyed_path, path_text
 from checker.drift.rules import DRIFT_RULES, RULE_MODIFIED, RULE_POLICY, RULE_UNMANAGED
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource, KindRef, Snapshot, SnapshotSource
-from checker.load import load_paths
+from checker.load import LoadResult
 from checker.load.kustomize import kustomization_file
 from checker.load.objects import relpath
 from checker.model import Finding, Report, Resource, Rule, Severity, SourceLocation
@@ -157,6 +157,24 @@ def _value_at(body: Any, path: Sequence[str | int]) -> Any:
     return node
 
 
+def load_desired(paths: Sequence[Path], root: Path) -> LoadResult:
+    """The desired state exactly as ``scan`` loads it, Flux Kustomizations followed.
+
+    A Flux ``Kustomization`` among PATHS is followed to the folders it syncs, with its
+    ``targetNamespace`` and ``postBuild`` substitutions applied, as the controller would.
+    """
+    from checker.config import Cluster
+    from checker.load.flux import follow
+    from checker.pipeline import load_cluster
+
+    declared = list(paths) or [root]
+    syncs, problems = follow(declared, root)
+    cluster = Cluster(name="", environment="",
+                      paths=tuple(dict.fromkeys([*declared, *(s.path for s in syncs)])),
+                      packs=(), policies=(), syncs=tuple(syncs), problems=tuple(problems))
+    return load_cluster(cluster, root)
+
+
 def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
     """Ignore rules from the options and the ignore file (ConfigError on bad input)."""
     rules = list(options.ignore)
@@ -171,7 +189,7 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
     from checker.pipeline import select_policies
 
     hasher = hasher or SecretHasher.from_env()
-    loaded = load_paths(options.paths, options.root)
+    loaded = load_desired(options.paths, options.root)
     ignore = read_ignore(options) + autoscaler_rules(loaded.resources)
     if source is None:
         if options.snapshot is None:
