@@ -78,3 +78,33 @@ def test_flux_target_namespace_and_substitution_are_applied(write: Write,
     assert finding["rule"] == "drift.modified"
     assert finding["resource"] == "ConfigMap shop/settings"
     assert (finding["location"]["path"], finding["location"]["line"]) == ("apps/settings.yaml", 6)  # the version line
+
+
+def test_drift_ignore_rules_from_the_repository_config(write: Write, tmp_path: Path) -> None:
+    """drift.ignore in .gitops-checker.yaml silences a field; a bad entry names its line."""
+    _repo(write)
+    snapshot = write("live.yaml", _live("9.9.9"))
+    args = ["drift", str(tmp_path / "clusters/prod"), "--root", str(tmp_path), "--snapshot",
+            str(snapshot), "--pack", "none", "--format", "json"]
+    write(".gitops-checker.yaml", """
+        version: 1
+        drift:
+          ignore:
+            - kind: ConfigMap
+              name: settings
+              jsonPointers: [/data/version]
+              reason: set by the release pipeline
+    """)
+    ignored = CliRunner().invoke(cli, args)
+    assert ignored.exit_code == 0, ignored.output
+    assert json.loads(ignored.stdout)["findings"] == []
+    write(".gitops-checker.yaml", """
+        version: 1
+        drift:
+          ignore:
+            - kind: ConfigMap
+              jsonPointer: /data/version
+    """)
+    bad = CliRunner().invoke(cli, args)
+    assert bad.exit_code == 2
+    assert ".gitops-checker.yaml:4: unknown key(s) in ignore entry: jsonPointer" in bad.output

@@ -176,8 +176,16 @@ def load_desired(paths: Sequence[Path], root: Path) -> LoadResult:
 
 
 def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
-    """Ignore rules from the options and the ignore file (ConfigError on bad input)."""
+    """Ignore rules: the options, ``drift.ignore`` of the repository config, the ignore file.
+
+    ConfigError (naming the file and line) on bad input.
+    """
+    from checker.config import find_config
+
     rules = list(options.ignore)
+    config = find_config(options.root)
+    if config is not None:
+        rules += load_ignore_file(config, display=relpath(config, options.root))
     if options.ignore_file is not None:
         rules += load_ignore_file(options.ignore_file)
     return rules
