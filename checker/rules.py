@@ -11,6 +11,7 @@ from checker.accept import (
 )
 from checker.load.objects import (
     RULE_EMPTY,
+    RULE_HELM_SKIPPED,
     RULE_KUSTOMIZE,
     RULE_MISSING_PATH,
     RULE_NOT_OBJECT,
@@ -34,6 +35,11 @@ BUILTIN_RULES: dict[str, Rule] = {
         Rule(RULE_KUSTOMIZE, "Kustomize build failed", Severity.ERROR,
              "A folder with a kustomization file could not be rendered; its objects were not "
              "checked.", "Run the same kustomize build locally and fix the error it reports."),
+        Rule(RULE_HELM_SKIPPED, "Helm chart not rendered", Severity.NOTE,
+             "A folder with a Chart.yaml is a Helm chart: its templates are not YAML until "
+             "rendered, so they were not checked.",
+             "Render the chart (helm template) into the scanned paths, or let Flux's "
+             "HelmRelease values be checked where they are rendered."),
         Rule(RULE_MISSING_PATH, "Path does not exist", Severity.ERROR,
              "A path given on the command line or in the configuration does not exist.",
              "Correct the path."),

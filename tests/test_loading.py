@@ -218,3 +218,25 @@ def test_kustomize_missing_binary_is_a_clear_error(write: Write, tmp_path: Path,
     (finding,) = load_paths([tmp_path], tmp_path).findings
     assert "neither 'kustomize' nor 'kubectl' is installed" in finding.message
     assert finding.severity is Severity.ERROR
+
+
+def test_helm_chart_folders_are_named_not_parsed(write: Write, tmp_path: Path) -> None:
+    """Helm templates are not YAML until rendered: the chart is a note, never a parse error."""
+    write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n")
+    write("charts/web/templates/deployment.yaml", """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: {{ .Release.Name }}
+        {{- if .Values.extra }}
+        spec: {}
+        {{- end }}
+    """)
+    write("apps/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n")
+    result = load_paths([tmp_path], tmp_path)
+    assert [r.name for r in result.resources] == ["web"]
+    (finding,) = result.findings
+    assert finding.rule_id == "input.helm-chart-not-rendered"
+    assert finding.severity is Severity.NOTE
+    assert finding.location.path == "charts/web/Chart.yaml"
+    assert "Helm chart charts/web is not rendered" in finding.message
