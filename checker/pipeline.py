@@ -28,22 +28,6 @@ from checker.rules import BUILTIN_RULES
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
-def select_policies(options: ScanOptions) -> tuple[list[Policy], list[str], tuple[str, ...]]:
-    """Built-in pack policies plus repository policies; policy errors are collected."""
-    packs = options.packs or DEFAULT_PACKS
-    if "none" in packs:
-        packs = tuple(p for p in packs if p != "none")
-    policies: list[Policy] = []
-    errors: list[str] = []
-    if packs:
-        policies += pack_policies(load_catalog(), packs)
-    for folder in options.policies:
-        found, problems = load_repository_policies(folder, options.root)
-        policies += found
-        errors += problems
-    return policies, errors, tuple(packs)
-
-
 def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | None,
                      ) -> tuple[list[Policy], list[str], tuple[str, ...]]:
     """Policies of one cluster: its packs and overrides, its policy folders, plus the flags.

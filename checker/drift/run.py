@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from checker import __version__
+from checker.config import Cluster
 from checker.drift.compare import DriftOptions, DriftResult, compare
 from checker.drift.ignore import IgnoreRule, autoscaler_rules, load_ignore_file
 from checker.drift.normalize import desired_path, keyed_path, path_text
 from checker.drift.rules import DRIFT_RULES, RULE_MODIFIED, RULE_POLICY, RULE_UNMANAGED
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource, KindRef, Snapshot, SnapshotSource
-from checker.load import LoadResult
+from checker.load.flux import follow
 from checker.load.kustomize import kustomization_file
 from checker.load.objects import relpath
 from checker.model import Finding, Report, Resource, Rule, Severity, SourceLocation
@@ -157,22 +158,17 @@ def _value_at(body: Any, path: Sequence[str | int]) -> Any:
     return node
 
 
-def load_desired(paths: Sequence[Path], root: Path) -> LoadResult:
-    """The desired state exactly as ``scan`` loads it, Flux Kustomizations followed.
+def desired_cluster(paths: Sequence[Path], root: Path) -> Cluster:
+    """PATHS as one unnamed cluster, Flux Kustomizations among them followed.
 
-    A Flux ``Kustomization`` among PATHS is followed to the folders it syncs, with its
-    ``targetNamespace`` and ``postBuild`` substitutions applied, as the controller would.
+    Loaded with ``pipeline.load_cluster``, the desired state is exactly what ``scan`` sees:
+    each followed sync with its ``targetNamespace`` and ``postBuild`` substitutions applied.
     """
-    from checker.config import Cluster
-    from checker.load.flux import follow
-    from checker.pipeline import load_cluster
-
     declared = list(paths) or [root]
     syncs, problems = follow(declared, root)
-    cluster = Cluster(name="", environment="",
-                      paths=tuple(dict.fromkeys([*declared, *(s.path for s in syncs)])),
-                      packs=(), policies=(), syncs=tuple(syncs), problems=tuple(problems))
-    return load_cluster(cluster, root)
+    return Cluster(name="", environment="",
+                   paths=tuple(dict.fromkeys([*declared, *(s.path for s in syncs)])),
+                   packs=(), policies=(), syncs=tuple(syncs), problems=tuple(problems))
 
 
 def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
@@ -194,10 +190,11 @@ def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
 def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
               hasher: SecretHasher | None = None) -> Report:
     """Load, read the snapshot (``source`` or the file in the options), compare, evaluate."""
-    from checker.pipeline import select_policies
-
     hasher = hasher or SecretHasher.from_env()
-    loaded = load_desired(options.paths, options.root)
+    from checker.pipeline import cluster_policies, load_cluster
+
+    desired = desired_cluster(options.paths, options.root)
+    loaded = load_cluster(desired, options.root)
     ignore = read_ignore(options) + autoscaler_rules(loaded.resources)
     if source is None:
         if options.snapshot is None:
@@ -218,9 +215,9 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
     result = compare(loaded.resources, snapshot, hasher, DriftOptions(
         entry=entry, cluster=cluster, ignore=tuple(ignore), owners=options.owners,
         default_namespace=options.default_namespace))
-    policies, errors, packs = select_policies(ScanOptions(
+    policies, errors, packs = cluster_policies(ScanOptions(
         paths=options.paths, root=options.root, packs=options.packs,
-        policies=options.policies))
+        policies=options.policies), desired, None)
     violations, eval_errors, absorbed = policy_drift(policies, loaded.resources, result, entry,
                                                      cluster)
     kept = [f for f in result.findings if not any(f is a for a in absorbed)]
