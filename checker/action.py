@@ -296,10 +296,8 @@ def run_checks(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> 
     report: Report | None = scan(options) if inputs.mode in ("scan", "both") else None
     if drift is not None:
         drifted = drift(options.paths, snapshot, options.root, packs=options.packs,
-                        policies=options.policies)
-        drifted = dataclasses.replace(drifted, link_base=options.link_base,
-                                      sarif_category=options.sarif_category,
-                                      fail_on=options.fail_on)
+                        policies=options.policies, fail_on=options.fail_on,
+                        link_base=options.link_base, sarif_category=options.sarif_category)
         report = drifted if report is None else merge(report, drifted)
     assert report is not None
     return report

@@ -58,6 +58,19 @@ def write_outputs(report: Report, fmt: str, files: dict[str, Path | None]) -> No
     click.echo(RENDERERS[fmt](report), nl=False)
 
 
+def finish(report: Report, fmt: str, files: dict[str, Path | None],
+           notes: tuple[str, ...] = ()) -> NoReturn:
+    """Write the outputs, print notes and errors to stderr, exit with the documented code."""
+    from checker.pipeline import exit_code
+
+    write_outputs(report, fmt, files)
+    for note in notes:
+        click.echo(f"gitops-checker: {note}", err=True)
+    for problem in report.errors:
+        click.echo(f"gitops-checker: error: {problem}", err=True)
+    sys.exit(exit_code(report, report.fail_on))
+
+
 def parse_fail_on(value: str) -> Severity | None:
     """``never`` disables the threshold."""
     return None if value == "never" else Severity.parse(value)
@@ -111,7 +124,6 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
          json_file: Path | None, config_file: Path | None = None, today: str | None = None,
          group_by: str | None = None, sarif_accepted: Path | None = None) -> None:
     """Check manifests under PATHS (default: .) against Gatekeeper policies."""
-    from checker.pipeline import exit_code
     from checker.pipeline import scan as run_scan
 
     options = ScanOptions(
@@ -123,16 +135,13 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
         report = run_scan(options)
     except CheckerError as err:
         fail(str(err))
-    write_outputs(report, fmt, {"sarif": sarif_file, "junit": junit_file,
-                                "markdown": markdown_file, "json": json_file})
     if sarif_accepted is not None:
         from checker.report.sarif import render_accepted
 
         sarif_accepted.parent.mkdir(parents=True, exist_ok=True)
         sarif_accepted.write_text(render_accepted(report), encoding="utf-8")
-    for problem in report.errors:
-        click.echo(f"gitops-checker: error: {problem}", err=True)
-    sys.exit(exit_code(report, options.fail_on))
+    finish(report, fmt, {"sarif": sarif_file, "junit": junit_file,
+                         "markdown": markdown_file, "json": json_file})
 
 
 @cli.command()

@@ -631,7 +631,8 @@ def test_drift_reports_are_merged_through_run_drift(
     log = io.StringIO()
     assert action.run({**env, "INPUT_MODE": "both", "INPUT_SNAPSHOT": "snap.json"}, log) == 0
     assert calls == [((ws.resolve(),), (ws / "snap.json").resolve(), ws.resolve(),
-                      {"packs": ("pss-baseline",), "policies": ((ws / "policies").resolve(),)})]
+                      {"packs": ("pss-baseline",), "policies": ((ws / "policies").resolve(),),
+                       "fail_on": None, "link_base": "", "sarif_category": "gitops-checker"})]
     out = parse_outputs(output.read_text(encoding="utf-8"))
     assert out["drift-count"] == "1"
     assert int(out["total-count"]) == scanned + 1

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from checker.cli import fail, output_options, parse_fail_on, report_options, write_outputs
+from checker.cli import fail, finish, output_options, parse_fail_on, report_options
 from checker.drift.sources import KindRef
 from checker.errors import CheckerError
 
@@ -112,7 +111,6 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str 
     access errors.
     """
     from checker.drift.run import DriftRunOptions, run_drift
-    from checker.pipeline import exit_code
 
     live = bool(kubeconfig or context or in_cluster)
     if snapshot_file is not None and live:
@@ -130,14 +128,11 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str 
         report = run_drift(options)
     except CheckerError as err:
         fail(str(err))
-    write_outputs(report, fmt, {"sarif": sarif_file, "junit": junit_file,
-                                "markdown": markdown_file, "json": json_file})
     summary = report.drift_summary
-    click.echo(f"gitops-checker: drift: {summary['inSync']} of {summary['managed']} managed "
-               f"objects in sync ({summary['coverage']}%)", err=True)
-    for problem in report.errors:
-        click.echo(f"gitops-checker: error: {problem}", err=True)
-    sys.exit(exit_code(report, options.fail_on))
+    finish(report, fmt, {"sarif": sarif_file, "junit": junit_file,
+                         "markdown": markdown_file, "json": json_file},
+           (f"drift: {summary['inSync']} of {summary['managed']} managed objects in sync "
+            f"({summary['coverage']}%)",))
 
 
 # Explicit types: checker.cli imports this module at its end, an import cycle mypy cannot infer.

@@ -247,6 +247,7 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
         link_base=options.link_base,
         sarif_category=options.sarif_category,
         group_by="cluster",
+        fail_on=options.fail_on,
         drift_summary=summary,
     )
 
