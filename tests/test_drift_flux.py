@@ -108,3 +108,20 @@ def test_drift_ignore_rules_from_the_repository_config(write: Write, tmp_path: P
     bad = CliRunner().invoke(cli, args)
     assert bad.exit_code == 2
     assert ".gitops-checker.yaml:4: unknown key(s) in ignore entry: jsonPointer" in bad.output
+
+
+def test_drift_junit_follows_fail_on(write: Write, tmp_path: Path) -> None:
+    """Below --fail-on, drift is a skipped JUnit case and exit 0; at or above it, a failure."""
+    from junitparser import JUnitXml
+
+    _repo(write)
+    snapshot = write("live.yaml", _live("9.9.9"))
+    counts = {}
+    for fail_on in ("error", "never"):
+        junit = tmp_path / f"{fail_on}.xml"
+        result = CliRunner().invoke(cli, [
+            "drift", str(tmp_path / "clusters/prod"), "--root", str(tmp_path), "--snapshot",
+            str(snapshot), "--pack", "none", "--fail-on", fail_on, "--junit", str(junit)])
+        (suite,) = list(JUnitXml.fromfile(str(junit)))
+        counts[fail_on] = (result.exit_code, suite.failures, suite.skipped)
+    assert counts == {"error": (1, 1, 0), "never": (0, 0, 1)}
