@@ -15,6 +15,7 @@ which a batch raises an error, is evaluated the plain way, so results are identi
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -65,10 +66,15 @@ def strip_comments(source: str) -> str:
 
 def batchable(template: Template) -> bool:
     """Whether the template can be rewritten without changing what it computes."""
-    modules = tuple(strip_comments(m) for m in (template.rego, *template.libs))
+    return _batchable(template.rego, tuple(template.libs))
+
+
+@functools.lru_cache(maxsize=1024)
+def _batchable(rego: str, libs: tuple[str, ...]) -> bool:
+    modules = tuple(strip_comments(m) for m in (rego, *libs))
     if any(_OTHER_INPUT.search(m) or _WITH.search(m) for m in modules):
         return False
-    return not any(_PARAMETERS.search(lib) for lib in template.libs)
+    return not any(_PARAMETERS.search(lib) for lib in libs)
 
 
 def _lib_package(source: str) -> str:

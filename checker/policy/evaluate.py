@@ -20,10 +20,10 @@ from typing import Any
 
 from checker.errors import PolicyError
 from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
-from checker.policy.batch import build_runners
+from checker.policy.batch import BatchRunner, build_runners
 from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, default_engine
 from checker.policy.gatekeeper import Template
-from checker.policy.match import Matcher, MatchError, is_namespace
+from checker.policy.match import Matcher, MatchIndex, is_namespace
 from checker.policy.model import Policy
 
 RULE_EVAL_ERROR = "policy.evaluation-error"
@@ -214,45 +214,41 @@ class Evaluator:
         params = {i: json.dumps(policies[i].constraint.parameters, sort_keys=True)
                   for i in compiled}
         undecided: set[tuple[int, str]] = set()
-        valid = sorted(compiled)
-        matchers = {i: Matcher(policies[i].constraint.match) for i in valid}
-        by_kind: dict[tuple[str, str], list[int]] = {}  # constraints whose kinds admit it
+        splits: dict[tuple[int, ...], tuple[list[tuple[BatchRunner, tuple[int, ...]]],
+                                            list[int]]] = {}
+        index_of = MatchIndex({i: Matcher(policies[i].constraint.match) for i in sorted(compiled)},
+                              namespaces)
         for res in resources:
-            candidates = by_kind.get((res.group, res.kind))
-            if candidates is None:
-                candidates = [i for i in valid if matchers[i].admits_kind(res.group, res.kind)]
-                by_kind[(res.group, res.kind)] = candidates
-            matching: set[int] = set()
-            for index in candidates:
-                try:
-                    if matchers[index](res, namespaces):
-                        matching.add(index)
-                except MatchError as err:
-                    if (index, res.namespace) not in undecided:
-                        undecided.add((index, res.namespace))
-                        out[index].findings.append(self._undecided(policies[index], res,
-                                                                   str(err)))
+            matching, problems = index_of(res)
+            for index, why in problems:
+                if (index, res.namespace) not in undecided:
+                    undecided.add((index, res.namespace))
+                    out[index].findings.append(self._undecided(policies[index], res, why))
             if not matching:
                 continue
             request = self.requests.get(id(res))
             review_json = json.dumps(request if request is not None else
                                      review(res, self.operation))
+            split = splits.get(matching)
+            if split is None:  # which batch evaluates which matching constraint
+                chosen = set(matching)
+                split = ([(r, m) for r in runners
+                          if (m := tuple(i for i in r.members if i in chosen))],
+                         [i for i in alone if i in chosen])
+                splits[matching] = split
             outcomes: dict[int, list[dict[str, Any]] | EvalError] = {}
-            for runner in runners:
-                members = tuple(i for i in runner.members if i in matching)
-                if members:
-                    outcomes.update(runner.evaluate(review_json, members))
+            for runner, members in split[0]:
+                outcomes.update(runner.evaluate(review_json, members))
             for index, outcome in outcomes.items():
                 if isinstance(outcome, EvalError):  # re-run plainly: the error names the template
                     alone_error = self._compile(policies[index].template, data_json,
                                                    data_key).evaluate(
                         '{"review":' + review_json + ',"parameters":' + params[index] + "}")
                     outcomes[index] = alone_error
-            for index in alone:
-                if index in matching:
-                    outcomes[index] = self._compile(policies[index].template, data_json,
-                                                   data_key).evaluate(
-                        '{"review":' + review_json + ',"parameters":' + params[index] + "}")
+            for index in split[1]:
+                outcomes[index] = self._compile(policies[index].template, data_json,
+                                               data_key).evaluate(
+                    '{"review":' + review_json + ',"parameters":' + params[index] + "}")
             for index in sorted(outcomes):
                 if outcomes[index]:
                     out[index].findings.extend(self._findings(policies[index], res,
@@ -281,7 +277,9 @@ class Evaluator:
                 pack=policy.rule.pack,
             )]
         out = []
-        for violation in sorted(outcome, key=lambda v: json.dumps(v, sort_keys=True)):
+        if len(outcome) > 1:
+            outcome = sorted(outcome, key=lambda v: json.dumps(v, sort_keys=True))
+        for violation in outcome:
             details = violation.get("details")
             details = details if isinstance(details, dict) else {}
             path = parse_field_path(details.get("path"))

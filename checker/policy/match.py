@@ -84,6 +84,16 @@ class Matcher:
         self.ns_selector = match.get("namespaceSelector")
         self.name = str(match.get("name") or "")
 
+    @property
+    def reads_labels(self) -> bool:
+        """Whether the object's own labels can change the outcome."""
+        return self.label_selector is not None or self.ns_selector is not None
+
+    @property
+    def reads_name(self) -> bool:
+        """Whether the object's name can change the outcome (beyond a Namespace's own)."""
+        return bool(self.name)
+
     def admits_kind(self, group: str, kind: str) -> bool:
         """The ``kinds`` part of the match alone."""
         return not self.kinds or any(
@@ -123,6 +133,54 @@ class Matcher:
                 if not selector_matches(self.ns_selector, _labels(ns.body)):
                     return False
         return not (self.name and not wildcard(self.name, res.name))
+
+
+class MatchIndex:
+    """Which of many constraints match each resource, decided once per kind of resource.
+
+    Whether a constraint matches depends only on the object's group, kind, namespace and -
+    for constraints with a labelSelector, a namespaceSelector or a name - its labels and
+    name; objects that agree on those get the answer computed for the first of them.
+    ``namespaces`` (name -> Namespace resource) must not change while the index is used.
+    """
+
+    def __init__(self, matchers: Mapping[int, Matcher],
+                 namespaces: Mapping[str, Resource]) -> None:
+        self._matchers = matchers
+        self._namespaces = namespaces
+        self._by_kind: dict[tuple[str, str], tuple[list[int], bool, bool]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[tuple[int, ...],
+                                                 tuple[tuple[int, str], ...]]] = {}
+
+    def __call__(self, res: Resource) -> tuple[tuple[int, ...], tuple[tuple[int, str], ...]]:
+        """Indexes of the matching constraints, and (index, why) for undecided ones."""
+        group, kind = res.group, res.kind
+        entry = self._by_kind.get((group, kind))
+        if entry is None:
+            candidates = [i for i, m in self._matchers.items() if m.admits_kind(group, kind)]
+            entry = (candidates,
+                     any(self._matchers[i].reads_labels for i in candidates),
+                     any(self._matchers[i].reads_name for i in candidates))
+            self._by_kind[(group, kind)] = entry
+        candidates, by_labels, by_name = entry
+        if not candidates:
+            return (), ()
+        is_ns = is_namespace(res)
+        key = (group, kind, res.namespace, res.name if by_name or is_ns else None,
+               tuple(sorted(_labels(res.body).items())) if by_labels else None)
+        cached = self._cache.get(key)
+        if cached is None:
+            matching: list[int] = []
+            undecided: list[tuple[int, str]] = []
+            for index in candidates:
+                try:
+                    if self._matchers[index](res, self._namespaces):
+                        matching.append(index)
+                except MatchError as err:
+                    undecided.append((index, str(err)))
+            cached = (tuple(matching), tuple(undecided))
+            self._cache[key] = cached
+        return cached
 
 
 def matches(match: Mapping[str, Any], res: Resource,
