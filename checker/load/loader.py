@@ -17,6 +17,7 @@ from checker.load.objects import (
     relpath,
 )
 from checker.model import Severity
+from checker.parallel import no_cycle_collection
 
 HELM_CHART = "Chart.yaml"
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox"})
@@ -69,6 +70,11 @@ def discover(paths: Iterable[Path],
 
 def load_paths(paths: Iterable[Path], root: Path) -> LoadResult:
     """Load everything under ``paths``; every problem is a finding, nothing raises."""
+    with no_cycle_collection():
+        return _load_paths(paths, root)
+
+
+def _load_paths(paths: Iterable[Path], root: Path) -> LoadResult:
     charts: list[Path] = []
     plain, roots, missing = discover(paths, charts)
     result = LoadResult()

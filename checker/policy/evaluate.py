@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from typing import Any
 
 from checker.errors import PolicyError
 from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
+from checker.parallel import available_cpus, can_fork, fork_map, no_cycle_collection, shares
 from checker.policy.batch import BatchRunner, build_runners
 from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, default_engine
 from checker.policy.gatekeeper import Template
@@ -80,12 +79,9 @@ PARALLEL_THRESHOLD = 20_000  # (resource, policy) pairs below which one process 
 
 def default_workers(pairs: int) -> int:
     """Worker processes for a run of ``pairs`` (resource, policy) pairs."""
-    if pairs < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
+    if pairs < PARALLEL_THRESHOLD or not can_fork():
         return 1
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cpus()
 
 
 def _run_chunk(bounds: tuple[int, int]) -> list[Evaluation]:
@@ -153,21 +149,18 @@ class Evaluator:
         if workers is None:
             workers = default_workers(len(resources) * len(self.policies))
         workers = max(1, min(workers, len(resources)))
-        inventory_json = (json.dumps(inventory(known)["inventory"])
-                          if any(p.template.uses_inventory for p in self.policies) else None)
-        if workers == 1:
-            parts = [self._run_each(self.policies, resources, known, inventory_json)]
-        else:
-            size = -(-len(resources) // workers)
-            bounds = [(start, min(start + size, len(resources)))
-                      for start in range(0, len(resources), size)]
-            global _FORK_STATE
-            _FORK_STATE = (self, resources, known, inventory_json)
-            try:
-                with multiprocessing.get_context("fork").Pool(len(bounds)) as pool:
-                    parts = pool.map(_run_chunk, bounds)
-            finally:
-                _FORK_STATE = None
+        with no_cycle_collection():
+            inventory_json = (json.dumps(inventory(known)["inventory"])
+                              if any(p.template.uses_inventory for p in self.policies) else None)
+            if workers == 1:
+                parts = [self._run_each(self.policies, resources, known, inventory_json)]
+            else:
+                global _FORK_STATE
+                _FORK_STATE = (self, resources, known, inventory_json)
+                try:
+                    parts = fork_map(_run_chunk, shares([1] * len(resources), workers))
+                finally:
+                    _FORK_STATE = None
         merged = Evaluation()
         for index in range(len(self.policies)):
             seen: set[str] = set()
