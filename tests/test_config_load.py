@@ -176,3 +176,36 @@ def test_security_tower_file_without_policies_gets_the_default_packs(tmp_path: P
           "kind: Cluster\nmetadata:\n  name: dev\n")
     (cluster,) = load_config(tmp_path).clusters
     assert (cluster.name, cluster.packs, cluster.policies) == ("dev", (), ())
+
+
+def test_config_overrides_switch_policies_on_and_off(tmp_path: Path) -> None:
+    """`enabled` (documented in docs/packs.md) is accepted by the config file and acted on."""
+    from checker.pipeline import ScanOptions, scan
+
+    write(tmp_path, ".gitops-checker.yaml", """\
+version: 1
+defaults:
+  packs: [best-practice]
+  overrides:
+    bp-image-digest: {enabled: true}
+    bp-resources: {enabled: false}
+""")
+    write(tmp_path, "pod.yaml", """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: a}
+spec:
+  containers: [{name: c, image: "registry.example.com/app:1.2"}]
+""")
+    report = scan(ScanOptions(paths=(tmp_path,), root=tmp_path))
+    rules = {f.rule_id for f in report.findings}
+    assert "bp-image-digest" in rules  # off by default, switched on
+    assert "bp-resources" not in rules  # on by default, switched off
+    assert "bp-probes" in rules  # untouched
+
+
+def test_config_enabled_must_be_a_boolean(tmp_path: Path) -> None:
+    write(tmp_path, ".gitops-checker.yaml",
+          "version: 1\ndefaults:\n  overrides:\n    bp-image-digest: {enabled: 'yes'}\n")
+    with pytest.raises(ConfigError, match=r"\.gitops-checker\.yaml:4.*enabled"):
+        load_config(tmp_path, None, (tmp_path,))
