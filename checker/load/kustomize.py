@@ -29,7 +29,7 @@ from checker.load.objects import (
     relpath,
     resources_from_document,
 )
-from checker.load.yamlfile import Document, YamlProblem, parse_documents
+from checker.load.yamlfile import SAFE_LOADER, Document, YamlProblem, parse_documents
 from checker.model import Resource, SourceLocation
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -55,7 +55,7 @@ def _references(directory: Path) -> list[Path]:
     if file is None:
         return []
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return []
     if not isinstance(data, dict):
@@ -168,7 +168,7 @@ def _resource(data: dict[str, Any], origin: str | None, wrapper: Path, kdir: Pat
     source_file: Path | None = None
     if origin:
         try:
-            info = yaml.safe_load(origin)
+            info = yaml.load(origin, Loader=SAFE_LOADER)
         except yaml.YAMLError:
             info = None
         if isinstance(info, dict):

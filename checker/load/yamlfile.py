@@ -181,3 +181,7 @@ def parse_documents(text: str) -> Iterator[Document | YamlProblem]:
             yield Document(data, builder.spans, node.start_mark.line + 1, node.end_mark.line + 1)
     finally:
         loader.dispose()
+
+
+SAFE_LOADER: type[Any] = _Loader
+"""PyYAML's safe loader, the libyaml one when PyYAML was built with it (for plain reads)."""

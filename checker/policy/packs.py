@@ -23,6 +23,7 @@ import yaml
 from checker.errors import ConfigError, PolicyError
 from checker.load import load_paths
 from checker.load.objects import is_k8s_object, make_resource, read_documents
+from checker.load.yamlfile import SAFE_LOADER
 from checker.model import Control, Resource, Rule, Severity
 from checker.policy.gatekeeper import (
     Constraint,
@@ -163,7 +164,7 @@ class Catalog:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise PolicyError(f"{path}: cannot read: {err}") from err
 
