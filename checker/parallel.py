@@ -82,7 +82,7 @@ def _run_share(index: int) -> Any:
 
 
 def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``[func(item) for item in items]``, one forked process per item.
+    """``[func(item) for item in items]``, in a pool of one forked process per item.
 
     ``func`` and ``items`` reach the workers through the fork, not through pickling; only the
     results are pickled back. A single item runs in this process.

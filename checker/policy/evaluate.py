@@ -158,7 +158,7 @@ class Evaluator:
                 global _FORK_STATE
                 _FORK_STATE = (self, resources, known, inventory_json)
                 try:
-                    parts = fork_map(_run_chunk, shares([1] * len(resources), workers))
+                    parts = fork_map(_run_chunk, shares(self._weights(resources), workers))
                 finally:
                     _FORK_STATE = None
         merged = Evaluation()
@@ -173,6 +173,19 @@ class Evaluator:
                     merged.findings.append(finding)
                 merged.errors.extend(e for e in part[index].errors if e not in merged.errors)
         return merged
+
+    def _weights(self, resources: Sequence[Resource]) -> list[int]:
+        """Work per resource, estimated as 1 + the constraints whose kinds admit it."""
+        matchers = [Matcher(p.constraint.match) for p in self.policies]
+        by_kind: dict[tuple[str, str], int] = {}
+        out = []
+        for res in resources:
+            weight = by_kind.get((res.group, res.kind))
+            if weight is None:
+                weight = 1 + sum(m.admits_kind(res.group, res.kind) for m in matchers)
+                by_kind[(res.group, res.kind)] = weight
+            out.append(weight)
+        return out
 
     def _run_each(self, policies: Sequence[Policy], resources: Sequence[Resource],
                   known: Sequence[Resource], inventory_json: str | None) -> list[Evaluation]:

@@ -1,0 +1,61 @@
+"""checker.parallel: work split into shares, forked map, paused garbage collection."""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import pytest
+
+from checker.parallel import can_fork, fork_map, no_cycle_collection, shares
+
+
+@pytest.mark.parametrize(("weights", "parts"), [
+    ([1] * 10, 2), ([5, 1, 1, 1, 1, 1], 2), ([1], 4), ([1, 1, 1], 5), ([0, 0, 7, 0], 2),
+    ([3, 9, 1, 1, 8, 2, 2, 7], 3),
+])
+def test_shares_cover_every_index_once_in_order_without_empty_ranges(
+        weights: list[int], parts: int) -> None:
+    ranges = shares(weights, parts)
+    assert 1 <= len(ranges) <= parts
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(weights)
+    assert all(a < b for a, b in ranges)
+    assert all(ranges[i][1] == ranges[i + 1][0] for i in range(len(ranges) - 1))
+
+
+def test_shares_balance_by_weight() -> None:
+    assert shares([1] * 10, 2) == [(0, 5), (5, 10)]
+    # one heavy item at the front gets a share of its own
+    assert shares([10, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 11)]
+    assert shares([], 2) == []
+
+
+def _pid_and_square(n: int) -> tuple[int, int]:
+    return os.getpid(), n * n
+
+
+@pytest.mark.skipif(not can_fork(), reason="fork is not available on this platform")
+def test_fork_map_keeps_order_and_runs_in_other_processes() -> None:
+    results = fork_map(_pid_and_square, [1, 2, 3])
+    assert [r[1] for r in results] == [1, 4, 9]
+    assert all(pid != os.getpid() for pid, _ in results)
+
+
+def test_fork_map_of_one_item_runs_here() -> None:
+    assert fork_map(_pid_and_square, [5]) == [(os.getpid(), 25)]
+
+
+def test_no_cycle_collection_pauses_and_restores_and_nests() -> None:
+    assert gc.isenabled()
+    with no_cycle_collection():
+        assert not gc.isenabled()
+        with no_cycle_collection():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner block does not turn it back on
+    assert gc.isenabled()
+
+
+def test_no_cycle_collection_restores_after_an_error() -> None:
+    with pytest.raises(ValueError), no_cycle_collection():
+        raise ValueError("boom")
+    assert gc.isenabled()
