@@ -338,16 +338,19 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
                 or finding.rule_id in NOT_ACCEPTABLE or finding.suppression is not None):
             outcome.findings.append(finding)
             continue
+        cache_key = (finding.cluster, res.key)
+        if cache_key not in inline_cache:
+            inline_cache[cache_key] = inline_acceptances(
+                finding.cluster, res, namespaces.get(finding.cluster, {}))
+        if not acceptances and not inline_cache[cache_key]:
+            outcome.findings.append(finding)  # nothing could accept it
+            continue
         policy_key = (finding.rule_id, str(finding.details.get("constraint", "")))
         if policy_key not in by_policy:
             by_policy[policy_key] = _NameIndex(
                 [a for a in acceptances if a.covers_policy(finding)])
         candidates = [a for a in by_policy[policy_key].candidates(res.name)
                       if any(s.matches(finding.cluster, res) for s in a.selectors)]
-        cache_key = (finding.cluster, res.key)
-        if cache_key not in inline_cache:
-            inline_cache[cache_key] = inline_acceptances(
-                finding.cluster, res, namespaces.get(finding.cluster, {}))
         for a in inline_cache[cache_key]:
             annotation_seen.setdefault(key(a), a)
             if a.covers_policy(finding):
