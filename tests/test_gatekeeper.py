@@ -278,8 +278,14 @@ def test_policy_model_exposes_rule() -> None:
     assert (policy.rule.id, policy.severity) == ("Echo/c", Severity.WARNING)
 
 
-def test_batched_and_plain_evaluation_agree() -> None:
-    """Batching constraints into one interpreter changes nothing: same findings and errors."""
+@pytest.mark.parametrize("max_programs", [32, 1, 0])
+def test_batched_and_plain_evaluation_agree(max_programs: int,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batching constraints into one interpreter changes nothing: same findings and errors,
+    whether each set of matching constraints has its own interpreter or they share one."""
+    import checker.policy.batch as batch
+
+    monkeypatch.setattr(batch, "MAX_PROGRAMS", max_programs)
     schema = {"type": "object", "properties": {"word": {"type": "string"}}}
     boom = 'package boom\nviolation[{"msg": m}] { x := 10 / input.review.object.data.n; m := sprintf("%v", [x]) }\n'
     with_rego = ('package withparams\nviolation[{"msg": m}] { p := input; m := sprintf("%v", [p.parameters.word]) }\n')

@@ -49,6 +49,10 @@ class Program(Protocol):
         """Set the input document (JSON text) for the following evaluations."""
         ...  # pragma: no cover
 
+    def copy(self) -> Program:
+        """An independent program with the same modules and data (the data is shared)."""
+        ...  # pragma: no cover
+
     def eval_rule(self, rule: str) -> Any:
         """The value of ``rule`` (a ``data.`` path) as JSON data, or an EvalError."""
         ...  # pragma: no cover
@@ -102,6 +106,9 @@ class _RegorusProgram:
 
     def set_input(self, input_json: str) -> None:
         self._engine.set_input_json(input_json)
+
+    def copy(self) -> Program:
+        return _RegorusProgram(self._engine.clone())
 
     def eval_rule(self, rule: str) -> Any:
         try:
