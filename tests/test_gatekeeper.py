@@ -318,3 +318,17 @@ def test_batchable_detection_ignores_comments_and_strings() -> None:
     assert batchable(ok)
     other = parse_template(template("Other", 'package other\nviolation[{"msg": "m"}] { input.x }\n'))
     assert not batchable(other)
+
+
+def test_parameters_become_a_local_rule_unless_that_is_unsafe() -> None:
+    from checker.policy.batch import LOCAL_PARAMS, PARAMS, _with_parameters
+
+    rego = 'package x\nviolation[{"msg": m}] { m := input.parameters.word }\n'
+    local = _with_parameters(rego, {"word": "hi"}, f"data.{PARAMS}.c0")
+    assert "input.parameters" not in local
+    assert f"m := {LOCAL_PARAMS}.word" in local and f'{LOCAL_PARAMS} := {{\n "word": "hi"\n}}' in local
+    # a value too long for one line of Rego, or the name already used: read from data instead
+    long_value = _with_parameters(rego, {"word": "x" * 2000}, f"data.{PARAMS}.c0")
+    assert f"m := data.{PARAMS}.c0.word" in long_value and LOCAL_PARAMS not in long_value
+    taken = rego + f"{LOCAL_PARAMS} := 1\n"
+    assert f"data.{PARAMS}.c0.word" in _with_parameters(taken, {"word": "hi"}, f"data.{PARAMS}.c0")

@@ -28,6 +28,8 @@ from checker.policy.gatekeeper import Template
 from checker.policy.model import Policy
 
 PARAMS = "gitops_checker_params"
+LOCAL_PARAMS = "gitops_checker_parameters"
+_LOCAL_PARAMS_NAME = re.compile(rf"\b{LOCAL_PARAMS}\b")
 _OTHER_INPUT = re.compile(r"(?<![\w.$])input\b(?!\.(?:review|parameters)\b)")
 _PARAMETERS = re.compile(r"(?<![\w.$])input\.parameters\b")
 _WITH = re.compile(r"(?<![\w.$])with\s")
@@ -142,7 +144,8 @@ class BatchRunner:
         for i in group.members:
             rego = _PACKAGE.sub(rf"\1package gitops_checker.c{i}", policies[i].template.rego,
                                 count=1)
-            self._modules[i] = _PARAMETERS.sub(f"data.{PARAMS}.c{i}", rego)
+            self._modules[i] = _with_parameters(rego, policies[i].constraint.parameters,
+                                                f"data.{PARAMS}.c{i}")
         self.program = self._with_modules(group.members)  # raises PolicyError if one is bad
         self._signatures: dict[tuple[int, ...], str] = {}
         self._programs: dict[tuple[int, ...], tuple[Program, str] | None] = {}
@@ -202,6 +205,20 @@ class BatchRunner:
             single = program.eval_rule(f"data.gitops_checker.c{i}.violation")
             out[i] = single if isinstance(single, EvalError) else _violations(single or [])
         return out
+
+
+def _with_parameters(rego: str, parameters: Any, data_ref: str) -> str:
+    """``rego`` reading the constraint's parameters instead of ``input.parameters``.
+
+    They become a constant rule of the module itself: regorus looks a local rule up far more
+    cheaply than a path under ``data``. Where that cannot be written safely (the name is taken,
+    or a value would make a line longer than regorus accepts) the ``data`` path is used.
+    """
+    text = json.dumps(parameters, indent=1, sort_keys=True, ensure_ascii=False)
+    if _LOCAL_PARAMS_NAME.search(rego) or any(len(line) > 900 for line in text.splitlines()):
+        return _PARAMETERS.sub(data_ref, rego)
+    return (_PARAMETERS.sub(LOCAL_PARAMS, rego).rstrip("\n")
+            + f"\n\n{LOCAL_PARAMS} := {text}\n")
 
 
 def _violations(value: Any) -> list[dict[str, Any]]:
