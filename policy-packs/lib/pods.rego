@@ -4,11 +4,6 @@ import future.keywords.contains
 import future.keywords.if
 import future.keywords.in
 
-# Group and kind of the object under review, as the AdmissionRequest names them.
-group := input.review.kind.group
-
-kind := input.review.kind.kind
-
 # Every pod spec in the object under review: the field path that leads to it ("path"), the
 # spec ("spec"), and the pod metadata with its path ("meta", "meta_path").
 #
@@ -19,8 +14,8 @@ kind := input.review.kind.kind
 # spec.jobTemplate.spec.template.spec (CronJob, KEDA ScaledJob) and template.spec (PodTemplate).
 # Matching by path, not by a list of kinds, keeps each evaluation cheap.
 specs contains {"path": ["spec"], "spec": spec, "meta_path": ["metadata"], "meta": meta} if {
-  kind == "Pod"
-  group == ""
+  input.review.kind.kind == "Pod"
+  input.review.kind.group == ""
   spec := input.review.object.spec
   meta := object.get(input.review.object, "metadata", {})
 }
@@ -46,29 +41,17 @@ specs contains {
   "path": ["template", "spec"], "spec": spec,
   "meta_path": ["template", "metadata"], "meta": meta,
 } if {
-  kind == "PodTemplate"
-  group == ""
+  input.review.kind.kind == "PodTemplate"
+  input.review.kind.group == ""
   spec := input.review.object.template.spec
   meta := object.get(input.review.object.template, "metadata", {})
 }
 
-# Every container of every pod spec: {"path", "container", "pod_path", "pod"}.
-containers contains {"path": array.concat(s.path, ["initContainers", i]), "container": c,
-                     "pod_path": s.path, "pod": s.spec} if {
+# Every container of every pod spec: {"path", "container", "pod"}, where "pod" is the pod spec.
+containers contains {"path": array.concat(s.path, [field, i]), "container": c, "pod": s.spec} if {
   some s in specs
-  some i, c in s.spec.initContainers
-}
-
-containers contains {"path": array.concat(s.path, ["containers", i]), "container": c,
-                     "pod_path": s.path, "pod": s.spec} if {
-  some s in specs
-  some i, c in s.spec.containers
-}
-
-containers contains {"path": array.concat(s.path, ["ephemeralContainers", i]), "container": c,
-                     "pod_path": s.path, "pod": s.spec} if {
-  some s in specs
-  some i, c in s.spec.ephemeralContainers
+  some field in ["initContainers", "containers", "ephemeralContainers"]
+  some i, c in s.spec[field]
 }
 
 # Containers of long-running or batch workloads, without ephemeral (debug) containers.
@@ -76,15 +59,3 @@ app_containers contains entry if {
   some entry in containers
   entry.path[count(entry.path) - 2] != "ephemeralContainers"
 }
-
-# The pod runs Windows (spec.os.name), which exempts it from Linux-only controls.
-windows(spec) if spec.os.name == "windows"
-
-# The pod runs in a user namespace (spec.hostUsers: false).
-user_namespace(spec) if spec.hostUsers == false
-
-# A securityContext as an object ({} when absent or null), so lookups in it are plain.
-security_context(x) := sc if {
-  sc := x.securityContext
-  is_object(sc)
-} else := {}
