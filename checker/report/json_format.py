@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _string
 from typing import Any
 
-from checker.model import Control, FieldPath, Finding, Report, Severity
+from checker.model import FieldPath, Finding, Report, Severity
 from checker.report.common import ONE_LINE as _encode
 from checker.report.common import RawJSON, dump_json, severity_counts, without_cycle_collection
 
@@ -53,7 +53,9 @@ class _Lines:
 
     def __init__(self) -> None:
         self.strings: dict[str, str] = {}
-        self.heads: dict[tuple[str, str, tuple[Control, ...]], str] = {}
+        # keyed by the controls tuple's id: findings of one rule share that tuple, and hashing
+        # it would hash every Control (Python code); every finding stays alive while rendering
+        self.heads: dict[tuple[str, str, int], str] = {}
         self.paths: dict[FieldPath, str] = {}
         self.details: dict[tuple[tuple[str, Any], ...], str] = {}
 
@@ -81,10 +83,11 @@ class _Lines:
         """One finding on one line, keys sorted."""
         if f.suppression is not None:  # a few at most: the plain way
             return RawJSON(_encode(finding_dict(f)))
-        head = self.heads.get((f.category, f.cluster, f.controls))
+        key = (f.category, f.cluster, id(f.controls))
+        head = self.heads.get(key)
         if head is None:
             controls = [{"standard": c.standard, "id": c.id} for c in f.controls]
-            head = self.heads[(f.category, f.cluster, f.controls)] = (
+            head = self.heads[key] = (
                 f'{{"category": {_string(f.category)}, "cluster": {_string(f.cluster)}, '
                 f'"controls": {_encode(controls)}')
         field_path = self.paths.get(f.field_path)
