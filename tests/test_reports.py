@@ -225,6 +225,13 @@ def varied_report(**changes: object) -> Report:
                 resource="Deployment ns/d", cluster="stage",
                 details={"field": "spec.image", "before": ["a", {"b": 1}], "after": {"x": [1, 2]}}),
         Finding("input.parse-error", "input", Severity.ERROR, "bad", SourceLocation("c.yaml", 1, 1)),
+        # regions: multi-line without end column, end column before the start, line/column 0
+        Finding("demo-rule", "policy", Severity.WARNING, "", SourceLocation("f.yaml", 5, 4, 8),
+                pack="demo", controls=rule.controls, field_path=("metadata",)),
+        Finding("demo-rule", "policy", Severity.WARNING, "x", SourceLocation("g.yaml", 2, 7, 2, 3),
+                resource="Pod ns/g", pack="demo",
+                controls=(Control("cis-kubernetes", "5.1"), Control("cis-kubernetes", "5.2"))),
+        Finding("input.parse-error", "input", Severity.NOTE, "empty", SourceLocation("h.yaml", 0, 0)),
         Finding("demo-rule", "policy", Severity.ERROR, "accepted", SourceLocation("e.yaml", 4),
                 resource="Pod ns/e", pack="demo",
                 suppression=Suppression("file", f"legacy {odd}", "team-a", "", "acc.yaml")),
@@ -245,7 +252,7 @@ def test_json_writes_each_finding_as_its_one_line_encoding() -> None:
                 for f in report.findings]
     lines = [line.strip().rstrip(",") for line in text.splitlines() if line.startswith("    {")]
     assert sorted(lines) == sorted(expected)
-    assert len(data["findings"]) + len(data["accepted"]) == len(report.findings) == 6
+    assert len(data["findings"]) + len(data["accepted"]) == len(report.findings) == 9
     assert data["findings"][0] == json.loads(expected[0])
     assert data["summary"]["bySeverity"] == report.counts()
     skeleton = {**data, "findings": [], "accepted": []}
@@ -280,7 +287,7 @@ def test_sarif_splits_clusters_into_runs_with_their_own_category() -> None:
     assert list(runs) == ["ci/", "ci/prod/", "ci/stage/"]
     assert [r["properties"].get("cluster") for r in runs["ci/prod/"]["results"]] == ["prod"]
     assert [r["ruleId"] for r in runs["ci/stage/"]["results"]] == ["drift.changed"]
-    assert len(runs["ci/"]["results"]) == 3
+    assert len(runs["ci/"]["results"]) == 6
 
 
 def _tree(element: ET.Element) -> tuple[object, ...]:
@@ -318,13 +325,13 @@ def test_junit_matches_what_junit_xml_writes(fail_on: Severity | None) -> None:
     assert _tree(normalized) == _tree(lib)
     assert ours.replace("&#10;", "\n").replace("&#9;", "\t") == theirs
     assert "\x07" not in ours and "\x1b" not in ours and "\ufffe" not in ours
-    messages = [e.get("message") for e in mine.iter() if e.get("message")]
+    messages = [e.get("message", "") for e in mine.iter()]
     assert any("new\nline" in m for m in messages)  # kept, not turned into a space
     xml = junitparser.JUnitXml.fromstring(ours)
     cases = [case for suite in xml for case in suite]
-    assert len(cases) == 5  # four findings (drift is one case per resource) and nothing else
-    assert sum(1 for c in cases if c.is_skipped) == {Severity.ERROR: 2, Severity.NOTE: 0,
-                                                     None: 5}[fail_on]
+    assert len(cases) == 8  # every finding, drift as one case per resource, nothing else
+    assert sum(1 for c in cases if c.is_skipped) == {Severity.ERROR: 5, Severity.NOTE: 0,
+                                                     None: 8}[fail_on]
 
 
 def test_markdown_ranks_and_counts_like_the_report() -> None:
@@ -334,7 +341,8 @@ def test_markdown_ranks_and_counts_like_the_report() -> None:
     for n in range(len(active) + 2):
         assert most_severe(active, n) == by_severity(active)[:n]
     assert severity_counts(active) == report.counts()
-    assert standards(report) == {"cis-kubernetes": 1, "nsa": 1}
+    # a standard counts once per finding, however many of its controls the finding names
+    assert standards(report) == {"cis-kubernetes": 3, "nsa": 2}
     md = RENDERERS["markdown"](report)
     assert "### Cluster prod" in md and "### Cluster stage" in md
     assert "| prod | 0 | 1 | 0 | 0 |" in md
