@@ -26,9 +26,9 @@ _LABEL = {s: s.label for s in Severity}
 
 
 def _case(f: Finding, group: str, report: Report) -> TestCase:
-    where = f"{f.location.path}:{f.location.line}"
-    name = f"{f.rule_id}: {f.resource or where}"
-    case = TestCase(name=name, classname=group, file=f.location.path, line=f.location.line)
+    path, line = f.location.path, f.location.line
+    where = f"{path}:{line}"
+    case = TestCase(f"{f.rule_id}: {f.resource or where}", group, file=path, line=line)
     text = f"{where}: {f.message}"
     if report.fails(f):
         case.add_failure_info(message=f.message, output=text, failure_type=_LABEL[f.severity])
@@ -112,16 +112,6 @@ def _attr(value: object) -> str:
     return _text(text).replace("\n", "&#10;").replace("\t", "&#9;")
 
 
-def _outcome(tag: str, info: dict[str, Any]) -> str:
-    """A failure, error or skipped element as junit-xml builds it."""
-    attrs = f' type="{_attr(info["type"] or tag)}"' if tag != "skipped" else ' type="skipped"'
-    if info["message"]:
-        attrs += f' message="{_attr(info["message"])}"'
-    if info["output"]:
-        return f"\t\t\t<{tag}{attrs}>{_text(info['output'])}</{tag}>\n"
-    return f"\t\t\t<{tag}{attrs}/>\n"
-
-
 class _Suite:
     """One ``testsuite``: its cases as text, counted as junit-xml counts them."""
 
@@ -140,6 +130,16 @@ class _Suite:
             out = self.attrs[value] = _attr(value)
         return out
 
+    def outcome(self, tag: str, info: dict[str, Any]) -> str:
+        """A failure, error or skipped element as junit-xml builds it."""
+        attrs = (f' type="{self.attr(info["type"] or tag)}"' if tag != "skipped"
+                 else ' type="skipped"')
+        if info["message"]:
+            attrs += f' message="{_attr(info["message"])}"'
+        if info["output"]:
+            return f"\t\t\t<{tag}{attrs}>{_text(info['output'])}</{tag}>\n"
+        return f"\t\t\t<{tag}{attrs}/>\n"
+
     def case(self, case: TestCase) -> None:
         """One ``testcase`` with the attributes and outcomes this module sets."""
         head = f'\t\t<testcase name="{_attr(case.name)}"'
@@ -150,19 +150,19 @@ class _Suite:
         if case.line:
             head += f' line="{case.line}"' if type(case.line) is int else (
                 f' line="{_attr(case.line)}"')
-        body = "".join([_outcome("failure", i) for i in case.failures
+        body = "".join([self.outcome("failure", i) for i in case.failures
                         if i["message"] or i["output"]])
         counts = self.counts
         counts["tests"] += 1
         counts["failures"] += bool(body)
         if case.errors:
-            errors = "".join([_outcome("error", i) for i in case.errors
+            errors = "".join([self.outcome("error", i) for i in case.errors
                               if i["message"] or i["output"]])
             counts["errors"] += bool(errors)
             body += errors
         if case.skipped:
             self.skipped += 1
-            body += "".join([_outcome("skipped", i) for i in case.skipped])
+            body += "".join([self.outcome("skipped", i) for i in case.skipped])
         if not case.is_enabled:
             counts["disabled"] += 1
         self.out.append(f"{head}>\n{body}\t\t</testcase>\n" if body else f"{head}/>\n")
