@@ -17,7 +17,14 @@ from click.testing import CliRunner
 from checker.cli import cli
 from checker.model import Control, Finding, Report, Rule, Severity, SourceLocation, Suppression
 from checker.report import RENDERERS
-from checker.report.common import by_severity, dump_json, most_severe, severity_counts, standards
+from checker.report.common import (
+    SORT_KEY,
+    by_severity,
+    dump_json,
+    most_severe,
+    severity_counts,
+    standards,
+)
 from checker.report.json_format import ONE_LINE as ONE_LINE_KEYS
 from checker.report.json_format import finding_dict
 from checker.report.sarif import _result as sarif_result
@@ -338,8 +345,10 @@ def test_markdown_ranks_and_counts_like_the_report() -> None:
     """Top findings and counts computed without sorting everything agree with the model."""
     report = varied_report(group_by="cluster")
     active = report.active
+    assert [SORT_KEY(f) for f in active] == [f.sort_key() for f in active]
     for n in range(len(active) + 2):
         assert most_severe(active, n) == by_severity(active)[:n]
+        assert most_severe(active[::-1], n) == by_severity(active)[:n]
     assert severity_counts(active) == report.counts()
     # a standard counts once per finding, however many of its controls the finding names
     assert standards(report) == {"cis-kubernetes": 3, "nsa": 2}

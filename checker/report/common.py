@@ -58,17 +58,23 @@ def by_severity(findings: tuple[Finding, ...] | list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-int(f.severity), f.sort_key()))
 
 
+# Finding.sort_key as one C call (a test checks they agree).
+SORT_KEY = attrgetter("cluster", "location.path", "location.line", "location.column", "rule_id",
+                      "resource", "message")
+
+
 def most_severe(findings: Sequence[Finding], n: int) -> list[Finding]:
     """``by_severity(findings)[:n]``, without sorting every finding: only the most severe
     levels that fill the first ``n`` are ranked (a large scan has tens of thousands)."""
-    buckets: dict[Severity, list[Finding]] = {}
-    for f in findings:
-        buckets.setdefault(f.severity, []).append(f)
+    per = Counter(map(attrgetter("severity"), findings))
+    ranked = sorted(findings, key=attrgetter("severity"), reverse=True)  # stable
     out: list[Finding] = []
-    for severity in sorted(buckets, reverse=True):
+    start = 0
+    for severity in sorted(per, reverse=True):
         if len(out) >= n:
             break
-        out += heapq.nsmallest(n - len(out), buckets[severity], key=Finding.sort_key)
+        out += heapq.nsmallest(n - len(out), ranked[start:start + per[severity]], key=SORT_KEY)
+        start += per[severity]
     return out
 
 
@@ -83,8 +89,9 @@ def standards(report: Report, active: Sequence[Finding] | None = None) -> dict[s
     when the caller has it already)."""
     findings = report.active if active is None else active
     # Findings of one rule share their controls tuple: count the tuples, then their standards.
-    per_tuple = Counter(map(id, map(attrgetter("controls"), findings)))
-    tuples = {id(f.controls): f.controls for f in findings}
+    controls = list(map(attrgetter("controls"), findings))
+    per_tuple = Counter(map(id, controls))
+    tuples = dict(zip(map(id, controls), controls, strict=True))
     out: dict[str, int] = {}
     for key, n in per_tuple.items():
         for std in {c.standard for c in tuples[key]}:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from operator import attrgetter
 
 from checker.model import Finding, Report
 from checker.report.common import most_severe, severity_counts, standards, without_cycle_collection
@@ -125,7 +126,9 @@ def drift_section(report: Report, active: tuple[Finding, ...] | None = None) -> 
     the optional ``drift_summary`` of a drift report (``active``: the report's, when the
     caller has it already).
     """
-    drifts = [f for f in (report.active if active is None else active) if f.category == "drift"]
+    findings = report.active if active is None else active
+    drifts = ([f for f in findings if f.category == "drift"]
+              if "drift" in set(map(attrgetter("category"), findings)) else [])
     summary = report.drift_summary
     if not drifts and not summary:
         return []
