@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import junitparser
@@ -13,8 +15,19 @@ import pytest
 from click.testing import CliRunner
 
 from checker.cli import cli
-from checker.model import Finding, Report, Rule, Severity, SourceLocation, Suppression
+from checker.model import Control, Finding, Report, Rule, Severity, SourceLocation, Suppression
 from checker.report import RENDERERS
+from checker.report.common import (
+    SORT_KEY,
+    by_severity,
+    dump_json,
+    most_severe,
+    severity_counts,
+    standards,
+)
+from checker.report.json_format import ONE_LINE as ONE_LINE_KEYS
+from checker.report.json_format import finding_dict
+from checker.report.sarif import _result as sarif_result
 from checker.report.sarif import render_accepted
 from tests.conftest import GOLDEN, ROOT
 
@@ -199,3 +212,146 @@ def test_markdown_links_to_file_and_line_when_given_a_base() -> None:
     report = make_report()
     linked = Report(**{**report.__dict__, "link_base": "https://github.com/o/r/blob/abc"})
     assert "[a.yaml:3](https://github.com/o/r/blob/abc/a.yaml#L3)" in RENDERERS["markdown"](linked)
+
+
+def varied_report(**changes: object) -> Report:
+    """Findings that exercise escaping and the optional parts of every format."""
+    rule = Rule("demo-rule", "Demo rule", Severity.ERROR, "Why.", "How to fix.", pack="demo",
+                controls=(Control("cis-kubernetes", "5.1"), Control("nsa", "pods")))
+    odd = 'ctl\x07\x1b tab\tnew\nline <&> "q" \'s\' é ☃ \U0001F600 \ufffe'
+    findings = [
+        Finding("demo-rule", "policy", Severity.ERROR, "plain", SourceLocation("a.yaml", 3, 5, 3, 9),
+                resource="Pod ns/a", field_path=("spec", "containers", 0, "image"), pack="demo",
+                controls=rule.controls, details={"constraint": "K/demo", "enforcementAction": "deny"}),
+        Finding("demo-rule", "policy", Severity.WARNING, odd, SourceLocation(f"d/{odd}.yaml", 7),
+                resource=f"Pod ns/{odd}", pack="demo", cluster="prod",
+                details={"n": 1, "flag": True, "ratio": 1.5, "none": None}),
+        Finding("demo-rule", "policy", Severity.NOTE, "numbers", SourceLocation("a.yaml", 9, 1),
+                resource="Pod ns/c", pack="demo", details={"n": "1"}),
+        Finding("drift.changed", "drift", Severity.ERROR, "image differs", SourceLocation("b.yaml", 2),
+                resource="Deployment ns/d", cluster="stage",
+                details={"field": "spec.image", "before": ["a", {"b": 1}], "after": {"x": [1, 2]}}),
+        Finding("input.parse-error", "input", Severity.ERROR, "bad", SourceLocation("c.yaml", 1, 1)),
+        # regions: multi-line without end column, end column before the start, line/column 0
+        Finding("demo-rule", "policy", Severity.WARNING, "", SourceLocation("f.yaml", 5, 4, 8),
+                pack="demo", controls=rule.controls, field_path=("metadata",)),
+        Finding("demo-rule", "policy", Severity.WARNING, "x", SourceLocation("g.yaml", 2, 7, 2, 3),
+                resource="Pod ns/g", pack="demo",
+                controls=(Control("cis-kubernetes", "5.1"), Control("cis-kubernetes", "5.2"))),
+        Finding("input.parse-error", "input", Severity.NOTE, "empty", SourceLocation("h.yaml", 0, 0)),
+        Finding("demo-rule", "policy", Severity.ERROR, "accepted", SourceLocation("e.yaml", 4),
+                resource="Pod ns/e", pack="demo",
+                suppression=Suppression("file", f"legacy {odd}", "team-a", "", "acc.yaml")),
+    ]
+    report = Report(findings=tuple(sorted(findings, key=Finding.sort_key)),
+                    rules={"demo-rule": rule}, resources_checked=5, files_checked=4,
+                    packs=("demo",), clusters=("prod", "stage"), tool_version="1.0.0")
+    return replace(report, **changes)  # type: ignore[arg-type]
+
+
+def test_json_writes_each_finding_as_its_one_line_encoding() -> None:
+    """Every finding line is exactly the C encoder's line for ``finding_dict``; the rest is
+    ``json.dumps(indent=2, sort_keys=True)``."""
+    report = varied_report()
+    text = RENDERERS["json"](report)
+    data = json.loads(text)
+    expected = [json.dumps(finding_dict(f), sort_keys=True, separators=(", ", ": "), default=str)
+                for f in report.findings]
+    lines = [line.strip().rstrip(",") for line in text.splitlines() if line.startswith("    {")]
+    assert sorted(lines) == sorted(expected)
+    assert len(data["findings"]) + len(data["accepted"]) == len(report.findings) == 9
+    assert data["findings"][0] == json.loads(expected[0])
+    assert data["summary"]["bySeverity"] == report.counts()
+    skeleton = {**data, "findings": [], "accepted": []}
+    assert dump_json(skeleton, ONE_LINE_KEYS) == json.dumps(skeleton, indent=2,
+                                                              sort_keys=True) + "\n"
+
+
+def test_sarif_writes_one_line_per_result() -> None:
+    """SARIF results are one line each: exactly the C encoder's line for the plain result."""
+    report = varied_report(sarif_category="ci")
+    for render, findings in ((RENDERERS["sarif"], report.active),
+                             (render_accepted, report.suppressed)):
+        text = render(report)
+        run = json.loads(text)["runs"][0]
+        lines = [line.strip().rstrip(",") for line in text.splitlines()
+                 if line.startswith('        {"')]
+        assert [json.loads(line) for line in lines] == run["results"]
+        assert len(lines) == len(findings) > 0
+        index = {r["id"]: i for i, r in enumerate(run["tool"]["driver"]["rules"])}
+        for line, f in zip(lines, findings, strict=True):
+            if f.suppression is None:
+                expected = sarif_result(f, index[f.rule_id], {"uriBaseId": "%SRCROOT%"})
+                assert line == json.dumps(expected, sort_keys=True, separators=(", ", ": "))
+    accepted = json.loads(render_accepted(report))["runs"][0]["results"]
+    assert [r["suppressions"][0]["status"] for r in accepted] == ["accepted"]
+
+
+def test_sarif_splits_clusters_into_runs_with_their_own_category() -> None:
+    """With clusters, each cluster gets a run (category ``<base>/<cluster>``) of its findings."""
+    log = json.loads(RENDERERS["sarif"](varied_report(group_by="cluster", sarif_category="ci")))
+    runs = {run["automationDetails"]["id"]: run for run in log["runs"]}
+    assert list(runs) == ["ci/", "ci/prod/", "ci/stage/"]
+    assert [r["properties"].get("cluster") for r in runs["ci/prod/"]["results"]] == ["prod"]
+    assert [r["ruleId"] for r in runs["ci/stage/"]["results"]] == ["drift.changed"]
+    assert len(runs["ci/"]["results"]) == 6
+
+
+def _tree(element: ET.Element) -> tuple[object, ...]:
+    return (element.tag, sorted(element.attrib.items()), (element.text or "").strip(),
+            [_tree(child) for child in element])
+
+
+@pytest.mark.parametrize("fail_on", [Severity.ERROR, Severity.NOTE, None])
+def test_junit_matches_what_junit_xml_writes(fail_on: Severity | None) -> None:
+    """The direct writer gives the document junit-xml's own serializer gives (parsed), minus
+    illegal XML characters, and the only textual difference is how attribute line breaks and
+    tabs are kept."""
+    import junit_xml
+
+    from checker.report import junit
+
+    report = varied_report(fail_on=fail_on)
+    captured: list[list[junit_xml.TestSuite]] = []
+    real = junit._xml
+
+    def capture(suites: list[junit_xml.TestSuite]) -> str:
+        captured.append(suites)
+        return real(suites)
+
+    junit._xml = capture
+    try:
+        ours = RENDERERS["junit"](report)
+    finally:
+        junit._xml = real
+    theirs = str(junit_xml.to_xml_report_string(captured[0], prettyprint=True,
+                                                encoding="utf-8"))
+    mine, lib = ET.fromstring(ours.encode()), ET.fromstring(theirs.encode())
+    # junit-xml writes attribute line breaks and tabs raw: a reader turns them into spaces
+    normalized = ET.fromstring(ours.replace("&#10;", " ").replace("&#9;", " ").encode())
+    assert _tree(normalized) == _tree(lib)
+    assert ours.replace("&#10;", "\n").replace("&#9;", "\t") == theirs
+    assert "\x07" not in ours and "\x1b" not in ours and "\ufffe" not in ours
+    messages = [e.get("message", "") for e in mine.iter()]
+    assert any("new\nline" in m for m in messages)  # kept, not turned into a space
+    xml = junitparser.JUnitXml.fromstring(ours)
+    cases = [case for suite in xml for case in suite]
+    assert len(cases) == 8  # every finding, drift as one case per resource, nothing else
+    assert sum(1 for c in cases if c.is_skipped) == {Severity.ERROR: 5, Severity.NOTE: 0,
+                                                     None: 8}[fail_on]
+
+
+def test_markdown_ranks_and_counts_like_the_report() -> None:
+    """Top findings and counts computed without sorting everything agree with the model."""
+    report = varied_report(group_by="cluster")
+    active = report.active
+    assert [SORT_KEY(f) for f in active] == [f.sort_key() for f in active]
+    for n in range(len(active) + 2):
+        assert most_severe(active, n) == by_severity(active)[:n]
+        assert most_severe(active[::-1], n) == by_severity(active)[:n]
+    assert severity_counts(active) == report.counts()
+    # a standard counts once per finding, however many of its controls the finding names
+    assert standards(report) == {"cis-kubernetes": 3, "nsa": 2}
+    md = RENDERERS["markdown"](report)
+    assert "### Cluster prod" in md and "### Cluster stage" in md
+    assert "| prod | 0 | 1 | 0 | 0 |" in md

@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import heapq
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any, ParamSpec, TypeVar
 
 from checker.model import Finding, Report, Severity
+from checker.parallel import no_cycle_collection
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def without_cycle_collection(render: Callable[P, R]) -> Callable[P, R]:
+    """Run ``render`` with the cyclic garbage collector paused (see ``checker.parallel``).
+
+    Renderers allocate an object or more per finding and create no reference cycles; with the
+    collector running, its passes over a report of tens of thousands of findings took up to
+    half of the rendering time.
+    """
+    @functools.wraps(render)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> R:
+        with no_cycle_collection():
+            return render(*args, **kwargs)
+    return paused
+
 
 SECURITY_SEVERITY = {Severity.ERROR: "7.5", Severity.WARNING: "5.0", Severity.NOTE: "2.0"}
 INPUT_GROUP = "input"
@@ -32,10 +58,98 @@ def by_severity(findings: tuple[Finding, ...] | list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-int(f.severity), f.sort_key()))
 
 
-def standards(report: Report) -> dict[str, int]:
-    """Active findings counted per standard named in their controls."""
+# Finding.sort_key as one C call (a test checks they agree).
+SORT_KEY = attrgetter("cluster", "location.path", "location.line", "location.column", "rule_id",
+                      "resource", "message")
+
+
+def most_severe(findings: Sequence[Finding], n: int) -> list[Finding]:
+    """``by_severity(findings)[:n]``, without sorting every finding: only the most severe
+    levels that fill the first ``n`` are ranked (a large scan has tens of thousands)."""
+    per = Counter(map(attrgetter("severity"), findings))
+    ranked = sorted(findings, key=attrgetter("severity"), reverse=True)  # stable
+    out: list[Finding] = []
+    start = 0
+    for severity in sorted(per, reverse=True):
+        if len(out) >= n:
+            break
+        out += heapq.nsmallest(n - len(out), ranked[start:start + per[severity]], key=SORT_KEY)
+        start += per[severity]
+    return out
+
+
+def severity_counts(active: Sequence[Finding]) -> dict[str, int]:
+    """``Report.counts()`` for the report's ``active`` findings, counted in one C loop."""
+    per = Counter(map(attrgetter("severity"), active))
+    return {s.label: per.get(s, 0) for s in sorted(Severity, reverse=True)}
+
+
+def standards(report: Report, active: Sequence[Finding] | None = None) -> dict[str, int]:
+    """Active findings counted per standard named in their controls (``active``: the report's,
+    when the caller has it already)."""
+    findings = report.active if active is None else active
+    # Findings of one rule share their controls tuple: count the tuples, then their standards.
+    controls = list(map(attrgetter("controls"), findings))
+    per_tuple = Counter(map(id, controls))
+    tuples = dict(zip(map(id, controls), controls, strict=True))
     out: dict[str, int] = {}
-    for finding in report.active:
-        for std in sorted({c.standard for c in finding.controls}):
-            out[std] = out.get(std, 0) + 1
+    for key, n in per_tuple.items():
+        for std in {c.standard for c in tuples[key]}:
+            out[std] = out.get(std, 0) + n
     return dict(sorted(out.items()))
+
+
+ONE_LINE = json.JSONEncoder(sort_keys=True, separators=(", ", ": "), default=str).encode
+"""``json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)``, prebuilt."""
+_SCALAR = json.JSONEncoder(default=str).encode
+
+
+class RawJSON(str):
+    """Text that already is the one-line JSON of a list element (see ``dump_json``)."""
+
+
+def dump_json(value: Any, one_line: frozenset[str]) -> str:
+    """``json.dumps(value, indent=2, sort_keys=True, default=str) + "\\n"``, except that each
+    element of a list under a key in ``one_line`` is written on one line by the C encoder
+    (``ONE_LINE``), or as given when it is ``RawJSON``.
+
+    Large reports are dominated by those lists (SARIF results, JSON findings): the pure-Python
+    indenting encoder takes seconds for them, the C encoder a fraction of that, and one element
+    per line keeps the file readable and line diffs meaningful.
+    """
+    chunks: list[str] = []
+    _dump(value, one_line, 0, chunks)
+    chunks.append("\n")
+    return "".join(chunks)
+
+
+def _dump(value: Any, one_line: frozenset[str], level: int, out: list[str]) -> None:
+    pad = "\n" + "  " * (level + 1)
+    if isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        out.append("{")
+        for n, key in enumerate(sorted(value)):
+            item = value[key]
+            out.append(("," if n else "") + pad + _SCALAR(str(key)) + ": ")
+            if key in one_line and isinstance(item, (list, tuple)) and item:
+                inner = ",\n" + "  " * (level + 2)
+                out.append("[" + inner[1:])
+                out.append(inner.join([x if isinstance(x, RawJSON) else ONE_LINE(x)
+                                       for x in item]))
+                out.append(pad + "]")
+            else:
+                _dump(item, one_line, level + 1, out)
+        out.append(pad[:-2] + "}")
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out.append("[]")
+            return
+        out.append("[")
+        for n, item in enumerate(value):
+            out.append(("," if n else "") + pad)
+            _dump(item, one_line, level + 1, out)
+        out.append(pad[:-2] + "]")
+    else:
+        out.append(_SCALAR(value))

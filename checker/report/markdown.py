@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from operator import attrgetter
 
 from checker.model import Finding, Report
-from checker.report.common import by_severity, standards
+from checker.report.common import most_severe, severity_counts, standards, without_cycle_collection
 
 TOP = 50
 ICON = {"error": "🔴", "warning": "🟠", "note": "🔵"}
@@ -40,34 +42,41 @@ def _table(findings: list[Finding], report: Report, accepted: bool = False) -> l
     return out
 
 
-def _clusters(report: Report) -> list[str]:
+def _clusters(report: Report, active: tuple[Finding, ...],
+              suppressed: tuple[Finding, ...]) -> list[str]:
     """Counts per cluster, then one section per cluster with its failing findings."""
+    labels = list(severity_counts(()))
     out = ["### By cluster", "", "| Cluster | " + " | ".join(
-        f"{ICON[label]} {label}" for label in report.counts()) + " | accepted |",
-        "| --- |" + " ---: |" * (len(report.counts()) + 1)]
+        f"{ICON[label]} {label}" for label in labels) + " | accepted |",
+        "| --- |" + " ---: |" * (len(labels) + 1)]
+    per_cluster: dict[str, list[Finding]] = {c: [] for c in report.clusters}
+    for f in active:
+        if f.cluster in per_cluster:
+            per_cluster[f.cluster].append(f)
+    accepted = Counter(f.cluster for f in suppressed)
     for cluster in report.clusters:
-        mine = [f for f in report.active if f.cluster == cluster]
-        counts = [sum(1 for f in mine if f.severity.label == label) for label in report.counts()]
-        accepted = sum(1 for f in report.suppressed if f.cluster == cluster)
+        counts = severity_counts(per_cluster[cluster]).values()
         out.append(f"| {_cell(cluster)} | " + " | ".join(str(n) for n in counts)
-                   + f" | {accepted} |")
+                   + f" | {accepted.get(cluster, 0)} |")
     out.append("")
     for cluster in report.clusters:
-        mine = by_severity([f for f in report.active if f.cluster == cluster])
+        mine = per_cluster[cluster]
         out += [f"### Cluster {_cell(cluster)}", ""]
         if not mine:
             out += ["✅ No findings.", ""]
             continue
-        out += _table(mine[:TOP], report)
+        out += _table(most_severe(mine, TOP), report)
         if len(mine) > TOP:
             out.append(f"\n{len(mine) - TOP} more in the JSON and SARIF reports.")
         out.append("")
     return out
 
 
+@without_cycle_collection
 def render(report: Report) -> str:
     """Summary counts, counts by standard, the top findings, accepted risks and errors."""
-    counts = report.counts()
+    active, suppressed = report.active, report.suppressed
+    counts = severity_counts(active)
     failing = sum(counts.values())
     lines = ["## gitops-checker", ""]
     verdict = "✅ No findings." if failing == 0 and not report.errors else (
@@ -77,26 +86,25 @@ def render(report: Report) -> str:
               + (f" with packs {', '.join(report.packs)}." if report.packs else "."), ""]
     lines += ["| Severity | Count |", "| --- | ---: |"]
     lines += [f"| {ICON[label]} {label} | {n} |" for label, n in counts.items()]
-    if report.suppressed:
-        lines.append(f"| accepted risk | {len(report.suppressed)} |")
+    if suppressed:
+        lines.append(f"| accepted risk | {len(suppressed)} |")
     lines.append("")
-    per_standard = standards(report)
+    per_standard = standards(report, active)
     if per_standard:
         lines += ["### By standard", "", "| Standard | Findings |", "| --- | ---: |"]
         lines += [f"| {std} | {n} |" for std, n in per_standard.items()]
         lines.append("")
     if report.group_by == "cluster" and report.clusters:
-        lines += _clusters(report)
-    active = by_severity(report.active)
+        lines += _clusters(report, active, suppressed)
     if active:
         lines += [f"### Top findings ({min(TOP, len(active))} of {len(active)})", ""]
-        lines += _table(active[:TOP], report)
+        lines += _table(most_severe(active, TOP), report)
         lines.append("")
-    if report.suppressed:
+    if suppressed:
         lines += ["### Accepted risks", ""]
-        lines += _table(list(report.suppressed), report, accepted=True)
+        lines += _table(list(suppressed), report, accepted=True)
         lines.append("")
-    lines += drift_section(report)
+    lines += drift_section(report, active)
     if report.errors:
         lines += ["### Errors", ""]
         lines += [f"- {_cell(e)}" for e in report.errors]
@@ -111,13 +119,16 @@ def _value(value: object) -> str:
     return "`" + _cell(text if len(text) <= 80 else text[:77] + "...").replace("`", "'") + "`"
 
 
-def drift_section(report: Report) -> list[str]:
+def drift_section(report: Report, active: tuple[Finding, ...] | None = None) -> list[str]:
     """``### Drift``: coverage, then one row per drifted field with its Git and live value.
 
     Reads only the report: ``details`` before/after (Secret values are already masked) and
-    the optional ``drift_summary`` of a drift report.
+    the optional ``drift_summary`` of a drift report (``active``: the report's, when the
+    caller has it already).
     """
-    drifts = [f for f in report.active if f.category == "drift"]
+    findings = report.active if active is None else active
+    drifts = ([f for f in findings if f.category == "drift"]
+              if "drift" in set(map(attrgetter("category"), findings)) else [])
     summary = report.drift_summary
     if not drifts and not summary:
         return []

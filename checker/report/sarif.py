@@ -1,6 +1,8 @@
 """SARIF 2.1.0 for GitHub code scanning.
 
-Built from ``sarif_om`` objects and serialized by their schema property names. GitHub shows
+The log, run, tool and rules are built from ``sarif_om`` objects and serialized by their schema
+property names; results are written as plain data of the same shape (there can be tens of
+thousands). The file is indented two spaces, one line per result. GitHub shows
 only the first location, needs relative URIs and ``region.startLine``, reads
 ``security-severity`` from rule properties, and does not hide suppressed results: accepted
 findings are left out of this file (see ``render_accepted`` for the opt-in file).
@@ -8,21 +10,29 @@ findings are left out of this file (see ``render_accepted`` for the opt-in file)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import replace
+from json.encoder import encode_basestring_ascii as _string
 from typing import Any
 
 import attr
 import sarif_om as om
 
 from checker.model import Finding, Report, Rule, Severity
-from checker.report.common import SECURITY_SEVERITY, fingerprint
+from checker.report.common import ONE_LINE as _encode
+from checker.report.common import (
+    SECURITY_SEVERITY,
+    RawJSON,
+    dump_json,
+    fingerprint,
+    without_cycle_collection,
+)
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/gitops-checker/gitops-checker"
 LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "note"}
 MAX_RESULTS = 25_000
+ONE_LINE = frozenset({"results"})  # lists written one element per line
 _ALWAYS = frozenset({"version", "level"})  # written even when equal to the SARIF default
 
 
@@ -71,42 +81,102 @@ def _descriptor(rule: Rule) -> om.ReportingDescriptor:
     )
 
 
-def _result(f: Finding, index: int) -> om.Result:
+def _result(f: Finding, index: int, uri_base: dict[str, str]) -> dict[str, Any]:
+    """One result as plain data: the properties ``_plain`` would write for an ``om.Result``.
+
+    Written directly (not through sarif_om and attrs introspection): a large scan has tens of
+    thousands of results. ``_Lines`` writes the same data as text, faster.
+    """
     loc = f.location
-    region = om.Region(start_line=max(loc.line, 1), start_column=max(loc.column, 1))
+    start_column = max(loc.column, 1)
+    region: dict[str, int] = {"startLine": max(loc.line, 1), "startColumn": start_column}
     if loc.end_line is not None and loc.end_line >= loc.line:
-        region.end_line = loc.end_line
+        region["endLine"] = loc.end_line
         if loc.end_column is not None and (loc.end_line > loc.line or
-                                           loc.end_column > region.start_column):
-            region.end_column = loc.end_column
+                                           loc.end_column > start_column):
+            region["endColumn"] = loc.end_column
     text = f.message if not f.resource else f"{f.message} ({f.resource})"
-    return om.Result(
-        rule_id=f.rule_id,
-        rule_index=index,
-        level=LEVEL[f.severity],
-        message=om.Message(text=text or f.rule_id),
-        locations=[om.Location(physical_location=om.PhysicalLocation(
-            artifact_location=om.ArtifactLocation(uri=loc.path, uri_base_id="%SRCROOT%"),
-            region=region,
-        ))],
-        partial_fingerprints={"gitopsChecker/v1": fingerprint(f)},
-        properties={"category": f.category, **({"cluster": f.cluster} if f.cluster else {})},
-    )
+    properties = {"category": f.category, "cluster": f.cluster} if f.cluster else {
+        "category": f.category}
+    return {
+        "ruleId": f.rule_id,
+        "ruleIndex": index,
+        "level": LEVEL[f.severity],
+        "message": {"text": text or f.rule_id},
+        "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": loc.path, **uri_base},
+            "region": region,
+        }}],
+        "partialFingerprints": {"gitopsChecker/v1": fingerprint(f)},
+        "properties": properties,
+    }
 
 
-def _log(report: Report, findings: Iterable[Finding], *, accepted: bool) -> str:
+class _Lines:
+    """Results as the one-line JSON of ``_result``, byte for byte, but built from parts.
+
+    Strings go through the C string escaper; the parts that repeat across results (file,
+    rule, properties) are encoded once. A test compares the lines with ``ONE_LINE(_result())``.
+    """
+
+    def __init__(self, index: dict[str, int]) -> None:
+        self.index = index
+        self.files: dict[str, str] = {}
+        self.rules: dict[str, str] = {}
+        self.properties: dict[tuple[str, str], str] = {}
+
+    def line(self, f: Finding) -> RawJSON:
+        """One result (without suppressions) on one line, keys sorted."""
+        loc = f.location
+        artifact = self.files.get(loc.path)
+        if artifact is None:
+            artifact = self.files[loc.path] = (
+                f'{{"uri": {_string(loc.path)}, "uriBaseId": "%SRCROOT%"}}')
+        rule = self.rules.get(f.rule_id)
+        if rule is None:
+            rule = self.rules[f.rule_id] = (
+                f'"ruleId": {_string(f.rule_id)}, "ruleIndex": {int(self.index[f.rule_id])}')
+        properties = self.properties.get((f.category, f.cluster))
+        if properties is None:
+            properties = self.properties[(f.category, f.cluster)] = _encode(
+                {"category": f.category, "cluster": f.cluster} if f.cluster else {
+                    "category": f.category})
+        start_column = max(loc.column, 1)
+        region = ""
+        if loc.end_line is not None and loc.end_line >= loc.line:
+            if loc.end_column is not None and (loc.end_line > loc.line or
+                                               loc.end_column > start_column):
+                region = f'"endColumn": {int(loc.end_column)}, '
+            region += f'"endLine": {int(loc.end_line)}, '
+        text = f.message if not f.resource else f"{f.message} ({f.resource})"
+        return RawJSON(
+            f'{{"level": "{LEVEL[f.severity]}", "locations": [{{"physicalLocation": '
+            f'{{"artifactLocation": {artifact}, "region": {{{region}"startColumn": '
+            f'{int(start_column)}, "startLine": {int(max(loc.line, 1))}}}}}}}], '
+            f'"message": {{"text": {_string(text or f.rule_id)}}}, '
+            f'"partialFingerprints": {{"gitopsChecker/v1": "{fingerprint(f)}"}}, '
+            f'"properties": {properties}, {rule}}}')
+
+
+def _run(report: Report, findings: Iterable[Finding], *, accepted: bool) -> dict[str, Any]:
+    """One SARIF run: tool and rules through sarif_om, results as plain data."""
     chosen = list(findings)[:MAX_RESULTS]
     rule_ids = sorted({f.rule_id for f in chosen} | {
         r for r in report.rules if not accepted and report.rules[r].pack != ""})
     index = {rid: i for i, rid in enumerate(rule_ids)}
     rules = [_descriptor(report.rules[rid]) if rid in report.rules else _descriptor(
         Rule(id=rid, title=rid, severity=Severity.ERROR)) for rid in rule_ids]
-    results = []
+    uri_base = {"uriBaseId": "%SRCROOT%"}
+    lines = _Lines(index)
+    results: list[dict[str, Any] | RawJSON] = []
     for f in chosen:
-        result = _result(f, index[f.rule_id])
-        if accepted and f.suppression is not None:
+        if not accepted or f.suppression is None:
+            results.append(lines.line(f))
+            continue
+        result = _result(f, index[f.rule_id], uri_base)
+        if f.suppression is not None:
             # sarif_om 1.0.4 predates suppression.status; write the 2.1.0 object directly.
-            result.suppressions = [{
+            result["suppressions"] = [{
                 "kind": "external", "status": "accepted",
                 "justification": f"{f.suppression.justification} (owner {f.suppression.owner}, "
                                  f"expires {f.suppression.expires or 'never'})"}]
@@ -117,15 +187,22 @@ def _log(report: Report, findings: Iterable[Finding], *, accepted: bool) -> str:
             semantic_version=report.tool_version or None, information_uri=INFO_URI,
             rules=rules,
         )),
-        results=results,
         column_kind="unicodeCodePoints",
         original_uri_base_ids={"%SRCROOT%": om.ArtifactLocation(
             description=om.Message(text="The repository root."))},
     )
     if report.sarif_category:
         run.automation_details = om.RunAutomationDetails(id=f"{report.sarif_category}/")
-    log = om.SarifLog(version="2.1.0", runs=[run], schema_uri=SCHEMA)
-    return json.dumps(_plain(log), indent=2, sort_keys=True) + "\n"
+    data: dict[str, Any] = _plain(run)
+    data["results"] = results
+    return data
+
+
+def _log(runs: list[dict[str, Any]]) -> str:
+    """The SARIF document: indented, one line per result (see ``dump_json``)."""
+    log = _plain(om.SarifLog(version="2.1.0", runs=[], schema_uri=SCHEMA))
+    log["runs"] = runs
+    return dump_json(log, ONE_LINE)
 
 
 def _cluster_runs(report: Report, findings: Iterable[Finding], *, accepted: bool) -> str:
@@ -138,26 +215,29 @@ def _cluster_runs(report: Report, findings: Iterable[Finding], *, accepted: bool
     """
     base = report.sarif_category or "gitops-checker"
     chosen = list(findings)
-    groups = [("", [f for f in chosen if f.cluster not in report.clusters])]
-    groups += [(c, [f for f in chosen if f.cluster == c]) for c in report.clusters]
+    by_cluster: dict[str, list[Finding]] = {c: [] for c in report.clusters}
+    loose: list[Finding] = []
+    for f in chosen:
+        by_cluster.get(f.cluster, loose).append(f)
+    groups = [("", loose), *by_cluster.items()]
     runs = []
     for cluster, items in groups:
         sub = replace(report, sarif_category=f"{base}/{cluster}" if cluster else base)
-        runs += json.loads(_log(sub, items, accepted=accepted))["runs"]
-    log = json.loads(_log(report, [], accepted=accepted))
-    log["runs"] = runs
-    return json.dumps(log, indent=2, sort_keys=True) + "\n"
+        runs.append(_run(sub, items, accepted=accepted))
+    return _log(runs)
 
 
+@without_cycle_collection
 def render(report: Report) -> str:
     """SARIF for upload: active findings only (accepted risks are left out)."""
     if report.group_by == "cluster" and report.clusters:
         return _cluster_runs(report, report.active, accepted=False)
-    return _log(report, report.active, accepted=False)
+    return _log([_run(report, report.active, accepted=False)])
 
 
+@without_cycle_collection
 def render_accepted(report: Report) -> str:
     """Opt-in SARIF of accepted findings, each with a ``suppressions`` entry."""
     if report.group_by == "cluster" and report.clusters:
         return _cluster_runs(report, report.suppressed, accepted=True)
-    return _log(report, report.suppressed, accepted=True)
+    return _log([_run(report, report.suppressed, accepted=True)])

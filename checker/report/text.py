@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
-from checker.model import Report
+from checker.model import Report, Severity
+from checker.report.common import severity_counts, without_cycle_collection
+
+_LABEL = {s: s.label for s in Severity}
 
 
+@without_cycle_collection
 def render(report: Report) -> str:
     """``path:line:col: severity [rule] message (resource)`` lines and a summary line."""
+    active, suppressed = report.active, report.suppressed
     lines = []
-    for f in report.active:
-        where = f"{f.location.path}:{f.location.line}:{f.location.column}"
+    for f in active:
+        loc = f.location
         resource = f" ({f.resource})" if f.resource else ""
         cluster = f" [cluster {f.cluster}]" if f.cluster else ""
-        lines.append(f"{where}: {f.severity.label} [{f.rule_id}] {f.message}{resource}{cluster}")
-    for f in report.suppressed:
+        lines.append(f"{loc.path}:{loc.line}:{loc.column}: {_LABEL[f.severity]} [{f.rule_id}] "
+                     f"{f.message}{resource}{cluster}")
+    for f in suppressed:
         assert f.suppression is not None
         lines.append(f"{f.location.path}:{f.location.line}: accepted [{f.rule_id}] {f.message} "
                      f"(owner {f.suppression.owner or 'unknown'}, "
                      f"expires {f.suppression.expires or 'never'})")
     for err in report.errors:
         lines.append(f"error: {err}")
-    counts = report.counts()
+    counts = severity_counts(active)
     summary = ", ".join(f"{n} {label}" for label, n in counts.items())
     lines.append(
         f"{report.resources_checked} resources in {report.files_checked} files checked: "
-        f"{summary}" + (f", {len(report.suppressed)} accepted" if report.suppressed else "")
+        f"{summary}" + (f", {len(suppressed)} accepted" if suppressed else "")
     )
-    return "\n".join(lines) + "\n"
+    lines.append("")
+    return "\n".join(lines)
