@@ -1,8 +1,9 @@
-"""The fast loader paths (memoized tags, cached scalar values, inlined builder) read YAML
-exactly like PyYAML's safe loader and the plain builder did."""
+"""The fast loader paths (memoized tags, cached scalar values, inlined builder, paused
+garbage collector) read YAML exactly like PyYAML's safe loader and the plain builder did."""
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -210,3 +211,17 @@ def test_unknown_tags_on_scalars_stay_findings() -> None:
     assert "could not determine a constructor for the tag '!custom'" in problem.message
     (problem,) = yamlfile.parse_documents("a: !!set x\n")
     assert isinstance(problem, yamlfile.YamlProblem) and "expected a mapping" in problem.message
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_load_restores_the_garbage_collector(write: Write, tmp_path: Path,
+                                             enabled: bool) -> None:
+    """Loading pauses the collector and leaves it as it found it."""
+    write("a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n")
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        assert len(load_paths([tmp_path], tmp_path).resources) == 1
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

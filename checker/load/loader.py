@@ -14,6 +14,7 @@ from checker.load.objects import (
     LoadResult,
     input_finding,
     load_file,
+    paused_gc,
     relpath,
 )
 from checker.model import Severity
@@ -69,6 +70,11 @@ def discover(paths: Iterable[Path],
 
 def load_paths(paths: Iterable[Path], root: Path) -> LoadResult:
     """Load everything under ``paths``; every problem is a finding, nothing raises."""
+    with paused_gc():
+        return _load_paths(paths, root)
+
+
+def _load_paths(paths: Iterable[Path], root: Path) -> LoadResult:
     charts: list[Path] = []
     plain, roots, missing = discover(paths, charts)
     result = LoadResult()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,25 @@ class LoadResult:
         self.resources.extend(other.resources)
         self.findings.extend(other.findings)
         self.files |= other.files
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Run the block without the cyclic garbage collector.
+
+    Loading allocates millions of dicts, lists and tuples that all stay alive and form no
+    reference cycles; with the collector on, CPython scans the growing heap again and again
+    while loading (a third of the load time for 10,000 objects). Reference counting still
+    frees everything as usual, and the collector is switched back on afterwards (unless it
+    was off before).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def relpath(path: Path, root: Path) -> str:
