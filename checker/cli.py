@@ -50,12 +50,19 @@ def report_options(func: F) -> F:
 
 
 def write_outputs(report: Report, fmt: str, files: dict[str, Path | None]) -> None:
-    """Render the report to stdout and to every requested file."""
+    """Render the report to stdout and to every requested file (each format once)."""
+    rendered: dict[str, str] = {}
+
+    def text(name: str) -> str:
+        if name not in rendered:
+            rendered[name] = RENDERERS[name](report)
+        return rendered[name]
+
     for name, path in sorted(files.items()):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(RENDERERS[name](report), encoding="utf-8")
-    click.echo(RENDERERS[fmt](report), nl=False)
+            path.write_text(text(name), encoding="utf-8")
+    click.echo(text(fmt), nl=False)
 
 
 def finish(report: Report, fmt: str, files: dict[str, Path | None],
