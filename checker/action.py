@@ -40,7 +40,7 @@ from typing import Any, TextIO
 from checker.errors import CheckerError, ConfigError
 from checker.model import Finding, Report, Severity
 from checker.options import ScanOptions
-from checker.report import RENDERERS
+from checker.report import Rendered
 from checker.report.common import by_severity
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -421,13 +421,14 @@ def report_files(inputs: ActionInputs, space: Workspace) -> dict[str, Path]:
             for fmt, given in sorted(inputs.files.items()) if given}
 
 
-def write_reports(report: Report, files: Mapping[str, Path], space: Workspace) -> dict[str, str]:
+def write_reports(rendered: Rendered, files: Mapping[str, Path],
+                  space: Workspace) -> dict[str, str]:
     """Write every requested format; return format -> path relative to the workspace."""
     written: dict[str, str] = {}
     for fmt, path in files.items():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(RENDERERS[fmt](report), encoding="utf-8")
+            path.write_text(rendered[fmt], encoding="utf-8")
         except OSError as err:
             raise ActionError(f"cannot write {space.relative(path)}: {err.strerror} "
                               f"({RUNNER_UID_HINT})") from None
@@ -445,7 +446,8 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
         options = build_options(inputs, space, space.link_base(environ))
         files = report_files(inputs, space)
         report = run_checks(inputs, options, space)
-        written = write_reports(report, files, space)
+        rendered = Rendered(report)
+        written = write_reports(rendered, files, space)
         from checker.pipeline import exit_code
         code = exit_code(report, inputs.fail_on)
         prefix = space.relative(space.workdir)
@@ -455,10 +457,10 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
                 stdout.write(line + "\n")
         for problem in report.errors:
             stdout.write(command("error", problem, title="gitops-checker") + "\n")
-        stdout.write(guarded(RENDERERS["text"](report)))
+        stdout.write(guarded(rendered["text"]))
         summary = environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            append(summary, RENDERERS["markdown"](report) + "\n", "GITHUB_STEP_SUMMARY")
+            append(summary, rendered["markdown"] + "\n", "GITHUB_STEP_SUMMARY")
     except CheckerError as err:
         stdout.write(command("error", str(err), title="gitops-checker") + "\n")
         code = EXIT_ERROR

@@ -14,7 +14,7 @@ from checker import __version__
 from checker.errors import CheckerError
 from checker.model import Report, Severity
 from checker.options import ScanOptions
-from checker.report import RENDERERS
+from checker.report import RENDERERS, Rendered
 
 F = TypeVar("F", bound=Callable[..., Any])
 FAIL_ON = ["error", "warning", "note", "never"]
@@ -51,18 +51,12 @@ def report_options(func: F) -> F:
 
 def write_outputs(report: Report, fmt: str, files: dict[str, Path | None]) -> None:
     """Render the report to stdout and to every requested file (each format once)."""
-    rendered: dict[str, str] = {}
-
-    def text(name: str) -> str:
-        if name not in rendered:
-            rendered[name] = RENDERERS[name](report)
-        return rendered[name]
-
+    rendered = Rendered(report)
     for name, path in sorted(files.items()):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text(name), encoding="utf-8")
-    click.echo(text(fmt), nl=False)
+            path.write_text(rendered[name], encoding="utf-8")
+    click.echo(rendered[fmt], nl=False)
 
 
 def finish(report: Report, fmt: str, files: dict[str, Path | None],

@@ -355,3 +355,14 @@ def test_markdown_ranks_and_counts_like_the_report() -> None:
     md = RENDERERS["markdown"](report)
     assert "### Cluster prod" in md and "### Cluster stage" in md
     assert "| prod | 0 | 1 | 0 | 0 |" in md
+
+
+def test_rendered_renders_each_format_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from checker import report as report_pkg
+    from checker.model import Report
+
+    calls: list[str] = []
+    monkeypatch.setitem(report_pkg.RENDERERS, "text", lambda r: calls.append("text") or "t")
+    rendered = report_pkg.Rendered(Report(findings=(), rules={}, resources_checked=0, files_checked=0))
+    assert rendered["text"] == "t" and rendered["text"] == "t"
+    assert calls == ["text"]

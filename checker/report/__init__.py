@@ -15,4 +15,19 @@ RENDERERS: dict[str, Renderer] = {
     "markdown": markdown.render,
 }
 
-__all__ = ["RENDERERS", "Renderer"]
+
+
+class Rendered:
+    """The formats of one report, each rendered on first use and then reused."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self._done: dict[str, str] = {}
+
+    def __getitem__(self, fmt: str) -> str:
+        if fmt not in self._done:
+            self._done[fmt] = RENDERERS[fmt](self.report)
+        return self._done[fmt]
+
+
+__all__ = ["RENDERERS", "Rendered", "Renderer"]
