@@ -73,7 +73,6 @@ def parse_field_path(value: Any) -> FieldPath | None:
     return tuple(out)
 
 
-_FORK_STATE: tuple[Evaluator, Sequence[Resource], Sequence[Resource], str | None] | None = None
 PARALLEL_THRESHOLD = 20_000  # (resource, policy) pairs below which one process is faster
 
 
@@ -82,13 +81,6 @@ def default_workers(pairs: int) -> int:
     if pairs < PARALLEL_THRESHOLD or not can_fork():
         return 1
     return available_cpus()
-
-
-def _run_chunk(bounds: tuple[int, int]) -> list[Evaluation]:
-    assert _FORK_STATE is not None
-    evaluator, resources, known, inventory_json = _FORK_STATE
-    return evaluator._run_each(evaluator.policies, resources[bounds[0]:bounds[1]], known,
-                               inventory_json)
 
 
 @dataclass
@@ -155,12 +147,11 @@ class Evaluator:
             if workers == 1:
                 parts = [self._run_each(self.policies, resources, known, inventory_json)]
             else:
-                global _FORK_STATE
-                _FORK_STATE = (self, resources, known, inventory_json)
-                try:
-                    parts = fork_map(_run_chunk, shares(self._weights(resources), workers))
-                finally:
-                    _FORK_STATE = None
+                def share(bounds: tuple[int, int]) -> list[Evaluation]:
+                    return self._run_each(self.policies, resources[bounds[0]:bounds[1]], known,
+                                          inventory_json)
+
+                parts = fork_map(share, shares(self._weights(resources), workers))
         merged = Evaluation()
         for index in range(len(self.policies)):
             seen: set[str] = set()
@@ -176,16 +167,9 @@ class Evaluator:
 
     def _weights(self, resources: Sequence[Resource]) -> list[int]:
         """Work per resource, estimated as 1 + the constraints whose kinds admit it."""
-        matchers = [Matcher(p.constraint.match) for p in self.policies]
-        by_kind: dict[tuple[str, str], int] = {}
-        out = []
-        for res in resources:
-            weight = by_kind.get((res.group, res.kind))
-            if weight is None:
-                weight = 1 + sum(m.admits_kind(res.group, res.kind) for m in matchers)
-                by_kind[(res.group, res.kind)] = weight
-            out.append(weight)
-        return out
+        index = MatchIndex({i: Matcher(p.constraint.match) for i, p in enumerate(self.policies)},
+                           {})
+        return [1 + len(index.candidates(res.group, res.kind)) for res in resources]
 
     def _run_each(self, policies: Sequence[Policy], resources: Sequence[Resource],
                   known: Sequence[Resource], inventory_json: str | None) -> list[Evaluation]:

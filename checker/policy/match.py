@@ -152,9 +152,7 @@ class MatchIndex:
         self._cache: dict[tuple[Any, ...], tuple[tuple[int, ...],
                                                  tuple[tuple[int, str], ...]]] = {}
 
-    def __call__(self, res: Resource) -> tuple[tuple[int, ...], tuple[tuple[int, str], ...]]:
-        """Indexes of the matching constraints, and (index, why) for undecided ones."""
-        group, kind = res.group, res.kind
+    def _kind_entry(self, group: str, kind: str) -> tuple[list[int], bool, bool]:
         entry = self._by_kind.get((group, kind))
         if entry is None:
             candidates = [i for i, m in self._matchers.items() if m.admits_kind(group, kind)]
@@ -162,7 +160,16 @@ class MatchIndex:
                      any(self._matchers[i].reads_labels for i in candidates),
                      any(self._matchers[i].reads_name for i in candidates))
             self._by_kind[(group, kind)] = entry
-        candidates, by_labels, by_name = entry
+        return entry
+
+    def candidates(self, group: str, kind: str) -> list[int]:
+        """Indexes of the constraints whose ``kinds`` admit objects of this group and kind."""
+        return self._kind_entry(group, kind)[0]
+
+    def __call__(self, res: Resource) -> tuple[tuple[int, ...], tuple[tuple[int, str], ...]]:
+        """Indexes of the matching constraints, and (index, why) for undecided ones."""
+        group, kind = res.group, res.kind
+        candidates, by_labels, by_name = self._kind_entry(group, kind)
         if not candidates:
             return (), ()
         is_ns = is_namespace(res)
