@@ -311,4 +311,5 @@ def parse_documents(text: str) -> Iterator[Document | YamlProblem]:
 
 
 SAFE_LOADER: type[Any] = _Loader
-"""PyYAML's safe loader, the libyaml one when PyYAML was built with it (for plain reads)."""
+"""The loader for plain reads (pack catalogs, Kustomize metadata): PyYAML's safe loader on
+libyaml when PyYAML was built with it, with the memoized resolver above (same tags)."""
