@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.errors import PolicyError
-from checker.policy.engine import EvalError, PolicyEngine, Program
+from checker.policy import rvm
+from checker.policy.engine import EvalError, Executable, PolicyEngine, Program
 from checker.policy.gatekeeper import Template
 from checker.policy.model import Policy
 
@@ -138,7 +139,10 @@ class BatchRunner:
         if inventory_json is not None and any(
                 policies[i].template.uses_inventory for i in group.members):
             data += ',"inventory":' + inventory_json
-        self._base: Program = engine.program(rego_v1=group.rego_v1, data_json=data + "}")
+        self._engine = engine
+        self._rego_v1 = group.rego_v1
+        self._data_json = data + "}"
+        self._base: Program = engine.program(rego_v1=group.rego_v1, data_json=self._data_json)
         self._libs = sorted(group.libs.values())
         self._modules: dict[int, str] = {}
         for i in group.members:
@@ -149,6 +153,10 @@ class BatchRunner:
         self.program = self._with_modules(group.members)  # raises PolicyError if one is bad
         self._signatures: dict[tuple[int, ...], str] = {}
         self._programs: dict[tuple[int, ...], tuple[Program, str] | None] = {}
+        self._compiled = frozenset(i for i in group.members
+                                   if rvm.verified(policies[i].template))
+        self._splits: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self._executables: dict[tuple[int, ...], Executable | None] = {}
 
     def _with_modules(self, members: Sequence[int]) -> Program:
         program = self._base.copy()
@@ -191,11 +199,52 @@ class BatchRunner:
         self._programs[members] = chosen
         return chosen
 
+    def _executable(self, members: tuple[int, ...]) -> Executable | None:
+        """``members`` compiled ahead of time together, if the engine can and the cap allows."""
+        if members in self._executables:
+            return self._executables[members]
+        chosen = None
+        if len(self._executables) < MAX_PROGRAMS:
+            modules = [(f"lib{n}.rego", lib) for n, lib in enumerate(self._libs)]
+            modules += [(f"c{i}.rego", self._modules[i]) for i in members]
+            modules.append(("agg.rego", self._aggregate_module(members, "gitops_checker_agg")))
+            chosen = self._engine.executable(self._data_json, modules,
+                                             "data.gitops_checker_agg.r", rego_v1=self._rego_v1)
+        self._executables[members] = chosen
+        return chosen
+
     def evaluate(self, review_json: str, members: tuple[int, ...]) -> dict[int, Outcome]:
-        """Violations (or an error) of each member constraint for one review."""
+        """Violations (or an error) of each member constraint for one review.
+
+        Members whose template is verified for ahead-of-time compilation (``rvm.verified``) run
+        on the compiled program; the others, and all of them when that program fails or gives a
+        value that is not one set per member, run on the interpreter.
+        """
+        input_json = '{"review":' + review_json + "}"
+        split = self._splits.get(members)
+        if split is None:
+            split = (tuple(i for i in members if i in self._compiled),
+                     tuple(i for i in members if i not in self._compiled))
+            self._splits[members] = split
+        compiled, rest = split
+        out: dict[int, Outcome] = {}
+        if compiled:
+            executable = self._executable(compiled)
+            value = executable.execute(input_json) if executable is not None else None
+            if isinstance(value, Mapping) and all(isinstance(value.get(f"c{i}"), list)
+                                                  for i in compiled):
+                out = {i: _violations(value[f"c{i}"]) for i in compiled}
+            else:
+                rest = members
+        if rest:
+            out.update(self._interpret(input_json, rest))
+        return out
+
+    def _interpret(self, input_json: str, members: tuple[int, ...]) -> dict[int, Outcome]:
+        """``evaluate`` on the interpreter."""
         chosen = self._program_for(members)
         program = chosen[0] if chosen is not None else self.program
-        program.set_input('{"review":' + review_json + "}")
+        program.set_input(input_json)
         value = program.eval_rule(chosen[1]) if chosen is not None else None
         if isinstance(value, Mapping) and all(isinstance(value.get(f"c{i}"), list)
                                               for i in members):

@@ -58,10 +58,23 @@ class Program(Protocol):
         ...  # pragma: no cover
 
 
+class Executable(Protocol):
+    """Modules compiled ahead of time for one entry point."""
+
+    def execute(self, input_json: str) -> Any:
+        """The entry point's value as JSON data, or None when it fails or is not defined."""
+        ...  # pragma: no cover
+
+
 class PolicyEngine(Protocol):
     """Compiles templates. One implementation per Rego interpreter."""
 
     name: str
+
+    def executable(self, data_json: str, modules: Sequence[tuple[str, str]], entry: str, *,
+                   rego_v1: bool) -> Executable | None:
+        """``modules`` compiled ahead of time, or None when the engine cannot do that for them."""
+        ...  # pragma: no cover
 
     def program(self, *, rego_v1: bool, data_json: str | None) -> Program:
         """An empty program in Rego v0 or v1 mode, with ``data`` loaded."""
@@ -122,6 +135,17 @@ class RegorusEngine:
     """PolicyEngine backed by regorus."""
 
     name = "regorus"
+
+    def executable(self, data_json: str, modules: Sequence[tuple[str, str]], entry: str, *,
+                   rego_v1: bool) -> Executable | None:
+        """An RVM program (see checker.policy.rvm); None when a module does not compile."""
+        from checker.policy import rvm
+
+        try:
+            return rvm.Compiled(data_json, [(name, rvm.to_v1(source, rego_v1))
+                                            for name, source in modules], entry)
+        except PolicyError:
+            return None
 
     def program(self, *, rego_v1: bool, data_json: str | None) -> Program:
         """A fresh regorus engine in the requested Rego mode, with data loaded."""

@@ -86,16 +86,24 @@ PACK_SCHEMA: dict[str, Any] = {
 }
 
 
+def bundled_packs_dir() -> Path | None:
+    """The packs installed with this package (next to it, or in /usr/share), if any."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent.parent / "policy-packs", here.parent / "policy-packs",
+                      Path("/usr/share/gitops-checker/policy-packs")):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 def packs_dir() -> Path:
     """Where the built-in packs live: $GITOPS_CHECKER_PACKS, next to the package, or /usr/share."""
     env = os.environ.get("GITOPS_CHECKER_PACKS")
-    candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve().parent
-    candidates += [here.parent.parent / "policy-packs", here.parent / "policy-packs",
-                   Path("/usr/share/gitops-checker/policy-packs")]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
+    if env and Path(env).is_dir():
+        return Path(env)
+    bundled = bundled_packs_dir()
+    if bundled is not None:
+        return bundled
     raise ConfigError("cannot find the built-in policy packs (set GITOPS_CHECKER_PACKS)")
 
 
@@ -265,6 +273,12 @@ def with_libs(template: Resource, lib_dir: Path) -> Resource:
     return make_resource(body, template.location, template.marks)
 
 
+def template_of(pdef: PolicyDef) -> Template:
+    """The policy's ConstraintTemplate, with the pack libraries it names."""
+    return parse_template(with_libs(read_single_object(pdef.template_path),
+                                    pdef.home.parent / "lib"))
+
+
 def pack_policies(catalog: Catalog, names: Sequence[str],
                   overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[Policy]:
     """Policies of the named packs, with optional per-policy overrides.
@@ -283,8 +297,7 @@ def pack_policies(catalog: Catalog, names: Sequence[str],
         override = overrides.get(pid, {})
         if not bool(override.get("enabled", pdef.enabled)):
             continue
-        template = parse_template(with_libs(read_single_object(pdef.template_path),
-                                            pdef.home.parent / "lib"))
+        template = template_of(pdef)
         cres = read_single_object(pdef.constraint_path)
         if "parameters" in override:
             params = override["parameters"]
