@@ -121,23 +121,23 @@ def _syntax(tree: dict[str, Any], text: bytes) -> list[tuple[int, int, str]]:
         if kind == "Set" and bodies:
             name_end = int(next(iter(head["refr"].values()))["span"]["end"])
             body_start = int(bodies[0]["query"]["span"]["start"])
-            between = text[name_end:body_start].decode()
-            stripped = between.strip()
-            if stripped.endswith("if"):
-                stripped = stripped[:-2].rstrip()
-            if stripped.startswith("[") and stripped.endswith("]"):
-                close = name_end + len(between.encode()) - len(between.encode().lstrip()) \
-                    + len(stripped.encode())
-                edits.append((name_end, close, " contains " + stripped[1:-1]))
+            between = text[name_end:body_start]
+            if between.lstrip().startswith(b"[") and b"]" in between:
+                open_at = name_end + between.index(b"[")
+                close = name_end + between.rindex(b"]") + 1
+                key = text[open_at + 1:close - 1].decode()
+                edits.append((name_end, close, f" contains {key}"))
                 head_end = close
+        previous = head_end
         for body in bodies:
-            start = int(body["query"]["span"]["start"])
-            if body["is_else"]:
-                start = int(body["assign"]["span"]["end"]) if body.get("assign") else start + 4
-            brace = text.index(b"{", start)
-            gap = text[(head_end if not body["is_else"] else start):brace].decode().split()
-            if "if" not in gap:
+            stmts = body["query"]["stmts"]
+            until = int(stmts[0]["span"]["start"]) if stmts else int(body["query"]["span"]["end"])
+            start = int(body["span"]["start"]) if body["is_else"] else previous
+            region = text[start:until]
+            if "if" not in region.decode().split() and b"{" in region:
+                brace = start + region.rindex(b"{")
                 edits.append((brace, brace, "if "))
+            previous = int(body["query"]["span"]["end"])
     return edits
 
 
