@@ -447,6 +447,8 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
         files = report_files(inputs, space)
         report = run_checks(inputs, options, space)
         rendered = Rendered(report)
+        rendered.prepare([*files, "text",
+                          *(["markdown"] if environ.get("GITHUB_STEP_SUMMARY") else [])])
         written = write_reports(rendered, files, space)
         from checker.pipeline import exit_code
         code = exit_code(report, inputs.fail_on)

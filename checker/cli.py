@@ -52,6 +52,7 @@ def report_options(func: F) -> F:
 def write_outputs(report: Report, fmt: str, files: dict[str, Path | None]) -> None:
     """Render the report to stdout and to every requested file (each format once)."""
     rendered = Rendered(report)
+    rendered.prepare([fmt, *(name for name, path in files.items() if path is not None)])
     for name, path in sorted(files.items()):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

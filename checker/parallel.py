@@ -82,17 +82,20 @@ def _run_share(index: int) -> Any:
 
 
 def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``[func(item) for item in items]``, in a pool of one forked process per item.
+    """``[func(item) for item in items]``: the first item in this process, each other item in a
+    forked process of its own, all at the same time.
 
     ``func`` and ``items`` reach the workers through the fork, not through pickling; only the
-    results are pickled back. A single item runs in this process.
+    workers' results are pickled back (the first item's result never is).
     """
     if len(items) <= 1 or not can_fork():
         return [func(item) for item in items]
     global _TASK
     _TASK = (func, items)
     try:
-        with multiprocessing.get_context("fork").Pool(len(items)) as pool:
-            return pool.map(_run_share, range(len(items)))
+        with multiprocessing.get_context("fork").Pool(len(items) - 1) as pool:
+            others = pool.map_async(_run_share, range(1, len(items)))
+            first = func(items[0])
+            return [first, *others.get()]
     finally:
         _TASK = None

@@ -27,6 +27,7 @@ from checker.policy import rvm
 from checker.policy.engine import EvalError, Executable, PolicyEngine, Program
 from checker.policy.gatekeeper import Template
 from checker.policy.model import Policy
+from checker.policy.referential import Inventory, union
 
 PARAMS = "gitops_checker_params"
 LOCAL_PARAMS = "gitops_checker_parameters"
@@ -132,16 +133,15 @@ class BatchRunner:
     """
 
     def __init__(self, engine: PolicyEngine, group: Group, policies: Sequence[Policy],
-                 inventory_json: str | None) -> None:
+                 inventory: Inventory) -> None:
         self.members = group.members
-        params = {f"c{i}": policies[i].constraint.parameters for i in group.members}
-        data = '{"' + PARAMS + '":' + json.dumps(params, sort_keys=True)
-        if inventory_json is not None and any(
-                policies[i].template.uses_inventory for i in group.members):
-            data += ',"inventory":' + inventory_json
+        self._params = {f"c{i}": policies[i].constraint.parameters for i in group.members}
+        self._inventory = inventory
+        self._sync = {i: policies[i].template.sync for i in group.members
+                      if policies[i].template.uses_inventory}
         self._engine = engine
         self._rego_v1 = group.rego_v1
-        self._data_json = data + "}"
+        self._data_json = self._data_for(group.members)
         self._base: Program = engine.program(rego_v1=group.rego_v1, data_json=self._data_json)
         self._libs = sorted(group.libs.values())
         self._modules: dict[int, str] = {}
@@ -157,6 +157,19 @@ class BatchRunner:
                                    if rvm.verified(policies[i].template))
         self._splits: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
         self._executables: dict[tuple[int, ...], Executable | None] = {}
+
+    def _data_for(self, members: Sequence[int]) -> str:
+        """``data`` for ``members``: their parameters, and the inventory if one of them reads it.
+
+        Loading the inventory costs time per interpreter, so it goes only where it is read, with
+        the kinds its readers declare (``referential.Inventory``).
+        """
+        data = '{"' + PARAMS + '":' + json.dumps({f"c{i}": self._params[f"c{i}"] for i in members},
+                                                 sort_keys=True)
+        readers = [self._sync[i] for i in members if i in self._sync]
+        if readers:
+            data += ',"inventory":' + self._inventory.json(union(readers))
+        return data + "}"
 
     def _with_modules(self, members: Sequence[int]) -> Program:
         program = self._base.copy()
@@ -208,7 +221,7 @@ class BatchRunner:
             modules = [(f"lib{n}.rego", lib) for n, lib in enumerate(self._libs)]
             modules += [(f"c{i}.rego", self._modules[i]) for i in members]
             modules.append(("agg.rego", self._aggregate_module(members, "gitops_checker_agg")))
-            chosen = self._engine.executable(self._data_json, modules,
+            chosen = self._engine.executable(self._data_for(members), modules,
                                              "data.gitops_checker_agg.r", rego_v1=self._rego_v1)
         self._executables[members] = chosen
         return chosen
@@ -277,13 +290,13 @@ def _violations(value: Any) -> list[dict[str, Any]]:
 
 
 def build_runners(engine: PolicyEngine, policies: Sequence[Policy], indexes: Sequence[int],
-                  inventory_json: str | None) -> tuple[list[BatchRunner], list[int]]:
+                  inventory: Inventory) -> tuple[list[BatchRunner], list[int]]:
     """Runners for every group that compiles; members of a group that does not go alone."""
     groups, alone = plan(policies, indexes)
     runners = []
     for group in groups:
         try:
-            runners.append(BatchRunner(engine, group, policies, inventory_json))
+            runners.append(BatchRunner(engine, group, policies, inventory))
         except PolicyError:
             alone.extend(group.members)
     return runners, sorted(alone)

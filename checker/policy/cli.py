@@ -218,7 +218,9 @@ def export_objects(catalog: Catalog, packs: Sequence[str], enforcement: str | No
         files[f"templates/{policy.template.name}.yaml"] = GENERATED_HEADER + to_yaml(template)
         files[f"constraints/{policy.rule.id}.yaml"] = GENERATED_HEADER + to_yaml(constraint)
         if policy.template.uses_inventory:
-            for gvk in _inventory_kinds(policy.template.rego):
+            declared = policy.template.sync
+            for gvk in declared if declared is not None else _inventory_kinds(
+                    policy.template.rego):
                 sync[gvk] = None
     if sync:
         syncset = {

@@ -24,6 +24,7 @@ from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, defau
 from checker.policy.gatekeeper import Template
 from checker.policy.match import Matcher, MatchIndex, is_namespace
 from checker.policy.model import Policy
+from checker.policy.referential import Inventory, layout, union
 
 RULE_EVAL_ERROR = "policy.evaluation-error"
 RULE_INVALID_POLICY = "policy.invalid"
@@ -48,13 +49,8 @@ def review(res: Resource, operation: str = "CREATE") -> dict[str, Any]:
 
 
 def inventory(resources: Iterable[Resource]) -> dict[str, Any]:
-    """``data.inventory`` as Gatekeeper's sync cache lays it out."""
-    cluster: dict[str, Any] = {}
-    namespace: dict[str, Any] = {}
-    for res in resources:
-        slot = namespace.setdefault(res.namespace, {}) if res.namespace else cluster
-        slot.setdefault(res.api_version, {}).setdefault(res.kind, {})[res.name] = res.body
-    return {"inventory": {"cluster": cluster, "namespace": namespace}}
+    """``data.inventory`` as Gatekeeper's sync cache lays it out, with every object."""
+    return {"inventory": layout(resources)}
 
 
 def parse_field_path(value: Any) -> FieldPath | None:
@@ -95,9 +91,12 @@ class Evaluator:
     """Evaluates a set of policies against a set of resources."""
 
     def __init__(self, policies: Sequence[Policy], engine: PolicyEngine | None = None,
-                 operation: str = "CREATE", batch: bool = True) -> None:
+                 operation: str = "CREATE", batch: bool = True,
+                 prune_inventory: bool = True) -> None:
         self.policies = policies
         self.batch = batch
+        # each template sees the kinds it declares (referential.Inventory), or every object
+        self.prune_inventory = prune_inventory
         # AdmissionRequests given as they are (gator's AdmissionReview objects), by id(resource)
         self.requests: dict[int, dict[str, Any]] = {}
         self.engine = engine or default_engine()
@@ -142,14 +141,18 @@ class Evaluator:
             workers = default_workers(len(resources) * len(self.policies))
         workers = max(1, min(workers, len(resources)))
         with no_cycle_collection():
-            inventory_json = (json.dumps(inventory(known)["inventory"])
-                              if any(p.template.uses_inventory for p in self.policies) else None)
+            data = Inventory(known, self.prune_inventory)
+            readers = [p.template.sync for p in self.policies if p.template.uses_inventory]
+            if readers:  # built before forking, so that no worker builds it again
+                data.json(union(readers))
+                for sync in set(readers):
+                    data.json(sync)
             if workers == 1:
-                parts = [self._run_each(self.policies, resources, known, inventory_json)]
+                parts = [self._run_each(self.policies, resources, known, data)]
             else:
                 def share(bounds: tuple[int, int]) -> list[Evaluation]:
                     return self._run_each(self.policies, resources[bounds[0]:bounds[1]], known,
-                                          inventory_json)
+                                          data)
 
                 parts = fork_map(share, shares(self._weights(resources), workers))
         merged = Evaluation()
@@ -172,15 +175,22 @@ class Evaluator:
         return [1 + len(index.candidates(res.group, res.kind)) for res in resources]
 
     def _run_each(self, policies: Sequence[Policy], resources: Sequence[Resource],
-                  known: Sequence[Resource], inventory_json: str | None) -> list[Evaluation]:
+                  known: Sequence[Resource], data: Inventory) -> list[Evaluation]:
         """One Evaluation per policy, in policy order; within each, resource order.
 
-        ``inventory_json`` is ``data.inventory`` built from ``known`` (None when no policy
-        reads it); it is built once, before worker processes fork.
+        ``data`` is ``data.inventory`` built from ``known``.
         """
         namespaces = {r.name: r for r in known if is_namespace(r)}
-        data_json = '{"inventory":' + inventory_json + "}" if inventory_json else None
-        data_key = hashlib.sha256(data_json.encode()).hexdigest() if data_json else ""
+        referential: dict[int, tuple[str | None, str]] = {}  # policy -> (data JSON, its hash)
+
+        def data_of(index: int) -> tuple[str | None, str]:
+            if not policies[index].template.uses_inventory:
+                return None, ""
+            if index not in referential:
+                text = '{"inventory":' + data.json(policies[index].template.sync) + "}"
+                referential[index] = (text, hashlib.sha256(text.encode()).hexdigest())
+            return referential[index]
+
         out = [Evaluation() for _ in policies]
         compiled: dict[int, CompiledPolicy] = {}
         seen_errors: set[str] = set()
@@ -197,8 +207,7 @@ class Evaluator:
                         message=str(err).split(": ", 1)[-1], location=policy.template.location,
                     ))
         if self.batch:
-            runners, alone = build_runners(self.engine, policies, sorted(compiled),
-                                           inventory_json)
+            runners, alone = build_runners(self.engine, policies, sorted(compiled), data)
         else:
             runners, alone = [], sorted(compiled)
         params = {i: json.dumps(policies[i].constraint.parameters, sort_keys=True)
@@ -231,13 +240,12 @@ class Evaluator:
                 outcomes.update(runner.evaluate(review_json, members))
             for index, outcome in outcomes.items():
                 if isinstance(outcome, EvalError):  # re-run plainly: the error names the template
-                    alone_error = self._compile(policies[index].template, data_json,
-                                                   data_key).evaluate(
+                    outcomes[index] = self._compile(policies[index].template,
+                                                    *data_of(index)).evaluate(
                         '{"review":' + review_json + ',"parameters":' + params[index] + "}")
-                    outcomes[index] = alone_error
             for index in split[1]:
-                outcomes[index] = self._compile(policies[index].template, data_json,
-                                               data_key).evaluate(
+                outcomes[index] = self._compile(policies[index].template,
+                                                *data_of(index)).evaluate(
                     '{"review":' + review_json + ',"parameters":' + params[index] + "}")
             for index in sorted(outcomes):
                 if outcomes[index]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import itertools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ TARGET = "admission.k8s.gatekeeper.sh"
 ACTIONS = {"deny": Severity.ERROR, "warn": Severity.WARNING, "dryrun": Severity.NOTE}
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _DATA_REF = re.compile(r"(?<![\w.$])data\.([A-Za-z_]\w*)")
+SYNC_ANNOTATION = "metadata.gatekeeper.sh/requires-sync-data"
 
 
 def is_template(res: Resource) -> bool:
@@ -44,6 +47,8 @@ class Template:
     schema: Mapping[str, Any] | None
     location: SourceLocation
     body: Mapping[str, Any] = field(compare=False)
+    # kinds named by the requires-sync-data annotation (group, version, kind); None: no annotation
+    sync: tuple[tuple[str, str, str], ...] | None = None
 
     @property
     def uses_inventory(self) -> bool:
@@ -79,6 +84,33 @@ def _dig(data: Any, *keys: str) -> Any:
             return None
         data = data.get(key)
     return data
+
+
+def _sync(res: Resource) -> tuple[tuple[str, str, str], ...] | None:
+    """The kinds the ``requires-sync-data`` annotation names: a JSON list of requirements,
+    each a list of alternatives ``{"groups": [...], "versions": [...], "kinds": [...]}``."""
+    raw = _dig(res.body, "metadata", "annotations", SYNC_ANNOTATION)
+    if raw is None:
+        return None
+    try:
+        requirements = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as err:
+        raise _fail(res, f"annotation {SYNC_ANNOTATION} is not JSON: {err}") from err
+    shape = (isinstance(requirements, list)
+             and all(isinstance(r, list) and all(isinstance(a, dict) for a in r)
+                     for r in requirements))
+    out: set[tuple[str, str, str]] = set()
+    for alternative in (a for r in requirements for a in r) if shape else ():
+        fields = [alternative.get(key) for key in ("groups", "versions", "kinds")]
+        if not all(isinstance(f, list) and f and all(isinstance(x, str) for x in f)
+                   for f in fields):
+            shape = False
+            break
+        out.update((g, v, k) for g, v, k in itertools.product(*fields))
+    if not shape:
+        raise _fail(res, f'annotation {SYNC_ANNOTATION} must be a list of lists of '
+                         f'{{"groups": [...], "versions": [...], "kinds": [...]}}')
+    return tuple(sorted(out))
 
 
 def parse_template(res: Resource) -> Template:
@@ -127,7 +159,7 @@ def parse_template(res: Resource) -> Template:
     return Template(
         name=res.name, kind=kind, package=package, rego=rego, libs=tuple(libs),
         rego_v1=version == "v1", schema=schema if isinstance(schema, dict) else None,
-        location=res.location, body=body,
+        location=res.location, body=body, sync=_sync(res),
     )
 
 

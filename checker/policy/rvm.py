@@ -183,12 +183,12 @@ class Compiled:
         import regorus
 
         try:
-            program = regorus.Program.compile_from_modules(data_json, list(modules), [entry])
+            program = regorus.Program.compile_from_modules("{}", list(modules), [entry])
         except (RuntimeError, ValueError) as err:
             raise PolicyError(f"Rego does not compile for the RVM: {clean_error(err)}") from err
         self._vm = regorus.Rvm()
         self._vm.load_program(program)
-        self._vm.set_data_json(data_json)  # the data given to the compiler is not seen at run time
+        self._vm.set_data_json(data_json)  # data given to the compiler is not seen at run time
         self._entry = entry
 
     def execute(self, input_json: str) -> Any:
