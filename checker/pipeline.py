@@ -106,7 +106,8 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
             loads[cache_key] = load_cluster(cluster, options.root)
         loaded = loads[cache_key]
         files |= loaded.files
-        tagged = [replace(r, cluster=cluster.name) for r in loaded.resources]
+        tagged = [r if r.cluster == cluster.name else replace(r, cluster=cluster.name)
+                  for r in loaded.resources]
         evaluation = Evaluator(policies, operation=options.operation).run(tagged)
         resources += tagged
         findings += [f for f in loaded.findings if f not in seen_input]

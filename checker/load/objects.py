@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +39,13 @@ class LoadResult:
 
 def relpath(path: Path, root: Path) -> str:
     """Path relative to the repository root, with forward slashes."""
-    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+    return Path(os.path.relpath(path.resolve(), _resolved(root))).as_posix()
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(root: Path) -> Path:
+    """``root.resolve()``, once per root and run (the same root is asked for every file)."""
+    return root.resolve()
 
 
 def is_k8s_object(data: Any) -> bool:

@@ -213,6 +213,7 @@ class Evaluator:
         params = {i: json.dumps(policies[i].constraint.parameters, sort_keys=True)
                   for i in compiled}
         undecided: set[tuple[int, str]] = set()
+        shared: dict[int, dict[str, str]] = {}
         splits: dict[tuple[int, ...], tuple[list[tuple[BatchRunner, tuple[int, ...]]],
                                             list[int]]] = {}
         index_of = MatchIndex({i: Matcher(policies[i].constraint.match) for i in sorted(compiled)},
@@ -247,9 +248,13 @@ class Evaluator:
                 outcomes[index] = self._compile(policies[index].template,
                                                 *data_of(index)).evaluate(
                     '{"review":' + review_json + ',"parameters":' + params[index] + "}")
+            display = res.display
             for index in sorted(outcomes):
                 if outcomes[index]:
-                    out[index].findings.extend(self._findings(policies[index], res,
+                    if index not in shared:
+                        shared[index] = self._shared(policies[index])
+                    out[index].findings.extend(self._findings(policies[index], res, display,
+                                                              shared[index],
                                                               outcomes[index]))
         return out
 
@@ -263,18 +268,26 @@ class Evaluator:
         )
 
     @staticmethod
-    def _findings(policy: Policy, res: Resource,
+    def _shared(policy: Policy) -> dict[str, str]:
+        """The details every finding of ``policy`` carries: one object, shared (read-only)."""
+        return {"constraint": f"{policy.constraint.kind}/{policy.constraint.name}",
+                "enforcementAction": policy.constraint.enforcement_action}
+
+    @staticmethod
+    def _findings(policy: Policy, res: Resource, display: str, shared: dict[str, str],
                   outcome: list[dict[str, Any]] | EvalError) -> list[Finding]:
-        constraint = f"{policy.constraint.kind}/{policy.constraint.name}"
+        constraint = shared["constraint"]
         if isinstance(outcome, EvalError):
             return [Finding(
                 rule_id=RULE_EVAL_ERROR, category="policy", severity=Severity.ERROR,
                 message=f"template {policy.template.name!r} (constraint {constraint}) failed "
                         f"on {res.display}: {outcome.message}",
-                location=res.location, resource=res.display, cluster=res.cluster,
+                location=res.location, resource=display, cluster=res.cluster,
                 pack=policy.rule.pack,
             )]
         out = []
+        rule, severity, controls, pack = (policy.rule.id, policy.severity, policy.rule.controls,
+                                          policy.rule.pack)
         if len(outcome) > 1:
             outcome = sorted(outcome, key=lambda v: json.dumps(v, sort_keys=True))
         for violation in outcome:
@@ -283,11 +296,9 @@ class Evaluator:
             path = parse_field_path(details.get("path"))
             location: SourceLocation = res.locate(path)
             out.append(Finding(
-                rule_id=policy.rule.id, category="policy", severity=policy.severity,
-                message=str(violation.get("msg", "")), location=location,
-                resource=res.display, field_path=path or (), controls=policy.rule.controls,
-                pack=policy.rule.pack, cluster=res.cluster,
-                details={"constraint": constraint,
-                         "enforcementAction": policy.constraint.enforcement_action},
+                rule_id=rule, category="policy", severity=severity,
+                message=str(violation.get("msg", "")), location=location, resource=display,
+                field_path=path or (), controls=controls, pack=pack, cluster=res.cluster,
+                details=shared,
             ))
         return out
