@@ -15,6 +15,7 @@ through ``xml.dom.minidom`` and takes seconds for tens of thousands of cases.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from junit_xml import TestCase, TestSuite
@@ -56,10 +57,18 @@ def _drift_case(findings: list[Finding], group: str, report: Report) -> TestCase
     return case
 
 
-@without_cycle_collection
-def render(report: Report) -> str:
-    """The JUnit XML document."""
+def suites(report: Report) -> list[TestSuite]:
+    """The report as junit-xml ``TestSuite`` objects: the model ``render`` writes."""
     groups: dict[str, list[TestCase]] = {}
+    for group, item in _cases(report):
+        groups.setdefault(group, []).append(
+            _case(item, group, report) if isinstance(item, Finding) else item)
+    out = [TestSuite(name, cases) for name, cases in sorted(groups.items())]
+    return out or [TestSuite("gitops-checker", [TestCase(name="no policies selected")])]
+
+
+def _cases(report: Report) -> Iterator[tuple[str, Finding | TestCase]]:
+    """(group, case) in document order within each group; a violation stays a Finding."""
     violated: dict[str, set[str]] = {}
     drifted: dict[tuple[str, str], list[Finding]] = {}
     for f in report.active:
@@ -68,9 +77,9 @@ def render(report: Report) -> str:
         if f.category == "drift":
             drifted.setdefault((group, f.resource or f.location.path), []).append(f)
             continue
-        groups.setdefault(group, []).append(_case(f, group, report))
+        yield group, f
     for (group, _), findings in drifted.items():
-        groups.setdefault(group, []).append(_drift_case(findings, group, report))
+        yield group, _drift_case(findings, group, report)
     for rule in sorted(report.rules.values(), key=lambda r: r.id):
         if not rule.pack:
             continue
@@ -78,12 +87,25 @@ def render(report: Report) -> str:
                            and report.clusters else [rule.pack])
         for group in groups_for_rule:
             if rule.id not in violated.get(group, set()):
-                groups.setdefault(group, []).append(TestCase(
-                    name=f"{rule.id}: {rule.title}", classname=group))
-    suites = [TestSuite(name, cases) for name, cases in sorted(groups.items())]
-    if not suites:
-        suites = [TestSuite("gitops-checker", [TestCase(name="no policies selected")])]
-    return _xml(suites)
+                yield group, TestCase(name=f"{rule.id}: {rule.title}", classname=group)
+
+
+@without_cycle_collection
+def render(report: Report) -> str:
+    """The JUnit XML document: ``suites(report)`` as junit-xml would write it, written
+    directly (a violation goes straight to text, without a ``TestCase``)."""
+    written: dict[str, _Suite] = {}
+    for group, item in _cases(report):
+        suite = written.get(group)
+        if suite is None:
+            suite = written[group] = _Suite(TestSuite(group, []))
+        if isinstance(item, Finding):
+            suite.finding(item, report)
+        else:
+            suite.case(item)
+    if not written:
+        return _xml(suites(report))
+    return _document([written[name] for name in sorted(written)])
 
 
 # What junit-xml removes from its output: characters XML 1.0 forbids or discourages.
@@ -140,6 +162,29 @@ class _Suite:
             return f"\t\t\t<{tag}{attrs}>{_text(info['output'])}</{tag}>\n"
         return f"\t\t\t<{tag}{attrs}/>\n"
 
+    def finding(self, f: Finding, report: Report) -> None:
+        """What ``case(_case(f, self.name, report))`` writes, without building the case."""
+        path, line = f.location.path, f.location.line
+        where = f"{path}:{line}"
+        head = f'\t\t<testcase name="{_attr(f"{f.rule_id}: {f.resource or where}")}"'
+        if self.name:
+            head += f' classname="{self.attr(self.name)}"'
+        if path:
+            head += f' file="{self.attr(path)}"'
+        if line:
+            head += f' line="{line}"' if type(line) is int else f' line="{_attr(line)}"'
+        text = f"{where}: {f.message}"
+        self.counts["tests"] += 1
+        if report.fails(f):
+            self.counts["failures"] += 1
+            body = self.outcome("failure", {"message": f.message, "output": text,
+                                            "type": _LABEL[f.severity]})
+        else:
+            self.skipped += 1
+            body = self.outcome("skipped", {"message": f"{_LABEL[f.severity]}: {f.message}",
+                                            "output": text})
+        self.out.append(f"{head}>\n{body}\t\t</testcase>\n")
+
     def case(self, case: TestCase) -> None:
         """One ``testcase`` with the attributes and outcomes this module sets."""
         head = f'\t\t<testcase name="{_attr(case.name)}"'
@@ -181,7 +226,11 @@ def _xml(suites: list[TestSuite]) -> str:
     these suites (attributes, order, layout; no timings are set), except that line breaks and
     tabs in attribute values are kept as ``&#10;``/``&#9;`` instead of becoming spaces for the
     reader."""
-    written = [_Suite(suite) for suite in suites]
+    return _document([_Suite(suite) for suite in suites])
+
+
+def _document(written: list[_Suite]) -> str:
+    """The ``testsuites`` document of written suites."""
     totals = {key: sum(s.counts[key] for s in written)
               for key in ("disabled", "errors", "failures", "tests")}
     head = ('<?xml version="1.0" encoding="utf-8"?>\n<testsuites '
