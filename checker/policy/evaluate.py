@@ -19,6 +19,7 @@ from typing import Any
 from checker.errors import PolicyError
 from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
 from checker.parallel import available_cpus, can_fork, fork_map, no_cycle_collection, shares
+from checker.policy import rvm
 from checker.policy.batch import BatchRunner, build_runners
 from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, default_engine
 from checker.policy.gatekeeper import Template
@@ -143,6 +144,8 @@ class Evaluator:
         with no_cycle_collection():
             data = Inventory(known, self.prune_inventory)
             readers = [p.template.sync for p in self.policies if p.template.uses_inventory]
+            if self.batch and workers > 1:
+                rvm.shipped()  # read once here, not once per worker
             if readers:  # built before forking, so that no worker builds it again
                 data.json(union(readers))
                 for sync in set(readers):
