@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from checker.load import kustomize
 from checker.load.objects import (
@@ -12,12 +13,15 @@ from checker.load.objects import (
     RULE_MISSING_PATH,
     YAML_SUFFIXES,
     LoadResult,
+    file_result,
     input_finding,
     load_file,
+    read_documents,
     relpath,
 )
-from checker.model import Severity
-from checker.parallel import no_cycle_collection
+from checker.load.packed import PackedDocument, pack
+from checker.model import Finding, Severity
+from checker.parallel import available_cpus, can_fork, fork_map, no_cycle_collection
 
 HELM_CHART = "Chart.yaml"
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox"})
@@ -68,6 +72,67 @@ def discover(paths: Iterable[Path],
     return plain, roots, missing
 
 
+PARALLEL_BYTES = 2 * 1024 * 1024  # below this much YAML, one process parses faster
+
+
+def _load_files(files: list[Path], root: Path) -> list[LoadResult]:
+    """``load_file`` of each file, in order; large sets are parsed in several processes.
+
+    The first share is parsed here; the others in forked processes, which send their
+    documents back packed (``checker.load.packed``): data as JSON text, spans as a flat array.
+    """
+    sizes = [_size(f) for f in files]
+    parts = available_cpus() if sum(sizes) >= PARALLEL_BYTES and can_fork() else 1
+    if parts <= 1 or len(files) < 2 * parts:
+        return [load_file(f, root) for f in files]
+    here = os.getpid()
+
+    def parse(bounds: tuple[int, int]) -> list[tuple[str, list[Any], list[Finding]]]:
+        out: list[tuple[str, list[Any], list[Finding]]] = []
+        for file in files[bounds[0]:bounds[1]]:
+            rel = relpath(file, root)
+            docs, findings = read_documents(file, rel)
+            out.append((rel, docs if os.getpid() == here else [pack(d) for d in docs],
+                        findings))
+        return out
+
+    results: list[LoadResult] = []
+    start = 0
+    for share in fork_map(parse, _bounds(sizes, parts)):
+        for rel, docs, findings in share:
+            plain = [d.unpack() if isinstance(d, PackedDocument) else d for d in docs]
+            results.append(file_result(files[start], rel, plain, findings))
+            start += 1
+    return results
+
+
+LEAD = 1.3  # the first share is parsed here and not packed: it takes this much more
+
+
+def _bounds(sizes: list[int], parts: int) -> list[tuple[int, int]]:
+    """Contiguous shares of the files by bytes, the first ``LEAD`` times the others."""
+    total = sum(sizes)
+    unit = total / (LEAD + parts - 1)
+    ends = [LEAD * unit + k * unit for k in range(parts - 1)]
+    out: list[tuple[int, int]] = []
+    start, acc = 0, 0
+    for index, size in enumerate(sizes):
+        acc += size
+        if ends and acc >= ends[0] and index + 1 < len(sizes):
+            out.append((start, index + 1))
+            start = index + 1
+            ends.pop(0)
+    out.append((start, len(sizes)))
+    return out
+
+
+def _size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0  # read_documents reports it
+
+
 def load_paths(paths: Iterable[Path], root: Path) -> LoadResult:
     """Load everything under ``paths``; every problem is a finding, nothing raises."""
     with no_cycle_collection():
@@ -86,8 +151,8 @@ def _load_paths(paths: Iterable[Path], root: Path) -> LoadResult:
             RULE_HELM_SKIPPED, f"Helm chart {relpath(chart, root)} is not rendered, so its "
             "templates were not checked (render it, e.g. with helm template, and scan the "
             "output)", relpath(chart / HELM_CHART, root), severity=Severity.NOTE))
-    for file in plain:
-        result.extend(load_file(file, root))
+    for loaded in _load_files(plain, root):
+        result.extend(loaded)
     for rendered in kustomize.render_all(roots, root):
         result.extend(rendered)
     result.resources.sort(key=lambda r: (r.location.path, r.location.line, r.key))

@@ -153,8 +153,14 @@ def read_documents(file: Path, rel: str) -> tuple[list[Document], list[Finding]]
 def load_file(file: Path, root: Path) -> LoadResult:
     """Load the Kubernetes objects of one YAML file."""
     rel = relpath(file, root)
-    result = LoadResult(files={rel})
     docs, findings = read_documents(file, rel)
+    return file_result(file, rel, docs, findings)
+
+
+def file_result(file: Path, rel: str, docs: list[Document],
+                findings: list[Finding]) -> LoadResult:
+    """The objects and input findings of one file, from its parsed documents."""
+    result = LoadResult(files={rel})
     objects = [d for d in docs if is_k8s_object(d.data)]
     if not objects and not findings:
         return LoadResult()  # not a Kubernetes manifest (CI config, values file): skipped

@@ -7,7 +7,7 @@ number instead of silent data loss, a crash or unbounded memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +111,7 @@ class Document:
     """One YAML document: its value, the span of each field and its first line."""
 
     data: Any
-    spans: dict[FieldPath, Span]
+    spans: Mapping[FieldPath, Span]
     line: int
     end_line: int
 
