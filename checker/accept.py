@@ -314,6 +314,10 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
     ``Resource.display``. File acceptances win over annotations; the first that matches is used.
     """
     outcome = Outcome()
+    if not acceptances and not any(inline_acceptances(r.cluster, r, {}) for r in resources):
+        # Nothing can accept anything (a Namespace's annotations are its own, walked here too)
+        outcome.findings = list(findings)
+        return outcome
     index = _display_index(resources)
     namespaces: dict[str, dict[str, Resource]] = {}
     for r in resources:
