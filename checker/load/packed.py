@@ -32,6 +32,21 @@ def _paths(value: Any, path: FieldPath = ()) -> Iterator[FieldPath]:
             yield from _paths(sub, child)
 
 
+def _fill(value: Any, path: FieldPath, numbers: array[int], at: int,
+          spans: dict[FieldPath, Span]) -> int:
+    """Spans of the fields below ``value`` from ``numbers[at:]``, in ``_paths`` order; returns
+    where the next field's numbers start. (``_paths`` written as one loop per level: this runs
+    for every object that gets a finding.)"""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, sub in items:
+        child = (*path, key)
+        spans[child] = (numbers[at], numbers[at + 1], numbers[at + 2], numbers[at + 3])
+        at += 4
+        if sub and isinstance(sub, (dict, list)):
+            at = _fill(sub, child, numbers, at, spans)
+    return at
+
+
 class PackedSpans(Mapping[FieldPath, Span]):
     """A document's spans, rebuilt from its JSON text and flat array on first lookup."""
 
@@ -47,13 +62,14 @@ class PackedSpans(Mapping[FieldPath, Span]):
         if self._spans is None:
             numbers = array("i")
             numbers.frombytes(self._flat)
-            paths = list(_paths(json.loads(self._text)))
-            if 4 * len(paths) != len(numbers):  # one span per field: cannot happen
-                raise RuntimeError(f"packed spans do not fit the data ({len(paths)} fields, "
-                                   f"{len(numbers) // 4} spans)")
             spans: dict[FieldPath, Span] = {}
-            for at, path in zip(range(0, len(numbers), 4), paths, strict=True):
-                spans[path] = (numbers[at], numbers[at + 1], numbers[at + 2], numbers[at + 3])
+            try:
+                end = _fill(json.loads(self._text), (), numbers, 0, spans)
+            except IndexError:
+                end = -1
+            if end != len(numbers):  # one span per field, so this cannot happen
+                raise RuntimeError(f"packed spans do not fit the data ({len(spans)} fields, "
+                                   f"{len(numbers) // 4} spans)")
             spans[()] = self._root
             self._spans = spans
         return self._spans
