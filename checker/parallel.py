@@ -58,16 +58,21 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def shares(weights: Sequence[int], parts: int) -> list[tuple[int, int]]:
+def shares(weights: Sequence[int], parts: int, lead: float = 1.0) -> list[tuple[int, int]]:
     """Split indexes 0..len(weights) into at most ``parts`` contiguous (start, end) ranges
-    of about equal total weight; no range is empty."""
+    of about equal total weight, the first ``lead`` times the others; no range is empty.
+
+    ``fork_map`` runs the first range in the calling process, which sends nothing back:
+    a ``lead`` above 1 gives it the work the others spend on returning their results.
+    """
     total = sum(weights)
+    unit = total / (lead + parts - 1) if parts > 0 else 0
     out: list[tuple[int, int]] = []
     start, acc = 0, 0
     for index, weight in enumerate(weights):
         acc += weight
         remaining = parts - len(out) - 1
-        if remaining > 0 and acc >= total * (len(out) + 1) / parts and index + 1 < len(weights):
+        if (remaining > 0 and acc >= unit * (lead + len(out)) and index + 1 < len(weights)):
             out.append((start, index + 1))
             start = index + 1
     if start < len(weights):

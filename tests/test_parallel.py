@@ -60,3 +60,9 @@ def test_no_cycle_collection_restores_after_an_error() -> None:
     with pytest.raises(ValueError), no_cycle_collection():
         raise ValueError("boom")
     assert gc.isenabled()
+
+
+def test_shares_give_the_first_range_its_lead() -> None:
+    assert shares([1] * 10, 2, lead=1.5) == [(0, 6), (6, 10)]
+    assert shares([1] * 9, 3, lead=1.0) == [(0, 3), (3, 6), (6, 9)]
+    assert shares([2, 2, 2, 2], 2, lead=3.0) == [(0, 3), (3, 4)]

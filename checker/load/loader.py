@@ -21,7 +21,7 @@ from checker.load.objects import (
 )
 from checker.load.packed import PackedDocument, pack
 from checker.model import Finding, Severity
-from checker.parallel import available_cpus, can_fork, fork_map, no_cycle_collection
+from checker.parallel import available_cpus, can_fork, fork_map, no_cycle_collection, shares
 
 HELM_CHART = "Chart.yaml"
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox"})
@@ -98,7 +98,7 @@ def _load_files(files: list[Path], root: Path) -> list[LoadResult]:
 
     results: list[LoadResult] = []
     start = 0
-    for share in fork_map(parse, _bounds(sizes, parts)):
+    for share in fork_map(parse, shares(sizes, parts, LEAD)):
         for rel, docs, findings in share:
             plain = [d.unpack() if isinstance(d, PackedDocument) else d for d in docs]
             results.append(file_result(files[start], rel, plain, findings))
@@ -107,23 +107,6 @@ def _load_files(files: list[Path], root: Path) -> list[LoadResult]:
 
 
 LEAD = 1.3  # the first share is parsed here and not packed: it takes this much more
-
-
-def _bounds(sizes: list[int], parts: int) -> list[tuple[int, int]]:
-    """Contiguous shares of the files by bytes, the first ``LEAD`` times the others."""
-    total = sum(sizes)
-    unit = total / (LEAD + parts - 1)
-    ends = [LEAD * unit + k * unit for k in range(parts - 1)]
-    out: list[tuple[int, int]] = []
-    start, acc = 0, 0
-    for index, size in enumerate(sizes):
-        acc += size
-        if ends and acc >= ends[0] and index + 1 < len(sizes):
-            out.append((start, index + 1))
-            start = index + 1
-            ends.pop(0)
-    out.append((start, len(sizes)))
-    return out
 
 
 def _size(file: Path) -> int:

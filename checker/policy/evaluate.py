@@ -71,6 +71,9 @@ def parse_field_path(value: Any) -> FieldPath | None:
 
 
 PARALLEL_THRESHOLD = 20_000  # (resource, policy) pairs below which one process is faster
+# The share evaluated here is this much larger: the others also pickle their findings back
+# and decode packed positions (checker.load.packed) for them.
+LEAD = 1.25
 
 
 def default_workers(pairs: int) -> int:
@@ -157,7 +160,7 @@ class Evaluator:
                     return self._run_each(self.policies, resources[bounds[0]:bounds[1]], known,
                                           data)
 
-                parts = fork_map(share, shares(self._weights(resources), workers))
+                parts = fork_map(share, shares(self._weights(resources), workers, LEAD))
         merged = Evaluation()
         for index in range(len(self.policies)):
             seen: set[str] = set()
