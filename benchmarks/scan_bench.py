@@ -161,7 +161,8 @@ def main() -> int:
         report = pipeline.scan(ScanOptions(paths=(root,), root=root, fail_on=None))
         t1 = time.perf_counter()
         # what `gitops-checker scan --sarif F --junit F --markdown F --json F` writes
-        files: dict[str, Path | None] = {fmt: root / f"report.{fmt}"
+        out = Path(tmp) / "reports"  # outside the scanned tree, also with --keep
+        files: dict[str, Path | None] = {fmt: out / f"report.{fmt}"
                                          for fmt in ("sarif", "junit", "markdown", "json")}
         with contextlib.redirect_stdout(io.StringIO()):
             write_outputs(report, "markdown", files)
