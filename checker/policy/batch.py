@@ -3,10 +3,13 @@
 Gatekeeper evaluates each (constraint, object) pair on its own. Doing the same here costs one
 input upload and one evaluation per pair, and helper rules shared through ``libs`` are
 recomputed for every template. A batch group instead holds one copy of each template per
-constraint in one interpreter: the package is renamed to ``gitops_checker.<id>`` and
-``input.parameters`` becomes ``data.gitops_checker_params.<id>``, so the input is the review
-alone and is uploaded once per object, and one aggregate rule per set of matching constraints
-evaluates them together (shared library rules are then computed once).
+constraint in one program: the package is renamed to ``gitops_checker.<id>`` and
+``input.parameters`` becomes a constant rule of that module (or a path under
+``data.gitops_checker_params``), so the input is the review alone and is uploaded once per
+object, and one aggregate rule per set of matching constraints evaluates them together (shared
+library rules are then computed once).
+Templates verified for it (``checker.policy.rvm``) run as a program compiled for regorus's VM,
+the others in its interpreter.
 
 Only templates whose Rego reads the input exclusively as ``input.review`` and
 ``input.parameters`` (and uses no ``with``) are batched; everything else, and every object on

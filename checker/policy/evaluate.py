@@ -4,7 +4,7 @@ Each template is compiled once; each (constraint, matching resource) pair is one
 ``input = {"review": <AdmissionRequest>, "parameters": <constraint parameters>}``. The review
 JSON of a resource is built once and reused for every policy; referential data
 (``data.inventory``) is built from the scanned resources and loaded only into templates that
-read it.
+read it, with the kinds they declare (``checker.policy.referential``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, defau
 from checker.policy.gatekeeper import Template
 from checker.policy.match import Matcher, MatchIndex, is_namespace
 from checker.policy.model import Policy
-from checker.policy.referential import Inventory, layout, union
+from checker.policy.referential import Inventory, union
 
 RULE_EVAL_ERROR = "policy.evaluation-error"
 RULE_INVALID_POLICY = "policy.invalid"
@@ -47,11 +47,6 @@ def review(res: Resource, operation: str = "CREATE") -> dict[str, Any]:
     if res.namespace:
         out["namespace"] = res.namespace
     return out
-
-
-def inventory(resources: Iterable[Resource]) -> dict[str, Any]:
-    """``data.inventory`` as Gatekeeper's sync cache lays it out, with every object."""
-    return {"inventory": layout(resources)}
 
 
 def parse_field_path(value: Any) -> FieldPath | None:
