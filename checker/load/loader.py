@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -96,14 +97,10 @@ def _load_files(files: list[Path], root: Path) -> list[LoadResult]:
                         findings))
         return out
 
-    results: list[LoadResult] = []
-    start = 0
-    for share in fork_map(parse, shares(sizes, parts, LEAD)):
-        for rel, docs, findings in share:
-            plain = [d.unpack() if isinstance(d, PackedDocument) else d for d in docs]
-            results.append(file_result(files[start], rel, plain, findings))
-            start += 1
-    return results
+    parsed = itertools.chain.from_iterable(fork_map(parse, shares(sizes, parts, LEAD)))
+    return [file_result(file, rel, [d.unpack() if isinstance(d, PackedDocument) else d
+                                    for d in docs], findings)
+            for file, (rel, docs, findings) in zip(files, parsed, strict=True)]
 
 
 LEAD = 1.3  # the first share is parsed here and not packed: it takes this much more

@@ -21,22 +21,11 @@ from checker.load.yamlfile import Document, Span
 from checker.model import FieldPath
 
 
-def _paths(value: Any, path: FieldPath = ()) -> Iterator[FieldPath]:
-    """Every field below ``value``, in the order the parser records their spans."""
-    items = (value.items() if isinstance(value, dict)
-             else enumerate(value) if isinstance(value, list) else ())
-    for key, sub in items:
-        child = (*path, key)
-        yield child
-        if isinstance(sub, (dict, list)):
-            yield from _paths(sub, child)
-
-
 def _fill(value: Any, path: FieldPath, numbers: array[int], at: int,
           spans: dict[FieldPath, Span]) -> int:
-    """Spans of the fields below ``value`` from ``numbers[at:]``, in ``_paths`` order; returns
-    where the next field's numbers start. (``_paths`` written as one loop per level: this runs
-    for every object that gets a finding.)"""
+    """Spans of the fields below ``value`` from ``numbers[at:]``; returns where the next
+    field's numbers start. The order is the parser's: every mapping entry and sequence item,
+    depth first, in document order."""
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, sub in items:
         child = (*path, key)
@@ -106,7 +95,7 @@ def pack(doc: Document) -> PackedDocument | Document:
     """``doc`` packed, or as it is when its data is not JSON or its spans are not a parser's.
 
     The parser records one span per mapping entry and sequence item (scalar nodes never
-    become collections; collection nodes always do), so the spans line up with ``_paths``.
+    become collections; collection nodes always do), so the spans line up with ``_fill``.
     """
     spans = doc.spans
     if not isinstance(spans, dict) or not spans or next(reversed(spans)) != ():

@@ -47,32 +47,26 @@ def _ast(source: str, *, rego_v1: bool) -> dict[str, Any]:
     return tree
 
 
-def _nodes(tree: Any, kind: str) -> Iterator[dict[str, Any]]:
-    """Every node of the given kind (``{"Kind": {...}}`` in regorus's AST JSON)."""
+def _dicts(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every object in regorus's AST JSON."""
     stack = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            for key, value in node.items():
-                if key == kind and isinstance(value, dict):
-                    yield value
-                stack.append(value)
+            yield node
+            stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
+
+
+def _nodes(tree: Any, kind: str) -> Iterator[dict[str, Any]]:
+    """Every node of the given kind (``{"Kind": {...}}``)."""
+    return (d[kind] for d in _dicts(tree) if isinstance(d.get(kind), dict))
 
 
 def _queries(tree: Any) -> Iterator[list[dict[str, Any]]]:
     """The statement lists of every query: rule bodies, comprehensions, ``every``."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            stmts = node.get("stmts")
-            if isinstance(stmts, list):
-                yield stmts
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+    return (d["stmts"] for d in _dicts(tree) if isinstance(d.get("stmts"), list))
 
 
 def _end(stmt: dict[str, Any], text: bytes) -> int:
