@@ -48,3 +48,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped in CI (every check must run): {reason}"
+
+
+class RvmRuns:
+    """Counts what regorus's compiled VM evaluated (``runs``) and where it gave up (``gave_up``);
+    ``fail()`` makes every later run give up, to exercise the interpreter fallback."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from checker.policy import rvm
+
+        self.runs = 0
+        self.gave_up = 0
+        self._failing = False
+        execute = rvm.Compiled.execute
+
+        def counted(compiled: rvm.Compiled, input_json: str) -> Any:
+            value = None if self._failing else execute(compiled, input_json)
+            self.runs += 1
+            self.gave_up += value is None
+            return value
+
+        monkeypatch.setattr(rvm.Compiled, "execute", counted)
+
+    def fail(self) -> None:
+        self._failing = True
+
+
+@pytest.fixture
+def rvm_runs(monkeypatch: pytest.MonkeyPatch) -> RvmRuns:
+    """Counts runs of the compiled VM (see RvmRuns)."""
+    return RvmRuns(monkeypatch)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import RvmRuns
 
 from checker.model import Resource, SourceLocation
 from checker.policy import rvm
@@ -142,18 +143,6 @@ def _deployment() -> Resource:
     return Resource("apps/v1", "Deployment", "team", "web", body, SourceLocation("d.yaml", 1))
 
 
-class Runs:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, result: str = "real") -> None:
-        self.count = 0
-        execute = rvm.Compiled.execute
-
-        def counted(vm: rvm.Compiled, input_json: str) -> Any:
-            self.count += 1
-            return execute(vm, input_json) if result == "real" else None
-
-        monkeypatch.setattr(rvm.Compiled, "execute", counted)
-
-
 def _policies(edit: bool = False) -> list[Policy]:
     policies = pack_policies(load_catalog(), ["pss-baseline"])
     if not edit:
@@ -165,26 +154,24 @@ def _policies(edit: bool = False) -> list[Policy]:
     return out
 
 
-def test_shipped_templates_run_on_the_rvm(monkeypatch: pytest.MonkeyPatch) -> None:
-    runs = Runs(monkeypatch)
+def test_shipped_templates_run_on_the_rvm(rvm_runs: RvmRuns) -> None:
     result = Evaluator(_policies()).run([_deployment()], workers=1)
-    assert runs.count == 1
+    assert rvm_runs.runs == 1 and rvm_runs.gave_up == 0
     assert any("privileged" in f.message for f in result.findings)
 
 
-def test_other_templates_run_on_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
-    runs = Runs(monkeypatch)
+def test_other_templates_run_on_the_interpreter(rvm_runs: RvmRuns) -> None:
     mine = Evaluator(_policies(edit=True)).run([_deployment()], workers=1)
-    assert runs.count == 0
+    assert rvm_runs.runs == 0
     shipped = Evaluator(_policies()).run([_deployment()], workers=1)
     assert [f.message for f in mine.findings] == [f.message for f in shipped.findings]
 
 
-def test_failed_rvm_run_falls_back_to_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_rvm_run_falls_back_to_the_interpreter(rvm_runs: RvmRuns) -> None:
     expected = Evaluator(_policies()).run([_deployment()], workers=1)
-    runs = Runs(monkeypatch, result="fail")
+    rvm_runs.fail()
     result = Evaluator(_policies()).run([_deployment()], workers=1)
-    assert runs.count == 1
+    assert rvm_runs.runs == 2 and rvm_runs.gave_up == 1
     assert result.findings == expected.findings and result.findings
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import RvmRuns
 
 from checker.load.objects import make_resource
 from checker.model import Resource, SourceLocation
@@ -150,23 +151,6 @@ def errored(evaluation: Evaluation) -> set[tuple[str, str, str]]:
             if any("policy.evaluation-error" in k for k in found)}
 
 
-class Counter:
-    """Counts what the RVM evaluated and where it gave up."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.runs = 0
-        self.gave_up = 0
-        execute = rvm.Compiled.execute
-
-        def counted(compiled: rvm.Compiled, input_json: str) -> Any:
-            value = execute(compiled, input_json)
-            self.runs += 1
-            self.gave_up += value is None
-            return value
-
-        monkeypatch.setattr(rvm.Compiled, "execute", counted)
-
-
 def both(policies: list[Policy], resources: list[Resource], known: list[Resource],
          monkeypatch: pytest.MonkeyPatch) -> tuple[Evaluation, Evaluation]:
     """(RVM, interpreter-only) evaluations of the same run."""
@@ -182,8 +166,8 @@ def test_every_shipped_template_is_verified() -> None:
 
 
 def test_rvm_matches_interpreter_on_suites_fixtures_and_variants(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    counter = Counter(monkeypatch)
+        monkeypatch: pytest.MonkeyPatch, rvm_runs: RvmRuns) -> None:
+    counter = rvm_runs
     resources = corpus()
     compiled, interpreted = both(policies(), resources, resources, monkeypatch)
     assert counter.runs >= len(resources) // 2
@@ -201,8 +185,8 @@ def test_rvm_matches_interpreter_on_suites_fixtures_and_variants(
 
 
 def test_rvm_matches_interpreter_with_each_case_inventory(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    counter = Counter(monkeypatch)
+        monkeypatch: pytest.MonkeyPatch, rvm_runs: RvmRuns) -> None:
+    counter = rvm_runs
     cases = [(p, o, inv) for p, o, inv in suite_cases() if inv]
     assert cases
     for policy, object_file, inventory in cases:
