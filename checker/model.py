@@ -155,6 +155,28 @@ class Rule:
     help_uri: str = ""
 
 
+@dataclass(frozen=True, order=True)
+class Coverage:
+    """One entry of the coverage ledger: what a load rendered, followed or could not check.
+
+    ``state`` is ``rendered`` (Kustomize root, Helm release, Argo CD app turned into objects),
+    ``followed`` (a Flux sync, an Argo CD app-of-apps link, a source mapped to this repository)
+    or ``not-checked`` (a remote chart not allowed, a source outside this repository, a plugin).
+    ``kind`` names the input (``kustomize``, ``helm``, ``flux``, ``argocd``, ``file``...),
+    ``what`` identifies it for a person, ``path`` is where it is declared (relative to the
+    root), ``reason`` says why for ``not-checked``, and ``produced`` counts the objects it gave.
+    Every ``not-checked`` entry is also reported as an ``input.not-checked`` finding.
+    """
+
+    state: str
+    kind: str
+    what: str
+    path: str
+    line: int = 1
+    reason: str = ""
+    produced: int = 0
+
+
 @dataclass(frozen=True)
 class Report:
     """Everything a renderer needs. Renderers read it; they never filter or recompute."""
@@ -172,6 +194,7 @@ class Report:
     group_by: str = "pack"
     fail_on: Severity | None = Severity.ERROR
     drift_summary: Mapping[str, Any] = field(default_factory=dict)  # coverage of a drift run
+    coverage: tuple[Coverage, ...] = ()  # what the load rendered, followed, did not check
 
     def fails(self, finding: Finding) -> bool:
         """Whether a finding is at or above the ``--fail-on`` threshold."""

@@ -12,7 +12,7 @@ from checker.config import SECURITY_TOWER_DIR, Cluster, Config, load_config
 from checker.errors import ConfigError
 from checker.load import LoadResult, load_paths
 from checker.load import flux as flux_load
-from checker.model import Finding, Report, Resource, Rule, Severity
+from checker.model import Coverage, Finding, Report, Resource, Rule, Severity
 from checker.options import ScanOptions
 from checker.policy.evaluate import Evaluator
 from checker.policy.model import Policy
@@ -94,6 +94,7 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
     rules: dict[str, Rule] = {}
     packs: dict[str, None] = {}
     loads: dict[tuple[object, ...], LoadResult] = {}
+    coverage: dict[Coverage, None] = {}
     seen_input: set[Finding] = set()
     for cluster in config.clusters:
         policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)
@@ -106,6 +107,7 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
             loads[cache_key] = load_cluster(cluster, options.root)
         loaded = loads[cache_key]
         files |= loaded.files
+        coverage.update(dict.fromkeys(loaded.coverage))
         tagged = [r if r.cluster == cluster.name else replace(r, cluster=cluster.name)
                   for r in loaded.resources]
         evaluation = Evaluator(policies, operation=options.operation).run(tagged)
@@ -139,6 +141,7 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         sarif_category=options.sarif_category,
         group_by=group_by,
         fail_on=options.fail_on,
+        coverage=tuple(sorted(coverage)),
     )
 
 

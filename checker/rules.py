@@ -14,6 +14,7 @@ from checker.load.objects import (
     RULE_HELM_SKIPPED,
     RULE_KUSTOMIZE,
     RULE_MISSING_PATH,
+    RULE_NOT_CHECKED,
     RULE_NOT_OBJECT,
     RULE_PARSE,
 )
@@ -40,6 +41,13 @@ BUILTIN_RULES: dict[str, Rule] = {
              "rendered, so they were not checked.",
              "Render the chart (helm template) into the scanned paths, or let Flux's "
              "HelmRelease values be checked where they are rendered."),
+        Rule(RULE_NOT_CHECKED, "Input not checked", Severity.WARNING,
+             "Something the GitOps controller will apply could not be rendered or followed "
+             "here (a remote chart or source that is not allowed or not reachable, a source "
+             "outside this repository, a plugin), so the objects it produces were not checked. "
+             "The message says what and why.",
+             "Make the input available to the check (allow its host in the trusted config, "
+             "vendor it), or accept the gap explicitly."),
         Rule(RULE_MISSING_PATH, "Path does not exist", Severity.ERROR,
              "A path given on the command line or in the configuration does not exist.",
              "Correct the path."),

@@ -10,6 +10,9 @@ fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e '.[test]'
+# Real OPA (Gatekeeper's engine) is the oracle of the differential tests. Its wheel declares
+# Python >= 3.14 but runs on 3.11 (the wheel is py3-none), so it is installed on its own.
+python -m pip install --quiet --ignore-requires-python opa-golib-python-bindings==0.4.4
 # Real peers the tests start on loopback: Debian's OCI registry (images tests) and ssh-keygen
 # (signed-commit audit tests). Installed when missing and this user can install packages.
 need=()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
-from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
+from checker.model import Coverage, FieldPath, Finding, Resource, Severity, SourceLocation
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -20,6 +20,7 @@ RULE_EMPTY = "input.empty-file"
 RULE_KUSTOMIZE = "input.kustomize-error"
 RULE_MISSING_PATH = "input.missing-path"
 RULE_HELM_SKIPPED = "input.helm-chart-not-rendered"
+RULE_NOT_CHECKED = "input.not-checked"
 
 
 @dataclass
@@ -29,12 +30,22 @@ class LoadResult:
     resources: list[Resource] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     files: set[str] = field(default_factory=set)
+    coverage: list[Coverage] = field(default_factory=list)
 
     def extend(self, other: LoadResult) -> None:
         """Merge another result into this one."""
         self.resources.extend(other.resources)
         self.findings.extend(other.findings)
         self.files |= other.files
+        self.coverage.extend(other.coverage)
+
+    def not_checked(self, kind: str, what: str, path: str, reason: str, line: int = 1,
+                    severity: Severity = Severity.WARNING) -> None:
+        """Record an input that was not checked: a ledger entry and an input finding."""
+        self.coverage.append(Coverage("not-checked", kind, what, path, line, reason))
+        self.findings.append(input_finding(
+            RULE_NOT_CHECKED, f"{what} was not checked: {reason}", path, line,
+            severity=severity))
 
 
 def relpath(path: Path, root: Path) -> str:
