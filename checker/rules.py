@@ -19,7 +19,12 @@ from checker.load.objects import (
     RULE_PARSE,
 )
 from checker.model import Rule, Severity
-from checker.policy.evaluate import RULE_EVAL_ERROR, RULE_INVALID_POLICY, RULE_MATCH_UNDECIDED
+from checker.policy.evaluate import (
+    RULE_EVAL_ERROR,
+    RULE_INVALID_POLICY,
+    RULE_MATCH_UNDECIDED,
+    RULE_TEMPLATE_NOTE,
+)
 
 BUILTIN_RULES: dict[str, Rule] = {
     r.id: r
@@ -61,6 +66,10 @@ BUILTIN_RULES: dict[str, Rule] = {
              "A constraint's namespaceSelector needs a Namespace that is not among the scanned "
              "manifests, so the constraint was not evaluated for that namespace.",
              "Add the Namespace manifest to the scanned paths."),
+        Rule(RULE_TEMPLATE_NOTE, "ConstraintTemplate note", Severity.NOTE,
+             "A ConstraintTemplate has a problem that Gatekeeper tolerates: the template loads "
+             "and is evaluated, but part of it (named in the message) is ignored, as it is in "
+             "the cluster.", "Fix the template as the message says."),
         Rule(RULE_EXPIRED, "Risk acceptance expired", Severity.ERROR,
              "A risk acceptance is past its expiry date. It no longer accepts anything: the "
              "findings it covered count again, and the check fails until its owner acts.",

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from checker.errors import PolicyError
-from checker.model import Resource, Rule, SourceLocation
+from checker.model import Resource, Rule, Severity, SourceLocation
 from checker.policy import suites
-from checker.policy.evaluate import Evaluator
-from checker.policy.gatekeeper import SYNC_ANNOTATION, parse_constraint, parse_template
+from checker.policy.evaluate import RULE_TEMPLATE_NOTE, Evaluator
+from checker.policy.gatekeeper import (
+    SYNC_ANNOTATION,
+    SyncAnnotationError,
+    parse_constraint,
+    parse_template,
+    read_sync_requirements,
+)
 from checker.policy.model import Policy
 from checker.policy.packs import load_catalog, packs_dir, template_of
 from checker.policy.referential import Inventory, layout, synced, union
@@ -63,11 +69,81 @@ def test_annotation_lists_every_alternative() -> None:
     assert parse_template(template()).sync is None
 
 
-@pytest.mark.parametrize("bad", ["not json", '{"groups": []}', '[[{"groups": [""]}]]',
-                                 '[[{"groups": [""], "versions": [], "kinds": ["X"]}]]'])
-def test_a_malformed_annotation_names_the_template(bad: str) -> None:
-    with pytest.raises(PolicyError, match=r"t\.yaml.*requires-sync-data"):
-        parse_template(template(bad))
+# The gatekeeper-library's form: a block scalar holding a quoted, multi-line JSON list.
+LIBRARY_FORM = """"[
+  [
+    {
+      "groups": ["networking.k8s.io"],
+      "versions": ["v1beta1", "v1"],
+      "kinds": ["Ingress"]
+    }
+  ]
+]"
+"""
+
+
+def test_the_library_form_is_trimmed_and_decoded_as_gatekeeper_does() -> None:
+    # Gatekeeper trims newlines and double quotes from both ends, then decodes one JSON value
+    assert read_sync_requirements(LIBRARY_FORM) == (
+        ("networking.k8s.io", "v1", "Ingress"), ("networking.k8s.io", "v1beta1", "Ingress"))
+    t = parse_template(template(LIBRARY_FORM))
+    assert t.sync == read_sync_requirements(LIBRARY_FORM) and t.notes == ()
+
+
+@pytest.mark.parametrize(("raw", "kinds"), [
+    # only the first JSON value is decoded; what follows it is never read
+    ('[[{"groups": [""], "versions": ["v1"], "kinds": ["Service"]}]] trailing', (("", "v1", "Service"),)),
+    # Go matches field names case-insensitively
+    ('[[{"Groups": [""], "VERSIONS": ["v1"], "kinds": ["Pod"]}]]', (("", "v1", "Pod"),)),
+    # a missing or null field is an empty list: the clause names no kind
+    ('[[{"groups": [""]}]]', ()),
+    ('[[{"groups": [""], "versions": null, "kinds": ["X"]}]]', ()),
+    ("null", ()), ("[null, [null]]", ()), ("[]", ()),
+])
+def test_decoding_follows_gos_json_decoder(raw: str, kinds: tuple[Any, ...]) -> None:
+    assert read_sync_requirements(raw) == kinds
+
+
+@pytest.mark.parametrize("bad", ["not json", '{"groups": []}', "", '""',
+                                 '[[{"groups": [""], "version": ["v1"], "kinds": ["X"]}]]',
+                                 '[[{"groups": [1], "versions": ["v1"], "kinds": ["X"]}]]',
+                                 '[["x"]]', '["x"]', 5])
+def test_a_malformed_annotation_is_a_note_and_the_template_still_loads(bad: Any) -> None:
+    t = parse_template(template(bad))
+    assert t.sync is None  # not pruned: the template sees every object
+    assert len(t.notes) == 1 and SYNC_ANNOTATION in t.notes[0] and "ignored" in t.notes[0]
+    if isinstance(bad, str):
+        with pytest.raises(SyncAnnotationError):
+            read_sync_requirements(bad)
+
+
+def test_the_note_is_reported_once_on_the_template_and_evaluation_goes_on() -> None:
+    p = policy("not json")
+    ns = obj("Namespace", "team")
+    out = Evaluator([p, p]).run([ns, obj("Service", "s", "team")])
+    notes = [f for f in out.findings if f.rule_id == RULE_TEMPLATE_NOTE]
+    assert len(notes) == 1 and notes[0].location.path == "t.yaml"
+    assert notes[0].severity is Severity.NOTE and "'reads'" in notes[0].message
+    assert not out.errors
+    assert [f.message for f in out.findings if f.rule_id == "reads"] == ["sees Service"] * 2
+
+
+def test_suites_do_not_count_the_note_as_a_verdict(tmp_path: Path) -> None:
+    import yaml
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(template("not json").body))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "Reads",
+        "metadata": {"name": "c"}, "spec": {}}))
+    (tmp_path / "ns.yaml").write_text(yaml.safe_dump(obj("Namespace", "team").body))
+    (tmp_path / "svc.yaml").write_text(yaml.safe_dump(obj("Service", "s", "team").body))
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump({
+        "kind": "Suite", "apiVersion": "test.gatekeeper.sh/v1alpha1",
+        "tests": [{"name": "t", "template": "t.yaml", "constraint": "c.yaml", "cases": [
+            {"name": "empty", "object": "ns.yaml", "assertions": [{"violations": "no"}]},
+            {"name": "sees", "object": "ns.yaml", "inventory": ["svc.yaml"],
+             "assertions": [{"violations": 1, "message": "sees Service"}]}]}]}))
+    result = suites.run_suite(tmp_path / "suite.yaml")
+    assert (result.passed, result.failed) == (2, 0), result.failures
 
 
 def test_layout_keeps_only_the_kinds_asked_for() -> None:

@@ -30,6 +30,7 @@ from checker.policy.referential import Inventory, union
 RULE_EVAL_ERROR = "policy.evaluation-error"
 RULE_INVALID_POLICY = "policy.invalid"
 RULE_MATCH_UNDECIDED = "policy.match-undecided"
+RULE_TEMPLATE_NOTE = "policy.template-note"
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
@@ -161,7 +162,8 @@ class Evaluator:
             seen: set[str] = set()
             for part in parts:
                 for finding in part[index].findings:
-                    if finding.rule_id in (RULE_MATCH_UNDECIDED, RULE_INVALID_POLICY):
+                    if finding.rule_id in (RULE_MATCH_UNDECIDED, RULE_INVALID_POLICY,
+                                           RULE_TEMPLATE_NOTE):
                         if finding.message in seen:
                             continue
                         seen.add(finding.message)
@@ -195,7 +197,16 @@ class Evaluator:
         out = [Evaluation() for _ in policies]
         compiled: dict[int, CompiledPolicy] = {}
         seen_errors: set[str] = set()
+        noted: set[tuple[SourceLocation, str]] = set()
         for index, policy in enumerate(policies):
+            for note in policy.template.notes:
+                if (policy.template.location, note) not in noted:
+                    noted.add((policy.template.location, note))
+                    out[index].findings.append(Finding(
+                        rule_id=RULE_TEMPLATE_NOTE, category="policy", severity=Severity.NOTE,
+                        message=f"ConstraintTemplate {policy.template.name!r}: {note}",
+                        location=policy.template.location,
+                    ))
             try:
                 # Validate without referential data (cheap); the data goes in on first use.
                 compiled[index] = self._compile(policy.template, None)

@@ -49,6 +49,8 @@ class Template:
     body: Mapping[str, Any] = field(compare=False)
     # kinds named by the requires-sync-data annotation (group, version, kind); None: no annotation
     sync: tuple[tuple[str, str, str], ...] | None = None
+    # problems Gatekeeper tolerates (the template still loads), shown as notes on it
+    notes: tuple[str, ...] = ()
 
     @property
     def uses_inventory(self) -> bool:
@@ -86,31 +88,94 @@ def _dig(data: Any, *keys: str) -> Any:
     return data
 
 
-def _sync(res: Resource) -> tuple[tuple[str, str, str], ...] | None:
-    """The kinds the ``requires-sync-data`` annotation names: a JSON list of requirements,
-    each a list of alternatives ``{"groups": [...], "versions": [...], "kinds": [...]}``."""
+class SyncAnnotationError(ValueError):
+    """The ``requires-sync-data`` annotation does not decode as Gatekeeper decodes it."""
+
+
+_JSON_WS = " \t\n\r"
+_CLAUSE_FIELDS = ("groups", "versions", "kinds")
+
+
+def _clause_key(key: str) -> str:
+    """The clause field a JSON key fills: Go's decoder matches names case-insensitively."""
+    folded = key.casefold()
+    for name in _CLAUSE_FIELDS:
+        if folded == name:
+            return name
+    raise SyncAnnotationError(f'unknown field "{key}"')
+
+
+def _strings(value: Any) -> list[str]:
+    if value is None:  # null leaves a Go slice empty
+        return []
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise SyncAnnotationError("groups, versions and kinds must be lists of strings")
+    return value
+
+
+def read_sync_requirements(raw: str) -> tuple[tuple[str, str, str], ...]:
+    """The kinds a ``requires-sync-data`` annotation names, decoded as Gatekeeper decodes it.
+
+    Gatekeeper (``ReadSyncRequirements``, read only by ``gator sync test``) trims newlines and
+    double quotes from both ends, then decodes one JSON value - whatever follows it is not
+    read - into a list of requirements, each a list of clauses ``{"groups", "versions",
+    "kinds"}`` (keys matched case-insensitively, unknown keys refused, ``null`` an empty list)
+    whose cross products are the kinds. Raises SyncAnnotationError when Gatekeeper's decoder
+    would fail.
+    """
+    text = raw.strip('\n"').lstrip(_JSON_WS)
+    if not text:
+        raise SyncAnnotationError("no JSON value")
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            out[key] = value
+        return out
+
+    try:
+        requirements, _ = json.JSONDecoder(object_pairs_hook=pairs).raw_decode(text)
+    except ValueError as err:
+        raise SyncAnnotationError(f"not JSON: {err}") from err
+    if requirements is None:
+        return ()
+    if not isinstance(requirements, list):
+        raise SyncAnnotationError("must be a JSON list of requirements")
+    out: set[tuple[str, str, str]] = set()
+    for requirement in requirements:
+        if requirement is None:
+            continue
+        if not isinstance(requirement, list):
+            raise SyncAnnotationError("each requirement must be a list of "
+                                      '{"groups", "versions", "kinds"} clauses')
+        for clause in requirement:
+            if clause is None:
+                continue
+            if not isinstance(clause, dict):
+                raise SyncAnnotationError('each clause must be an object with "groups", '
+                                          '"versions" and "kinds"')
+            fields: dict[str, list[str]] = {name: [] for name in _CLAUSE_FIELDS}
+            for key, value in clause.items():
+                fields[_clause_key(key)] = _strings(value)
+            out.update(itertools.product(fields["groups"], fields["versions"],
+                                         fields["kinds"]))
+    return tuple(sorted(out))
+
+
+def _sync(res: Resource) -> tuple[tuple[tuple[str, str, str], ...] | None, tuple[str, ...]]:
+    """The kinds the ``requires-sync-data`` annotation names (None: no usable annotation),
+    and a note when the annotation is there but does not decode."""
     raw = _dig(res.body, "metadata", "annotations", SYNC_ANNOTATION)
     if raw is None:
-        return None
+        return None, ()
     try:
-        requirements = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError as err:
-        raise _fail(res, f"annotation {SYNC_ANNOTATION} is not JSON: {err}") from err
-    shape = (isinstance(requirements, list)
-             and all(isinstance(r, list) and all(isinstance(a, dict) for a in r)
-                     for r in requirements))
-    out: set[tuple[str, str, str]] = set()
-    for alternative in (a for r in requirements for a in r) if shape else ():
-        fields = [alternative.get(key) for key in ("groups", "versions", "kinds")]
-        if not all(isinstance(f, list) and f and all(isinstance(x, str) for x in f)
-                   for f in fields):
-            shape = False
-            break
-        out.update((g, v, k) for g, v, k in itertools.product(*fields))
-    if not shape:
-        raise _fail(res, f'annotation {SYNC_ANNOTATION} must be a list of lists of '
-                         f'{{"groups": [...], "versions": [...], "kinds": [...]}}')
-    return tuple(sorted(out))
+        if not isinstance(raw, str):
+            raise SyncAnnotationError("annotation values are strings")
+        return read_sync_requirements(raw), ()
+    except SyncAnnotationError as err:
+        return None, (f"annotation {SYNC_ANNOTATION} is ignored: {err}. Gatekeeper accepts "
+                      "the template (only gator sync test reads the annotation); here the "
+                      "template sees every scanned object as referential data",)
 
 
 def parse_template(res: Resource) -> Template:
@@ -156,10 +221,11 @@ def parse_template(res: Resource) -> Template:
     if not re.search(r"^\s*violation\b", rego, re.MULTILINE):
         raise _fail(res, "the Rego must define a 'violation' rule")
     schema = _dig(body, "spec", "crd", "spec", "validation", "openAPIV3Schema")
+    sync, notes = _sync(res)
     return Template(
         name=res.name, kind=kind, package=package, rego=rego, libs=tuple(libs),
         rego_v1=version == "v1", schema=schema if isinstance(schema, dict) else None,
-        location=res.location, body=body, sync=_sync(res),
+        location=res.location, body=body, sync=sync, notes=notes,
     )
 
 
