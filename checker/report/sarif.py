@@ -158,9 +158,49 @@ class _Lines:
             f'"properties": {properties}, {rule}}}')
 
 
+def select(findings: Iterable[Finding], limit: int = MAX_RESULTS) -> tuple[list[Finding], int]:
+    """At most ``limit`` findings, the most severe first, and how many were left out.
+
+    GitHub code scanning reads at most 25,000 results of a run; cutting in file order would let
+    thousands of warnings push every error out (and, on the default branch, close its alerts).
+    So errors are kept before warnings and warnings before notes; within a severity the report's
+    order decides. The chosen findings keep the report's order.
+    """
+    items = list(findings)
+    if len(items) <= limit:
+        return items, 0
+    ranked = sorted(range(len(items)), key=lambda i: (-int(items[i].severity), i))
+    keep = sorted(ranked[:limit])
+    return [items[i] for i in keep], len(items) - len(keep)
+
+
+def _left_out(findings: list[Finding], chosen: list[Finding], count: int) -> dict[str, Any]:
+    """The run-level notification that says what the cap left out."""
+    by_severity: dict[str, int] = {}
+    kept = {id(f) for f in chosen}
+    for f in findings:
+        if id(f) not in kept:
+            by_severity[f.severity.label] = by_severity.get(f.severity.label, 0) + 1
+    detail = ", ".join(f"{by_severity[s.label]} {s.label}" for s in sorted(Severity, reverse=True)
+                       if s.label in by_severity)
+    return {
+        "level": "warning",
+        "descriptor": {"id": "gitops-checker/sarif-results-left-out"},
+        "message": {"text": f"{count} of {len(findings)} results were left out of this run "
+                            f"({detail}): code scanning reads at most {MAX_RESULTS} results "
+                            "per run, so the most severe were kept. The JSON report has them "
+                            "all."},
+    }
+
+
 def _run(report: Report, findings: Iterable[Finding], *, accepted: bool) -> dict[str, Any]:
-    """One SARIF run: tool and rules through sarif_om, results as plain data."""
-    chosen = list(findings)[:MAX_RESULTS]
+    """One SARIF run: tool and rules through sarif_om, results as plain data.
+
+    More than ``MAX_RESULTS`` findings: the most severe are kept (``select``) and a
+    ``toolExecutionNotifications`` entry of the run's invocation says how many were left out.
+    """
+    everything = list(findings)
+    chosen, left_out = select(everything, MAX_RESULTS)
     rule_ids = sorted({f.rule_id for f in chosen} | {
         r for r in report.rules if not accepted and report.rules[r].pack != ""})
     index = {rid: i for i, rid in enumerate(rule_ids)}
@@ -194,6 +234,9 @@ def _run(report: Report, findings: Iterable[Finding], *, accepted: bool) -> dict
     if report.sarif_category:
         run.automation_details = om.RunAutomationDetails(id=f"{report.sarif_category}/")
     data: dict[str, Any] = _plain(run)
+    if left_out:
+        data["invocations"] = [{"executionSuccessful": True, "toolExecutionNotifications": [
+            _left_out(everything, chosen, left_out)]}]
     data["results"] = results
     return data
 
