@@ -268,7 +268,12 @@ class BatchRunner:
         out: dict[int, Outcome] = {}
         for i in members:  # one at a time, so that an error names its own constraint
             single = program.eval_rule(f"data.gitops_checker.c{i}.violation")
-            out[i] = single if isinstance(single, EvalError) else _violations(single or [])
+            if isinstance(single, EvalError) or single is None:
+                out[i] = single if single is not None else []
+            elif isinstance(single, list):
+                out[i] = _violations(single)
+            else:  # the plain run reports it, naming the template (evaluate.py re-runs errors)
+                out[i] = EvalError(f"violation is not a set (got {type(single).__name__})")
         return out
 
 

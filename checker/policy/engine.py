@@ -88,10 +88,16 @@ class PolicyEngine(Protocol):
         ...  # pragma: no cover
 
 
+def _may_print(source: str) -> bool:
+    """Whether a module may produce ``print()`` output that has to be emptied after each run."""
+    return "print" in source
+
+
 class _RegorusPolicy:
-    def __init__(self, engine: Any, rule: str) -> None:
+    def __init__(self, engine: Any, rule: str, prints: bool = False) -> None:
         self._engine = engine
         self._rule = rule
+        self._prints = prints  # gathered print() output is dropped after each evaluation
 
     def evaluate(self, input_json: str) -> list[dict[str, Any]] | EvalError:
         try:
@@ -99,6 +105,9 @@ class _RegorusPolicy:
             raw = self._engine.eval_rule_as_json(self._rule)
         except (RuntimeError, ValueError) as err:
             return EvalError(clean_error(err))
+        finally:
+            if self._prints:
+                self._engine.take_prints()
         value = json.loads(raw) if raw else []
         if value is None:
             return []
@@ -108,26 +117,31 @@ class _RegorusPolicy:
 
 
 class _RegorusProgram:
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, prints: bool = False) -> None:
         self._engine = engine
+        self._prints = prints
 
     def add_module(self, filename: str, source: str) -> None:
         try:
             self._engine.add_policy(filename, source)
         except (RuntimeError, ValueError) as err:
             raise PolicyError(f"Rego does not compile: {clean_error(err)}") from err
+        self._prints = self._prints or _may_print(source)
 
     def set_input(self, input_json: str) -> None:
         self._engine.set_input_json(input_json)
 
     def copy(self) -> Program:
-        return _RegorusProgram(self._engine.clone())
+        return _RegorusProgram(self._engine.clone(), self._prints)
 
     def eval_rule(self, rule: str) -> Any:
         try:
             raw = self._engine.eval_rule_as_json(rule)
         except (RuntimeError, ValueError) as err:
             return EvalError(clean_error(err))
+        finally:
+            if self._prints:
+                self._engine.take_prints()
         return json.loads(raw) if raw else None
 
 
@@ -153,6 +167,7 @@ class RegorusEngine:
 
         engine = regorus.Engine()
         engine.set_rego_v0(not rego_v1)
+        engine.set_gather_prints(True)  # never to stderr (see checker.policy.limits)
         if data_json is not None:
             engine.add_data_json(data_json)
         return _RegorusProgram(engine)
@@ -166,6 +181,7 @@ class RegorusEngine:
 
         engine = regorus.Engine()
         engine.set_rego_v0(not rego_v1)
+        engine.set_gather_prints(True)  # never to stderr (see checker.policy.limits)
         for filename, source in modules:
             try:
                 engine.add_policy(filename, source)
@@ -173,7 +189,8 @@ class RegorusEngine:
                 raise PolicyError(f"Rego does not compile: {clean_error(err)}") from err
         if data_json is not None:
             engine.add_data_json(data_json)
-        return _RegorusPolicy(engine, f"data.{package}.violation")
+        return _RegorusPolicy(engine, f"data.{package}.violation",
+                              any(_may_print(source) for _, source in modules))
 
 
 def default_engine() -> PolicyEngine:

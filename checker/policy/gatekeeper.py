@@ -14,6 +14,7 @@ import jsonschema
 
 from checker.errors import PolicyError
 from checker.model import Resource, Severity, SourceLocation
+from checker.policy.limits import refused_calls
 
 TEMPLATE_GROUP = "templates.gatekeeper.sh"
 CONSTRAINT_GROUP = "constraints.gatekeeper.sh"
@@ -220,6 +221,11 @@ def parse_template(res: Resource) -> Template:
                                  f"not data.{ref}")
     if not re.search(r"^\s*violation\b", rego, re.MULTILINE):
         raise _fail(res, "the Rego must define a 'violation' rule")
+    for index, name, line in refused_calls((rego, *libs), rego_v1=version == "v1"):
+        where = "the Rego" if index == 0 else f"libs[{index - 1}]"
+        raise _fail(res, f"{where} calls {name} (line {line} of that source), which Gatekeeper's "
+                         f"Rego driver refuses (--disable-opa-builtin, the default since 3.8; "
+                         f"use external data instead)")
     schema = _dig(body, "spec", "crd", "spec", "validation", "openAPIV3Schema")
     sync, notes = _sync(res)
     return Template(
