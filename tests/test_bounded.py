@@ -65,3 +65,13 @@ def test_http_send_in_a_lib_or_a_string_is_told_apart() -> None:
     text = 'package p\nviolation[{"msg": "http.send(x) is not called here"}] { true }\n'
     assert refused_calls([text, lib], rego_v1=False) == [(1, "http.send", 2)]
     assert refused_calls([text], rego_v1=False) == []
+
+
+def test_refusal_check_is_linear_on_nested_brackets() -> None:
+    """regorus's parser needs exponential time here; the check must not parse with it."""
+    from checker.policy.limits import code_only, refused_calls
+
+    deep = "package p\nviolation[{\"msg\": m}] { m := " + "[" * 40 + "1" + "]" * 40 + " }\n"
+    assert refused_calls([deep + "x := http . send({})\n"], rego_v1=False) == [
+        (0, "http.send", 3)]
+    assert code_only('a := "x # y\\" z" # c\nb := `r\nr`') == 'a := "" \nb := \n``'
