@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import jsonschema
 
 from checker.errors import ConfigError
+from checker.load.argocd import ArgoSettings, settings_from_config
 from checker.load.flux import FluxSync, follow, mapping_of
 from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
 from checker.model import FieldPath, Finding
@@ -53,6 +54,7 @@ class Cluster:
     problems: tuple[Finding, ...] = ()       # broken Flux spec.path references, as findings
     source: str = ""               # where the cluster was declared ("file:line")
     override_sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    argocd: ArgoSettings | None = None       # Argo CD settings (argocd: in the config)
 
     @property
     def declared_paths(self) -> tuple[Path, ...]:
@@ -303,6 +305,7 @@ def load_config(root: Path, config_file: Path | None = None,
     require_signed = require_codeowners = False
     label = ""
     default_sources: dict[str, str] = {}
+    argocd_data: Mapping[str, Any] | None = None
     if file is not None:
         label = file.name if file.parent.resolve() == root.resolve() else str(file)
         docs = _read_yaml(file, label)
@@ -323,6 +326,7 @@ def load_config(root: Path, config_file: Path | None = None,
         guardrails = data.get("guardrails") or {}
         require_signed = bool(guardrails.get("requireSignedCommits", False))
         require_codeowners = bool(guardrails.get("requireCodeowners", False))
+        argocd_data = data.get("argocd")
         seen: set[str] = set()
         for index, entry in enumerate(data.get("clusters", [])):
             at = ["clusters", index]
@@ -357,6 +361,8 @@ def load_config(root: Path, config_file: Path | None = None,
     for d in drafts:
         d.override_sources = {**default_sources, **d.override_sources}
     clusters = tuple(_finish(d, defaults, default_paths, root) for d in drafts)
+    argocd = settings_from_config(argocd_data, {c.name: c.paths for c in clusters if c.name})
+    clusters = tuple(replace(c, argocd=argocd) for c in clusters)
     return Config(clusters=clusters, source=label, acceptances=acceptances,
                   drift_ignore=drift_ignore, group_by=group_by,
                   security_tower=tuple(st_files), allowed_registries=allowed_registries,

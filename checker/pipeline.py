@@ -11,6 +11,7 @@ from checker import __version__, accept
 from checker.config import SECURITY_TOWER_DIR, Cluster, Config, load_config
 from checker.errors import ConfigError
 from checker.load import LoadResult, load_paths
+from checker.load import argocd as argocd_load
 from checker.load import flux as flux_load
 from checker.model import Coverage, Finding, Report, Resource, Rule, Severity
 from checker.options import ScanOptions
@@ -66,6 +67,7 @@ def load_cluster(cluster: Cluster, root: Path) -> LoadResult:
         part.resources = flux_load.apply(part.resources, sync)
         loaded.extend(part)
     loaded.findings.extend(cluster.problems)
+    argocd_load.follow(loaded, cluster.name, cluster.argocd or argocd_load.ArgoSettings(), root)
     loaded.resources = [r for r in loaded.resources
                         if not r.location.path.startswith(SECURITY_TOWER_DIR + "/")]
     if cluster.syncs:  # a sync of a parent folder reaches declared files again: once
@@ -102,7 +104,8 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         packs.update(dict.fromkeys(cluster_packs))
         cache_key = (cluster.declared_paths, cluster.problems, tuple(
             (s.path, s.target_namespace, tuple(sorted(s.substitute.items())))
-            for s in cluster.syncs))
+            for s in cluster.syncs), cluster.name if cluster.argocd and cluster.argocd.destinations
+            else "")
         if cache_key not in loads:
             loads[cache_key] = load_cluster(cluster, options.root)
         loaded = loads[cache_key]
