@@ -54,7 +54,7 @@ class Cluster:
     problems: tuple[Finding, ...] = ()       # broken Flux spec.path references, as findings
     source: str = ""               # where the cluster was declared ("file:line")
     override_sources: Mapping[str, str] = field(default_factory=dict, compare=False)
-    argocd: ArgoSettings | None = None       # Argo CD settings (argocd: in the config)
+    argocd: ArgoSettings | None = field(default=None, compare=False)  # argocd: in the config
 
     @property
     def declared_paths(self) -> tuple[Path, ...]:
