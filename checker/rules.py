@@ -23,6 +23,7 @@ from checker.policy.evaluate import (
     RULE_EVAL_ERROR,
     RULE_INVALID_POLICY,
     RULE_MATCH_UNDECIDED,
+    RULE_NOT_EVALUATED,
     RULE_TEMPLATE_NOTE,
 )
 
@@ -63,13 +64,21 @@ BUILTIN_RULES: dict[str, Rule] = {
              "A ConstraintTemplate or Constraint is invalid and was not evaluated.",
              "Fix the template or constraint as the message says."),
         Rule(RULE_MATCH_UNDECIDED, "Constraint match undecided", Severity.NOTE,
-             "A constraint's namespaceSelector needs a Namespace that is not among the scanned "
+             "A constraint's namespaceSelector, or a template that reads "
+             "input.review.namespaceObject, needs a Namespace that is not among the scanned "
              "manifests, so the constraint was not evaluated for that namespace.",
              "Add the Namespace manifest to the scanned paths."),
         Rule(RULE_TEMPLATE_NOTE, "ConstraintTemplate note", Severity.NOTE,
              "A ConstraintTemplate has a problem that Gatekeeper tolerates: the template loads "
              "and is evaluated, but part of it (named in the message) is ignored, as it is in "
              "the cluster.", "Fix the template as the message says."),
+        Rule(RULE_NOT_EVALUATED, "Not evaluated, as in Gatekeeper", Severity.NOTE,
+             "Gatekeeper would not evaluate this here: a constraint whose "
+             "scopedEnforcementActions do not apply at gator.gatekeeper.sh (the point CI "
+             "reviews as), or objects in namespaces that the cluster's Gatekeeper Config "
+             "excludes from both the webhook and audit. The message says which.",
+             "Nothing to do if that is intended; otherwise scope the constraint to "
+             "gator.gatekeeper.sh (or *) or narrow the Config's excludedNamespaces."),
         Rule(RULE_EXPIRED, "Risk acceptance expired", Severity.ERROR,
              "A risk acceptance is past its expiry date. It no longer accepts anything: the "
              "findings it covered count again, and the check fails until its owner acts.",

@@ -27,7 +27,8 @@ from checker.policy.evaluate import Evaluator
 from checker.policy.model import Policy
 
 INTERNAL_POLICY_RULES = frozenset({"policy.evaluation-error", "policy.invalid",
-                                   "policy.match-undecided", "policy.template-note"})
+                                   "policy.match-undecided", "policy.template-note",
+                                   "policy.not-evaluated"})
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from checker.parallel import available_cpus, can_fork, fork_map, no_cycle_collec
 from checker.policy import rvm
 from checker.policy.batch import BatchRunner, build_runners
 from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, default_engine
-from checker.policy.gatekeeper import Template
-from checker.policy.match import Matcher, MatchIndex, is_namespace
+from checker.policy.gatekeeper import CI_POINTS, Template, gatekeeper_config
+from checker.policy.match import Matcher, MatchIndex, is_namespace, stored_namespace
 from checker.policy.model import Policy
 from checker.policy.referential import Inventory, union
 
@@ -31,10 +31,14 @@ RULE_EVAL_ERROR = "policy.evaluation-error"
 RULE_INVALID_POLICY = "policy.invalid"
 RULE_MATCH_UNDECIDED = "policy.match-undecided"
 RULE_TEMPLATE_NOTE = "policy.template-note"
+RULE_NOT_EVALUATED = "policy.not-evaluated"
+# input.review.namespaceObject when Gatekeeper passes no Namespace (a cluster-scoped object,
+# gator): its Rego driver sets a nil map, which OPA's InterfaceToValue turns into {}
+NO_NAMESPACE_OBJECT = "{}"
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
-def review(res: Resource, operation: str = "CREATE") -> dict[str, Any]:
+def admission_request(res: Resource, operation: str = "CREATE") -> dict[str, Any]:
     """The AdmissionRequest Gatekeeper builds for an object being created."""
     out: dict[str, Any] = {
         "kind": {"group": res.group, "version": res.version, "kind": res.kind},
@@ -48,6 +52,21 @@ def review(res: Resource, operation: str = "CREATE") -> dict[str, Any]:
     if res.namespace:
         out["namespace"] = res.namespace
     return out
+
+
+def review(res: Resource, operation: str = "CREATE",
+           namespace_object: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``input.review`` as Gatekeeper's Rego driver builds it: the AdmissionRequest plus
+    ``namespaceObject`` (Gatekeeper 3.22+), the object's Namespace as stored, or ``{}``
+    when none is passed (a cluster-scoped object; gator)."""
+    out = admission_request(res, operation)
+    out["namespaceObject"] = namespace_object if namespace_object is not None else {}
+    return out
+
+
+def _with_namespace_object(review_json: str, namespace_json: str) -> str:
+    """A review's JSON (an object without ``namespaceObject``) with it added."""
+    return review_json[:-1] + ',"namespaceObject":' + namespace_json + "}"
 
 
 def parse_field_path(value: Any) -> FieldPath | None:
@@ -92,8 +111,11 @@ class Evaluator:
 
     def __init__(self, policies: Sequence[Policy], engine: PolicyEngine | None = None,
                  operation: str = "CREATE", batch: bool = True,
-                 prune_inventory: bool = True) -> None:
+                 prune_inventory: bool = True, cluster_view: bool = True) -> None:
         self.policies = policies
+        # True: review as the webhook and audit do (namespaceObject from the Namespace
+        # manifests, a Gatekeeper Config's namespace exclusions); False: as gator does
+        self.cluster_view = cluster_view
         self.batch = batch
         # each template sees the kinds it declares (referential.Inventory), or every object
         self.prune_inventory = prune_inventory
@@ -137,6 +159,10 @@ class Evaluator:
         the same as a serial run, in the same order.
         """
         known = resources if known is None else known
+        notes: list[Finding] = []
+        if self.cluster_view:
+            resources, known, notes = self._exclude(resources, known)
+        notes += self._unenforced()
         if workers is None:
             workers = default_workers(len(resources) * len(self.policies))
         workers = max(1, min(workers, len(resources)))
@@ -157,19 +183,67 @@ class Evaluator:
                                           data)
 
                 parts = fork_map(share, shares(self._weights(resources), workers, LEAD))
-        merged = Evaluation()
+        merged = Evaluation(findings=notes)
         for index in range(len(self.policies)):
             seen: set[str] = set()
             for part in parts:
                 for finding in part[index].findings:
                     if finding.rule_id in (RULE_MATCH_UNDECIDED, RULE_INVALID_POLICY,
-                                           RULE_TEMPLATE_NOTE):
+                                           RULE_TEMPLATE_NOTE, RULE_NOT_EVALUATED):
                         if finding.message in seen:
                             continue
                         seen.add(finding.message)
                     merged.findings.append(finding)
                 merged.errors.extend(e for e in part[index].errors if e not in merged.errors)
         return merged
+
+    def _exclude(self, resources: Sequence[Resource], known: Sequence[Resource],
+                 ) -> tuple[list[Resource], list[Resource], list[Finding]]:
+        """Apply the namespace exclusions of a Gatekeeper Config among ``known``.
+
+        CI stands for the webhook (at apply) and audit (after): an object is left out only when
+        both ignore its namespace; one that only one of them ignores is still evaluated, as
+        the other still reports it. Objects the ``sync`` process ignores are left out of
+        ``data.inventory``. Each namespace left out is a note on the Config.
+        """
+        config, problems = gatekeeper_config(known)
+        notes = [Finding(rule_id=RULE_NOT_EVALUATED, category="policy", severity=Severity.NOTE,
+                         message=message, location=location) for location, message in problems]
+        if config is None:
+            return list(resources), list(known), notes
+        kept: list[Resource] = []
+        left: dict[tuple[str, str], int] = {}
+        for res in resources:
+            if config.excluded("webhook", res) and config.excluded("audit", res):
+                key = (res.cluster, res.name if is_namespace(res) else res.namespace)
+                left[key] = left.get(key, 0) + 1
+            else:
+                kept.append(res)
+        for (cluster, ns), count in sorted(left.items()):
+            where = f"namespace {ns!r}" if ns else "cluster-scoped objects"
+            notes.append(Finding(
+                rule_id=RULE_NOT_EVALUATED, category="policy", severity=Severity.NOTE,
+                message=f"{count} object(s) of {where} not evaluated: Gatekeeper Config "
+                        f"{config.config} excludes {'it' if ns else 'them'} from the webhook "
+                        "and audit processes",
+                location=config.location, cluster=cluster,
+            ))
+        return kept, [r for r in known if not config.excluded("sync", r)], notes
+
+    def _unenforced(self) -> list[Finding]:
+        """A note for each constraint whose scoped enforcement actions skip CI's points."""
+        out = []
+        for policy in self.policies:
+            c = policy.constraint
+            if not c.enforced:
+                out.append(Finding(
+                    rule_id=RULE_NOT_EVALUATED, category="policy", severity=Severity.NOTE,
+                    message=f"constraint {c.kind}/{c.name} not evaluated: its "
+                            f"scopedEnforcementActions apply at {', '.join(c.scoped_points)}, "
+                            f"not at {', '.join(CI_POINTS)}, the point CI reviews as (gator's)",
+                    location=c.location,
+                ))
+        return list(dict.fromkeys(out))
 
     def _weights(self, resources: Sequence[Resource]) -> list[int]:
         """Work per resource, estimated as 1 + the constraints whose kinds admit it."""
@@ -218,6 +292,8 @@ class Evaluator:
                         rule_id=RULE_INVALID_POLICY, category="policy", severity=Severity.ERROR,
                         message=str(err).split(": ", 1)[-1], location=policy.template.location,
                     ))
+        for index in [i for i in compiled if not policies[i].constraint.enforced]:
+            del compiled[index]  # gator skips a constraint not enforced at its point
         if self.batch:
             runners, alone = build_runners(self.engine, policies, sorted(compiled), data)
         else:
@@ -230,8 +306,25 @@ class Evaluator:
                                             list[int]]] = {}
         index_of = MatchIndex({i: Matcher(policies[i].constraint.match) for i in sorted(compiled)},
                               namespaces)
+        reads_ns = {i for i in compiled if policies[i].template.uses_namespace_object}
+        ns_json: dict[str, str | None] = {}  # namespace -> namespaceObject JSON (None: absent)
         for res in resources:
             matching, problems = index_of(res)
+            namespace_json = NO_NAMESPACE_OBJECT
+            if self.cluster_view and res.namespace and not is_namespace(res):
+                if res.namespace not in ns_json:
+                    ns = namespaces.get(res.namespace)
+                    ns_json[res.namespace] = (None if ns is None else
+                                              json.dumps(stored_namespace(ns)))
+                found = ns_json[res.namespace]
+                if found is None:
+                    if reads_ns.intersection(matching):
+                        why = (f"the template reads input.review.namespaceObject and Namespace "
+                               f"{res.namespace!r} is not in the scanned manifests")
+                        problems = (*problems, *((i, why) for i in matching if i in reads_ns))
+                        matching = tuple(i for i in matching if i not in reads_ns)
+                else:
+                    namespace_json = found
             for index, why in problems:
                 if (index, res.namespace) not in undecided:
                     undecided.add((index, res.namespace))
@@ -239,8 +332,11 @@ class Evaluator:
             if not matching:
                 continue
             request = self.requests.get(id(res))
-            review_json = json.dumps(request if request is not None else
-                                     review(res, self.operation))
+            if request is None:
+                request = admission_request(res, self.operation)
+            elif "namespaceObject" in request:  # the driver sets it, whatever the request says
+                request = {k: v for k, v in request.items() if k != "namespaceObject"}
+            review_json = _with_namespace_object(json.dumps(request), namespace_json)
             split = splits.get(matching)
             if split is None:  # which batch evaluates which matching constraint
                 chosen = set(matching)

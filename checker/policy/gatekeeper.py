@@ -6,7 +6,7 @@ import copy
 import itertools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,15 @@ ACTIONS = {"deny": Severity.ERROR, "warn": Severity.WARNING, "dryrun": Severity.
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _DATA_REF = re.compile(r"(?<![\w.$])data\.([A-Za-z_]\w*)")
 SYNC_ANNOTATION = "metadata.gatekeeper.sh/requires-sync-data"
+# Gatekeeper's enforcement points; "*" names them all
+WEBHOOK_POINT = "validation.gatekeeper.sh"
+AUDIT_POINT = "audit.gatekeeper.sh"
+GATOR_POINT = "gator.gatekeeper.sh"
+VAP_POINT = "vap.k8s.io"
+ENFORCEMENT_POINTS = (WEBHOOK_POINT, AUDIT_POINT, GATOR_POINT, VAP_POINT)
+# CI reviews objects as gator does: gator's client and reviews use the gator point only
+CI_POINTS = (GATOR_POINT,)
+SOURCES = ("All", "Generated", "Original")
 
 
 def is_template(res: Resource) -> bool:
@@ -58,6 +67,11 @@ class Template:
         """Whether any module reads referential data (``data.inventory``)."""
         return any("data.inventory" in m for m in (self.rego, *self.libs))
 
+    @property
+    def uses_namespace_object(self) -> bool:
+        """Whether any module reads ``input.review.namespaceObject``."""
+        return any("namespaceObject" in m for m in (self.rego, *self.libs))
+
 
 @dataclass(frozen=True)
 class Constraint:
@@ -70,6 +84,10 @@ class Constraint:
     enforcement_action: str
     location: SourceLocation
     body: Mapping[str, Any] = field(compare=False)
+    # enforcementAction "scoped": the points its scopedEnforcementActions name (else empty)
+    scoped_points: tuple[str, ...] = ()
+    # False when the constraint is scoped to enforcement points CI does not count as
+    enforced: bool = True
 
     @property
     def severity(self) -> Severity:
@@ -179,6 +197,41 @@ def _sync(res: Resource) -> tuple[tuple[tuple[str, str, str], ...] | None, tuple
                       "template sees every scanned object as referential data",)
 
 
+def _rego_source(res: Resource, target: Mapping[str, Any],
+                 ) -> tuple[Any, Any, str, tuple[str, ...]]:
+    """The Rego Gatekeeper runs: (rego, libs, version, notes).
+
+    As Gatekeeper converts a template: a non-empty legacy ``rego`` field replaces the source of
+    the first ``code[]`` entry with ``engine: Rego`` (its libs become the legacy ``libs``, and
+    no version is kept, so it is v0); otherwise that first entry's ``source`` is used. The Rego
+    driver reads ``version: v1`` as v1 and every other value as v0.
+    """
+    codes = [c for c in target.get("code") or []
+             if isinstance(c, Mapping) and c.get("engine") == "Rego"]
+    legacy = target.get("rego")
+    notes: list[str] = []
+    if isinstance(legacy, str) and legacy:
+        if codes:
+            notes.append("both spec.targets[0].rego and a code[] Rego entry are set; Gatekeeper "
+                         "runs the legacy rego field (and its libs, as Rego v0), as here")
+        return legacy, target.get("libs") or [], "v0", tuple(notes)
+    if not codes:
+        return legacy, target.get("libs") or [], "v0", ()
+    source = codes[0].get("source")
+    if not isinstance(source, Mapping):
+        raise _fail(res, "code[] Rego entry has no source")
+    if "rego" not in source:
+        raise _fail(res, "code[] Rego entry: source.rego is required")
+    version = source.get("version") or "v0"
+    if not isinstance(version, str):
+        raise _fail(res, "code[] Rego entry: source.version must be a string")
+    if version not in ("v0", "v1"):
+        notes.append(f"Rego source.version {version!r} is read as v0, as Gatekeeper reads "
+                     "every version other than v1")
+        version = "v0"
+    return source.get("rego"), source.get("libs") or [], version, tuple(notes)
+
+
 def parse_template(res: Resource) -> Template:
     """Validate a ConstraintTemplate and extract what evaluation needs."""
     body = res.body
@@ -193,19 +246,11 @@ def parse_template(res: Resource) -> Template:
     target = targets[0]
     if target.get("target") != TARGET:
         raise _fail(res, f"target must be {TARGET!r}")
-    rego, libs, version = target.get("rego"), target.get("libs") or [], "v0"
-    for code in target.get("code") or []:
-        if isinstance(code, dict) and code.get("engine") == "Rego":
-            source = code.get("source") or {}
-            rego = source.get("rego", rego)
-            libs = source.get("libs", libs)
-            version = str(source.get("version", "v0"))
+    rego, libs, version, notes = _rego_source(res, target)
     if not isinstance(rego, str) or not rego.strip():
         raise _fail(res, "no Rego source (spec.targets[0].rego or code[].source.rego)")
     if not isinstance(libs, list) or not all(isinstance(lib, str) for lib in libs):
         raise _fail(res, "libs must be a list of Rego sources")
-    if version not in ("v0", "v1"):
-        raise _fail(res, f"unsupported Rego version {version!r} (expected v0 or v1)")
     match = _PACKAGE.search(rego)
     if match is None:
         raise _fail(res, "the Rego has no package statement")
@@ -227,11 +272,11 @@ def parse_template(res: Resource) -> Template:
                          f"Rego driver refuses (--disable-opa-builtin, the default since 3.8; "
                          f"use external data instead)")
     schema = _dig(body, "spec", "crd", "spec", "validation", "openAPIV3Schema")
-    sync, notes = _sync(res)
+    sync, sync_notes = _sync(res)
     return Template(
         name=res.name, kind=kind, package=package, rego=rego, libs=tuple(libs),
         rego_v1=version == "v1", schema=schema if isinstance(schema, dict) else None,
-        location=res.location, body=body, sync=sync, notes=notes,
+        location=res.location, body=body, sync=sync, notes=(*notes, *sync_notes),
     )
 
 
@@ -292,15 +337,143 @@ def parse_constraint(res: Resource, template: Template | None) -> Constraint:
         except jsonschema.SchemaError as err:
             raise PolicyError(f"{template.location}: invalid parameter schema: {err.message}") \
                 from err
-    action = spec.get("enforcementAction", "deny")
+    if "source" in match and match.get("source") not in SOURCES:
+        raise _fail(res, f"spec.match.source must be one of {', '.join(SOURCES)}, not "
+                         f"{match.get('source')!r}")
+    action = spec.get("enforcementAction") or "deny"
+    points: tuple[str, ...] = ()
+    enforced = True
     if action == "scoped":
-        actions = [a.get("action") for a in spec.get("scopedEnforcementActions") or []
-                   if isinstance(a, dict)]
-        known = [a for a in actions if a in ACTIONS]
-        action = max(known, key=lambda a: ACTIONS[a]) if known else "deny"
+        action, points, enforced = _scoped(res, spec.get("scopedEnforcementActions"))
     if action not in ACTIONS:
-        raise _fail(res, f"unknown enforcementAction {action!r} (expected deny, warn, dryrun)")
+        raise _fail(res, f"unknown enforcementAction {action!r} (expected deny, warn, dryrun "
+                         "or scoped)")
     return Constraint(
         kind=res.kind, name=res.name, match=match, parameters=params,
         enforcement_action=action, location=res.location, body=res.body,
+        scoped_points=points, enforced=enforced,
     )
+
+
+def _scoped(res: Resource, entries: Any) -> tuple[str, tuple[str, ...], bool]:
+    """``scopedEnforcementActions`` validated as Gatekeeper's webhook validates a constraint,
+    then read for CI's enforcement points: (strongest action there, points named, enforced).
+
+    An entry applies at a point when its ``enforcementPoints`` name it or ``*``; a constraint
+    none of whose entries applies at the points CI counts as (gator's) is not enforced, and
+    gator skips it.
+    """
+    shape = "scopedEnforcementActions must be a list of {action, enforcementPoints: [{name}]}"
+    if entries is None:
+        raise _fail(res, "enforcementAction scoped requires spec.scopedEnforcementActions")
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise _fail(res, shape)
+    actions: set[str] = set()
+    named: dict[str, None] = {}
+    for entry in entries:
+        action, eps = entry.get("action"), entry.get("enforcementPoints") or []
+        if action not in ACTIONS:
+            raise _fail(res, f"scopedEnforcementActions: unknown action {action!r} (expected "
+                             "deny, warn or dryrun)")
+        if not isinstance(eps, list) or not all(isinstance(e, Mapping) for e in eps):
+            raise _fail(res, shape)
+        if not eps:
+            raise _fail(res, f"scopedEnforcementActions: action {action!r} names no "
+                             "enforcement point")
+        for ep in eps:
+            name = ep.get("name")
+            if name not in (*ENFORCEMENT_POINTS, "*"):
+                raise _fail(res, f"scopedEnforcementActions: unknown enforcement point "
+                                 f"{name!r} (expected one of {', '.join(ENFORCEMENT_POINTS)} "
+                                 "or *)")
+            named[str(name)] = None
+            if name == "*" or name in CI_POINTS:
+                actions.add(str(action))
+    if not actions:
+        return "deny", tuple(named), False
+    return max(actions, key=lambda a: ACTIONS[a]), tuple(named), True
+
+
+CONFIG_GROUP = "config.gatekeeper.sh"
+CONFIG_NAME = "config"  # Gatekeeper reads only the Config of this name, in its own namespace
+GATEKEEPER_NAMESPACE = "gatekeeper-system"  # its default namespace
+PROCESSES = ("audit", "webhook", "mutation-webhook", "sync")
+
+
+def is_config(res: Resource) -> bool:
+    """A Gatekeeper Config (config.gatekeeper.sh)."""
+    return res.kind == "Config" and res.group == CONFIG_GROUP
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """The namespaces a Gatekeeper ``Config`` excludes, per process.
+
+    ``spec.match`` entries give ``excludedNamespaces`` (globs with ``*`` at the start and/or
+    end) and ``processes`` (audit, webhook, mutation-webhook, sync; ``*`` is all of them), as
+    Gatekeeper's process excluder reads them. A Namespace is excluded by its own name, any
+    other object by its namespace (a cluster-scoped object by the empty name, which only
+    patterns such as ``*`` match).
+    """
+
+    patterns: Mapping[str, tuple[str, ...]]
+    config: str  # namespace/name of the Config
+    location: SourceLocation
+
+    def excluded(self, process: str, res: Resource) -> bool:
+        """Whether ``process`` ignores ``res``."""
+        ns = res.name if res.kind == "Namespace" and res.group == "" else res.namespace
+        return any(_glob(p, ns) for p in self.patterns.get(process, ()))
+
+
+def _glob(pattern: str, value: str) -> bool:
+    """Gatekeeper's wildcard: ``*`` at the start and/or end; ``*`` alone matches anything,
+    the empty namespace of a cluster-scoped object included."""
+    if pattern.startswith("*") and pattern.endswith("*"):
+        return pattern.strip("*") in value
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    return pattern == value
+
+
+def gatekeeper_config(resources: Iterable[Resource],
+                      ) -> tuple[Exclusions | None, list[tuple[SourceLocation, str]]]:
+    """The Config Gatekeeper would read among ``resources``, and notes on the others.
+
+    Gatekeeper reads the Config named ``config`` in its own namespace, which is set at install
+    time; here that is the one in ``gatekeeper-system`` if there is one, else the only Config
+    named ``config``. Several candidates in other namespaces are ambiguous: none is used, and
+    a note says so.
+    """
+    configs = [r for r in resources if is_config(r)]
+    notes = [(r.location, f"Gatekeeper Config {r.namespace}/{r.name} is ignored: Gatekeeper "
+                          f"reads only the Config named {CONFIG_NAME!r}") for r in configs
+             if r.name != CONFIG_NAME]
+    named = [r for r in configs if r.name == CONFIG_NAME]
+    preferred = [r for r in named if r.namespace == GATEKEEPER_NAMESPACE]
+    chosen = preferred[0] if preferred else named[0] if len(named) == 1 else None
+    if chosen is None:
+        if named:
+            notes.append((named[0].location,
+                          f"{len(named)} Gatekeeper Configs named {CONFIG_NAME!r} in "
+                          f"namespaces other than {GATEKEEPER_NAMESPACE} ("
+                          + ", ".join(sorted(r.namespace for r in named))
+                          + "): which one Gatekeeper reads depends on its install namespace, "
+                            "so no namespace exclusions are applied"))
+        return None, notes
+    patterns: dict[str, dict[str, None]] = {p: {} for p in PROCESSES}
+    entries = _dig(chosen.body, "spec", "match")
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, Mapping):
+            continue
+        namespaces = [str(n) for n in entry.get("excludedNamespaces") or []]
+        for process in entry.get("processes") or []:
+            for target in PROCESSES if process == "*" else (
+                    (process,) if process in PROCESSES else ()):
+                patterns[target].update(dict.fromkeys(namespaces))
+    return Exclusions(
+        patterns={p: tuple(v) for p, v in patterns.items() if v},
+        config=f"{chosen.namespace}/{chosen.name}", location=chosen.location,
+    ), notes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,11 +62,45 @@ def is_namespace(res: Resource) -> bool:
     return res.kind == "Namespace" and res.group == ""
 
 
+NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def namespace_labels(ns: Resource) -> dict[str, str]:
+    """A Namespace's labels as the API server stores them: its defaulting sets
+    ``kubernetes.io/metadata.name`` to the name on every Namespace."""
+    return {**_labels(ns.body), NAME_LABEL: ns.name}
+
+
+def stored_namespace(ns: Resource) -> dict[str, Any]:
+    """A Namespace manifest as the API server stores it on create (without server-set
+    identity: uid, resourceVersion, creationTimestamp): the name label, the ``kubernetes``
+    finalizer and ``status.phase: Active`` are added. This is what Gatekeeper reads from
+    its cache for ``input.review.namespaceObject``."""
+    body = copy.deepcopy(dict(ns.body))
+    meta = body.get("metadata")
+    meta = dict(meta) if isinstance(meta, Mapping) else {}
+    meta["labels"] = namespace_labels(ns)
+    body["metadata"] = meta
+    spec = body.get("spec")
+    spec = dict(spec) if isinstance(spec, Mapping) else {}
+    finalizers = spec.get("finalizers")
+    finalizers = list(finalizers) if isinstance(finalizers, list) else []
+    if "kubernetes" not in finalizers:
+        finalizers.append("kubernetes")
+    spec["finalizers"] = finalizers
+    body["spec"] = spec
+    status = body.get("status")
+    status = dict(status) if isinstance(status, Mapping) else {}
+    status.setdefault("phase", "Active")
+    body["status"] = status
+    return body
+
+
 class Matcher:
     """A constraint's ``spec.match``, prepared once and applied to many objects."""
 
     __slots__ = ("excluded", "included", "kinds", "label_selector", "name", "ns_selector",
-                 "scope")
+                 "scope", "source")
 
     def __init__(self, match: Mapping[str, Any]) -> None:
         kinds = []
@@ -83,6 +118,7 @@ class Matcher:
         self.label_selector = match.get("labelSelector")
         self.ns_selector = match.get("namespaceSelector")
         self.name = str(match.get("name") or "")
+        self.source = str(match.get("source") or "All")  # Gatekeeper's default is All
 
     @property
     def reads_labels(self) -> bool:
@@ -101,8 +137,16 @@ class Matcher:
             for names, groups in self.kinds
         )
 
-    def __call__(self, res: Resource, namespaces: Mapping[str, Resource]) -> bool:
-        """Whether ``res`` is in scope; MatchError when that cannot be decided."""
+    def __call__(self, res: Resource, namespaces: Mapping[str, Resource],
+                 source: str = "Original") -> bool:
+        """Whether ``res`` is in scope; MatchError when that cannot be decided.
+
+        ``source`` is Original for an object as applied (every scanned object) and Generated
+        for one that Gatekeeper's expansion creates from it; ``match.source`` (All by
+        default) selects which it matches.
+        """
+        if self.source != "All" and self.source != source:
+            return False
         if not self.admits_kind(res.group, res.kind):
             return False
         is_ns = is_namespace(res)
@@ -117,11 +161,11 @@ class Matcher:
         if self.excluded and own_ns and any(wildcard(p, own_ns) for p in self.excluded):
             return False
         if self.label_selector is not None and not selector_matches(
-                self.label_selector, _labels(res.body)):
+                self.label_selector, namespace_labels(res) if is_ns else _labels(res.body)):
             return False
         if self.ns_selector is not None:
             if is_ns:
-                if not selector_matches(self.ns_selector, _labels(res.body)):
+                if not selector_matches(self.ns_selector, namespace_labels(res)):
                     return False
             elif has_namespace:
                 ns = namespaces.get(res.namespace)
@@ -130,7 +174,7 @@ class Matcher:
                         f"namespaceSelector needs Namespace {res.namespace!r}, which is not in "
                         "the scanned manifests"
                     )
-                if not selector_matches(self.ns_selector, _labels(ns.body)):
+                if not selector_matches(self.ns_selector, namespace_labels(ns)):
                     return False
         return not (self.name and not wildcard(self.name, res.name))
 

@@ -13,7 +13,7 @@ import yaml
 from checker.errors import CheckerError, PolicyError
 from checker.load.objects import is_k8s_object, make_resource, read_documents
 from checker.model import Resource, Rule
-from checker.policy.evaluate import RULE_TEMPLATE_NOTE, Evaluator
+from checker.policy.evaluate import RULE_NOT_EVALUATED, RULE_TEMPLATE_NOTE, Evaluator
 from checker.policy.gatekeeper import parse_constraint, parse_template
 from checker.policy.model import Policy
 from checker.policy.packs import packs_dir, read_single_object, with_libs
@@ -138,8 +138,10 @@ def _messages(evaluator: Evaluator, obj: Resource, inventory: list[Resource]) ->
             request = {**request, "object": subject}  # Gatekeeper reviews the old object
         evaluator.requests[id(obj)] = request
     evaluation = evaluator.run([obj], known=inventory, workers=1)
-    # gator never reads what a template note is about (requires-sync-data): not a verdict
-    findings = [f for f in evaluation.findings if f.rule_id != RULE_TEMPLATE_NOTE]
+    # notes are not verdicts: gator never reads what a template note is about
+    # (requires-sync-data), and skips a constraint not enforced at its point without a word
+    findings = [f for f in evaluation.findings
+                if f.rule_id not in (RULE_TEMPLATE_NOTE, RULE_NOT_EVALUATED)]
     errors = [f.message for f in findings if f.rule_id in BUILTIN_RULES]
     if evaluation.errors or errors:
         raise PolicyError("; ".join([*evaluation.errors, *errors]))
@@ -184,7 +186,7 @@ def run_suite(path: Path) -> SuiteResult:
                                    "schema error")
             continue
         # the template sees every inventory object the case lists, as in gator
-        evaluator = Evaluator([policy], operation="", prune_inventory=False)
+        evaluator = Evaluator([policy], operation="", prune_inventory=False, cluster_view=False)
         for case in test.get("cases") or []:
             label = f"{name}/{case.get('name', '?')}"
             if case.get("skip"):
