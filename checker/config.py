@@ -28,6 +28,7 @@ import jsonschema
 from checker.errors import ConfigError
 from checker.load.argocd import ArgoSettings, settings_from_config
 from checker.load.flux import FluxSync, follow, mapping_of
+from checker.load.helm import HelmSettings
 from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
 from checker.model import FieldPath, Finding
 
@@ -85,6 +86,7 @@ class Config:
     allowed_registries: tuple[str, ...] = ()  # images.allowedRegistries
     require_signed: bool = False              # guardrails.requireSignedCommits
     require_codeowners: bool = False          # guardrails.requireCodeowners
+    helm: HelmSettings = field(default_factory=HelmSettings)  # helm.allowedHosts
 
     @property
     def named(self) -> bool:
@@ -303,6 +305,7 @@ def load_config(root: Path, config_file: Path | None = None,
     group_by = ""
     allowed_registries: tuple[str, ...] = ()
     require_signed = require_codeowners = False
+    helm = HelmSettings()
     label = ""
     default_sources: dict[str, str] = {}
     argocd_data: Mapping[str, Any] | None = None
@@ -327,6 +330,8 @@ def load_config(root: Path, config_file: Path | None = None,
         require_signed = bool(guardrails.get("requireSignedCommits", False))
         require_codeowners = bool(guardrails.get("requireCodeowners", False))
         argocd_data = data.get("argocd")
+        helm = HelmSettings(allowed_hosts=tuple(
+            str(h) for h in (data.get("helm") or {}).get("allowedHosts", [])))
         seen: set[str] = set()
         for index, entry in enumerate(data.get("clusters", [])):
             at = ["clusters", index]
@@ -366,4 +371,5 @@ def load_config(root: Path, config_file: Path | None = None,
     return Config(clusters=clusters, source=label, acceptances=acceptances,
                   drift_ignore=drift_ignore, group_by=group_by,
                   security_tower=tuple(st_files), allowed_registries=allowed_registries,
-                  require_signed=require_signed, require_codeowners=require_codeowners)
+                  require_signed=require_signed, require_codeowners=require_codeowners,
+                  helm=helm)

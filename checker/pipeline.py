@@ -13,6 +13,7 @@ from checker.errors import ConfigError
 from checker.load import LoadResult, load_paths
 from checker.load import argocd as argocd_load
 from checker.load import flux as flux_load
+from checker.load import helm as helm_load
 from checker.model import Coverage, Finding, Report, Resource, Rule, Severity
 from checker.options import ScanOptions
 from checker.policy.evaluate import Evaluator
@@ -59,8 +60,13 @@ def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | 
     return policies, errors, packs
 
 
-def load_cluster(cluster: Cluster, root: Path) -> LoadResult:
-    """The desired state of one cluster: its declared paths, then each followed Flux sync."""
+def load_cluster(cluster: Cluster, root: Path,
+                 helm: helm_load.HelmSettings | None = None) -> LoadResult:
+    """The desired state of one cluster: its declared paths, then each followed Flux sync.
+
+    Flux HelmReleases among the objects are then rendered (``helm`` says which remote chart
+    hosts may be contacted).
+    """
     loaded = load_paths(cluster.declared_paths, root)
     for sync in cluster.syncs:
         part = load_paths([sync.path], root)
@@ -76,6 +82,7 @@ def load_cluster(cluster: Cluster, root: Path) -> LoadResult:
             body = json.dumps(r.body, sort_keys=True, default=str)
             unique.setdefault((r.location, r.key, body), r)
         loaded.resources = list(unique.values())
+    helm_load.expand_releases(loaded, root, helm)
     return loaded
 
 
@@ -107,7 +114,7 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
             for s in cluster.syncs), cluster.name if cluster.argocd and cluster.argocd.destinations
             else "")
         if cache_key not in loads:
-            loads[cache_key] = load_cluster(cluster, options.root)
+            loads[cache_key] = load_cluster(cluster, options.root, config.helm)
         loaded = loads[cache_key]
         files |= loaded.files
         coverage.update(dict.fromkeys(loaded.coverage))

@@ -9,9 +9,9 @@ from checker.accept import (
     RULE_INVALID,
     RULE_STALE,
 )
+from checker.load.helm import RULE_HELM
 from checker.load.objects import (
     RULE_EMPTY,
-    RULE_HELM_SKIPPED,
     RULE_KUSTOMIZE,
     RULE_MISSING_PATH,
     RULE_NOT_CHECKED,
@@ -42,11 +42,11 @@ BUILTIN_RULES: dict[str, Rule] = {
         Rule(RULE_KUSTOMIZE, "Kustomize build failed", Severity.ERROR,
              "A folder with a kustomization file could not be rendered; its objects were not "
              "checked.", "Run the same kustomize build locally and fix the error it reports."),
-        Rule(RULE_HELM_SKIPPED, "Helm chart not rendered", Severity.NOTE,
-             "A folder with a Chart.yaml is a Helm chart: its templates are not YAML until "
-             "rendered, so they were not checked.",
-             "Render the chart (helm template) into the scanned paths, or let Flux's "
-             "HelmRelease values be checked where they are rendered."),
+        Rule(RULE_HELM, "Helm render failed", Severity.ERROR,
+             "Helm could not render a HelmRelease's chart with its values (a template error, "
+             "a values type the chart does not accept, a post-renderer that failed); Flux "
+             "would fail the release too, and none of its objects were checked.",
+             "Run helm template with the same values locally and fix what Helm reports."),
         Rule(RULE_NOT_CHECKED, "Input not checked", Severity.WARNING,
              "Something the GitOps controller will apply could not be rendered or followed "
              "here (a remote chart or source that is not allowed or not reachable, a source "

@@ -220,8 +220,9 @@ def test_kustomize_missing_binary_is_a_clear_error(write: Write, tmp_path: Path,
     assert finding.severity is Severity.ERROR
 
 
-def test_helm_chart_folders_are_named_not_parsed(write: Write, tmp_path: Path) -> None:
-    """Helm templates are not YAML until rendered: the chart is a note, never a parse error."""
+def test_helm_chart_folders_are_rendered_not_parsed(write: Write, tmp_path: Path) -> None:
+    """Helm templates are not YAML until rendered: the chart is rendered with Helm, never read
+    as broken YAML (tests/test_helm.py covers the rendering itself)."""
     write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n")
     write("charts/web/templates/deployment.yaml", """
         apiVersion: apps/v1
@@ -234,9 +235,9 @@ def test_helm_chart_folders_are_named_not_parsed(write: Write, tmp_path: Path) -
     """)
     write("apps/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n")
     result = load_paths([tmp_path], tmp_path)
-    assert [r.name for r in result.resources] == ["web"]
-    (finding,) = result.findings
-    assert finding.rule_id == "input.helm-chart-not-rendered"
-    assert finding.severity is Severity.NOTE
-    assert finding.location.path == "charts/web/Chart.yaml"
-    assert "Helm chart charts/web is not rendered" in finding.message
+    assert [(r.kind, r.name, str(r.location)) for r in result.resources] == [
+        ("Namespace", "web", "apps/ns.yaml:1"),
+        ("Deployment", "web", "charts/web/templates/deployment.yaml:2")]
+    assert result.findings == []
+    (entry,) = result.coverage
+    assert (entry.state, entry.kind, entry.path) == ("rendered", "helm", "charts/web/Chart.yaml")

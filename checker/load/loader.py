@@ -8,9 +8,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from checker.load import kustomize
+from checker.load import helm, kustomize
 from checker.load.objects import (
-    RULE_HELM_SKIPPED,
     RULE_MISSING_PATH,
     YAML_SUFFIXES,
     LoadResult,
@@ -21,7 +20,7 @@ from checker.load.objects import (
     relpath,
 )
 from checker.load.packed import PackedDocument, pack
-from checker.model import Finding, Severity
+from checker.model import Finding
 from checker.parallel import available_cpus, can_fork, fork_map, no_cycle_collection, shares
 
 HELM_CHART = "Chart.yaml"
@@ -126,11 +125,8 @@ def _load_paths(paths: Iterable[Path], root: Path) -> LoadResult:
     for path in missing:
         result.findings.append(input_finding(
             RULE_MISSING_PATH, f"path does not exist: {path}", relpath(path, root)))
-    for chart in charts:
-        result.findings.append(input_finding(
-            RULE_HELM_SKIPPED, f"Helm chart {relpath(chart, root)} is not rendered, so its "
-            "templates were not checked (render it, e.g. with helm template, and scan the "
-            "output)", relpath(chart / HELM_CHART, root), severity=Severity.NOTE))
+    for chart in charts:  # a HelmRelease that names the chart replaces this (helm.py)
+        result.extend(helm.render_default(chart, root))
     for loaded in _load_files(plain, root):
         result.extend(loaded)
     for rendered in kustomize.render_all(roots, root):

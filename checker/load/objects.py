@@ -19,7 +19,6 @@ RULE_NOT_OBJECT = "input.not-an-object"
 RULE_EMPTY = "input.empty-file"
 RULE_KUSTOMIZE = "input.kustomize-error"
 RULE_MISSING_PATH = "input.missing-path"
-RULE_HELM_SKIPPED = "input.helm-chart-not-rendered"
 RULE_NOT_CHECKED = "input.not-checked"
 
 
