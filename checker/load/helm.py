@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -509,6 +510,7 @@ def render_chart(chart: Path, root: Path, *, release: str, namespace: str,
             pairs.append((body, objects[found][1] if found is not None
                           and 0 <= found < len(objects) else ""))
     templates: dict[str, _Template] = {}
+    archived = _archive_templates(chart) if not in_repo else {}
     for body, source in pairs:
         if body.get("kind") not in CLUSTER_SCOPED:
             meta = body.setdefault("metadata", {})
@@ -529,11 +531,37 @@ def render_chart(chart: Path, root: Path, *, release: str, namespace: str,
             start = template.kind_line(str(body.get("kind")))
             location = SourceLocation(rel, start)
             result.files.add(rel)
+        elif source in archived:  # a fetched chart: its values lines are still found
+            template = archived[source]
+            start = template.kind_line(str(body.get("kind")))
         marks = TemplateMarks(template, rel, start, layers)
         result.resources.append(make_resource(body, location, marks))
     result.coverage.append(Coverage("rendered", "helm", what, declared.path, declared.line,
                                     produced=len(result.resources)))
     return result
+
+
+MAX_TEMPLATE_BYTES = 4 * 1024 * 1024
+
+
+def _archive_templates(chart: Path) -> dict[str, _Template]:
+    """The templates of a chart archive by Helm source key (read, never extracted)."""
+    if not chart.is_file():
+        return {}
+    out: dict[str, _Template] = {}
+    try:
+        with tarfile.open(chart, "r:gz") as archive:
+            for member in archive.getmembers():
+                if not member.isfile() or member.size > MAX_TEMPLATE_BYTES:
+                    continue
+                if "/templates/" not in member.name and "/crds/" not in member.name:
+                    continue
+                handle = archive.extractfile(member)
+                if handle is not None:
+                    out[member.name] = _Template(handle.read().decode("utf-8", "replace"))
+    except (OSError, tarfile.TarError):
+        return {}
+    return out
 
 
 def _is_test_hook(data: Mapping[str, Any]) -> bool:
