@@ -6,7 +6,9 @@ Three sources, in this order of precedence:
    ``checker/schemas/gitops-checker.schema.json``;
 2. Syncier Security Tower cluster files ``.securitytower/*.yaml`` (``securitytower.io/v1alpha1``
    ``Cluster``), read as they are: ``metadata.name`` names a cluster, ``spec.policies.path`` is
-   its folder of Gatekeeper policies;
+   its folder of Gatekeeper policies; ``Application`` files next to them give stages (a folder
+   deployed into a cluster and namespace, an environment, ``previousStage`` the promotion
+   order);
 3. nothing: one unnamed cluster made of the paths given on the command line.
 
 A cluster in the config file with the same name as a Security Tower cluster is one cluster: the
@@ -29,8 +31,9 @@ from checker.errors import ConfigError
 from checker.load.argocd import ArgoSettings, settings_from_config
 from checker.load.flux import FluxSync, follow, mapping_of
 from checker.load.helm import HelmSettings
+from checker.load.objects import RULE_MISSING_PATH, RULE_NOT_CHECKED, input_finding
 from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
-from checker.model import FieldPath, Finding
+from checker.model import FieldPath, Finding, Severity
 
 CONFIG_NAME = ".gitops-checker.yaml"
 CONFIG_NAMES = (CONFIG_NAME, ".gitops-checker.yml")
@@ -39,6 +42,24 @@ SECURITY_TOWER_API = "securitytower.io/v1alpha1"
 DEFAULT_ACCEPTANCE_PATHS = (".gitops-checker/acceptances",)
 DEFAULT_WARN_DAYS = 14
 NO_PACKS = "none"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a Security Tower ``Application``: a folder deployed into a namespace.
+
+    ``name`` is the stage (it becomes an environment), ``previous`` its ``previousStage``
+    (the promotion order), ``source`` where it is declared (``file:line``).
+    """
+
+    application: str
+    name: str
+    cluster: str
+    path: Path
+    namespace: str = ""
+    previous: str = ""
+    source: str = ""
+    line: int = 1
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,8 @@ class Cluster:
     source: str = ""               # where the cluster was declared ("file:line")
     override_sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     argocd: ArgoSettings | None = field(default=None, compare=False)  # argocd: in the config
+    stages: tuple[Stage, ...] = ()           # Security Tower Application stages deployed here
+    staged_elsewhere: tuple[Path, ...] = ()  # folders stages deploy to other clusters
 
     @property
     def declared_paths(self) -> tuple[Path, ...]:
@@ -162,24 +185,101 @@ class _Draft:
     overrides: dict[str, dict[str, Any]] | None = None
     source: str = ""
     override_sources: dict[str, str] = field(default_factory=dict)
+    stages: list[Stage] = field(default_factory=list)
+    stage_problems: list[Finding] = field(default_factory=list)
+    stages_only: bool = False      # declared only by Security Tower Application stages
 
 
-def _security_tower(root: Path) -> tuple[list[_Draft], list[str]]:
+def _st_application(doc: Document, label: str, root: Path,
+                    ) -> tuple[list[Stage], list[Finding]]:
+    """The stages of a Security Tower ``Application`` (problems are findings, never exit 2)."""
+    data = doc.data
+    meta = mapping_of(data.get("metadata"))
+    app = str(meta.get("name") or "?")
+    spec = mapping_of(data.get("spec"))
+    stages: list[Stage] = []
+    problems: list[Finding] = []
+    raw = spec.get("stages")
+    entries = raw if isinstance(raw, list) else []
+    if not entries:
+        problems.append(input_finding(
+            RULE_NOT_CHECKED, f"Security Tower Application {app} has no spec.stages, so nothing "
+            "of it was checked", label, _line(doc, ["spec"]), severity=Severity.WARNING))
+    names: set[str] = set()
+    for index, entry in enumerate(entries):
+        at = ["spec", "stages", index]
+        line = _line(doc, at)
+        entry = mapping_of(entry)
+        name = entry.get("name")
+        cluster = mapping_of(entry.get("cluster")).get("name")
+        resources = mapping_of(entry.get("resources")).get("path")
+        if not isinstance(name, str) or not name or not isinstance(cluster, str) or not cluster:
+            problems.append(input_finding(
+                RULE_NOT_CHECKED, f"Security Tower Application {app}: stage {index + 1} needs "
+                "a name and a cluster.name; it was not checked", label, line,
+                severity=Severity.WARNING))
+            continue
+        if not isinstance(resources, str) or not resources.strip():
+            problems.append(input_finding(
+                RULE_NOT_CHECKED, f"Security Tower Application {app}: stage {name} has no "
+                "resources.path; it was not checked", label, line, severity=Severity.WARNING))
+            continue
+        path_line = _line(doc, [*at, "resources", "path"])
+        target = root / (resources.strip().lstrip("/") or ".")
+        try:
+            target.resolve().relative_to(root.resolve())
+        except ValueError:
+            problems.append(input_finding(
+                RULE_MISSING_PATH, f"Security Tower Application {app}: stage {name} path "
+                f"{resources!r} leaves the repository", label, path_line))
+            continue
+        if not target.exists():
+            problems.append(input_finding(
+                RULE_MISSING_PATH, f"Security Tower Application {app}: stage {name} path "
+                f"{resources!r} does not exist in the repository", label, path_line))
+            continue
+        namespace = entry.get("targetNamespace")
+        previous = entry.get("previousStage")
+        names.add(name)
+        stages.append(Stage(
+            application=app, name=name, cluster=cluster, path=target,
+            namespace=namespace if isinstance(namespace, str) else "",
+            previous=previous if isinstance(previous, str) else "",
+            source=f"{label}:{line}", line=line))
+    for stage in stages:
+        if stage.previous and stage.previous not in names:
+            problems.append(input_finding(
+                RULE_NOT_CHECKED, f"Security Tower Application {app}: previousStage "
+                f"{stage.previous!r} of stage {stage.name} is not one of its stages, so the "
+                "promotion order ignores it", label, stage.line, severity=Severity.WARNING))
+    return stages, problems
+
+
+def _security_tower(root: Path) -> tuple[list[_Draft], list[str],
+                                                tuple[list[Stage], list[Finding]]]:
     folder = root / SECURITY_TOWER_DIR
     if not folder.is_dir():
-        return [], []
+        return [], [], ([], [])
     drafts: list[_Draft] = []
     files: list[str] = []
+    stages: list[Stage] = []
+    problems: list[Finding] = []
     for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
         label = f"{SECURITY_TOWER_DIR}/{file.name}"
         for doc in _read_yaml(file, label):
             data = doc.data
             if not isinstance(data, dict):
                 raise ConfigError(f"{label}:{doc.line}: expected a Security Tower Cluster object")
+            if data.get("apiVersion") == SECURITY_TOWER_API and data.get("kind") == "Application":
+                found, bad = _st_application(doc, label, root)
+                stages += found
+                problems += bad
+                continue
             if data.get("apiVersion") != SECURITY_TOWER_API or data.get("kind") != "Cluster":
                 raise ConfigError(
                     f"{label}:{doc.line}: expected apiVersion {SECURITY_TOWER_API} and kind "
-                    f"Cluster, found {data.get('apiVersion')!r} {data.get('kind')!r}")
+                    f"Cluster or Application, found {data.get('apiVersion')!r} "
+                    f"{data.get('kind')!r}")
             meta = data.get("metadata")
             name = meta.get("name") if isinstance(meta, dict) else None
             if not isinstance(name, str) or not name:
@@ -214,7 +314,7 @@ def _security_tower(root: Path) -> tuple[list[_Draft], list[str]]:
                 raise ConfigError(f"{label}:{doc.line}: cluster {name!r} is declared twice")
             drafts.append(draft)
         files.append(label)
-    return drafts, files
+    return drafts, files, (stages, problems)
 
 
 def _selection(data: Mapping[str, Any], root: Path, label: str, doc: Document,
@@ -264,16 +364,57 @@ def _finish(draft: _Draft, defaults: tuple[list[str] | None, list[Path] | None,
     overrides = dict(d_overrides or {})
     for pid, override in (draft.overrides or {}).items():
         overrides[pid] = {**overrides.get(pid, {}), **override}
-    declared = list(draft.paths) or list(default_paths) or [root]
+    declared = [] if draft.stages_only else (list(draft.paths) or list(default_paths) or [root])
     syncs, problems = follow(declared, root)
+    problems = [*problems, *draft.stage_problems]
     return Cluster(
         name=draft.name, environment=draft.environment,
         paths=tuple(dict.fromkeys([*declared, *(s.path for s in syncs)])),
         packs=tuple(packs), policies=tuple(dict.fromkeys(policies)),
         overrides={k: overrides[k] for k in sorted(overrides)},
         syncs=tuple(syncs), problems=tuple(problems), source=draft.source,
-        override_sources=draft.override_sources,
+        override_sources=draft.override_sources, stages=tuple(draft.stages),
     )
+
+
+def _place_stages(drafts: list[_Draft], stages: Sequence[Stage],
+                  problems: Sequence[Finding]) -> None:
+    """Give each Security Tower stage to the cluster it names.
+
+    A cluster no file here declares (it lives in a cluster repository) becomes a cluster of
+    its own made of the stages that name it. Problems go to the first cluster, once.
+    """
+    if not stages and not problems:
+        return
+    drafts[0].stage_problems.extend(problems)
+    for stage in stages:
+        draft = next((d for d in drafts if d.name == stage.cluster), None)
+        if draft is None:
+            draft = _Draft(name=stage.cluster, source=stage.source, stages_only=True)
+            drafts.append(draft)
+        draft.stages.append(stage)
+
+
+def stage_order(clusters: Sequence[Cluster]) -> dict[str, tuple[str, ...]]:
+    """Every stage name -> the stages before it in the promotion order (``previousStage``)."""
+    previous: dict[str, set[str]] = {}
+    for cluster in clusters:
+        for stage in cluster.stages:
+            edges = previous.setdefault(stage.name, set())
+            if stage.previous:
+                edges.add(stage.previous)
+    out: dict[str, tuple[str, ...]] = {}
+    for name in sorted(previous):
+        seen: list[str] = []
+        todo = sorted(previous[name])
+        while todo:
+            current = todo.pop(0)
+            if current in seen or current == name:
+                continue
+            seen.append(current)
+            todo.extend(sorted(previous.get(current, ())))
+        out[name] = tuple(seen)
+    return out
 
 
 def find_config(root: Path) -> Path | None:
@@ -293,7 +434,7 @@ def load_config(root: Path, config_file: Path | None = None,
     no paths themselves: the unnamed default cluster and Security Tower clusters; without them
     such clusters scan the whole repository. Raises ``ConfigError("<file>:<line>: ...")``.
     """
-    st_drafts, st_files = _security_tower(root)
+    st_drafts, st_files, (st_stages, st_problems) = _security_tower(root)
     file = config_file if config_file is not None else find_config(root)
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file does not exist: {config_file}")
@@ -363,9 +504,13 @@ def load_config(root: Path, config_file: Path | None = None,
         drafts.sort(key=lambda d: order.get(d.name, len(order)))
     if not drafts:
         drafts = [_Draft(name="")]
+    _place_stages(drafts, st_stages, st_problems)
     for d in drafts:
         d.override_sources = {**default_sources, **d.override_sources}
     clusters = tuple(_finish(d, defaults, default_paths, root) for d in drafts)
+    clusters = tuple(replace(c, staged_elsewhere=tuple(dict.fromkeys(
+        s.path for other in clusters if other.name != c.name for s in other.stages)))
+        if any(other.stages for other in clusters) else c for c in clusters)
     argocd = settings_from_config(argocd_data, {c.name: c.paths for c in clusters if c.name})
     clusters = tuple(replace(c, argocd=argocd) for c in clusters)
     return Config(clusters=clusters, source=label, acceptances=acceptances,

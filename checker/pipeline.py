@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from checker import __version__, accept
-from checker.config import SECURITY_TOWER_DIR, Cluster, Config, load_config
+from checker.config import SECURITY_TOWER_DIR, Cluster, Config, Stage, load_config
 from checker.errors import ConfigError
 from checker.load import LoadResult, load_paths
 from checker.load import argocd as argocd_load
@@ -60,6 +60,36 @@ def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | 
     return policies, errors, packs
 
 
+def load_stage(stage: Stage, root: Path) -> LoadResult:
+    """The objects of one Security Tower stage: its folder, in its target namespace."""
+    part = load_paths([stage.path], root)
+    part.resources = flux_load.apply(part.resources, flux_load.FluxSync(
+        path=stage.path, name=f"{stage.application}/{stage.name}",
+        target_namespace=stage.namespace))
+    part.coverage.append(Coverage(
+        "rendered", "securitytower", f"Application {stage.application} stage {stage.name}",
+        stage.source.rpartition(":")[0], stage.line, "", len(part.resources)))
+    return part
+
+
+def _add_stages(loaded: LoadResult, cluster: Cluster, root: Path) -> None:
+    """Each stage's folder as the stage deploys it. Plain copies of objects in a stage folder
+    (this cluster's or another's) are dropped: the stage decides where they go."""
+    staged = [load_stage(s, root) for s in cluster.stages]
+    dirs = [p.resolve() for p in (*(s.path for s in cluster.stages), *cluster.staged_elsewhere)]
+
+    def in_stage(r: Resource) -> bool:
+        file = (root / r.location.path).resolve()
+        return any(file == d or d in file.parents for d in dirs)
+
+    rendered = [r for part in staged for r in part.resources]
+    loaded.resources = argocd_load.without_duplicates(
+        [r for r in loaded.resources if not in_stage(r)], rendered)
+    for part in staged:
+        loaded.extend(part)
+    loaded.resources.sort(key=lambda r: (r.location.path, r.location.line, r.key))
+
+
 def load_cluster(cluster: Cluster, root: Path,
                  helm: helm_load.HelmSettings | None = None) -> LoadResult:
     """The desired state of one cluster: its declared paths, then each followed Flux sync.
@@ -73,6 +103,8 @@ def load_cluster(cluster: Cluster, root: Path,
         part.resources = flux_load.apply(part.resources, sync)
         loaded.extend(part)
     loaded.findings.extend(cluster.problems)
+    if cluster.stages or cluster.staged_elsewhere:
+        _add_stages(loaded, cluster, root)
     argocd_load.follow(loaded, cluster.name, cluster.argocd or argocd_load.ArgoSettings(), root)
     loaded.resources = [r for r in loaded.resources
                         if not r.location.path.startswith(SECURITY_TOWER_DIR + "/")]
@@ -112,7 +144,7 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         cache_key = (cluster.declared_paths, cluster.problems, tuple(
             (s.path, s.target_namespace, tuple(sorted(s.substitute.items())))
             for s in cluster.syncs), cluster.name if cluster.argocd and cluster.argocd.destinations
-            else "")
+            else "", cluster.stages)
         if cache_key not in loads:
             loads[cache_key] = load_cluster(cluster, options.root, config.helm)
         loaded = loads[cache_key]

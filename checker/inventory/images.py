@@ -286,7 +286,8 @@ def _newest_of(tags: Iterable[str], like: str) -> str:
     return best
 
 
-def _matrix(uses: Sequence[ImageUse], environments: Sequence[str]) -> list[VersionRow]:
+def _matrix(uses: Sequence[ImageUse], environments: Sequence[str],
+            promotion: Mapping[str, Sequence[str]] | None = None) -> list[VersionRow]:
     by_image: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for use in uses:
         if not use.image.error:
@@ -299,19 +300,42 @@ def _matrix(uses: Sequence[ImageUse], environments: Sequence[str]) -> list[Versi
             candidate = _newest_of(all_tags, tag)
             if candidate and (not newest or is_older(newest, candidate)):
                 newest = candidate
-        behind = tuple(env for env in environments if env in per_env and newest and all(
-            is_older(t, newest) for t in per_env[env]))
+        behind = tuple(env for env in environments if env in per_env and _behind_in_row(
+            env, per_env, newest, promotion or {}))
         versions = {env: tuple(sorted(per_env[env])) for env in environments if env in per_env}
         rows.append(VersionRow(image, versions, newest, behind))
     return rows
+
+
+def _behind_in_row(env: str, per_env: Mapping[str, set[str]], newest: str,
+                   promotion: Mapping[str, Sequence[str]]) -> bool:
+    """Whether ``env`` runs only versions older than the newest one it should have.
+
+    With a promotion order (Security Tower ``previousStage``) that is the newest version of the
+    stages before it; otherwise the newest version anywhere.
+    """
+    if env in promotion:
+        before = sorted({t for e in promotion[env] for t in per_env.get(e, set())})
+        newest = ""
+        for tag in before:
+            candidate = _newest_of(before, tag)
+            if candidate and (not newest or is_older(newest, candidate)):
+                newest = candidate
+    return bool(newest) and all(is_older(t, newest) for t in per_env[env])
 
 
 def analyse(uses: Sequence[ImageUse], *, environments: Sequence[str],
             clusters: Sequence[str], allowlist: Sequence[str] = (),
             registry_tags: Mapping[str, Sequence[str]] | None = None,
             input_findings: Sequence[Finding] = (), errors: Sequence[str] = (),
-            snapshot: bool = False) -> Inventory:
-    """Flag every use and build the cross-environment version matrix."""
+            snapshot: bool = False,
+            promotion: Mapping[str, Sequence[str]] | None = None) -> Inventory:
+    """Flag every use and build the cross-environment version matrix.
+
+    ``promotion`` maps an environment to the environments before it in the promotion order;
+    such an environment is ``behind`` only stages before it, never those after it.
+    """
+    promotion = promotion or {}
     registry_tags = registry_tags or {}
     seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for use in uses:
@@ -337,6 +361,8 @@ def analyse(uses: Sequence[ImageUse], *, environments: Sequence[str],
             same_env = _newest_of(envs.get(use.environment, set()), ref.tag)
             for env, tags in sorted(envs.items()):
                 candidate = _newest_of(tags, ref.tag)
+                if use.environment in promotion and env not in promotion[use.environment]:
+                    continue  # a later stage being newer is not this stage falling behind
                 if env != use.environment and candidate and is_older(ref.tag, candidate):
                     ahead.append(env)
             everywhere = _newest_of({t for tags in envs.values() for t in tags}, ref.tag)
@@ -356,7 +382,8 @@ def analyse(uses: Sequence[ImageUse], *, environments: Sequence[str],
     out.sort(key=lambda u: (order.get(u.cluster, len(order)), *u.sort_key()))
     return Inventory(
         uses=tuple(out), clusters=tuple(clusters), environments=tuple(environments),
-        matrix=tuple(_matrix(out, environments)), allowed_registries=tuple(allowlist),
+        matrix=tuple(_matrix(out, environments, promotion)),
+        allowed_registries=tuple(allowlist),
         registry_tags={k: tuple(v) for k, v in sorted(registry_tags.items())},
         input_findings=tuple(input_findings), errors=tuple(errors), snapshot=snapshot,
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from checker import __version__
+from checker.config import stage_order
 from checker.inventory.images import (
     SEVERITY,
     ImageUse,
@@ -55,7 +56,8 @@ def inventory(options: ImageOptions, client: RegistryClient | None = None) -> In
         else:
             loaded = load_paths(scope.paths, options.root)
         input_findings += [replace(f, cluster=scope.name) for f in loaded.findings]
-        found = collect(loaded.resources, scope.name, scope.environment)
+        found = [use for env, group in _by_stage(loaded.resources, scope, options.root)
+                 for use in collect(group, scope.name, env)]
         snapshot = options.snapshots.get(scope.name)
         if snapshot is not None:
             if not snapshot.is_file():
@@ -77,12 +79,37 @@ def inventory(options: ImageOptions, client: RegistryClient | None = None) -> In
                 tags[name] = tuple(client.tags(wanted[registry], repository))
             except RegistryError as err:
                 errors.append(str(err))
-    environments = tuple(dict.fromkeys(s.environment for s in options.scopes))
+    promotion = stage_order([s.cluster for s in options.scopes if s.cluster is not None])
+    staged = sorted(promotion, key=lambda name: (len(promotion[name]), name))
+    environments = tuple(dict.fromkeys([
+        *(s.environment for s in options.scopes
+          if s.cluster is None or not s.cluster.stages or s.environment),
+        *staged]))
     return analyse(
         uses, environments=environments, clusters=tuple(s.name for s in options.scopes),
         allowlist=options.allowlist, registry_tags=tags, input_findings=input_findings,
-        errors=errors, snapshot=bool(options.snapshots),
+        errors=errors, snapshot=bool(options.snapshots), promotion=promotion,
     )
+
+
+def _by_stage(resources: list[Resource], scope: Scope,
+              root: Path) -> list[tuple[str, list[Resource]]]:
+    """A cluster's objects by environment: Security Tower stages are environments of their
+    own (the stage's name); everything else is the scope's environment."""
+    cluster = scope.cluster
+    if cluster is None or not cluster.stages:
+        return [(scope.environment, resources)]
+    from checker.pipeline import load_stage
+
+    stage_of: dict[tuple[str, object], str] = {}
+    for stage in cluster.stages:
+        for res in load_stage(stage, root).resources:
+            stage_of.setdefault((res.key, res.location), stage.name)
+    groups: dict[str, list[Resource]] = {}
+    for res in resources:
+        env = stage_of.get((res.key, res.location), scope.environment)
+        groups.setdefault(env, []).append(res)
+    return list(groups.items())
 
 
 def inventory_report(inv: Inventory, files_checked: int = 0) -> Report:

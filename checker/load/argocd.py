@@ -436,7 +436,7 @@ def follow(loaded: LoadResult, cluster: str, settings: ArgoSettings, root: Path)
         produced = _application(res, run)
         rendered.extend(produced)
         queue.extend(r for r in produced if is_argo_app(r))
-    loaded.resources = _without_duplicates(loaded.resources, rendered)
+    loaded.resources = without_duplicates(loaded.resources, rendered)
     loaded.resources.extend(rendered)
     loaded.resources.sort(key=lambda r: (r.location.path, r.location.line, r.key))
     return loaded
@@ -451,7 +451,7 @@ def _identity(res: Resource) -> tuple[object, ...]:
             json.dumps(body, sort_keys=True, default=str))
 
 
-def _without_duplicates(plain: list[Resource], rendered: list[Resource]) -> list[Resource]:
+def without_duplicates(plain: list[Resource], rendered: list[Resource]) -> list[Resource]:
     """The loaded objects that are not also what an Application deploys.
 
     A folder both loaded as a cluster path and deployed through an Application would be
