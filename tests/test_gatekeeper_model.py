@@ -232,6 +232,8 @@ def test_namespace_selector_sees_the_name_label_the_api_server_sets() -> None:
     assert matches(match, res("Pod", "p", "team"), ns) is True
     assert matches(match, res("Pod", "p", "other"), ns) is False
     assert matches(match, ns["team"], ns) is True
+    # gator's inventory Namespaces are taken as written: no API server added the label
+    assert Matcher(match)(res("Pod", "p", "team"), ns, stored=False) is False
 
 
 # --- legacy rego vs code[] ---------------------------------------------------------------------

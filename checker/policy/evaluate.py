@@ -305,7 +305,7 @@ class Evaluator:
         splits: dict[tuple[int, ...], tuple[list[tuple[BatchRunner, tuple[int, ...]]],
                                             list[int]]] = {}
         index_of = MatchIndex({i: Matcher(policies[i].constraint.match) for i in sorted(compiled)},
-                              namespaces)
+                              namespaces, stored=self.cluster_view)
         reads_ns = {i for i in compiled if policies[i].template.uses_namespace_object}
         ns_json: dict[str, str | None] = {}  # namespace -> namespaceObject JSON (None: absent)
         for res in resources:

@@ -138,13 +138,15 @@ class Matcher:
         )
 
     def __call__(self, res: Resource, namespaces: Mapping[str, Resource],
-                 source: str = "Original") -> bool:
+                 source: str = "Original", stored: bool = True) -> bool:
         """Whether ``res`` is in scope; MatchError when that cannot be decided.
 
         ``source`` is Original for an object as applied (every scanned object) and Generated
         for one that Gatekeeper's expansion creates from it; ``match.source`` (All by
-        default) selects which it matches.
+        default) selects which it matches. ``stored``: Namespaces carry the labels the API
+        server adds (in a cluster); off, only their own (gator's inventory).
         """
+        ns_labels = namespace_labels if stored else (lambda n: _labels(n.body))
         if self.source != "All" and self.source != source:
             return False
         if not self.admits_kind(res.group, res.kind):
@@ -161,11 +163,11 @@ class Matcher:
         if self.excluded and own_ns and any(wildcard(p, own_ns) for p in self.excluded):
             return False
         if self.label_selector is not None and not selector_matches(
-                self.label_selector, namespace_labels(res) if is_ns else _labels(res.body)):
+                self.label_selector, ns_labels(res) if is_ns else _labels(res.body)):
             return False
         if self.ns_selector is not None:
             if is_ns:
-                if not selector_matches(self.ns_selector, namespace_labels(res)):
+                if not selector_matches(self.ns_selector, ns_labels(res)):
                     return False
             elif has_namespace:
                 ns = namespaces.get(res.namespace)
@@ -174,7 +176,7 @@ class Matcher:
                         f"namespaceSelector needs Namespace {res.namespace!r}, which is not in "
                         "the scanned manifests"
                     )
-                if not selector_matches(self.ns_selector, namespace_labels(ns)):
+                if not selector_matches(self.ns_selector, ns_labels(ns)):
                     return False
         return not (self.name and not wildcard(self.name, res.name))
 
@@ -185,13 +187,15 @@ class MatchIndex:
     Whether a constraint matches depends only on the object's group, kind, namespace and -
     for constraints with a labelSelector, a namespaceSelector or a name - its labels and
     name; objects that agree on those get the answer computed for the first of them.
-    ``namespaces`` (name -> Namespace resource) must not change while the index is used.
+    ``namespaces`` (name -> Namespace resource) must not change while the index is used;
+    ``stored`` is passed to each Matcher.
     """
 
     def __init__(self, matchers: Mapping[int, Matcher],
-                 namespaces: Mapping[str, Resource]) -> None:
+                 namespaces: Mapping[str, Resource], stored: bool = True) -> None:
         self._matchers = matchers
         self._namespaces = namespaces
+        self._stored = stored
         self._by_kind: dict[tuple[str, str], tuple[list[int], bool, bool]] = {}
         self._cache: dict[tuple[Any, ...], tuple[tuple[int, ...],
                                                  tuple[tuple[int, str], ...]]] = {}
@@ -225,7 +229,7 @@ class MatchIndex:
             undecided: list[tuple[int, str]] = []
             for index in candidates:
                 try:
-                    if self._matchers[index](res, self._namespaces):
+                    if self._matchers[index](res, self._namespaces, stored=self._stored):
                         matching.append(index)
                 except MatchError as err:
                     undecided.append((index, str(err)))
