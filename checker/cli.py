@@ -197,3 +197,7 @@ cli.add_command(snapshot)
 from checker.policy.cli import policies  # noqa: E402
 
 cli.add_command(policies)
+
+from checker.inputs import inputs  # noqa: E402
+
+cli.add_command(inputs)

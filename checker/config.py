@@ -29,11 +29,11 @@ import jsonschema
 
 from checker.errors import ConfigError
 from checker.load.argocd import ArgoSettings, settings_from_config
-from checker.load.flux import FluxSync, follow, mapping_of
+from checker.load.flux import FluxSync, follow_all, mapping_of
 from checker.load.helm import HelmSettings
 from checker.load.objects import RULE_MISSING_PATH, RULE_NOT_CHECKED, input_finding
 from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
-from checker.model import FieldPath, Finding, Severity
+from checker.model import Coverage, FieldPath, Finding, Severity
 
 CONFIG_NAME = ".gitops-checker.yaml"
 CONFIG_NAMES = (CONFIG_NAME, ".gitops-checker.yml")
@@ -74,6 +74,7 @@ class Cluster:
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     syncs: tuple[FluxSync, ...] = ()         # the followed Flux Kustomizations among ``paths``
     problems: tuple[Finding, ...] = ()       # broken Flux spec.path references, as findings
+    coverage: tuple[Coverage, ...] = ()      # Flux syncs followed, sources not checked
     source: str = ""               # where the cluster was declared ("file:line")
     override_sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     argocd: ArgoSettings | None = field(default=None, compare=False)  # argocd: in the config
@@ -110,6 +111,8 @@ class Config:
     require_signed: bool = False              # guardrails.requireSignedCommits
     require_codeowners: bool = False          # guardrails.requireCodeowners
     helm: HelmSettings = field(default_factory=HelmSettings)  # helm.allowedHosts
+    not_checked: Severity = Severity.WARNING  # coverage.notChecked
+    remote_hosts: tuple[str, ...] = ()        # kustomize.remoteHosts
 
     @property
     def named(self) -> bool:
@@ -365,15 +368,15 @@ def _finish(draft: _Draft, defaults: tuple[list[str] | None, list[Path] | None,
     for pid, override in (draft.overrides or {}).items():
         overrides[pid] = {**overrides.get(pid, {}), **override}
     declared = [] if draft.stages_only else (list(draft.paths) or list(default_paths) or [root])
-    syncs, problems = follow(declared, root)
-    problems = [*problems, *draft.stage_problems]
+    followed = follow_all(declared, root)
+    syncs, problems = followed.syncs, [*followed.findings, *draft.stage_problems]
     return Cluster(
         name=draft.name, environment=draft.environment,
-        paths=tuple(dict.fromkeys([*declared, *(s.path for s in syncs)])),
+        paths=tuple(dict.fromkeys([*declared, *(s.path for s in syncs if not s.artifact)])),
         packs=tuple(packs), policies=tuple(dict.fromkeys(policies)),
         overrides={k: overrides[k] for k in sorted(overrides)},
-        syncs=tuple(syncs), problems=tuple(problems), source=draft.source,
-        override_sources=draft.override_sources, stages=tuple(draft.stages),
+        syncs=tuple(syncs), problems=tuple(problems), coverage=tuple(followed.coverage),
+        source=draft.source, override_sources=draft.override_sources, stages=tuple(draft.stages),
     )
 
 
@@ -447,6 +450,8 @@ def load_config(root: Path, config_file: Path | None = None,
     allowed_registries: tuple[str, ...] = ()
     require_signed = require_codeowners = False
     helm = HelmSettings()
+    not_checked = Severity.WARNING
+    remote_hosts: tuple[str, ...] = ()
     label = ""
     default_sources: dict[str, str] = {}
     argocd_data: Mapping[str, Any] | None = None
@@ -473,6 +478,10 @@ def load_config(root: Path, config_file: Path | None = None,
         argocd_data = data.get("argocd")
         helm = HelmSettings(allowed_hosts=tuple(
             str(h) for h in (data.get("helm") or {}).get("allowedHosts", [])))
+        not_checked = Severity.parse(str((data.get("coverage") or {}).get(
+            "notChecked", "warning")))
+        remote_hosts = tuple(str(h).lower() for h in (data.get("kustomize") or {}).get(
+            "remoteHosts", []))
         seen: set[str] = set()
         for index, entry in enumerate(data.get("clusters", [])):
             at = ["clusters", index]
@@ -517,4 +526,4 @@ def load_config(root: Path, config_file: Path | None = None,
                   drift_ignore=drift_ignore, group_by=group_by,
                   security_tower=tuple(st_files), allowed_registries=allowed_registries,
                   require_signed=require_signed, require_codeowners=require_codeowners,
-                  helm=helm)
+                  helm=helm, not_checked=not_checked, remote_hosts=remote_hosts)

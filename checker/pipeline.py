@@ -14,6 +14,7 @@ from checker.load import LoadResult, load_paths
 from checker.load import argocd as argocd_load
 from checker.load import flux as flux_load
 from checker.load import helm as helm_load
+from checker.load.objects import RULE_NOT_CHECKED, input_finding, relpath
 from checker.model import Coverage, Finding, Report, Resource, Rule, Severity
 from checker.options import ScanOptions
 from checker.policy.evaluate import Evaluator
@@ -25,7 +26,7 @@ from checker.policy.packs import (
     load_repository_policies,
     pack_policies,
 )
-from checker.rules import BUILTIN_RULES
+from checker.rules import BUILTIN_RULES, RULE_NO_POLICIES, RULE_NOTHING_CHECKED
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -90,19 +91,27 @@ def _add_stages(loaded: LoadResult, cluster: Cluster, root: Path) -> None:
     loaded.resources.sort(key=lambda r: (r.location.path, r.location.line, r.key))
 
 
-def load_cluster(cluster: Cluster, root: Path,
-                 helm: helm_load.HelmSettings | None = None) -> LoadResult:
+def load_cluster(cluster: Cluster, root: Path, helm: helm_load.HelmSettings | None = None,
+                 remote_hosts: tuple[str, ...] = ()) -> LoadResult:
     """The desired state of one cluster: its declared paths, then each followed Flux sync.
 
+    A folder a Flux Kustomization syncs is rendered as Flux renders it (its patches, images,
+    namespace, substitution...), never as a plain folder of the declared paths; variables of
+    ``postBuild.substituteFrom`` come from the ConfigMaps and Secrets loaded for the cluster.
     Flux HelmReleases among the objects are then rendered (``helm`` says which remote chart
-    hosts may be contacted).
+    hosts may be contacted; ``remote_hosts`` which remote Kustomize bases may be fetched).
     """
-    loaded = load_paths(cluster.declared_paths, root)
-    for sync in cluster.syncs:
-        part = load_paths([sync.path], root)
-        part.resources = flux_load.apply(part.resources, sync)
+    synced = [s.path for s in cluster.syncs if not s.artifact]
+    loaded = load_paths(cluster.declared_paths, root, exclude=synced, remote_hosts=remote_hosts)
+    parts = [(sync, flux_load.load_sync(sync, root, remote_hosts)) for sync in cluster.syncs]
+    every = [*loaded.resources, *(r for _, part in parts for r in part.resources)]
+    for sync, part in parts:
+        variables = flux_load.variables(sync, every, part)
+        part.resources = flux_load.apply(part.resources, sync, variables,
+                                         set_namespace=not sync.needs_kustomize)
         loaded.extend(part)
     loaded.findings.extend(cluster.problems)
+    loaded.coverage.extend(cluster.coverage)
     if cluster.stages or cluster.staged_elsewhere:
         _add_stages(loaded, cluster, root)
     argocd_load.follow(loaded, cluster.name, cluster.argocd or argocd_load.ArgoSettings(), root)
@@ -141,12 +150,14 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)
         errors += problems
         packs.update(dict.fromkeys(cluster_packs))
-        cache_key = (cluster.declared_paths, cluster.problems, tuple(
-            (s.path, s.target_namespace, tuple(sorted(s.substitute.items())))
-            for s in cluster.syncs), cluster.name if cluster.argocd and cluster.argocd.destinations
-            else "", cluster.stages)
+        cache_key = (cluster.declared_paths, cluster.problems, cluster.coverage, tuple(
+            (s.path, s.artifact_path, s.spec_key, s.target_namespace,
+             tuple(sorted(s.substitute.items()))) for s in cluster.syncs),
+            cluster.name if cluster.argocd and cluster.argocd.destinations else "",
+            cluster.stages)
         if cache_key not in loads:
-            loads[cache_key] = load_cluster(cluster, options.root, config.helm)
+            loads[cache_key] = load_cluster(cluster, options.root, config.helm,
+                                            config.remote_hosts)
         loaded = loads[cache_key]
         files |= loaded.files
         coverage.update(dict.fromkeys(loaded.coverage))
@@ -154,8 +165,10 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
                   for r in loaded.resources]
         evaluation = Evaluator(policies, operation=options.operation).run(tagged)
         resources += tagged
-        findings += [f for f in loaded.findings if f not in seen_input]
+        findings += [f if f.rule_id != RULE_NOT_CHECKED else replace(f, severity=config.not_checked)
+                     for f in loaded.findings if f not in seen_input]
         seen_input.update(loaded.findings)  # input findings of shared paths, once
+        findings += _never_a_pass(cluster, options.root, policies, tagged)
         findings += evaluation.findings
         errors += evaluation.errors
         rules.update({p.rule.id: p.rule for p in policies})
@@ -185,6 +198,30 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         fail_on=options.fail_on,
         coverage=tuple(sorted(coverage)),
     )
+
+
+def _never_a_pass(cluster: Cluster, root: Path, policies: list[Policy],
+                  resources: list[Resource]) -> list[Finding]:
+    """A cluster with no policy, or with no object to check, is a finding (an error), so a
+    run that evaluated nothing never exits 0."""
+    path, line = ".", 1
+    if cluster.source:
+        where, _, number = cluster.source.rpartition(":")
+        path, line = (where, int(number)) if number.isdigit() else (cluster.source, 1)
+    elif cluster.declared_paths:
+        path = relpath(cluster.declared_paths[0], root)
+    label = f"cluster {cluster.name}" if cluster.name else "this run"
+    out: list[Finding] = []
+    if not policies:
+        out.append(replace(input_finding(
+            RULE_NO_POLICIES, f"{label} has no policies (an empty policies folder, or no pack "
+            "and no policies folder selected): nothing was evaluated", path, line),
+            cluster=cluster.name))
+    if not resources:
+        out.append(replace(input_finding(
+            RULE_NOTHING_CHECKED, f"{label} has no Kubernetes objects in its paths: nothing "
+            "was checked", path, line), cluster=cluster.name))
+    return out
 
 
 def exit_code(report: Report, fail_on: Severity | None) -> int:

@@ -27,6 +27,9 @@ from checker.policy.evaluate import (
     RULE_TEMPLATE_NOTE,
 )
 
+RULE_NO_POLICIES = "input.no-policies"
+RULE_NOTHING_CHECKED = "input.nothing-checked"
+
 BUILTIN_RULES: dict[str, Rule] = {
     r.id: r
     for r in (
@@ -54,6 +57,16 @@ BUILTIN_RULES: dict[str, Rule] = {
              "The message says what and why.",
              "Make the input available to the check (allow its host in the trusted config, "
              "vendor it), or accept the gap explicitly."),
+        Rule(RULE_NO_POLICIES, "Cluster has no policies", Severity.ERROR,
+             "No policy applies to this cluster (its policies folder is empty, or no pack "
+             "and no policies folder was selected), so nothing was evaluated: that is never "
+             "a pass.",
+             "Add policies to the cluster's folder, or select a pack."),
+        Rule(RULE_NOTHING_CHECKED, "No resources checked", Severity.ERROR,
+             "No Kubernetes object was found for this cluster in the given paths, so nothing "
+             "was checked: that is never a pass.",
+             "Check the paths (or the cluster's paths in the config); the coverage section "
+             "lists what was rendered, followed and not checked."),
         Rule(RULE_MISSING_PATH, "Path does not exist", Severity.ERROR,
              "A path given on the command line or in the configuration does not exist.",
              "Correct the path."),

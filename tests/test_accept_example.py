@@ -211,8 +211,14 @@ def test_security_tower_files_alone_scan_the_repository_with_their_policies(
     assert rules - {"K8sRequiredLabels/workloads-must-have-owner"} == {
         "acceptance.stale", "acceptance.expired", "acceptance.expiring"}
     assert not [f for f in data["findings"] if f["location"]["path"].startswith(".security")]
-    owner = [f for f in data["findings"] if f["rule"].startswith("K8sRequiredLabels")]
+    # Without the config file both clusters scan the whole repository, so both see the
+    # staging sync; Flux's targetNamespace puts its Deployment into podinfo-staging, whose
+    # Namespace carries Security Tower's exclusion (this test used to expect active findings
+    # from the overlay rendered without its Flux Kustomization: no namespace, no exclusion).
+    owner = [f for f in data["accepted"] if f["rule"].startswith("K8sRequiredLabels")]
     assert sorted({f["cluster"] for f in owner}) == ["production", "staging"]
+    assert {f["resource"] for f in owner} == {"Deployment podinfo-staging/podinfo"}
+    assert {f["acceptance"]["kind"] for f in owner} == {"annotation"}
     assert result.exit_code == 1
 
 

@@ -37,8 +37,10 @@ def test_follow_is_recursive_stops_at_cycles_and_reports_missing_paths(tmp_path:
     write(tmp_path, "clusters/prod/broken.yaml", "# header\n" + FLUX.format(
         name="broken", path="./not/there"))
     syncs, findings = follow([tmp_path / "clusters/prod"], tmp_path)
+    # the cluster folder's own sync is a sync too: it is rendered as Flux renders it
     assert [(s.name, s.path.relative_to(tmp_path).as_posix()) for s in syncs] == [
-        ("flux-system/apps", "apps"), ("flux-system/nested", "deep/app")]
+        ("flux-system/apps", "apps"), ("flux-system/flux-system", "clusters/prod"),
+        ("flux-system/nested", "deep/app")]
     assert syncs[0].location.path == "clusters/prod/apps.yaml"
     (missing,) = findings
     assert missing.rule_id == "input.missing-path"

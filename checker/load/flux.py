@@ -10,24 +10,36 @@ the synced folder, the way kustomize-controller does after its build.
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import os
+import posixpath
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pathspec
 import yaml
 
+from checker.load.kustomize import applied_files, kustomization_file, render_prepared
+from checker.load.loader import load_paths
 from checker.load.objects import (
+    RULE_KUSTOMIZE,
     RULE_MISSING_PATH,
     YAML_SUFFIXES,
+    LoadResult,
     input_finding,
+    is_k8s_object,
     read_documents,
     relpath,
 )
-from checker.model import Finding, Resource, SourceLocation
+from checker.load.yamlfile import Document
+from checker.model import Coverage, FieldPath, Finding, Resource, SourceLocation
 
 FLUX_GROUP = "kustomize.toolkit.fluxcd.io"
 SUBSTITUTE_OPT_OUT = "kustomize.toolkit.fluxcd.io/substitute"
@@ -46,15 +58,67 @@ CLUSTER_SCOPED = frozenset({
 })
 
 
+SOURCE_GROUP = "source.toolkit.fluxcd.io"
+ARTIFACT_GROUP = "source.extensions.fluxcd.io"
+THIS_REPOSITORY = ("flux-system", "flux-system")  # the GitRepository `flux bootstrap` writes
+# Fields of a Flux Kustomization that only Kustomize can apply (see render_sync).
+KUSTOMIZE_FIELDS = ("patches", "patchesStrategicMerge", "patchesJson6902", "images",
+                    "components", "namePrefix", "nameSuffix")
+
+
 @dataclass(frozen=True)
 class FluxSync:
-    """One Flux Kustomization: the folder it syncs and what Flux does to the objects."""
+    """One Flux Kustomization: the folder it syncs and what Flux does to the objects.
+
+    ``path`` is the folder in this repository; for an ``ExternalArtifact`` source it is the
+    path inside the artifact, and ``artifact`` maps artifact files to repository files.
+    """
 
     path: Path
     name: str
     target_namespace: str = ""
     substitute: Mapping[str, str] = field(default_factory=dict, compare=False)
     location: SourceLocation = field(default_factory=lambda: SourceLocation(""))
+    source: str = ""               # "GitRepository flux-system/flux-system"
+    spec: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    spec_key: str = ""             # the spec as sorted JSON: the identity of what Flux does
+    spans: Mapping[FieldPath, tuple[int, int, int, int]] = field(default_factory=dict,
+                                                                 compare=False)
+    ignore: str = ""               # the GitRepository's spec.ignore (gitignore lines)
+    artifact: tuple[tuple[str, str], ...] = ()   # (repository file, artifact file)
+    artifact_path: str = ""        # spec.path inside the artifact
+
+    @property
+    def needs_kustomize(self) -> bool:
+        """Whether this sync is built by Kustomize (Flux always does; plain folders without
+        anything Kustomize-only are loaded directly, which gives the same objects faster)."""
+        return bool(self.artifact or self.ignore
+                    or kustomization_file(self.path) is not None
+                    or any(self.spec.get(k) for k in (*KUSTOMIZE_FIELDS, "commonMetadata")))
+
+    def locate(self, spec_path: FieldPath) -> SourceLocation:
+        """Where a field of this Kustomization's spec is written (or the object's line)."""
+        for end in range(len(spec_path), -1, -1):
+            span = self.spans.get(("spec", *spec_path[:end]))
+            if span is not None:
+                return SourceLocation(self.location.path, span[0], span[1], span[2], span[3])
+        return self.location
+
+
+@dataclass
+class FollowResult:
+    """Flux Kustomizations followed from some paths, problems, and the coverage ledger."""
+
+    syncs: list[FluxSync] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    coverage: list[Coverage] = field(default_factory=list)
+
+    def not_checked(self, what: str, path: str, line: int, reason: str) -> None:
+        """A Kustomization whose source is not this repository: ledger entry and finding."""
+        loaded = LoadResult()
+        loaded.not_checked("flux", what, path, reason, line)
+        self.coverage += loaded.coverage
+        self.findings += loaded.findings
 
 
 def mapping_of(value: Any) -> dict[str, Any]:
@@ -66,6 +130,11 @@ def is_flux_kustomization(data: Any) -> bool:
     """A ``kustomize.toolkit.fluxcd.io`` Kustomization object."""
     return (isinstance(data, dict) and data.get("kind") == "Kustomization"
             and str(data.get("apiVersion", "")).startswith(FLUX_GROUP + "/"))
+
+
+def _is_source(data: Any) -> bool:
+    api = str(data.get("apiVersion", "")) if isinstance(data, dict) else ""
+    return api.startswith((SOURCE_GROUP + "/", ARTIFACT_GROUP + "/"))
 
 
 def _yaml_files(path: Path) -> Iterator[Path]:
@@ -88,73 +157,318 @@ def _inside(child: Path, parent: Path) -> bool:
     return True
 
 
-def _sync_of(data: dict[str, Any], doc_location: SourceLocation,
-             path_location: SourceLocation, root: Path) -> FluxSync | Finding:
-    meta = mapping_of(data.get("metadata"))
-    name = f"{meta.get('namespace') or 'flux-system'}/{meta.get('name') or '?'}"
-    spec = mapping_of(data.get("spec"))
+def _normal_url(url: str) -> str:
+    text = url.strip().lower().rstrip("/")
+    text = text.removesuffix(".git")
+    for prefix in ("https://", "http://", "ssh://git@", "ssh://", "git@"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    return text.replace(":", "/", 1) if "/" not in text.split(":", 1)[0] else text
+
+
+@dataclass
+class _Found:
+    data: dict[str, Any]
+    doc: Document
+    rel: str
+
+    @property
+    def namespace(self) -> str:
+        return str(mapping_of(self.data.get("metadata")).get("namespace") or "flux-system")
+
+    @property
+    def name(self) -> str:
+        return str(mapping_of(self.data.get("metadata")).get("name") or "?")
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return mapping_of(self.data.get("spec"))
+
+    def line(self, *path: str | int) -> int:
+        return self.doc.location(self.rel, tuple(path)).line
+
+
+class _Sources:
+    """The Flux source objects found so far, and which of them are this repository."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects: dict[tuple[str, str, str], _Found] = {}
+        self.artifacts: dict[tuple[str, str], tuple[_Found, dict[str, Any]]] = {}
+        self._files: list[str] | None = None
+
+    def add(self, found: _Found) -> None:
+        kind = str(found.data.get("kind"))
+        self.objects.setdefault((kind, found.namespace, found.name), found)
+        if kind == "ArtifactGenerator":
+            for artifact in found.spec.get("artifacts") or []:
+                if isinstance(artifact, dict) and isinstance(artifact.get("name"), str):
+                    self.artifacts.setdefault((found.namespace, artifact["name"]),
+                                              (found, artifact))
+
+    def this_repository(self, namespace: str, name: str) -> tuple[bool | None, str, str]:
+        """(is this repository — None when unknown, a description, its spec.ignore)."""
+        found = self.objects.get(("GitRepository", namespace, name))
+        label = f"GitRepository {namespace}/{name}"
+        if (namespace, name) == THIS_REPOSITORY:
+            ignore = found.spec.get("ignore") if found else None
+            return True, label, ignore if isinstance(ignore, str) else ""
+        if found is None:
+            return None, label, ""
+        url = str(found.spec.get("url", ""))
+        home = self.objects.get(("GitRepository", *THIS_REPOSITORY))
+        if home is not None and url and _normal_url(url) == _normal_url(
+                str(home.spec.get("url", ""))):
+            ignore = found.spec.get("ignore")
+            return True, label, ignore if isinstance(ignore, str) else ""
+        return False, f"{label} ({url or 'no url'})", ""
+
+    def files(self) -> list[str]:
+        """Every regular file of the repository, relative, sorted (for artifact copy rules)."""
+        if self._files is None:
+            out: list[str] = []
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+                for name in sorted(filenames):
+                    full = Path(dirpath, name)
+                    if not full.is_symlink() and full.is_file():
+                        out.append(full.relative_to(self.root).as_posix())
+            self._files = out
+        return self._files
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out + r"\Z")
+
+
+def copy_rules(rules: list[Any], files: list[str], alias_ok: Mapping[str, bool],
+               ) -> tuple[list[tuple[str, str]], str]:
+    """The files an ArtifactGenerator artifact holds: (repository file, artifact file) pairs,
+    or "" and the reason when a rule copies from a source that is not this repository.
+
+    ``@alias/dir/**`` copies the folder's tree into ``to``; a glob copies matching files into
+    ``to`` (keeping the tree below a ``**``); a plain file goes to ``to`` (into it when ``to``
+    ends with ``/``). Later rules overwrite earlier ones, as the generator does.
+    """
+    out: dict[str, str] = {}
+    for rule in rules:
+        if not isinstance(rule, dict):
+            continue
+        src, dst = str(rule.get("from", "")), str(rule.get("to", ""))
+        alias, _, pattern = src.lstrip("@").partition("/")
+        if not src.startswith("@") or alias not in alias_ok:
+            return [], f"copy rule from {src!r} names no source of the generator"
+        if not alias_ok[alias]:
+            return [], f"copy rule from {src!r} reads a source that is not this repository"
+        target = dst.removeprefix("@artifact").lstrip("/")
+        excludes = [_glob_regex(str(e).lstrip("/")) for e in rule.get("exclude") or []]
+        glob = any(c in pattern for c in "*?[")
+        if glob:
+            base = pattern.split("*", 1)[0].split("?", 1)[0].rsplit("/", 1)[0] \
+                if "/" in pattern.split("*", 1)[0] else ""
+            regex = _glob_regex(pattern)
+            for f in files:
+                if not regex.match(f):
+                    continue
+                below = f[len(base):].lstrip("/") if base else f
+                if any(x.match(below) or x.match(f.rsplit("/", 1)[-1]) for x in excludes):
+                    continue
+                name = below if "**" in pattern else f.rsplit("/", 1)[-1]
+                out[posixpath.normpath(posixpath.join(target, name))] = f
+        else:
+            literal = pattern.strip("/")
+            if literal in files:
+                dest = (posixpath.join(target, literal.rsplit("/", 1)[-1])
+                        if dst.endswith("/") or not target else target)
+                out[posixpath.normpath(dest)] = literal
+            else:  # a folder: its tree goes below ``to``/<folder name>
+                prefix = literal + "/"
+                for f in files:
+                    if f.startswith(prefix):
+                        out[posixpath.normpath(posixpath.join(
+                            target, literal.rsplit("/", 1)[-1], f[len(prefix):]))] = f
+    return sorted((src, dst) for dst, src in out.items()), ""
+
+
+def _sync_of(k: _Found, root: Path, sources: _Sources, final: bool,
+             result: FollowResult) -> FluxSync | bool | None:
+    """The sync of one Kustomization; None: its source is not known yet; False: reported."""
+    name = f"{k.namespace}/{k.name}"
+    spec = k.spec
     raw = spec.get("path") or "./"
+    ref = mapping_of(spec.get("sourceRef"))
+    kind = str(ref.get("kind") or "GitRepository")
+    src_ns = str(ref.get("namespace") or k.namespace)
+    src_name = str(ref.get("name") or "")
+    what = f"Flux Kustomization {name}"
     if not isinstance(raw, str):
-        return input_finding(RULE_MISSING_PATH, f"Flux Kustomization {name}: spec.path must be "
-                             "a string", path_location.path, path_location.line)
-    target = Path(os.path.normpath(root / (raw.strip().lstrip("/") or ".")))
-    if not _inside(target, root):
-        return input_finding(RULE_MISSING_PATH, f"Flux Kustomization {name}: spec.path {raw!r} "
-                             "leaves the repository", path_location.path, path_location.line)
-    if not target.exists():
-        return input_finding(RULE_MISSING_PATH, f"Flux Kustomization {name}: spec.path {raw!r} "
-                             "does not exist in the repository", path_location.path,
-                             path_location.line)
-    post = mapping_of(spec.get("postBuild"))
-    subst = mapping_of(post.get("substitute"))
-    tns = spec.get("targetNamespace")
-    return FluxSync(
-        path=target, name=name,
-        target_namespace=tns if isinstance(tns, str) else "",
-        substitute={str(k): "" if v is None else str(v) for k, v in sorted(subst.items())},
-        location=doc_location,
-    )
+        result.findings.append(input_finding(RULE_MISSING_PATH, f"{what}: spec.path must be a "
+                                             "string", k.rel, k.line("spec", "path")))
+        return False
+    rel_path = posixpath.normpath(raw.strip().lstrip("/") or ".")
+    base: dict[str, Any] = dict(name=name, target_namespace=str(spec.get("targetNamespace") or ""),
+                substitute={str(key): "" if v is None else str(v) for key, v in sorted(
+                    mapping_of(mapping_of(spec.get("postBuild")).get("substitute")).items())},
+                location=k.doc.location(k.rel), spec=spec,
+                spec_key=json.dumps(spec, sort_keys=True, default=str), spans=k.doc.spans)
+    line = k.line("spec", "sourceRef")
+    if kind == "GitRepository":
+        mine, label, ignore = sources.this_repository(src_ns, src_name)
+        if mine is None and not final:
+            return None
+        if not mine:
+            reason = (f"it reads {label}, which is not this repository" if mine is False else
+                      f"it reads {label}, which is not declared in the checked paths, so "
+                      "it is not known to be this repository")
+            result.not_checked(what, k.rel, line, reason)
+            return False
+        if rel_path.startswith("..") or rel_path.startswith("/"):
+            result.findings.append(input_finding(
+                RULE_MISSING_PATH, f"{what}: spec.path {raw!r} leaves the repository", k.rel,
+                k.line("spec", "path")))
+            return False
+        target = Path(os.path.normpath(root / rel_path))
+        if not _inside(target, root):
+            result.findings.append(input_finding(
+                RULE_MISSING_PATH, f"{what}: spec.path {raw!r} leaves the repository", k.rel,
+                k.line("spec", "path")))
+            return False
+        if not target.exists():
+            result.findings.append(input_finding(
+                RULE_MISSING_PATH, f"{what}: spec.path {raw!r} does not exist in the "
+                "repository", k.rel, k.line("spec", "path")))
+            return False
+        return FluxSync(path=target, source=label, ignore=ignore, **base)
+    if kind == "ExternalArtifact":
+        found = sources.artifacts.get((src_ns, src_name))
+        if found is None:
+            if not final:
+                return None
+            result.not_checked(what, k.rel, line, f"it reads ExternalArtifact {src_ns}/"
+                               f"{src_name}, which no ArtifactGenerator in the checked paths "
+                               "produces")
+            return False
+        generator, artifact = found
+        alias_ok: dict[str, bool] = {}
+        for entry in generator.spec.get("sources") or []:
+            if not isinstance(entry, dict):
+                continue
+            alias = str(entry.get("alias", ""))
+            ok = (str(entry.get("kind", "")) == "GitRepository" and sources.this_repository(
+                str(entry.get("namespace") or generator.namespace),
+                str(entry.get("name", "")))[0] is True)
+            alias_ok[alias] = ok
+        pairs, why = copy_rules(list(artifact.get("copy") or []), sources.files(), alias_ok)
+        label = (f"ExternalArtifact {src_ns}/{src_name} (ArtifactGenerator "
+                 f"{generator.namespace}/{generator.name})")
+        if why:
+            result.not_checked(what, k.rel, line, f"it reads {label}: {why}")
+            return False
+        inside = "" if rel_path == "." else rel_path + "/"
+        if not any(dst.startswith(inside) for _, dst in pairs):
+            result.findings.append(input_finding(
+                RULE_MISSING_PATH, f"{what}: spec.path {raw!r} does not exist in {label}",
+                k.rel, k.line("spec", "path")))
+            return False
+        return FluxSync(path=root / generator.rel, source=label, artifact=tuple(pairs),
+                        artifact_path=rel_path, **base)
+    result.not_checked(what, k.rel, line, f"it reads {kind} {src_ns}/{src_name}, which is "
+                       "not this repository")
+    return False
+
+
+def _scan_targets(sync: FluxSync, root: Path) -> list[Path]:
+    """The repository files and folders a sync reads (to look for further Flux objects)."""
+    if not sync.artifact:
+        return [f for f in applied_files(sync.path, root) if f.suffix in YAML_SUFFIXES]
+    # every file of the artifact: its kustomizations may include any of them
+    return [root / src for src, _ in sync.artifact]
+
+
+def follow_all(paths: Iterable[Path], root: Path) -> FollowResult:
+    """Flux Kustomizations reachable from ``paths``, followed recursively through their
+    sources: this repository's GitRepository, or an ExternalArtifact whose ArtifactGenerator
+    copies from it. Any other source is not this repository: a not-checked entry, never a
+    missing path. Every synced folder is a sync of its own, even inside a given path (it is
+    rendered as Flux renders it); the same folder with the same spec is followed once.
+    """
+    result = FollowResult()
+    sources = _Sources(root)
+    queue: list[Path] = [p for p in paths if p.exists()]
+    seen_files: set[Path] = set()
+    pending: list[_Found] = []
+    seen_syncs: set[tuple[object, ...]] = set()
+    while queue or pending:
+        while queue:
+            current = queue.pop(0)
+            for file in _yaml_files(current):
+                if file.resolve() in seen_files:
+                    continue
+                seen_files.add(file.resolve())
+                try:
+                    raw = file.read_bytes()
+                except OSError:
+                    continue  # the loader reports unreadable files
+                if b"fluxcd.io" not in raw:
+                    continue  # cheap pre-check: most manifests are not Flux objects
+                rel = relpath(file, root)
+                docs, _problems = read_documents(file, rel)  # the loader reports problems
+                for doc in docs:
+                    if is_flux_kustomization(doc.data):
+                        pending.append(_Found(doc.data, doc, rel))
+                    elif _is_source(doc.data):
+                        sources.add(_Found(doc.data, doc, rel))
+        progress = False
+        waiting: list[_Found] = []
+        for final in (False, True):
+            for k in pending:
+                found = _sync_of(k, root, sources, final, result)
+                if found is None:
+                    waiting.append(k)
+                    continue
+                progress = True
+                if found is False:
+                    continue
+                assert isinstance(found, FluxSync)
+                key = (found.path, found.artifact_path, found.spec_key)
+                if key in seen_syncs:
+                    continue
+                seen_syncs.add(key)
+                result.syncs.append(found)
+                result.coverage.append(Coverage(
+                    "followed", "flux", f"Flux Kustomization {found.name}", found.location.path,
+                    found.location.line, reason=f"{found.source}, path "
+                    f"{found.artifact_path or relpath(found.path, root)}"))
+                queue.extend(_scan_targets(found, root))
+            pending, waiting = waiting, []
+            if progress or not pending:
+                break
+    return result
 
 
 def follow(paths: Iterable[Path], root: Path) -> tuple[list[FluxSync], list[Finding]]:
-    """Flux Kustomizations reachable from ``paths``, followed recursively.
-
-    Returns the syncs whose folder is not already covered by a given path or an earlier sync
-    (those would load the same files twice), and input findings for broken ``spec.path``s.
-    Cycles (``flux-system`` syncing the cluster folder that declares it) end naturally.
-    """
-    covered: list[Path] = [p for p in paths if p.exists()]
-    queue: list[Path] = list(covered)
-    seen_files: set[Path] = set()
-    syncs: list[FluxSync] = []
-    findings: list[Finding] = []
-    while queue:
-        current = queue.pop(0)
-        for file in _yaml_files(current):
-            if file.resolve() in seen_files:
-                continue
-            seen_files.add(file.resolve())
-            try:
-                if FLUX_GROUP.encode() not in file.read_bytes():
-                    continue  # cheap pre-check: most manifests are not Flux objects
-            except OSError:
-                continue  # the loader reports unreadable files
-            rel = relpath(file, root)
-            docs, _problems = read_documents(file, rel)  # the loader reports parse problems
-            for doc in docs:
-                if not is_flux_kustomization(doc.data):
-                    continue
-                found = _sync_of(doc.data, doc.location(rel),
-                                 doc.location(rel, ("spec", "path")), root)
-                if isinstance(found, Finding):
-                    findings.append(found)
-                    continue
-                if any(_inside(found.path, c) for c in covered):
-                    continue
-                covered.append(found.path)
-                syncs.append(found)
-                queue.append(found.path)
-    return syncs, findings
+    """``follow_all`` without the ledger: the syncs and the findings."""
+    found = follow_all(paths, root)
+    return found.syncs, found.findings
 
 
 def _substitute_text(text: str, variables: Mapping[str, str]) -> str:
@@ -200,18 +514,26 @@ def _opted_out(body: Mapping[str, Any]) -> bool:
     return False
 
 
-def apply(resources: Iterable[Resource], sync: FluxSync) -> list[Resource]:
-    """The objects as Flux applies them: target namespace set, variables substituted."""
+def apply(resources: Iterable[Resource], sync: FluxSync,
+          variables: Mapping[str, str] | None = None,
+          set_namespace: bool = True) -> list[Resource]:
+    """The objects as Flux applies them: target namespace set, variables substituted.
+
+    ``variables`` (default: the sync's inline ``postBuild.substitute``) are the values from
+    ``substituteFrom`` overridden by the inline ones; ``set_namespace`` is False for objects
+    Kustomize rendered (its namespace transformer already applied ``targetNamespace``).
+    """
+    variables = sync.substitute if variables is None else variables
     out: list[Resource] = []
     for res in resources:
         body: dict[str, Any] = copy.deepcopy(dict(res.body))
         changed = False
-        if sync.substitute and not _opted_out(body):
-            new = _substitute(body, sync.substitute)
+        if variables and not _opted_out(body):
+            new = _substitute(body, variables)
             if new != body:
                 body, changed = new, True
         namespace = res.namespace
-        if sync.target_namespace and res.kind not in CLUSTER_SCOPED:
+        if set_namespace and sync.target_namespace and res.kind not in CLUSTER_SCOPED:
             meta = body.setdefault("metadata", {})
             if isinstance(meta, dict) and meta.get("namespace") != sync.target_namespace:
                 meta["namespace"] = sync.target_namespace
@@ -221,5 +543,378 @@ def apply(resources: Iterable[Resource], sync: FluxSync) -> list[Resource]:
             continue
         meta = mapping_of(body.get("metadata"))
         name = str(meta.get("name") or res.name)
+        namespace = str(meta.get("namespace") or "") if not set_namespace else namespace
         out.append(replace(res, body=body, namespace=namespace, name=name))
+    return out
+
+
+# What source-controller leaves out of a GitRepository artifact unless spec.ignore is set
+# (spec.ignore replaces this list).
+DEFAULT_IGNORE = (".git/", ".gitignore", ".gitmodules", ".gitattributes", "*.jpg", "*.jpeg",
+                  "*.gif", "*.png", "*.wmv", "*.flv", "*.tar.gz", "*.zip", ".github/",
+                  ".circleci/", ".travis.yml", ".gitlab-ci.yml", "appveyor.yml", ".drone.yml",
+                  "cloudbuild.yaml", "codeship-services.yml", "codeship-steps.yml",
+                  "**/.goreleaser.yml", "**/.sops.yaml", "**/.flux.yaml")
+
+
+def _ignore_spec(sync: FluxSync) -> pathspec.GitIgnoreSpec:
+    lines = sync.ignore.splitlines() if sync.ignore else list(DEFAULT_IGNORE)
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _scan_manifests(directory: Path, repo_rel: Callable[[Path], str],
+                    ignored: pathspec.GitIgnoreSpec) -> tuple[list[Path], list[Path]]:
+    """What kustomize-controller's generated kustomization lists for a folder without one:
+    sub-folders with a kustomization (not descended into) and every YAML file below, except
+    those the source leaves out. Returns (folders and files, files that are not manifests)."""
+    entries: list[Path] = []
+    bad: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(directory):
+        here = Path(dirpath)
+        kept = []
+        for d in sorted(dirnames):
+            sub = here / d
+            if d in _SKIP_DIRS or sub.is_symlink() or ignored.match_file(repo_rel(sub) + "/"):
+                continue
+            if kustomization_file(sub) is not None:
+                entries.append(sub)
+            else:
+                kept.append(d)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            file = here / name
+            if file.suffix not in (".yaml", ".yml") or file.is_symlink():
+                continue
+            if ignored.match_file(repo_rel(file)):
+                continue
+            docs, problems = read_documents(file, repo_rel(file))
+            if problems and not docs and problems[0].rule_id == "input.empty-file":
+                entries.append(file)
+                continue
+            if problems or any(d.data is not None and not is_k8s_object(d.data) for d in docs):
+                bad.append(file)
+                continue
+            entries.append(file)
+    return entries, bad
+
+
+def _kustomize_patch(patch: Any) -> dict[str, Any] | None:
+    if not isinstance(patch, dict) or not isinstance(patch.get("patch"), str):
+        return None
+    out: dict[str, Any] = {"patch": patch["patch"]}
+    target = patch.get("target")
+    if isinstance(target, dict):
+        out["target"] = {k: v for k, v in target.items() if k in (
+            "group", "version", "kind", "name", "namespace", "labelSelector",
+            "annotationSelector")}
+    return out
+
+
+def kustomization_for(sync: FluxSync, directory: Path, wrapper: Path,
+                      entries: list[Path] | None, *, with_patches: bool = True,
+                      ) -> dict[str, Any]:
+    """The kustomization kustomize-controller builds for this sync, written for ``wrapper``.
+
+    Without a kustomization in the folder, ``entries`` are what Flux's generated one lists
+    (relative to ``wrapper``, where the files were copied) and Flux's fields are set on it,
+    as the controller does. With one, the folder is the wrapper's only resource and the
+    fields apply on top of it (the same objects, except that Flux's namePrefix replaces, not
+    extends, the folder's own, and its patches and components run after the folder's
+    transformers instead of among them).
+    """
+    spec = sync.spec
+    kus: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1",
+                           "kind": "Kustomization"}
+    if entries is None:
+        kus["resources"] = [os.path.relpath(directory.resolve(), wrapper.resolve())]
+    else:
+        kus["resources"] = [os.path.relpath(e, wrapper) for e in entries]
+    if sync.target_namespace:
+        kus["namespace"] = sync.target_namespace
+    for key in ("namePrefix", "nameSuffix"):
+        if isinstance(spec.get(key), str) and spec[key]:
+            kus[key] = spec[key]
+    components = [c for c in spec.get("components") or [] if isinstance(c, str)]
+    kept = []
+    for component in components:
+        target = directory / component
+        if not target.exists() and spec.get("ignoreMissingComponents"):
+            continue
+        kept.append(os.path.relpath(target.resolve(), wrapper.resolve()))
+    if kept:
+        kus["components"] = kept
+    if with_patches:
+        patches = [p for p in map(_kustomize_patch, spec.get("patches") or []) if p]
+        if patches:
+            kus["patches"] = patches
+        images = [dict(i) for i in spec.get("images") or [] if isinstance(i, dict)]
+        if images:
+            kus["images"] = images
+    kus["buildMetadata"] = ["originAnnotations"]
+    return kus
+
+
+def render_sync(sync: FluxSync, root: Path, remote_hosts: Sequence[str] = ()) -> LoadResult:
+    """Render a sync as kustomize-controller does, with the real Kustomize.
+
+    The folder is read from this repository, or from a copy of the ExternalArtifact that its
+    ArtifactGenerator would produce (objects still point at the repository's files). Then
+    ``commonMetadata`` is applied; ``postBuild`` substitution is left to ``apply``. Fields
+    Flux's ``patches`` and ``images`` changed point at those entries of the Kustomization.
+    """
+    artifact: Path | None = None
+    copies: dict[Path, Path] = {}
+    try:
+        if sync.artifact:
+            artifact = Path(tempfile.mkdtemp(prefix="gitops-checker-artifact-"))
+            for src, dst in sync.artifact:
+                target = artifact / dst
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(root / src, target)
+                copies[target.resolve()] = (root / src).resolve()
+            directory = artifact / sync.artifact_path
+        else:
+            directory = sync.path
+        result = _render_once(sync, directory, root, copies, remote_hosts, True)
+        if (sync.spec.get("patches") or sync.spec.get("images")) and result.resources:
+            plain = _render_once(sync, directory, root, copies, remote_hosts, False)
+            result.resources = _attribute(result.resources, plain.resources, sync)
+    finally:
+        if artifact is not None:
+            shutil.rmtree(artifact, ignore_errors=True)
+    result.resources = _common_metadata(result.resources, sync)
+    return result
+
+
+def _render_once(sync: FluxSync, directory: Path, root: Path, copies: Mapping[Path, Path],
+                 remote_hosts: Sequence[str], with_patches: bool) -> LoadResult:
+    declared = sync.location.path
+    problems: list[Finding] = []
+
+    def repo_rel(path: Path) -> str:
+        return relpath(copies.get(path.resolve(), path), root)
+
+    def prepare(wrapper: Path) -> Mapping[Path, Path]:
+        local: dict[Path, Path] = dict(copies)
+        entries: list[Path] | None = None
+        if kustomization_file(directory) is None:
+            found, bad = _scan_manifests(directory, repo_rel, _ignore_spec(sync))
+            for file in bad if with_patches else []:
+                problems.append(input_finding(
+                    RULE_KUSTOMIZE, f"Flux Kustomization {sync.name}: {repo_rel(file)} is not "
+                    "a Kubernetes manifest, and kustomize-controller lists every YAML file of "
+                    "a folder without a kustomization, so Flux fails to build this sync",
+                    repo_rel(file)))
+            entries = []
+            for entry in found:
+                if entry.is_dir():
+                    entries.append(entry)
+                    continue
+                dest = wrapper / "files" / entry.relative_to(directory)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(entry, dest)
+                local[dest.resolve()] = copies.get(entry.resolve(), entry.resolve())
+                entries.append(dest)
+        kus = kustomization_for(sync, directory, wrapper, entries, with_patches=with_patches)
+        (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(kus, sort_keys=False),
+                                                    encoding="utf-8")
+        return local
+
+    where = sync.artifact_path or relpath(sync.path, root)
+    result = render_prepared(
+        prepare, root, what=f"Flux Kustomization {sync.name} (path {where})",
+        declared=declared, fallback_dir=root / declared, graph=[directory],
+        remote_hosts=remote_hosts, kind="flux", line=sync.location.line,
+        graph_root=directory if sync.artifact else root)
+    result.findings[:0] = problems
+    return result
+
+
+def _leaves(value: Any, path: FieldPath = ()) -> Iterator[tuple[FieldPath, Any]]:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(value, list) and value:
+        for i, v in enumerate(value):
+            yield from _leaves(v, (*path, i))
+    else:
+        yield path, value
+
+
+def _get(value: Any, path: FieldPath) -> Any:
+    for part in path:
+        if isinstance(value, dict):
+            if part not in value:
+                return _MISSING
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            return _MISSING
+    return value
+
+
+_MISSING = object()
+
+
+class _Overlay(Mapping[FieldPath, SourceLocation]):
+    """Marks of a rendered object with the fields a Flux patch or image changed on top."""
+
+    def __init__(self, base: Mapping[FieldPath, SourceLocation],
+                 changed: Mapping[FieldPath, SourceLocation]) -> None:
+        self._base = base
+        self._changed = changed
+
+    def __getitem__(self, key: FieldPath) -> SourceLocation:
+        key = tuple(key)
+        if key in self._changed:
+            return self._changed[key]
+        return self._base[key]
+
+    def __iter__(self) -> Iterator[FieldPath]:
+        yield from self._changed
+        yield from (k for k in self._base if k not in self._changed)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _targets(patch: Any, res: Resource) -> bool:
+    target = mapping_of(patch.get("target")) if isinstance(patch, dict) else {}
+    for key, actual in (("kind", res.kind), ("name", res.name), ("namespace", res.namespace)):
+        want = target.get(key)
+        if isinstance(want, str) and want and not re.fullmatch(want, actual):
+            return False
+    return True
+
+
+def _attribute(full: list[Resource], plain: list[Resource], sync: FluxSync) -> list[Resource]:
+    """Point fields that Flux's patches or images changed at the Kustomization's lines.
+
+    The sync is rendered twice, with and without them; a field that differs came from the
+    Flux object: from the image entry for container images, else from the first patch whose
+    target selects the object (the first patch when the selection is ambiguous).
+    """
+    before = {r.key: r for r in plain}
+    patches = list(sync.spec.get("patches") or [])
+    out = []
+    for res in full:
+        old = before.get(res.key)
+        changed: dict[FieldPath, SourceLocation] = {}
+        chosen = next((i for i, p in enumerate(patches) if _targets(p, res)), 0)
+        for path, value in _leaves(dict(res.body)):
+            if old is not None and _get(old.body, path) == value:
+                continue
+            if path and path[-1] == "image" and sync.spec.get("images"):
+                where = sync.locate(_image_entry(sync, old, path))
+            elif patches:
+                where = sync.locate(("patches", chosen))
+            else:
+                where = sync.locate(("images",))
+            for end in range(1, len(path) + 1):
+                if old is None or _get(old.body, path[:end]) is _MISSING or end == len(path):
+                    changed.setdefault(path[:end], where)
+        if changed:
+            res = replace(res, marks=_Overlay(res.marks, changed))
+        out.append(res)
+    return out
+
+
+def _image_entry(sync: FluxSync, old: Resource | None, path: FieldPath) -> FieldPath:
+    """``("images", j)`` of the entry that matches the image the field had before."""
+    before = _get(old.body, path) if old is not None else _MISSING
+    name = str(before).split("@", 1)[0] if isinstance(before, str) else ""
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    for j, entry in enumerate(sync.spec.get("images") or []):
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return ("images", j)
+    return ("images",)
+
+
+def _common_metadata(resources: list[Resource], sync: FluxSync) -> list[Resource]:
+    """``spec.commonMetadata``: labels and annotations set on every object's metadata (not on
+    selectors or templates), after the build and before substitution, as Flux does."""
+    common = mapping_of(sync.spec.get("commonMetadata"))
+    labels = {str(k): str(v) for k, v in mapping_of(common.get("labels")).items()}
+    annotations = {str(k): str(v) for k, v in mapping_of(common.get("annotations")).items()}
+    if not labels and not annotations:
+        return resources
+    out = []
+    for res in resources:
+        body: dict[str, Any] = copy.deepcopy(dict(res.body))
+        meta = body.setdefault("metadata", {})
+        if isinstance(meta, dict):
+            if labels:
+                meta["labels"] = {**mapping_of(meta.get("labels")), **labels}
+            if annotations:
+                meta["annotations"] = {**mapping_of(meta.get("annotations")), **annotations}
+        out.append(replace(res, body=body))
+    return out
+
+
+def load_sync(sync: FluxSync, root: Path, remote_hosts: Sequence[str] = ()) -> LoadResult:
+    """The objects of one sync before ``postBuild`` substitution (see ``apply``).
+
+    A plain folder with nothing Kustomize-only is loaded directly (same objects, exact
+    positions, faster); everything else is rendered by ``render_sync``.
+    """
+    if sync.needs_kustomize:
+        return render_sync(sync, root, remote_hosts)
+    part = load_paths([sync.path], root, remote_hosts=remote_hosts)
+    part.coverage.append(Coverage("rendered", "flux", f"Flux Kustomization {sync.name} "
+                                  f"(path {relpath(sync.path, root)})", sync.location.path,
+                                  sync.location.line, produced=len(part.resources)))
+    return part
+
+
+def variables(sync: FluxSync, resources: Iterable[Resource], part: LoadResult,
+              ) -> dict[str, str]:
+    """The variables of ``postBuild``: ``substituteFrom`` ConfigMaps and Secrets found among
+    ``resources`` (in order, later ones win), then the inline ``substitute`` over them.
+
+    One that is not in the repository (kustomize-controller reads it from the cluster), or a
+    SOPS-encrypted Secret, is recorded in ``part`` as not checked, unless ``optional``; its
+    variables are left as written.
+    """
+    post = mapping_of(sync.spec.get("postBuild"))
+    refs = [r for r in post.get("substituteFrom") or [] if isinstance(r, dict)]
+    if not refs:
+        return dict(sync.substitute)
+    namespace = sync.name.split("/", 1)[0]
+    index: dict[tuple[str, str], list[Resource]] = {}
+    for res in resources:
+        if res.kind in ("ConfigMap", "Secret") and res.api_version == "v1":
+            index.setdefault((res.kind, res.name), []).append(res)
+    out: dict[str, str] = {}
+    for number, ref in enumerate(refs):
+        kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
+        where = sync.locate(("postBuild", "substituteFrom", number))
+        found = [r for r in index.get((kind, name), []) if r.namespace in (namespace, "")]
+        if not found:
+            if not ref.get("optional"):
+                part.not_checked("flux", f"postBuild.substituteFrom {kind} {namespace}/{name} "
+                                 f"of Flux Kustomization {sync.name}", where.path,
+                                 "it is not in the checked paths (Flux reads it from the "
+                                 "cluster), so its variables were left as written", where.line)
+            continue
+        body = found[0].body
+        if kind == "Secret" and "sops" in body:
+            part.not_checked("flux", f"postBuild.substituteFrom Secret {namespace}/{name} of "
+                             f"Flux Kustomization {sync.name}", where.path, "it is encrypted "
+                             "with SOPS, so its variables were left as written", where.line)
+            continue
+        data = mapping_of(body.get("data"))
+        if kind == "Secret":
+            decoded: dict[str, str] = {}
+            for key, value in data.items():
+                try:
+                    decoded[str(key)] = base64.b64decode(str(value)).decode("utf-8")
+                except (ValueError, UnicodeDecodeError):
+                    continue
+            decoded.update({str(k): str(v) for k, v in mapping_of(body.get("stringData")).items()})
+            out.update(decoded)
+        else:
+            out.update({str(k): "" if v is None else str(v) for k, v in data.items()})
+    out.update(sync.substitute)
     return out

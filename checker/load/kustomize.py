@@ -7,12 +7,18 @@ the user's files are never modified.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +35,26 @@ from checker.load.objects import (
     relpath,
     resources_from_document,
 )
-from checker.load.yamlfile import SAFE_LOADER, Document, YamlProblem, parse_documents
-from checker.model import Resource, SourceLocation
+from checker.load.yamlfile import SAFE_LOADER, Document, YamlProblem, decode, parse_documents
+from checker.model import Coverage, Finding, Resource, SourceLocation
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 ORIGIN = "config.kubernetes.io/origin"
 TIMEOUT_SECONDS = 120
+COMPONENT_KIND = "Component"
+# Fields of a kustomization that name other kustomizations (folders) or files to read.
+FOLDER_FIELDS = ("resources", "bases", "components")
+FILE_FIELDS = ("patchesStrategicMerge",)
+PATCH_FIELDS = ("patches", "patchesJson6902")
+# klog's header: "E1202 05:52:55.983129   15852 run.go:72] " (level, date, time, pid, source)
+_KLOG = re.compile(r"^[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [^\]]+\] ")
+_COMMAND_FAILED = re.compile(r'^"command failed" err="(.*)"$', re.DOTALL)
+_TIMESTAMP = re.compile(
+    r"\b\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+_TEMP = re.compile(r"/(?:private/)?(?:tmp|var/folders)/[^\s'\"`:,)]*")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCP = re.compile(r"^[\w.-]+@[\w.-]+:")
+_HOSTLIKE = re.compile(r"^(?:[a-z0-9-]+\.)+[a-z]{2,}(?::\d+)?/", re.IGNORECASE)
 
 
 class KustomizeUnavailable(Exception):
@@ -50,44 +70,335 @@ def kustomization_file(directory: Path) -> Path | None:
     return None
 
 
-def _references(directory: Path) -> list[Path]:
+def is_remote(entry: str) -> bool:
+    """Whether a kustomization entry names something Kustomize would fetch over the network.
+
+    URLs (``https://``, ``git::``, ``ssh://``), scp-like ``git@host:repo`` and
+    ``host.tld/owner/repo`` forms, which Kustomize clones with git.
+    """
+    text = entry.strip()
+    return bool(_SCHEME.match(text) or text.startswith("git::") or _SCP.match(text)
+                or _HOSTLIKE.match(text))
+
+
+def remote_host(entry: str) -> str:
+    """The host a remote entry would be fetched from (lower case, no port)."""
+    text = entry.strip()
+    if text.startswith("git::"):
+        text = text[5:]
+    match = _SCP.match(text)
+    if match:
+        return text.split("@", 1)[1].split(":", 1)[0].lower()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    host = text.split("/", 1)[0].rsplit("@", 1)[-1]
+    return host.split(":", 1)[0].lower()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One entry of a kustomization that names another folder, a file, or a remote target."""
+
+    entry: str
+    field: str
+    line: int
+    target: Path | None      # resolved local path (None for a remote entry)
+    remote: bool = False
+
+
+@dataclass
+class Kustomization:
+    """A parsed kustomization file: its data, positions and references."""
+
+    directory: Path
+    file: Path
+    data: dict[str, Any]
+    refs: list[Reference]
+    problem: str = ""         # why the file could not be read ("" when it could)
+
+    @property
+    def is_component(self) -> bool:
+        """``kind: Component``: only ever rendered through a kustomization that uses it."""
+        return self.data.get("kind") == COMPONENT_KIND
+
+    def folders(self) -> list[Reference]:
+        """Local references to folders (kustomizations to accumulate)."""
+        return [r for r in self.refs if r.target is not None and r.target.is_dir()]
+
+
+@functools.lru_cache(maxsize=4096)
+def _read(directory: Path, mtime: float) -> Kustomization | None:
     file = kustomization_file(directory)
     if file is None:
-        return []
+        return None
+    empty = Kustomization(directory, file, {}, [])
     try:
-        data = yaml.load(file.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return []
-    if not isinstance(data, dict):
-        return []
-    refs: list[Path] = []
-    for key in ("resources", "bases", "components", "patchesStrategicMerge"):
+        text = decode(file.read_bytes())
+    except OSError as err:
+        empty.problem = f"cannot read: {err.strerror}"
+        return empty
+    except YamlProblem as problem:
+        empty.problem = problem.message
+        return empty
+    docs = [d for d in parse_documents(text)]
+    doc = docs[0] if docs else None
+    if isinstance(doc, YamlProblem):
+        empty.problem = f"line {doc.line}: {doc.message}"
+        return empty
+    if doc is None or not isinstance(doc.data, dict):
+        return empty
+    data: dict[str, Any] = doc.data
+    refs: list[Reference] = []
+
+    def line(path: tuple[str | int, ...]) -> int:
+        span = doc.spans.get(path)
+        return span[0] if span else doc.line
+
+    for key in (*FOLDER_FIELDS, *FILE_FIELDS):
         entries = data.get(key)
-        if isinstance(entries, list):
-            refs.extend((directory / e).resolve() for e in entries if isinstance(e, str)
-                        and "://" not in e)
-    for key in ("patches", "patchesJson6902"):
+        if not isinstance(entries, list):
+            continue
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, str) or (key in FILE_FIELDS and "\n" in entry):
+                continue  # inline patches
+            if key in FOLDER_FIELDS and is_remote(entry):
+                refs.append(Reference(entry, key, line((key, index)), None, remote=True))
+                continue
+            refs.append(Reference(entry, key, line((key, index)),
+                                  Path(os.path.normpath(directory.resolve() / entry))))
+    for key in PATCH_FIELDS:
         entries = data.get(key)
-        if isinstance(entries, list):
-            refs.extend((directory / e["path"]).resolve() for e in entries
-                        if isinstance(e, dict) and isinstance(e.get("path"), str))
-    return refs
+        if not isinstance(entries, list):
+            continue
+        for index, entry in enumerate(entries):
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                refs.append(Reference(entry["path"], key, line((key, index, "path")),
+                                      Path(os.path.normpath(directory.resolve()
+                                                            / entry["path"]))))
+    return Kustomization(directory, file, data, refs)
 
 
-def plan(directories: Sequence[Path]) -> tuple[list[Path], set[Path]]:
-    """Choose which folders to render (those no other scanned kustomization includes).
+def read_kustomization(directory: Path) -> Kustomization | None:
+    """The parsed kustomization of a folder (cached while the file is unchanged)."""
+    file = kustomization_file(directory)
+    if file is None:
+        return None
+    try:
+        mtime = file.stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return _read(directory.resolve(), mtime)
 
-    Returns the roots and the set of files and folders owned by some kustomization.
+
+def _references(directory: Path) -> list[Path]:
+    kust = read_kustomization(directory)
+    return [r.target for r in kust.refs if r.target is not None] if kust else []
+
+
+@dataclass
+class Plan:
+    """Which folders to render, what they own, and problems found before rendering."""
+
+    roots: list[Path]
+    owned: set[Path]
+    findings: list[Finding] = field(default_factory=list)
+    broken: set[Path] = field(default_factory=set)   # folders in a cycle: never rendered
+
+
+def _cycles(directories: Sequence[Path], root: Path) -> tuple[list[Finding], set[Path]]:
+    """Self-references and cycles between kustomizations, each reported once, naming the files.
+
+    Kustomize refuses to build them; without this check the folders in a cycle include each
+    other, so none of them is a root and nothing was rendered or reported.
     """
+    findings: list[Finding] = []
+    broken: set[Path] = set()
+    reported: set[frozenset[Path]] = set()
+    state: dict[Path, int] = {}  # 1 on the stack, 2 done
+
+    def visit(directory: Path, stack: list[tuple[Path, Reference | None]]) -> None:
+        state[directory] = 1
+        kust = read_kustomization(directory)
+        for ref in kust.folders() if kust else []:
+            assert ref.target is not None
+            target = ref.target.resolve()
+            if kustomization_file(target) is None:
+                continue
+            if state.get(target) == 1:
+                names = [d for d, _ in stack] + [directory]
+                cycle = names[next(i for i, d in enumerate(names) if d == target):]
+                key = frozenset(cycle)
+                broken.update(cycle)
+                if key in reported:
+                    continue
+                reported.add(key)
+                assert kust is not None
+                files = [relpath(read_kustomization(d).file, root)  # type: ignore[union-attr]
+                         for d in cycle]
+                rel = relpath(kust.file, root)
+                if len(cycle) == 1:
+                    message = (f"kustomization {rel} includes its own folder ({ref.field} "
+                               f"entry {ref.entry!r}); Kustomize cannot build it, so nothing "
+                               "in it was rendered")
+                else:
+                    chain = " -> ".join([*files, files[0]])
+                    message = (f"kustomization cycle: {chain} ({ref.field} entry "
+                               f"{ref.entry!r} in {rel}); Kustomize cannot build these "
+                               "folders, so nothing in them was rendered")
+                findings.append(input_finding(RULE_KUSTOMIZE, message, rel, ref.line))
+            elif target not in state and _inside(target, root):
+                visit(target, [*stack, (directory, ref)])
+        state[directory] = 2
+
+    for directory in directories:
+        d = directory.resolve()
+        if d not in state:
+            visit(d, [])
+    return findings, broken
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def plan(directories: Sequence[Path], root: Path | None = None) -> Plan:
+    """Choose which folders to render: those no other kustomization includes, and never a
+    Component on its own (it only has a meaning inside the kustomizations that use it).
+
+    Also reports self-references and cycles (folders in one are never rendered, and the error
+    names the files) and returns the set of files and folders owned by some kustomization.
+    """
+    root = root or Path(os.path.commonpath([d.resolve() for d in directories])
+                        if directories else ".")
     owned: set[Path] = set()
     referenced_dirs: set[Path] = set()
+    components: set[Path] = set()
     for directory in directories:
+        kust = read_kustomization(directory)
+        if kust is not None and kust.is_component:
+            components.add(directory.resolve())
         for ref in _references(directory):
             owned.add(ref)
-            if ref.is_dir():
-                referenced_dirs.add(ref)
-    roots = [d for d in directories if d.resolve() not in referenced_dirs]
-    return roots, owned
+            if ref.is_dir() and ref.resolve() != directory.resolve():
+                referenced_dirs.add(ref.resolve())
+    findings, broken = _cycles(directories, root)
+    roots = []
+    for d in directories:
+        if d.resolve() in referenced_dirs or d.resolve() in components or d.resolve() in broken:
+            continue
+        reached = _reaches(d, broken, root) if broken else None
+        if reached is not None:
+            kust = read_kustomization(d)
+            findings.append(input_finding(
+                RULE_KUSTOMIZE, f"kustomization {relpath(kust.file if kust else d, root)} "
+                f"was not rendered: it includes {relpath(reached, root)}, which is in a "
+                "kustomization cycle", relpath(kust.file if kust else d, root)))
+            continue
+        roots.append(d)
+    return Plan(roots, owned, findings, broken)
+
+
+def _reaches(directory: Path, targets: set[Path], root: Path) -> Path | None:
+    """The first folder of ``targets`` the kustomization graph from ``directory`` reaches."""
+    seen: set[Path] = set()
+    queue = [directory.resolve()]
+    while queue:
+        current = queue.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        kust = read_kustomization(current)
+        for ref in kust.folders() if kust else []:
+            assert ref.target is not None
+            target = ref.target.resolve()
+            if target in targets:
+                return target
+            if _inside(target, root):
+                queue.append(target)
+    return None
+
+
+def remote_references(directory: Path, root: Path) -> list[tuple[Kustomization, Reference]]:
+    """Remote entries anywhere in the kustomization graph below ``directory``.
+
+    Kustomize fetches these itself while building, so they are found before it runs.
+    """
+    found: list[tuple[Kustomization, Reference]] = []
+    seen: set[Path] = set()
+    queue = [directory.resolve()]
+    while queue:
+        current = queue.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        kust = read_kustomization(current)
+        if kust is None:
+            continue
+        for ref in kust.refs:
+            if ref.remote:
+                found.append((kust, ref))
+            elif ref.target is not None and ref.target.is_dir() and _inside(ref.target, root):
+                queue.append(ref.target.resolve())
+    return found
+
+
+def applied_files(directory: Path, root: Path) -> list[Path]:
+    """The files whose objects a build of ``directory`` applies: the ``resources`` (and
+    ``bases``) files of its kustomization graph; a folder without a kustomization is walked,
+    with sub-folders that have one followed through theirs (as Flux's generated one does)."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    queue = [directory.resolve()]
+    while queue:
+        current = queue.pop(0)
+        if current in seen or not _inside(current, root):
+            continue
+        seen.add(current)
+        kust = read_kustomization(current)
+        if kust is None:
+            for dirpath, dirnames, filenames in os.walk(current):
+                here = Path(dirpath)
+                subs = sorted(d for d in dirnames if not d.startswith(".")
+                              and d not in ("node_modules", "__pycache__"))
+                dirnames[:] = [d for d in subs if kustomization_file(here / d) is None]
+                queue.extend(here / d for d in subs if kustomization_file(here / d) is not None)
+                out.extend(here / n for n in sorted(filenames))
+            continue
+        for ref in kust.refs:
+            if ref.target is None or ref.field not in ("resources", "bases", "components"):
+                continue
+            if ref.target.is_dir():
+                queue.append(ref.target.resolve())
+            elif ref.field != "components" and _inside(ref.target, root):
+                out.append(ref.target)
+    return out
+
+
+def host_allowed(host: str, allowed: Sequence[str]) -> str:
+    """"" if ``host`` may be fetched from, else why not.
+
+    The trusted config lists hosts; loopback, private, link-local and other non-public
+    addresses are refused whatever it says (names are resolved and every address checked).
+    """
+    if not host:
+        return "no host"
+    if host not in {h.lower() for h in allowed}:
+        return (f"host {host} is not allowed by the repository config (kustomize.remoteHosts)"
+                if allowed else "remote bases are not fetched unless the repository config "
+                "allows their host (kustomize.remoteHosts)")
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return f"host {host} cannot be resolved"
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            return f"host {host} resolves to a non-public address ({address})"
+    return ""
 
 
 def command() -> list[str]:
@@ -99,25 +410,46 @@ def command() -> list[str]:
     raise KustomizeUnavailable
 
 
-def _render(directory: Path) -> tuple[str, Path]:
-    """Render ``directory``; return the output and the wrapper folder origins are relative to."""
-    wrapper = Path(tempfile.mkdtemp(prefix="gitops-checker-kustomize-"))
-    target = os.path.relpath(directory.resolve(), wrapper)
-    (wrapper / "kustomization.yaml").write_text(
-        yaml.safe_dump({"resources": [target], "buildMetadata": ["originAnnotations"]}),
-        encoding="utf-8",
+def clean_message(stderr: str, wrapper: Path, root: Path, returncode: int) -> str:
+    """Kustomize's whole error text, without klog headers, our temporary paths, timestamps
+    and process ids, so the same input gives the same message on every run."""
+    lines: list[str] = []
+    for raw in stderr.strip().splitlines():
+        line = _KLOG.sub("", raw)
+        match = _COMMAND_FAILED.match(line)
+        if match:
+            try:
+                line = json.loads(f'"{match.group(1)}"')
+            except ValueError:
+                line = match.group(1)
+        lines.append(line.rstrip())
+    text = "\n".join(x for x in lines if x.strip()) or f"exit code {returncode}"
+    for base in {str(wrapper.resolve()), str(wrapper)}:
+        text = text.replace(base + "/", "").replace(base, ".")
+    for base in {str(root.resolve()), str(root)}:
+        if base not in ("", "/", "."):
+            text = text.replace(base + "/", "").replace(base, ".")
+    # the wrapper names repository folders relative to itself ("../../repo/app")
+    up = os.path.relpath(root.resolve(), wrapper.resolve())
+    if any(part != ".." for part in Path(up).parts):
+        text = text.replace(f"'{up}/", "'").replace(f"'{up}'", "'.'").replace(up + "/", "")
+    text = _TEMP.sub("<temp>", text)
+    return _TIMESTAMP.sub("<time>", text)
+
+
+class KustomizeFailed(Exception):
+    """Kustomize exited non-zero; the message is already cleaned."""
+
+
+def run_build(wrapper: Path, root: Path) -> str:
+    """``kustomize build`` of a prepared folder; raises KustomizeFailed with a clean message."""
+    proc = subprocess.run(
+        [*command(), str(wrapper)], capture_output=True, text=True,
+        timeout=TIMEOUT_SECONDS, check=False,
     )
-    try:
-        proc = subprocess.run(
-            [*command(), str(wrapper)], capture_output=True, text=True,
-            timeout=TIMEOUT_SECONDS, check=False,
-        )
-    finally:
-        shutil.rmtree(wrapper, ignore_errors=True)
     if proc.returncode != 0:
-        message = proc.stderr.strip().splitlines()
-        raise RuntimeError(message[-1] if message else f"exit code {proc.returncode}")
-    return proc.stdout, wrapper
+        raise KustomizeFailed(clean_message(proc.stderr, wrapper, root, proc.returncode))
+    return proc.stdout
 
 
 def _strip_origin(data: dict[str, Any]) -> str | None:
@@ -164,7 +496,7 @@ class _Sources:
 
 
 def _resource(data: dict[str, Any], origin: str | None, wrapper: Path, kdir: Path,
-              sources: _Sources) -> Resource:
+              sources: _Sources, copies: Mapping[Path, Path] | None = None) -> Resource:
     source_file: Path | None = None
     if origin:
         try:
@@ -175,6 +507,8 @@ def _resource(data: dict[str, Any], origin: str | None, wrapper: Path, kdir: Pat
             where = info.get("path") or info.get("configuredIn")
             if isinstance(where, str) and "://" not in where:
                 source_file = Path(os.path.normpath(wrapper / where))
+                if copies:
+                    source_file = copies.get(source_file, source_file)
     if source_file is None:
         source_file = kustomization_file(kdir) or kdir
     rel, doc = sources.find(source_file, data)
@@ -183,41 +517,101 @@ def _resource(data: dict[str, Any], origin: str | None, wrapper: Path, kdir: Pat
     return make_resource(data, doc.location(rel), Marks(doc.spans, rel))
 
 
-def render(directory: Path, root: Path) -> LoadResult:
-    """Render one Kustomize root into Resources that point at their source files."""
-    kfile = kustomization_file(directory)
-    rel_dir = relpath(kfile or directory, root)
-    result = LoadResult(files={rel_dir})
+Prepare = Callable[[Path], Mapping[Path, Path]]
+
+
+def render_prepared(prepare: Prepare, root: Path, *, what: str, declared: str,
+                    fallback_dir: Path, graph: Sequence[Path],
+                    remote_hosts: Sequence[str] = (), kind: str = "kustomize",
+                    line: int = 1, graph_root: Path | None = None) -> LoadResult:
+    """Build a kustomization that ``prepare`` writes into a fresh temporary folder.
+
+    ``prepare(folder)`` writes ``folder/kustomization.yaml`` (and any copied files) and returns
+    a map of copied file -> original file, so objects point at the repository's files.
+    ``graph`` are the repository folders the build reads (checked for remote entries first),
+    ``what`` names the input for people, ``declared`` is the file it is declared in.
+    Every problem is a finding; the ledger gets a ``rendered`` or ``not-checked`` entry.
+    """
+    result = LoadResult(files={declared})
+    remote = [pair for d in graph for pair in remote_references(d, graph_root or root)]
+    refused = [(k, r, why) for k, r in remote
+               if (why := host_allowed(remote_host(r.entry), remote_hosts))]
+    if refused:
+        for kust, ref, why in refused:
+            result.not_checked(kind, f"{what} (remote {ref.field} entry {ref.entry!r})",
+                               relpath(kust.file, root), why, ref.line)
+        return result
+    wrapper = Path(tempfile.mkdtemp(prefix="gitops-checker-kustomize-"))
     try:
-        output, wrapper = _render(directory)
+        copies = prepare(wrapper)
+        output = run_build(wrapper, root)
     except KustomizeUnavailable:
         result.findings.append(input_finding(
-            RULE_KUSTOMIZE,
-            f"cannot render Kustomize folder {relpath(directory, root)}: neither 'kustomize' "
-            "nor 'kubectl' is installed",
-            rel_dir,
-        ))
+            RULE_KUSTOMIZE, f"cannot render {what}: neither 'kustomize' nor 'kubectl' is "
+            "installed", declared, line))
         return result
-    except (RuntimeError, subprocess.TimeoutExpired, OSError) as err:
+    except KustomizeFailed as err:
         result.findings.append(input_finding(
-            RULE_KUSTOMIZE, f"kustomize build {relpath(directory, root)} failed: {err}", rel_dir))
+            RULE_KUSTOMIZE, f"kustomize build {what} failed: {err}", declared, line))
         return result
+    except (subprocess.TimeoutExpired, OSError) as err:
+        reason = (f"timed out after {TIMEOUT_SECONDS} s"
+                  if isinstance(err, subprocess.TimeoutExpired) else str(err.strerror or err))
+        result.findings.append(input_finding(
+            RULE_KUSTOMIZE, f"kustomize build {what} failed: {reason}", declared, line))
+        return result
+    finally:
+        shutil.rmtree(wrapper, ignore_errors=True)
     sources = _Sources(root)
-    for item in parse_documents(output):
-        if isinstance(item, YamlProblem) or not is_k8s_object(item.data):
+    for index, item in enumerate(parse_documents(output), start=1):
+        if isinstance(item, YamlProblem):
+            result.findings.append(input_finding(
+                RULE_KUSTOMIZE, f"kustomize build {what}: rendered document {index} cannot be "
+                f"checked: {item.message}", declared, line))
             continue
-        for res in resources_from_document(item, rel_dir):
+        if not is_k8s_object(item.data):
+            if item.data is not None:
+                result.findings.append(input_finding(
+                    RULE_KUSTOMIZE, f"kustomize build {what}: rendered document {index} is not "
+                    "a Kubernetes object", declared, line))
+            continue
+        for res in resources_from_document(item, declared):
             body = dict(res.body)
             origin = _strip_origin(body)
-            result.resources.append(_resource(body, origin, wrapper, directory, sources))
+            result.resources.append(_resource(body, origin, wrapper, fallback_dir, sources,
+                                              copies))
             result.files.add(result.resources[-1].location.path)
+    result.coverage.append(Coverage("rendered", kind, what, declared, line,
+                                    produced=len(result.resources)))
     return result
 
 
-def render_all(directories: Iterable[Path], root: Path) -> Iterator[LoadResult]:
+def render(directory: Path, root: Path, remote_hosts: Sequence[str] = ()) -> LoadResult:
+    """Render one Kustomize root into Resources that point at their source files.
+
+    The root is built through a throw-away wrapper kustomization that turns on origin
+    annotations; the user's files are never modified.
+    """
+    kfile = kustomization_file(directory)
+    declared = relpath(kfile or directory, root)
+
+    def prepare(wrapper: Path) -> Mapping[Path, Path]:
+        target = os.path.relpath(directory.resolve(), wrapper)
+        (wrapper / "kustomization.yaml").write_text(
+            yaml.safe_dump({"resources": [target], "buildMetadata": ["originAnnotations"]}),
+            encoding="utf-8")
+        return {}
+
+    return render_prepared(prepare, root, what=relpath(directory, root), declared=declared,
+                           fallback_dir=directory, graph=[directory],
+                           remote_hosts=remote_hosts)
+
+
+def render_all(directories: Iterable[Path], root: Path,
+               remote_hosts: Sequence[str] = ()) -> Iterator[LoadResult]:
     """Render folders concurrently (each is a separate process); results in input order."""
     dirs = list(directories)
     if not dirs:
         return
     with ThreadPoolExecutor(max_workers=min(4, len(dirs))) as pool:
-        yield from pool.map(lambda d: render(d, root), dirs)
+        yield from pool.map(lambda d: render(d, root, remote_hosts), dirs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,16 @@ def _walk(directory: Path, charts: list[Path]) -> Iterator[Path]:
             yield Path(dirpath, name)
 
 
-def discover(paths: Iterable[Path],
-             charts: list[Path] | None = None) -> tuple[list[Path], list[Path], list[Path]]:
+def discover(paths: Iterable[Path], charts: list[Path] | None = None,
+             problems: list[Finding] | None = None, root: Path | None = None,
+             exclude: Iterable[Path] = ()) -> tuple[list[Path], list[Path], list[Path]]:
     """Split the given paths into plain YAML files, Kustomize roots to render, missing paths.
 
     Helm chart folders are not walked (their templates are not YAML until rendered); they are
-    appended to ``charts`` so the caller can say so.
+    appended to ``charts`` so the caller can say so. Kustomization cycles and self-references
+    are appended to ``problems``. Files and roots inside ``exclude`` (folders a Flux
+    Kustomization syncs, which are rendered as Flux renders them) are left out; what their
+    kustomizations include is still owned, so a base of a synced overlay is not a root.
     """
     charts = [] if charts is None else charts
     files: list[Path] = []
@@ -64,12 +68,28 @@ def discover(paths: Iterable[Path],
                 files.append(file)
             if file.name in kustomize.KUSTOMIZATION_NAMES and file.parent != given:
                 kustomize_dirs.append(file.parent)
+    excluded = [e.resolve() for e in exclude]
+    for folder in excluded:  # what a synced overlay includes is not a root of its own
+        if kustomize.kustomization_file(folder) is not None:
+            kustomize_dirs.append(folder)
     kustomize_dirs = sorted(set(kustomize_dirs))
-    roots, owned = kustomize.plan(kustomize_dirs)
+    planned = kustomize.plan(kustomize_dirs, root)
+    if problems is not None:
+        problems.extend(planned.findings)
     rendered_dirs = {d.resolve() for d in kustomize_dirs}
+
+    def kept(path: Path) -> bool:
+        return not any(_within(path, e) for e in excluded)
+
     plain = [f for f in dict.fromkeys(files)
-             if f.resolve() not in owned and f.resolve().parent not in rendered_dirs]
-    return plain, roots, missing
+             if f.resolve() not in planned.owned and f.resolve().parent not in rendered_dirs
+             and kept(f)]
+    return plain, [r for r in planned.roots if kept(r)], missing
+
+
+def _within(path: Path, folder: Path) -> bool:
+    resolved = path.resolve()
+    return resolved == folder or folder in resolved.parents
 
 
 PARALLEL_BYTES = 2 * 1024 * 1024  # below this much YAML, one process parses faster
@@ -112,16 +132,22 @@ def _size(file: Path) -> int:
         return 0  # read_documents reports it
 
 
-def load_paths(paths: Iterable[Path], root: Path) -> LoadResult:
-    """Load everything under ``paths``; every problem is a finding, nothing raises."""
+def load_paths(paths: Iterable[Path], root: Path, *, exclude: Iterable[Path] = (),
+               remote_hosts: Sequence[str] = ()) -> LoadResult:
+    """Load everything under ``paths``; every problem is a finding, nothing raises.
+
+    ``exclude``: folders left out (rendered elsewhere, as a Flux Kustomization syncs them);
+    ``remote_hosts``: hosts the trusted config lets Kustomize fetch remote bases from.
+    """
     with no_cycle_collection():
-        return _load_paths(paths, root)
+        return _load_paths(paths, root, tuple(exclude), tuple(remote_hosts))
 
 
-def _load_paths(paths: Iterable[Path], root: Path) -> LoadResult:
+def _load_paths(paths: Iterable[Path], root: Path, exclude: tuple[Path, ...],
+                remote_hosts: tuple[str, ...]) -> LoadResult:
     charts: list[Path] = []
-    plain, roots, missing = discover(paths, charts)
     result = LoadResult()
+    plain, roots, missing = discover(paths, charts, result.findings, root, exclude)
     for path in missing:
         result.findings.append(input_finding(
             RULE_MISSING_PATH, f"path does not exist: {path}", relpath(path, root)))
@@ -129,7 +155,7 @@ def _load_paths(paths: Iterable[Path], root: Path) -> LoadResult:
         result.extend(helm.render_default(chart, root))
     for loaded in _load_files(plain, root):
         result.extend(loaded)
-    for rendered in kustomize.render_all(roots, root):
+    for rendered in kustomize.render_all(roots, root, remote_hosts):
         result.extend(rendered)
     result.resources.sort(key=lambda r: (r.location.path, r.location.line, r.key))
     return result

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any, ParamSpec, TypeVar
 
-from checker.model import Finding, Report, Severity
+from checker.model import Coverage, Finding, Report, Severity
 from checker.parallel import no_cycle_collection
 
 P = ParamSpec("P")
@@ -153,3 +153,26 @@ def _dump(value: Any, one_line: frozenset[str], level: int, out: list[str]) -> N
         out.append(pad[:-2] + "]")
     else:
         out.append(_SCALAR(value))
+
+
+COVERAGE_STATES = ("rendered", "followed", "not-checked")
+
+
+def coverage_counts(coverage: Sequence[Coverage]) -> dict[str, int]:
+    """Ledger entries per state, every state present, in ``COVERAGE_STATES`` order."""
+    out = dict.fromkeys(COVERAGE_STATES, 0)
+    for entry in coverage:
+        out[entry.state] = out.get(entry.state, 0) + 1
+    return out
+
+
+def coverage_dict(entry: Coverage) -> dict[str, Any]:
+    """One ledger entry as plain JSON-ready data."""
+    return {"state": entry.state, "kind": entry.kind, "what": entry.what, "path": entry.path,
+            "line": entry.line, "reason": entry.reason, "produced": entry.produced}
+
+
+def coverage_summary(coverage: Sequence[Coverage]) -> str:
+    """``2 rendered, 1 followed, 0 not checked`` (the text and Markdown summary line)."""
+    return ", ".join(f"{n} {state.replace('-', ' ')}"
+                     for state, n in coverage_counts(coverage).items())

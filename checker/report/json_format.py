@@ -12,7 +12,14 @@ from typing import Any
 
 from checker.model import FieldPath, Finding, Report, Severity
 from checker.report.common import ONE_LINE as _encode
-from checker.report.common import RawJSON, dump_json, severity_counts, without_cycle_collection
+from checker.report.common import (
+    RawJSON,
+    coverage_counts,
+    coverage_dict,
+    dump_json,
+    severity_counts,
+    without_cycle_collection,
+)
 
 ONE_LINE = frozenset({"findings", "accepted"})
 _LABEL = {s: s.label for s in Severity}
@@ -120,6 +127,8 @@ def render(report: Report) -> str:
         "findings": [lines.line(f) for f in active],
         "accepted": [lines.line(f) for f in suppressed],
         "errors": list(report.errors),
+        "coverage": {"counts": coverage_counts(report.coverage),
+                     "entries": [coverage_dict(c) for c in report.coverage]},
     }
     if report.drift_summary:
         data["drift"] = dict(report.drift_summary)

@@ -7,7 +7,13 @@ from collections import Counter
 from operator import attrgetter
 
 from checker.model import Finding, Report
-from checker.report.common import most_severe, severity_counts, standards, without_cycle_collection
+from checker.report.common import (
+    coverage_summary,
+    most_severe,
+    severity_counts,
+    standards,
+    without_cycle_collection,
+)
 
 TOP = 50
 ICON = {"error": "🔴", "warning": "🟠", "note": "🔵"}
@@ -105,11 +111,41 @@ def render(report: Report) -> str:
         lines += _table(list(suppressed), report, accepted=True)
         lines.append("")
     lines += drift_section(report, active)
+    lines += coverage_section(report)
     if report.errors:
         lines += ["### Errors", ""]
         lines += [f"- {_cell(e)}" for e in report.errors]
         lines.append("")
     return "\n".join(lines)
+
+
+COVERAGE_ROWS = 100
+_STATE = {"rendered": "rendered", "followed": "followed", "not-checked": "⚠️ not checked"}
+
+
+def coverage_section(report: Report) -> list[str]:
+    """``### Inputs``: what the load rendered, followed and did not check (and why).
+
+    Not-checked entries come first; at most ``COVERAGE_ROWS`` rows, the rest are counted.
+    """
+    if not report.coverage:
+        return []
+    entries = sorted(report.coverage, key=lambda c: (c.state != "not-checked", c))
+    lines = ["### Inputs", "", f"{coverage_summary(report.coverage)}.", "",
+             "| State | Kind | Input | Where | Objects, source or reason |",
+             "| --- | --- | --- | --- | --- |"]
+    for c in entries[:COVERAGE_ROWS]:
+        where = f"`{_cell(c.path)}:{c.line}`"
+        if report.link_base:
+            where = (f"[{_cell(c.path)}:{c.line}]({report.link_base.rstrip('/')}/{c.path}"
+                     f"#L{c.line})")
+        outcome = str(c.produced) if c.state == "rendered" else _cell(c.reason)
+        lines.append(f"| {_STATE.get(c.state, c.state)} | {_cell(c.kind)} | {_cell(c.what)} | "
+                     f"{where} | {outcome} |")
+    if len(entries) > COVERAGE_ROWS:
+        lines.append(f"\n{len(entries) - COVERAGE_ROWS} more in the JSON report.")
+    lines.append("")
+    return lines
 
 
 def _value(value: object) -> str:

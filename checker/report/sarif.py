@@ -23,6 +23,8 @@ from checker.report.common import ONE_LINE as _encode
 from checker.report.common import (
     SECURITY_SEVERITY,
     RawJSON,
+    coverage_counts,
+    coverage_dict,
     dump_json,
     fingerprint,
     without_cycle_collection,
@@ -234,11 +236,39 @@ def _run(report: Report, findings: Iterable[Finding], *, accepted: bool) -> dict
     if report.sarif_category:
         run.automation_details = om.RunAutomationDetails(id=f"{report.sarif_category}/")
     data: dict[str, Any] = _plain(run)
+    if report.coverage and not accepted:
+        data.update(_coverage(report))
     if left_out:
-        data["invocations"] = [{"executionSuccessful": True, "toolExecutionNotifications": [
-            _left_out(everything, chosen, left_out)]}]
+        invocation = (data.get("invocations") or [{"executionSuccessful": True}])[0]
+        invocation.setdefault("toolExecutionNotifications", []).append(
+            _left_out(everything, chosen, left_out))
+        data["invocations"] = [invocation]
     data["results"] = results
     return data
+
+
+def _coverage(report: Report) -> dict[str, Any]:
+    """The coverage ledger: every entry in the run's properties, and each input that was not
+    checked as a tool execution notification (with its location) of the run's invocation."""
+    notifications = []
+    for c in report.coverage:
+        if c.state != "not-checked":
+            continue
+        notifications.append({
+            "level": "warning",
+            "message": {"text": f"{c.what} was not checked: {c.reason}"},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": c.path, "uriBaseId": "%SRCROOT%"},
+                "region": {"startLine": max(c.line, 1)}}}],
+            "descriptor": {"id": "input.not-checked"},
+            "properties": {"kind": c.kind},
+        })
+    invocation: dict[str, Any] = {"executionSuccessful": not report.errors}
+    if notifications:
+        invocation["toolExecutionNotifications"] = notifications
+    return {"invocations": [invocation], "properties": {
+        "gitopsChecker/coverage": {"counts": coverage_counts(report.coverage),
+                                   "entries": [coverage_dict(c) for c in report.coverage]}}}
 
 
 def _log(runs: list[dict[str, Any]]) -> str:
@@ -265,7 +295,8 @@ def _cluster_runs(report: Report, findings: Iterable[Finding], *, accepted: bool
     groups = [("", loose), *by_cluster.items()]
     runs = []
     for cluster, items in groups:
-        sub = replace(report, sarif_category=f"{base}/{cluster}" if cluster else base)
+        sub = replace(report, sarif_category=f"{base}/{cluster}" if cluster else base,
+                      coverage=() if cluster else report.coverage)  # the ledger: once
         runs.append(_run(sub, items, accepted=accepted))
     return _log(runs)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from checker.model import Report, Severity
-from checker.report.common import severity_counts, without_cycle_collection
+from checker.report.common import coverage_summary, severity_counts, without_cycle_collection
 
 _LABEL = {s: s.label for s in Severity}
 
@@ -32,5 +32,8 @@ def render(report: Report) -> str:
         f"{report.resources_checked} resources in {report.files_checked} files checked: "
         f"{summary}" + (f", {len(suppressed)} accepted" if suppressed else "")
     )
+    if report.coverage:
+        lines.append(f"inputs: {coverage_summary(report.coverage)} "
+                     "(gitops-checker inputs lists them)")
     lines.append("")
     return "\n".join(lines)
