@@ -18,7 +18,7 @@ from checker.drift.normalize import desired_path, keyed_path, path_text
 from checker.drift.rules import DRIFT_RULES, RULE_MODIFIED, RULE_POLICY, RULE_UNMANAGED
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource, KindRef, Snapshot, SnapshotSource
-from checker.load.flux import follow
+from checker.load.flux import follow_all
 from checker.load.kustomize import kustomization_file
 from checker.load.objects import relpath
 from checker.model import Finding, Report, Resource, Rule, Severity, SourceLocation
@@ -166,10 +166,13 @@ def desired_cluster(paths: Sequence[Path], root: Path) -> Cluster:
     each followed sync with its ``targetNamespace`` and ``postBuild`` substitutions applied.
     """
     declared = list(paths) or [root]
-    syncs, problems = follow(declared, root)
+    followed = follow_all(declared, root)
+    syncs = followed.syncs
     return Cluster(name="", environment="",
-                   paths=tuple(dict.fromkeys([*declared, *(s.path for s in syncs)])),
-                   packs=(), policies=(), syncs=tuple(syncs), problems=tuple(problems))
+                   paths=tuple(dict.fromkeys([*declared, *(s.path for s in syncs
+                                                           if not s.artifact)])),
+                   packs=(), policies=(), syncs=tuple(syncs), problems=tuple(followed.findings),
+                   coverage=tuple(followed.coverage))
 
 
 def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
