@@ -27,7 +27,6 @@ import pathspec
 import yaml
 
 from checker.load.kustomize import applied_files, kustomization_file, render_prepared
-from checker.load.loader import load_paths
 from checker.load.objects import (
     RULE_KUSTOMIZE,
     RULE_MISSING_PATH,
@@ -859,6 +858,8 @@ def load_sync(sync: FluxSync, root: Path, remote_hosts: Sequence[str] = ()) -> L
     A plain folder with nothing Kustomize-only is loaded directly (same objects, exact
     positions, faster); everything else is rendered by ``render_sync``.
     """
+    from checker.load.loader import load_paths  # the loader imports helm, which imports us
+
     if sync.needs_kustomize:
         return render_sync(sync, root, remote_hosts)
     part = load_paths([sync.path], root, remote_hosts=remote_hosts)
