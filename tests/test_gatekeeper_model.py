@@ -356,6 +356,15 @@ def test_sync_exclusions_keep_objects_out_of_the_inventory() -> None:
              res("ConfigMap", "c", "audit-excluded-ns")]
     found = evaluate(objects, [res("Namespace", "team")], known=known)
     assert sorted(f.message for f in found) == ["audit-excluded-ns", "team"]
+    # a Namespace left out of sync is still what the webhook reads for namespaceObject
+    ns = res("Namespace", "audit-webhook-sync-excluded-ns", labels={"env": "prod"})
+    cm = res("ConfigMap", "a", "audit-excluded-ns")
+    env = [template("NsEnv", NS_ENV), constraint("NsEnv")]
+    assert evaluate(env, [cm], known=[config(), ns, res("Namespace", "audit-excluded-ns"), cm]
+                    )[0].resource == "ConfigMap audit-excluded-ns/a"
+    pod = res("ConfigMap", "b", "audit-webhook-sync-excluded-ns")
+    cfg = config(DOC_CONFIG.replace('["audit", "webhook", "sync"]', '["sync"]'))
+    assert evaluate(env, [pod], known=[cfg, ns, pod]) == []
 
 
 def test_only_the_config_gatekeeper_reads_is_honoured() -> None:

@@ -159,15 +159,16 @@ class Evaluator:
         the same as a serial run, in the same order.
         """
         known = resources if known is None else known
-        notes: list[Finding] = []
+        notes = self._unenforced(resources[0].cluster if resources else "")
+        synced = known  # what data.inventory holds
         if self.cluster_view:
-            resources, known, notes = self._exclude(resources, known)
-        notes += self._unenforced()
+            resources, synced, excluded = self._exclude(resources, known)
+            notes += excluded
         if workers is None:
             workers = default_workers(len(resources) * len(self.policies))
         workers = max(1, min(workers, len(resources)))
         with no_cycle_collection():
-            data = Inventory(known, self.prune_inventory)
+            data = Inventory(synced, self.prune_inventory)
             readers = [p.template.sync for p in self.policies if p.template.uses_inventory]
             if self.batch and workers > 1:
                 rvm.shipped()  # read once here, not once per worker
@@ -204,7 +205,8 @@ class Evaluator:
         CI stands for the webhook (at apply) and audit (after): an object is left out only when
         both ignore its namespace; one that only one of them ignores is still evaluated, as
         the other still reports it. Objects the ``sync`` process ignores are left out of
-        ``data.inventory``. Each namespace left out is a note on the Config.
+        ``data.inventory`` (Namespaces are still looked up, as the webhook reads them from
+        the API). Returns the objects to evaluate, those synced, and the notes.
         """
         config, problems = gatekeeper_config(known)
         notes = [Finding(rule_id=RULE_NOT_EVALUATED, category="policy", severity=Severity.NOTE,
@@ -230,7 +232,7 @@ class Evaluator:
             ))
         return kept, [r for r in known if not config.excluded("sync", r)], notes
 
-    def _unenforced(self) -> list[Finding]:
+    def _unenforced(self, cluster: str) -> list[Finding]:
         """A note for each constraint whose scoped enforcement actions skip CI's points."""
         out = []
         for policy in self.policies:
@@ -241,7 +243,7 @@ class Evaluator:
                     message=f"constraint {c.kind}/{c.name} not evaluated: its "
                             f"scopedEnforcementActions apply at {', '.join(c.scoped_points)}, "
                             f"not at {', '.join(CI_POINTS)}, the point CI reviews as (gator's)",
-                    location=c.location,
+                    location=c.location, cluster=cluster,
                 ))
         return list(dict.fromkeys(out))
 
