@@ -114,7 +114,8 @@ def load_cluster(cluster: Cluster, root: Path, helm: helm_load.HelmSettings | No
     loaded.coverage.extend(cluster.coverage)
     if cluster.stages or cluster.staged_elsewhere:
         _add_stages(loaded, cluster, root)
-    argocd_load.follow(loaded, cluster.name, cluster.argocd or argocd_load.ArgoSettings(), root)
+    argocd_load.follow(loaded, cluster.name, cluster.argocd or argocd_load.ArgoSettings(), root,
+                       helm)
     loaded.resources = [r for r in loaded.resources
                         if not r.location.path.startswith(SECURITY_TOWER_DIR + "/")]
     if cluster.syncs:  # a sync of a parent folder reaches declared files again: once

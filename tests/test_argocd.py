@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_helm_remote import cache, chart_repo  # noqa: F401  (the loopback chart repository)
 
 from checker.cli import cli
 from checker.config import load_config
+from checker.load import helmfetch
 from checker.load.argocd import (
     ArgoSettings,
     _image_entry,
@@ -75,7 +77,12 @@ def test_app_of_apps_renders_every_source_type_in_its_destination_namespace() ->
     assert helm.body["spec"]["template"]["spec"]["hostNetwork"] is True
     assert helm.body["spec"]["template"]["spec"]["containers"][0]["image"] == (
         "registry.example.com/guestbook:1.1")
-    assert helm.location.path == "helm-guestbook/templates/deployment.yaml"
+    assert str(helm.location) == "helm-guestbook/templates/deployment.yaml:2"
+    # fields set through values point at the line that set them: the $values file, the
+    # parameter of the Application (itself rendered from the app-of-apps chart)
+    assert str(helm.locate(("spec", "template", "spec", "hostNetwork"))) == (
+        "envs/prod/values.yaml:1")
+    assert str(helm.locate(("spec", "replicas"))) == "apps/templates/helm-guestbook.yaml:15"
     # ApplicationSet git directories: addons/* without addons/disabled, namespace per folder
     assert ("DaemonSet", "metrics", "node-metrics") in found
     assert ("ConfigMap", "logging", "logging-config") in found
@@ -95,7 +102,13 @@ def test_every_application_is_a_coverage_entry_and_unchecked_ones_are_findings()
     assert states[("rendered", "Application argocd/helm-guestbook")].produced == 1
     assert states[("followed", "ApplicationSet argocd/addons")].produced == 2
     assert states[("rendered", "Application argocd/addon-metrics")].path == "appsets/addons.yaml"
-    assert {c.kind for c in coverage} == {"argocd"}  # type: ignore[attr-defined]
+    assert {c.kind for c in coverage} == {"argocd", "helm"}  # type: ignore[attr-defined]
+    helm = sorted((c.what, c.path, c.line, c.produced) for c in coverage  # type: ignore[attr-defined]
+                  if c.kind == "helm")  # type: ignore[attr-defined]
+    assert helm == [
+        ("Application argocd/helm-guestbook Helm chart helm-guestbook",
+         "apps/templates/helm-guestbook.yaml", 11, 1),
+        ("Application argocd/root Helm chart apps", "bootstrap/root.yaml", 12, 6)]
     not_checked = {c.what: c.reason for c in coverage  # type: ignore[attr-defined]
                    if c.state == "not-checked"}  # type: ignore[attr-defined]
     assert set(not_checked) == {
@@ -408,3 +421,41 @@ def test_git_files_generator_reads_parameters_from_this_repository(tmp_path: Pat
     assert sorted(c.what for c in loaded.coverage if c.state == "rendered") == [
         "Application gitops/web-dev", "Application gitops/web-prod"]
     assert not loaded.findings
+
+
+def test_remote_chart_sources_are_fetched_only_from_allowed_hosts(
+        chart_repo: str, cache: Path, tmp_path: Path) -> None:  # noqa: F811
+    app = """
+        apiVersion: argoproj.io/v1alpha1
+        kind: Application
+        metadata: {name: web, namespace: argocd}
+        spec:
+          source:
+            repoURL: http://CHART_REPO
+            chart: web
+            targetRevision: '>=1.0.0'
+            helm:
+              valuesObject: {replicas: 4}
+          destination: {namespace: shop}
+    """.replace("CHART_REPO", chart_repo)
+    write(tmp_path, "apps/web.yaml", app)
+    write(tmp_path, ".gitops-checker.yaml", f"helm: {{allowedHosts: ['{chart_repo}']}}\n")
+    config = load_config(tmp_path, None, [tmp_path / "apps"])
+    with helmfetch.allow_loopback_for_tests():
+        loaded = load_cluster(config.clusters[0], tmp_path, config.helm)
+    deploy = next(r for r in loaded.resources if r.kind == "Deployment")
+    assert (deploy.namespace, deploy.body["spec"]["replicas"]) == ("shop", 4)
+    container = deploy.body["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"] == {"privileged": True}  # web 1.1.0's default
+    assert str(deploy.locate(("spec", "replicas"))) == "apps/web.yaml:10"
+    assert [c.reason for c in loaded.coverage if c.state == "followed"] == [
+        f"chart web 1.1.0 from http://{chart_repo}"]
+    assert not loaded.findings
+    # without the host in helm.allowedHosts: not checked, never fetched
+    write(tmp_path, ".gitops-checker.yaml", "helm: {allowedHosts: []}\n")
+    config = load_config(tmp_path, None, [tmp_path / "apps"])
+    with helmfetch.allow_loopback_for_tests():
+        refused = load_cluster(config.clusters[0], tmp_path, config.helm)
+    (finding,) = refused.findings
+    assert finding.rule_id == "input.not-checked" and finding.location.line == 7
+    assert "is not in helm.allowedHosts" in finding.message

@@ -23,7 +23,8 @@ repo-server does, and repeats for Applications that the rendered output holds (a
   is the source folder) carrying ``namePrefix``, ``nameSuffix``, ``namespace``, ``images``,
   ``replicas``, ``commonLabels``/``labels``, ``commonAnnotations``, ``patches`` and
   ``components``, and rendered with the real Kustomize (``checker.load.kustomize``).
-* **Helm**: the chart folder is rendered with the real Helm SDK (``helm_python``) with
+* **Helm**: the chart folder (or a chart fetched from a ``helm.allowedHosts`` host) is rendered
+  with the real Helm (``checker.load.helm.render_chart``) with
   ``valueFiles`` (relative to the chart, or ``$ref/...`` from another source of a multi-source
   Application), then ``values``/``valuesObject``, then ``parameters`` (``--set`` /
   ``--set-string``) and ``fileParameters``; ``releaseName`` (default: the Application's name)
@@ -59,18 +60,17 @@ from typing import Any
 
 import yaml
 
-from checker.load import kustomize
+from checker.load import helm as helm_load
+from checker.load import helmfetch, kustomize
 from checker.load.flux import CLUSTER_SCOPED
 from checker.load.objects import (
     RULE_MISSING_PATH,
     LoadResult,
     input_finding,
-    is_k8s_object,
     load_file,
     make_resource,
     relpath,
 )
-from checker.load.yamlfile import YamlProblem, parse_documents
 from checker.model import Coverage, FieldPath, Resource, SourceLocation
 
 ARGO_GROUP = "argoproj.io"
@@ -269,31 +269,8 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 
 # --- Helm ----------------------------------------------------------------------------------
 
-class HelmUnavailable(Exception):
-    """The Helm SDK package is not installed."""
-
-
-def helm_render(chart: Path, values: Mapping[str, Any], release: str,
-                namespace: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """Render a local chart with the real Helm: ``{template path: text}`` and its CRDs.
-
-    Raises ``HelmUnavailable`` without the SDK and ``RuntimeError`` with Helm's message.
-    """
-    try:
-        import helm_python
-    except ImportError as err:  # pragma: no cover - the SDK is a dependency
-        raise HelmUnavailable from err
-    try:
-        with helm_python.Chart.load(str(chart)) as loaded:
-            rendered = loaded.render(dict(values), name=release, namespace=namespace or None,
-                                     is_install=True)
-            crds = list(loaded.crds or [])
-    except helm_python.HelmError as err:
-        raise RuntimeError(str(err).strip() or type(err).__name__) from err
-    return dict(rendered), crds
-
-
 def _set_values(expression: str, force_string: bool) -> dict[str, Any]:
+    """A Helm ``--set`` (or ``--set-string``) expression as values, parsed by Helm itself."""
     import helm_python
 
     parse = helm_python.parse_set_string_values if force_string else helm_python.parse_set_string
@@ -394,6 +371,8 @@ class _Run:
     result: LoadResult
     repo_urls: tuple[str, ...] | None = None
     seen: set[tuple[str, str, str]] = field(default_factory=set)
+    helm: helm_load.HelmSettings = field(default_factory=helm_load.HelmSettings)
+    charts: set[str] = field(default_factory=set)   # chart folders Applications rendered
 
     def urls(self) -> tuple[str, ...]:
         if self.repo_urls is None:
@@ -409,16 +388,18 @@ def _label(res: Resource) -> str:
     return f"{res.kind} {res.namespace or DEFAULT_NAMESPACE}/{res.name}"
 
 
-def follow(loaded: LoadResult, cluster: str, settings: ArgoSettings, root: Path) -> LoadResult:
+def follow(loaded: LoadResult, cluster: str, settings: ArgoSettings, root: Path,
+           helm: helm_load.HelmSettings | None = None) -> LoadResult:
     """Render every Argo CD Application among ``loaded.resources`` into ``loaded``, in place.
 
     Applications found in what an Application renders are followed too (app-of-apps); each
-    Application is rendered once per cluster. Returns ``loaded``.
+    Application is rendered once per cluster. ``helm`` says which hosts remote charts may
+    come from. Returns ``loaded``.
     """
     queue = [r for r in loaded.resources if is_argo_app(r)]
     if not queue:
         return loaded
-    run = _Run(root, cluster, settings, loaded)
+    run = _Run(root, cluster, settings, loaded, helm=helm or helm_load.HelmSettings())
     rendered: list[Resource] = []
     while queue:
         res = queue.pop(0)
@@ -436,6 +417,8 @@ def follow(loaded: LoadResult, cluster: str, settings: ArgoSettings, root: Path)
         produced = _application(res, run)
         rendered.extend(produced)
         queue.extend(r for r in produced if is_argo_app(r))
+    if run.charts:  # chart folders the loader rendered with default values: the app decides
+        helm_load._drop_defaults(loaded, run.charts)
     loaded.resources = without_duplicates(loaded.resources, rendered)
     loaded.resources.extend(rendered)
     loaded.resources.sort(key=lambda r: (r.location.path, r.location.line, r.key))
@@ -683,11 +666,7 @@ def _source(app: Resource, src: Mapping[str, Any], at: FieldPath, refs: Mapping[
     loc = app.location
     repo_url = _str(src.get("repoURL"))
     if src.get("chart"):
-        run.result.not_checked(
-            KIND, f"{label} chart {src.get('chart')}", loc.path,
-            f"Helm chart {src.get('chart')} from {repo_url or 'no repoURL'} is not fetched",
-            _where(app, *at, "chart").line)
-        return None
+        return _remote_chart(app, src, at, refs, namespace, run)
     if not run.local(repo_url):
         run.result.not_checked(
             KIND, label, loc.path, f"its source {repo_url or '(no repoURL)'} is not this "
@@ -899,18 +878,25 @@ def _kustomize(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Pa
 
 
 def _helm(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Path,
-          refs: Mapping[str, Any], namespace: str, run: _Run) -> list[Resource] | None:
+          refs: Mapping[str, Any], namespace: str, run: _Run,
+          fetched: Path | None = None) -> list[Resource] | None:
+    """Render a chart of this repository (``folder``) or a fetched one (``fetched``)."""
     label = _label(app)
     loc = app.location
     where = _where(app, *at, "helm") if opts else _where(app, *at, "path")
-    values: dict[str, Any] = {}
+    chart = fetched or folder
+    layers: list[helm_load.ValuesLayer] = []
+    if fetched is None and (folder / "values.yaml").is_file():
+        defaults = helm_load.file_layer(folder / "values.yaml", run.root)
+        if isinstance(defaults, helm_load.ValuesLayer):
+            layers.append(defaults)
     for i, name in enumerate(_list(opts.get("valueFiles"))):
         name_loc = _where(app, *at, "helm", "valueFiles", i)
-        file = _value_file(str(name), folder, refs, run)
+        file = _value_file(str(name), folder, refs, run, remote=fetched is not None)
         if isinstance(file, str):
             if opts.get("ignoreMissingValueFiles") is True and file.endswith("does not exist"):
                 continue
-            if "not this repository" in file or "://" in str(name):
+            if "not this repository" in file or "not fetched" in file or "not read" in file:
                 run.result.not_checked(KIND, f"{label} values {name}", loc.path, file,
                                        name_loc.line)
                 return None
@@ -918,104 +904,122 @@ def _helm(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Path,
                 RULE_ARGOCD, f"{label}: values file {name}: {file}", name_loc.path,
                 name_loc.line))
             return []
-        try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        layer = helm_load.file_layer(file, run.root)
+        if isinstance(layer, str):
             run.result.findings.append(input_finding(
-                RULE_ARGOCD, f"{label}: values file {name} cannot be read: {err}",
+                RULE_ARGOCD, f"{label}: values file {name} cannot be read: {layer}",
                 name_loc.path, name_loc.line))
             return []
-        values = _deep_merge(values, _map(data))
+        layers.append(layer)
     inline = opts.get("values")
+    vloc = _where(app, *at, "helm", "values")
     if isinstance(inline, str) and inline.strip():
         try:
-            values = _deep_merge(values, _map(yaml.safe_load(inline)))
+            data = yaml.safe_load(inline)
         except yaml.YAMLError as err:
-            vloc = _where(app, *at, "helm", "values")
             run.result.findings.append(input_finding(
                 RULE_ARGOCD, f"{label}: helm.values is not YAML: {err}", vloc.path, vloc.line))
             return []
+        layers.append(helm_load.values_layer(_map(data), _fixed(vloc), "helm.values"))
     elif isinstance(inline, dict):
-        values = _deep_merge(values, inline)
-    values = _deep_merge(values, _map(opts.get("valuesObject")))
+        layers.append(helm_load.values_layer(
+            inline, lambda p: app.locate((*at, "helm", "values", *p)), "helm.values"))
+    if isinstance(opts.get("valuesObject"), dict):
+        layers.append(helm_load.values_layer(
+            opts["valuesObject"], lambda p: app.locate((*at, "helm", "valuesObject", *p)),
+            "helm.valuesObject"))
     try:
-        for param in _list(opts.get("parameters")):
+        for i, param in enumerate(_list(opts.get("parameters"))):
             param = _map(param)
-            if _str(param.get("name")):
-                values = _deep_merge(values, _set_values(
-                    f"{param['name']}={'' if param.get('value') is None else param['value']}",
-                    param.get("forceString") is True))
-        for param in _list(opts.get("fileParameters")):
+            if not _str(param.get("name")):
+                continue
+            ploc = _where(app, *at, "helm", "parameters", i)
+            value = "" if param.get("value") is None else param["value"]
+            layers.append(helm_load.values_layer(
+                _set_values(f"{param['name']}={value}", param.get("forceString") is True),
+                _fixed(ploc), "helm.parameters"))
+        for i, param in enumerate(_list(opts.get("fileParameters"))):
             param = _map(param)
+            ploc = _where(app, *at, "helm", "fileParameters", i)
             target = Path(os.path.normpath(folder / _str(param.get("path"))))
             if not _inside(target, run.root) or not target.is_file():
                 run.result.findings.append(input_finding(
                     RULE_ARGOCD, f"{label}: fileParameters path {param.get('path')!r} is not "
-                    "a file in the repository", where.path, where.line))
+                    "a file in the repository", ploc.path, ploc.line))
                 return []
-            values = _deep_merge(values, _set_values(
-                f"{param.get('name')}=x", True))
-            _assign(values, str(param.get("name")), target.read_text(encoding="utf-8"))
-    except Exception as err:  # helm_python.HelmValuesError and friends
+            from_file: dict[str, Any] = {}
+            _assign(from_file, str(param.get("name")), target.read_text(encoding="utf-8"))
+            layers.append(helm_load.values_layer(from_file, _fixed(ploc),
+                                                 "helm.fileParameters"))
+    except Exception as err:  # helm_python.HelmValuesError: Helm's own message
         run.result.findings.append(input_finding(
             RULE_ARGOCD, f"{label}: helm parameters: {err}", where.path, where.line))
         return []
     release = _str(opts.get("releaseName")) or app.name
+    part = helm_load.render_chart(
+        chart, run.root, release=release, namespace=namespace, layers=layers,
+        declared=where, crds=opts.get("skipCrds") is not True,
+        what=f"{label} Helm chart {relpath(folder, run.root) if fetched is None else chart.name}")
+    run.result.findings.extend(part.findings)
+    run.result.coverage.extend(part.coverage)
+    run.result.files |= part.files
+    if fetched is None:
+        run.charts.add(relpath(folder, run.root))
+    return part.resources
+
+
+def _fixed(location: SourceLocation) -> helm_load.LocateFn:
+    """A values-layer lookup that puts every field at one line (a parameter, a text block)."""
+    def locate(_path: FieldPath) -> SourceLocation | None:
+        return location
+    return locate
+
+
+def _remote_chart(app: Resource, src: Mapping[str, Any], at: FieldPath,
+                  refs: Mapping[str, Any], namespace: str, run: _Run) -> list[Resource] | None:
+    """A ``chart:`` source: fetched from an allowed host (``helm.allowedHosts``) and rendered."""
+    label = _label(app)
+    chart = _str(src.get("chart"))
+    repo_url = _str(src.get("repoURL"))
+    version = _str(src.get("targetRevision"))
+    version = "" if version in ("*", "HEAD") else version
+    where = _where(app, *at, "chart")
+    fetcher = helmfetch.Fetcher(run.helm.allowed_hosts, run.helm.cache_dir)
     try:
-        rendered, crds = helm_render(folder, values, release, namespace)
-    except HelmUnavailable:  # pragma: no cover - the SDK is a dependency
-        run.result.not_checked(KIND, label, loc.path, "the Helm SDK is not installed",
-                               where.line)
+        if repo_url.startswith(("http://", "https://")):
+            path, chosen = fetcher.http_chart(repo_url, chart, version)
+        else:  # Argo CD names OCI chart repositories with or without oci://
+            base = repo_url.removeprefix("oci://").rstrip("/")
+            path, chosen = fetcher.oci_chart(f"oci://{base}/{chart}", version)
+    except helmfetch.FetchRefused as err:
+        run.result.not_checked(KIND, f"{label} chart {chart}", app.location.path,
+                               f"Helm chart {chart} from {repo_url or 'no repoURL'} was not "
+                               f"fetched: {err}", where.line)
         return None
-    except RuntimeError as err:
-        message = str(err).replace(str(folder.resolve()), relpath(folder, run.root))
-        run.result.findings.append(input_finding(
-            RULE_ARGOCD, f"{label}: helm template {relpath(folder, run.root)} failed: "
-            f"{message}", where.path, where.line))
-        return []
-    out: list[Resource] = []
-    if opts.get("skipCrds") is not True:
-        for crd in crds:
-            rel = relpath(folder / "crds" / str(crd.get("filename", "")).split("/crds/")[-1],
-                          run.root) if crd.get("filename") else relpath(folder, run.root)
-            out.extend(_parsed(str(crd.get("data", "")), rel, run))
-    for template in sorted(rendered):
-        if template.endswith("NOTES.txt"):
-            continue
-        out.extend(_parsed(rendered[template], _template_file(template, folder, run.root), run))
-    return out
+    run.result.coverage.append(Coverage("followed", KIND, f"{label} chart {chart}",
+                                        app.location.path, where.line,
+                                        f"chart {chart} {chosen} from {repo_url}"))
+    return _helm(app, _map(src.get("helm")), at, run.root, refs, namespace, run, fetched=path)
 
 
 def _assign(values: dict[str, Any], dotted: str, text: str) -> None:
     node = values
     parts = dotted.split(".")
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
     node[parts[-1]] = text
 
 
-def _template_file(template: str, folder: Path, root: Path) -> str:
-    """``chart/templates/x.yaml`` (as Helm names it) -> the file in the repository."""
-    rest = template.split("/", 1)[1] if "/" in template else template
-    return relpath(folder / rest, root)
-
-
-def _parsed(text: str, rel: str, run: _Run) -> list[Resource]:
-    out = []
-    for item in parse_documents(text):
-        if isinstance(item, YamlProblem):
-            run.result.findings.append(input_finding(
-                RULE_ARGOCD, f"Helm output of {rel} is not YAML: {item.message}", rel))
-            continue
-        if is_k8s_object(item.data):
-            out.append(make_resource(item.data, SourceLocation(rel, 1, 1), {}))
-    return out
-
-
-def _value_file(name: str, folder: Path, refs: Mapping[str, Any], run: _Run) -> Path | str:
+def _value_file(name: str, folder: Path, refs: Mapping[str, Any], run: _Run,
+                remote: bool = False) -> Path | str:
     """The values file a ``valueFiles`` entry names, or why there is none."""
     if "://" in name:
         return "remote values files are not fetched"
+    if remote and not name.startswith("$"):
+        return "values files inside a fetched chart are not read"
     if name.startswith("$"):
         ref, _, rest = name[1:].partition("/")
         source = refs.get(ref)
