@@ -41,7 +41,7 @@ Every Application and ApplicationSet becomes a coverage entry of kind ``argocd``
 (with how many objects it produced), ``followed`` (an ApplicationSet expanded, an Application
 checked in another cluster) or ``not-checked`` (with the reason, also an ``input.not-checked``
 finding). Objects keep the positions of the files they come from: manifests and Kustomize
-sources to the line; Helm output to its chart template file.
+sources to the line; Helm output to its template, and to the line that set a value.
 """
 
 from __future__ import annotations
