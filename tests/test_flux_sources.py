@@ -366,12 +366,52 @@ def test_substitute_from_configmaps_and_secrets_in_the_repository(write: Write,
     write("apps/pod.yaml", POD.format(name="app-${stage}", image="nginx:${tag}"))
     resources, findings, coverage = load(tmp_path, "clusters/dev")
     (pod,) = [r for r in resources if r.kind == "Pod"]
-    assert pod.name == "app-prod"  # the Secret (later) overrides the ConfigMap
+    # the Secret (later) would override the ConfigMap's stage; Secret values never reach a
+    # report, so that variable stays as written instead of showing the ConfigMap's value
+    assert pod.name == "app-${stage}"
+    assert "cHJvZA" not in json.dumps(pod.body) and "prod" not in json.dumps(pod.body)
     assert pod.body["spec"]["containers"][0]["image"] == "nginx:2.0"  # inline wins
-    (finding,) = [f for f in findings if f.rule_id == "input.not-checked"]
-    assert "ConfigMap flux-system/in-the-cluster" in finding.message
-    assert (finding.location.path, finding.location.line) == ("clusters/dev/apps.yaml", 17)
+    secret, missing = [f for f in findings if f.rule_id == "input.not-checked"]
+    assert "Secret flux-system/cluster-secret" in secret.message
+    assert "Secret values never reach a report" in secret.message
+    assert (secret.location.path, secret.location.line) == ("clusters/dev/apps.yaml", 12)
+    assert "ConfigMap flux-system/in-the-cluster" in missing.message
+    assert (missing.location.path, missing.location.line) == ("clusters/dev/apps.yaml", 17)
     assert "optional-vars" not in " ".join(c.what for c in coverage)
+
+
+def test_substitute_from_a_configmap_fills_variables(write: Write, tmp_path: Path) -> None:
+    write("clusters/dev/vars.yaml", """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: cluster-vars, namespace: flux-system}
+        data: {stage: dev, replicas: "3"}
+    """)
+    write("clusters/dev/apps.yaml", """
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata: {name: apps, namespace: flux-system}
+        spec:
+          path: ./apps
+          sourceRef: {kind: GitRepository, name: flux-system}
+          postBuild:
+            substituteFrom:
+              - kind: ConfigMap
+                name: cluster-vars
+    """)
+    write("apps/deploy.yaml", """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web-${stage}
+        spec:
+          replicas: ${replicas}
+    """)
+    resources, findings, _ = load(tmp_path, "clusters/dev")
+    assert [f for f in findings if f.category == "input"] == []
+    (deploy,) = [r for r in resources if r.kind == "Deployment"]
+    assert deploy.name == "web-dev"
+    assert deploy.body["spec"]["replicas"] == 3
 
 
 def test_git_repository_ignore_leaves_files_out_of_a_generated_kustomization(

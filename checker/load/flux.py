@@ -10,7 +10,6 @@ the synced folder, the way kustomize-controller does after its build.
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import os
@@ -874,9 +873,10 @@ def variables(sync: FluxSync, resources: Iterable[Resource], part: LoadResult,
     """The variables of ``postBuild``: ``substituteFrom`` ConfigMaps and Secrets found among
     ``resources`` (in order, later ones win), then the inline ``substitute`` over them.
 
-    One that is not in the repository (kustomize-controller reads it from the cluster), or a
-    SOPS-encrypted Secret, is recorded in ``part`` as not checked, unless ``optional``; its
-    variables are left as written.
+    One that is not in the repository (kustomize-controller reads it from the cluster) is
+    recorded in ``part`` as not checked, unless ``optional``. Secrets are never substituted
+    (their values must not reach a report): each is recorded as not checked. Their variables
+    are left as written.
     """
     post = mapping_of(sync.spec.get("postBuild"))
     refs = [r for r in post.get("substituteFrom") or [] if isinstance(r, dict)]
@@ -900,22 +900,16 @@ def variables(sync: FluxSync, resources: Iterable[Resource], part: LoadResult,
                                  "cluster), so its variables were left as written", where.line)
             continue
         body = found[0].body
-        if kind == "Secret" and "sops" in body:
+        if kind == "Secret":
+            reason = ("it is encrypted with SOPS" if "sops" in body else
+                      "Secret values never reach a report, so they are not substituted")
             part.not_checked("flux", f"postBuild.substituteFrom Secret {namespace}/{name} of "
-                             f"Flux Kustomization {sync.name}", where.path, "it is encrypted "
-                             "with SOPS, so its variables were left as written", where.line)
+                             f"Flux Kustomization {sync.name}", where.path,
+                             f"{reason}; its variables were left as written", where.line)
+            for key in (*mapping_of(body.get("data")), *mapping_of(body.get("stringData"))):
+                out.pop(str(key), None)  # an earlier ConfigMap's value is not what Flux uses
             continue
         data = mapping_of(body.get("data"))
-        if kind == "Secret":
-            decoded: dict[str, str] = {}
-            for key, value in data.items():
-                try:
-                    decoded[str(key)] = base64.b64decode(str(value)).decode("utf-8")
-                except (ValueError, UnicodeDecodeError):
-                    continue
-            decoded.update({str(k): str(v) for k, v in mapping_of(body.get("stringData")).items()})
-            out.update(decoded)
-        else:
-            out.update({str(k): "" if v is None else str(v) for k, v in data.items()})
+        out.update({str(k): "" if v is None else str(v) for k, v in data.items()})
     out.update(sync.substitute)
     return out
