@@ -18,6 +18,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -913,3 +914,18 @@ def variables(sync: FluxSync, resources: Iterable[Resource], part: LoadResult,
         out.update({str(k): "" if v is None else str(v) for k, v in data.items()})
     out.update(sync.substitute)
     return out
+
+
+def load_syncs(syncs: Sequence[FluxSync], root: Path,
+               remote_hosts: Sequence[str] = ()) -> list[LoadResult]:
+    """``load_sync`` of each sync, in order. Kustomize builds run concurrently (each is a
+    separate process), as Kustomize roots are; plain folders load here, in this thread, since
+    a large one is parsed in forked processes."""
+    built = [s for s in syncs if s.needs_kustomize]
+    rendered: dict[int, LoadResult] = {}
+    if len(built) > 1:
+        with ThreadPoolExecutor(max_workers=min(4, len(built))) as pool:
+            rendered = dict(zip(map(id, built), pool.map(
+                lambda s: render_sync(s, root, remote_hosts), built), strict=True))
+    return [rendered[id(s)] if id(s) in rendered else load_sync(s, root, remote_hosts)
+            for s in syncs]
