@@ -66,8 +66,9 @@ def test_markdown_has_an_inputs_section_not_checked_first() -> None:
 
 def test_text_prints_one_line() -> None:
     lines = text.render(report()).splitlines()
-    assert lines[-1] == ("inputs: 1 rendered, 1 followed, 1 not checked (gitops-checker inputs "
+    assert lines[-2] == ("inputs: 1 rendered, 1 followed, 1 not checked (gitops-checker inputs "
                          "lists them)")
+    assert lines[-1].startswith("3 resources in 2 files checked: ")  # the summary stays last
 
 
 def test_sarif_carries_the_ledger_as_notifications_and_a_run_property() -> None:

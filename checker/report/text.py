@@ -26,14 +26,14 @@ def render(report: Report) -> str:
                      f"expires {f.suppression.expires or 'never'})")
     for err in report.errors:
         lines.append(f"error: {err}")
+    if report.coverage:  # before the summary, which stays the last line
+        lines.append(f"inputs: {coverage_summary(report.coverage)} "
+                     "(gitops-checker inputs lists them)")
     counts = severity_counts(active)
     summary = ", ".join(f"{n} {label}" for label, n in counts.items())
     lines.append(
         f"{report.resources_checked} resources in {report.files_checked} files checked: "
         f"{summary}" + (f", {len(suppressed)} accepted" if suppressed else "")
     )
-    if report.coverage:
-        lines.append(f"inputs: {coverage_summary(report.coverage)} "
-                     "(gitops-checker inputs lists them)")
     lines.append("")
     return "\n".join(lines)
