@@ -391,3 +391,24 @@ def test_gator_ignores_a_config_in_its_inventory(tmp_path: Path) -> None:
     suite.write_text(yaml.safe_dump(data))
     result = suites.run_suite(suite)
     assert (result.passed, result.failed) == (1, 0), result.failures
+
+
+def test_a_scan_honours_the_repositorys_gatekeeper_config(tmp_path: Path) -> None:
+    """End to end: the Config sits with the cluster's manifests; the built-in packs then skip
+    kube-system (with a note on the Config) and still check every other namespace."""
+    from checker.options import ScanOptions
+    from checker.pipeline import scan
+
+    privileged = {"containers": [{"name": "c", "image": "nginx:1.27",
+                                  "securityContext": {"privileged": True}}]}
+    (tmp_path / "gatekeeper.yaml").write_text(DOC_CONFIG)
+    (tmp_path / "pods.yaml").write_text(yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns},
+         "spec": privileged} for ns in ("kube-system", "team")]))
+    report = scan(ScanOptions(paths=(tmp_path,), root=tmp_path, packs=("pss-baseline",)))
+    flagged = {f.resource for f in report.findings if f.category == "policy"
+               and f.rule_id != RULE_NOT_EVALUATED}
+    assert flagged == {"Pod team/p"}
+    notes = [f for f in report.findings if f.rule_id == RULE_NOT_EVALUATED]
+    assert [(n.location.path, n.location.line) for n in notes] == [("gatekeeper.yaml", 1)]
+    assert "namespace 'kube-system' not evaluated" in notes[0].message
