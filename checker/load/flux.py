@@ -726,6 +726,9 @@ def _render_once(sync: FluxSync, directory: Path, root: Path, copies: Mapping[Pa
         remote_hosts=remote_hosts, kind="flux", line=sync.location.line,
         graph_root=directory if sync.artifact else root)
     result.findings[:0] = problems
+    kfile = kustomization_file(directory)
+    if kfile is not None:  # read, as a Kustomize root's file is
+        result.files.add(repo_rel(kfile))
     return result
 
 
