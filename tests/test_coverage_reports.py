@@ -175,7 +175,7 @@ def test_inputs_command_prints_the_render_plan(write: Write, tmp_path: Path) -> 
         "(clusters/prod/apps.yaml:1): 1 object",
         "  followed    flux      Flux Kustomization flux-system/apps "
         "(clusters/prod/apps.yaml:1): GitRepository flux-system/flux-system, path base",
-        "  total: 3 objects from 2 files; 1 rendered, 1 followed, 1 not checked",
+        "  total: 3 objects from 3 files; 1 rendered, 1 followed, 1 not checked",
     ]
     data = json.loads(CliRunner().invoke(cli, [*args, "--format", "json"]).stdout)
     (cluster,) = data["clusters"]
