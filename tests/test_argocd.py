@@ -451,11 +451,77 @@ def test_remote_chart_sources_are_fetched_only_from_allowed_hosts(
     assert [c.reason for c in loaded.coverage if c.state == "followed"] == [
         f"chart web 1.1.0 from http://{chart_repo}"]
     assert not loaded.findings
-    # without the host in helm.allowedHosts: not checked, never fetched
-    write(tmp_path, ".gitops-checker.yaml", "helm: {allowedHosts: []}\n")
+    # the official multi-source shape: a remote chart, its values from this repository ($ref)
+    write(tmp_path, "apps/web.yaml", """
+        apiVersion: argoproj.io/v1alpha1
+        kind: Application
+        metadata: {name: web, namespace: argocd}
+        spec:
+          sources:
+            - repoURL: http://CHART_REPO
+              chart: web
+              targetRevision: 1.0.0
+              helm:
+                valueFiles: [$values/envs/web.yaml]
+            - repoURL: https://example.com/org/platform.git
+              ref: values
+          destination: {namespace: shop}
+    """.replace("CHART_REPO", chart_repo))
+    write(tmp_path, "envs/web.yaml", "replicas: 7\n")
+    write(tmp_path, ".gitops-checker.yaml", f"""
+        helm: {{allowedHosts: ['{chart_repo}']}}
+        argocd: {{repoURLs: [https://example.com/org/platform], detectRepoURL: false}}
+    """)
+    config = load_config(tmp_path, None, [tmp_path / "apps"])
+    with helmfetch.allow_loopback_for_tests():
+        multi = load_cluster(config.clusters[0], tmp_path, config.helm)
+    deploy = next(r for r in multi.resources if r.kind == "Deployment")
+    assert deploy.body["spec"]["replicas"] == 7
+    assert str(deploy.locate(("spec", "replicas"))) == "envs/web.yaml:1"
+    assert not multi.findings
+    # without the host in helm.allowedHosts: not checked, never fetched (a constraint needs
+    # the repository's index; an exact version already in the cache would be used offline)
+    web = tmp_path / "apps/web.yaml"
+    web.write_text(web.read_text().replace("targetRevision: 1.0.0", "targetRevision: '>=1'"))
+    write(tmp_path, ".gitops-checker.yaml", """
+        helm: {allowedHosts: []}
+        argocd: {repoURLs: [https://example.com/org/platform], detectRepoURL: false}
+    """)
     config = load_config(tmp_path, None, [tmp_path / "apps"])
     with helmfetch.allow_loopback_for_tests():
         refused = load_cluster(config.clusters[0], tmp_path, config.helm)
     (finding,) = refused.findings
     assert finding.rule_id == "input.not-checked" and finding.location.line == 7
     assert "is not in helm.allowedHosts" in finding.message
+
+
+def test_chart_dependencies_not_vendored_are_not_checked(tmp_path: Path) -> None:
+    write(tmp_path, "app.yaml", """
+        apiVersion: argoproj.io/v1alpha1
+        kind: Application
+        metadata: {name: site}
+        spec:
+          source: {repoURL: 'https://example.com/r', path: chart}
+          destination: {namespace: site}
+    """)
+    write(tmp_path, "chart/Chart.yaml", """
+        apiVersion: v2
+        name: site
+        version: 0.1.0
+        dependencies:
+          - {name: database, version: 9.0.3, repository: https://charts.example.com}
+          - {name: cache, version: 1.0.0-rc.1, repository: https://charts.example.com}
+    """)
+    write(tmp_path, "chart/templates/cm.yaml",
+          "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: site}\n")
+    write(tmp_path, "chart/charts/cache/Chart.yaml", "apiVersion: v2\nname: cache\n"
+          "version: 1.0.0-rc.1\n")
+    from checker.load import argocd, load_paths
+
+    settings = ArgoSettings(repo_urls=("example.com/r",), detect_remote=False)
+    loaded = argocd.follow(load_paths([tmp_path / "app.yaml"], tmp_path), "", settings,
+                           tmp_path)
+    assert [r.name for r in loaded.resources if r.kind == "ConfigMap"] == ["site"]
+    (finding,) = loaded.findings
+    assert finding.rule_id == "input.not-checked"
+    assert "dependency database 9.0.3 is declared in chart/Chart.yaml" in finding.message

@@ -484,7 +484,8 @@ def _expand(appset: Resource, run: _Run) -> list[Resource]:
             tloc = appset.locate(("spec", "template"))
             apps.append(make_resource(body, tloc, marks))
     run.result.coverage.append(Coverage(
-        "followed", KIND, label, loc.path, loc.line, "", len(apps)))
+        "followed", KIND, label, loc.path, loc.line,
+        f"{len(apps)} Application{'' if len(apps) == 1 else 's'} generated", len(apps)))
     return apps
 
 
@@ -955,6 +956,13 @@ def _helm(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Path,
         run.result.findings.append(input_finding(
             RULE_ARGOCD, f"{label}: helm parameters: {err}", where.path, where.line))
         return []
+    if fetched is None:
+        for missing in _missing_dependencies(folder):
+            run.result.not_checked(
+                KIND, f"{label} Helm dependency {missing}", loc.path,
+                f"chart dependency {missing} is declared in {relpath(folder, run.root)}/"
+                "Chart.yaml but not vendored in its charts/ folder, so its objects were not "
+                "rendered (Argo CD would fetch it)", where.line)
     release = _str(opts.get("releaseName")) or app.name
     part = helm_load.render_chart(
         chart, run.root, release=release, namespace=namespace, layers=layers,
@@ -966,6 +974,28 @@ def _helm(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Path,
     if fetched is None:
         run.charts.add(relpath(folder, run.root))
     return part.resources
+
+
+def _missing_dependencies(chart: Path) -> list[str]:
+    """Dependencies ``Chart.yaml`` declares that ``charts/`` does not hold (dir or archive)."""
+    declared = helm_load.chart_metadata(chart).get("dependencies")
+    if not isinstance(declared, list):
+        return []
+    present: set[str] = set()
+    vendored = chart / "charts"
+    if vendored.is_dir():
+        for entry in sorted(vendored.iterdir()):
+            if entry.is_dir() and (entry / "Chart.yaml").is_file():
+                present.add(str(helm_load.chart_metadata(entry).get("name") or entry.name))
+            elif (archive := re.match(r"^(.+?)-v?\d+(\.\d+)*.*\.tgz$", entry.name)):
+                present.add(archive.group(1))
+    out = []
+    for dep in declared:
+        dep = _map(dep)
+        name = _str(dep.get("name"))
+        if name and name not in present:
+            out.append(f"{name} {_str(dep.get('version'))}".strip())
+    return out
 
 
 def _fixed(location: SourceLocation) -> helm_load.LocateFn:
