@@ -177,7 +177,7 @@ def load_acceptances(paths: Iterable[Path], root: Path) -> tuple[list[Acceptance
     seen: dict[str, SourceLocation] = {}
     for file in _files(paths):
         rel = relpath(file, root)
-        docs, findings = read_documents(file, rel)
+        docs, findings = read_documents(file, rel, root)
         for f in findings:
             problems.append(_problem(RULE_INVALID, Severity.ERROR,
                                      f"acceptance file cannot be read: {f.message}", f.location))

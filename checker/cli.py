@@ -49,23 +49,51 @@ def report_options(func: F) -> F:
                         help="Lowest severity that makes the exit code 1.")(func)
 
 
-def write_outputs(report: Report, fmt: str, files: dict[str, Path | None]) -> None:
+def check_outputs(root: Path, *files: Path | None) -> None:
+    """Refuse, before anything runs, an output file that a symlink would take out of ``root``.
+
+    A committed ``report.sarif -> ~/.bashrc`` (or a symlinked folder on the way) must not
+    make the CLI overwrite a file outside the repository: usage error, exit 2.
+    """
+    from checker.load import workspace
+
+    for path in files:
+        if path is not None:
+            try:
+                workspace.output_path(path, root)
+            except workspace.Refused as refused:
+                fail(refused.message)
+
+
+def write_file(path: Path, text: str, root: Path | None = None) -> None:
+    """Write one output file; inside ``root`` (default: the current folder) no symlink out."""
+    from checker.load import workspace
+
+    try:
+        workspace.write_text(path, text, root if root is not None else Path("."))
+    except workspace.Refused as refused:
+        fail(refused.message)
+    except OSError as err:
+        fail(f"cannot write {path}: {err.strerror}")
+
+
+def write_outputs(report: Report, fmt: str, files: dict[str, Path | None],
+                  root: Path | None = None) -> None:
     """Render the report to stdout and to every requested file (each format once)."""
     rendered = Rendered(report)
     rendered.prepare([fmt, *(name for name, path in files.items() if path is not None)])
     for name, path in sorted(files.items()):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(rendered[name], encoding="utf-8")
+            write_file(path, rendered[name], root)
     click.echo(rendered[fmt], nl=False)
 
 
 def finish(report: Report, fmt: str, files: dict[str, Path | None],
-           notes: tuple[str, ...] = ()) -> NoReturn:
+           notes: tuple[str, ...] = (), root: Path | None = None) -> NoReturn:
     """Write the outputs, print notes and errors to stderr, exit with the documented code."""
     from checker.pipeline import exit_code
 
-    write_outputs(report, fmt, files)
+    write_outputs(report, fmt, files, root)
     for note in notes:
         click.echo(f"gitops-checker: {note}", err=True)
     for problem in report.errors:
@@ -128,6 +156,7 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
     """Check manifests under PATHS (default: .) against Gatekeeper policies."""
     from checker.pipeline import scan as run_scan
 
+    check_outputs(root, sarif_file, junit_file, markdown_file, json_file, sarif_accepted)
     options = ScanOptions(
         paths=paths or (Path("."),), root=root, packs=packs, policies=policies,
         fail_on=parse_fail_on(fail_on), link_base=link_base, sarif_category=sarif_category,
@@ -140,10 +169,9 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
     if sarif_accepted is not None:
         from checker.report.sarif import render_accepted
 
-        sarif_accepted.parent.mkdir(parents=True, exist_ok=True)
-        sarif_accepted.write_text(render_accepted(report), encoding="utf-8")
+        write_file(sarif_accepted, render_accepted(report), root)
     finish(report, fmt, {"sarif": sarif_file, "junit": junit_file,
-                         "markdown": markdown_file, "json": json_file})
+                         "markdown": markdown_file, "json": json_file}, root=root)
 
 
 @cli.command()

@@ -28,10 +28,16 @@ from typing import Any
 import jsonschema
 
 from checker.errors import ConfigError
+from checker.load import workspace, yamlfile
 from checker.load.argocd import ArgoSettings, settings_from_config
 from checker.load.flux import FluxSync, follow_all, mapping_of
 from checker.load.helm import HelmSettings
-from checker.load.objects import RULE_MISSING_PATH, RULE_NOT_CHECKED, input_finding
+from checker.load.objects import (
+    RULE_MISSING_PATH,
+    RULE_NOT_CHECKED,
+    RULE_POLICY_SELECTION,
+    input_finding,
+)
 from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
 from checker.model import Coverage, FieldPath, Finding, Severity
 
@@ -128,9 +134,11 @@ def schema() -> dict[str, Any]:
     return data
 
 
-def _read_yaml(path: Path, label: str) -> list[Document]:
+def _read_yaml(path: Path, label: str, root: Path) -> list[Document]:
     try:
-        raw = path.read_bytes()
+        raw = workspace.read_bytes(path, root, yamlfile.MAX_FILE_BYTES)
+    except workspace.Refused as refused:
+        raise ConfigError(f"{label}: cannot read: {refused.message}") from None
     except OSError as err:
         raise ConfigError(f"{label}: cannot read: {err.strerror}") from err
     try:
@@ -141,6 +149,8 @@ def _read_yaml(path: Path, label: str) -> list[Document]:
     for item in parse_documents(text):
         if isinstance(item, YamlProblem):
             raise ConfigError(f"{label}:{item.line}: {item.message}")
+        for _kind, message, line, _column in item.notes:  # a config says one thing only
+            raise ConfigError(f"{label}:{line}: {message.split(':')[0]}")
         docs.append(item)
     return docs
 
@@ -269,7 +279,7 @@ def _security_tower(root: Path) -> tuple[list[_Draft], list[str],
     problems: list[Finding] = []
     for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
         label = f"{SECURITY_TOWER_DIR}/{file.name}"
-        for doc in _read_yaml(file, label):
+        for doc in _read_yaml(file, label, root):
             data = doc.data
             if not isinstance(data, dict):
                 raise ConfigError(f"{label}:{doc.line}: expected a Security Tower Cluster object")
@@ -420,6 +430,37 @@ def stage_order(clusters: Sequence[Cluster]) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def selection_findings(cluster: Cluster, cli_packs: Sequence[str], policy_count: int,
+                       config_source: str) -> list[Finding]:
+    """Findings when the repository itself switched the built-in packs off for ``cluster``.
+
+    The repository (``.gitops-checker.yaml`` ``packs: [none]``, or a Security Tower file, whose
+    clusters use only their own policies folder) may come from the pull request under check,
+    so this is never silent: a notice when the config file switched the packs off and the
+    repository's own policies run instead (Security Tower clusters run only their folder's
+    policies by design: no notice for them). A selection that leaves no policy at all (a
+    Security Tower file pointing at an empty folder) is the pipeline's ``input.no-policies``
+    error.
+    ``--pack`` on the command line is the caller's choice and gives no finding.
+    """
+    if cli_packs or NO_PACKS not in cluster.packs:
+        return []
+    source = cluster.source or (f"{config_source}:1" if config_source else "")
+    path, _, line = source.rpartition(":")
+    if not path or not line.isdigit():
+        path, line = source or CONFIG_NAME, "1"
+    who = f"cluster {cluster.name!r}" if cluster.name else "the scan"
+    if policy_count == 0:
+        return []  # the pipeline's input.no-policies error says so (a Security Tower file
+        #            pointing at an empty folder used to switch every pack off silently)
+    if path.startswith(SECURITY_TOWER_DIR + "/"):
+        return []  # Security Tower's own mode: the policies it enforces, and they are there
+    return [input_finding(
+        RULE_POLICY_SELECTION, f"{who}: the built-in packs are switched off by {source}; only "
+        f"the repository's own {policy_count} policies were checked", path, int(line),
+        severity=Severity.NOTE)]
+
+
 def find_config(root: Path) -> Path | None:
     """The repository config file under ``root``, if there is one."""
     for name in CONFIG_NAMES:
@@ -457,7 +498,7 @@ def load_config(root: Path, config_file: Path | None = None,
     argocd_data: Mapping[str, Any] | None = None
     if file is not None:
         label = file.name if file.parent.resolve() == root.resolve() else str(file)
-        docs = _read_yaml(file, label)
+        docs = _read_yaml(file, label, root)
         if len(docs) > 1:
             raise ConfigError(f"{label}:{docs[1].line}: expected one YAML document")
         doc = docs[0] if docs else Document({}, {}, 1, 1)

@@ -8,13 +8,21 @@ from dataclasses import replace
 from pathlib import Path
 
 from checker import __version__, accept
-from checker.config import SECURITY_TOWER_DIR, Cluster, Config, Stage, load_config
+from checker.config import (
+    SECURITY_TOWER_DIR,
+    Cluster,
+    Config,
+    Stage,
+    load_config,
+    selection_findings,
+)
 from checker.errors import ConfigError
 from checker.load import LoadResult, load_paths
 from checker.load import argocd as argocd_load
 from checker.load import flux as flux_load
 from checker.load import helm as helm_load
 from checker.load.objects import RULE_NOT_CHECKED, input_finding, relpath
+from checker.load.yamlfile import run_budget
 from checker.model import Coverage, Finding, Report, Resource, Rule, Severity
 from checker.options import ScanOptions
 from checker.policy.evaluate import Evaluator
@@ -129,6 +137,7 @@ def load_cluster(cluster: Cluster, root: Path, helm: helm_load.HelmSettings | No
     return loaded
 
 
+@run_budget()  # one alias-expansion budget for every file the scan reads
 def scan(options: ScanOptions, config: Config | None = None) -> Report:
     """Run a scan and return the report (no I/O beyond reading the inputs).
 
@@ -151,6 +160,7 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
     for cluster in config.clusters:
         policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)
         errors += problems
+        findings += selection_findings(cluster, options.packs, len(policies), config.source)
         packs.update(dict.fromkeys(cluster_packs))
         cache_key = (cluster.declared_paths, cluster.problems, cluster.coverage, tuple(
             (s.path, s.artifact_path, s.spec_key, s.target_namespace,

@@ -11,12 +11,15 @@ from checker.accept import (
 )
 from checker.load.helm import RULE_HELM
 from checker.load.objects import (
+    RULE_DUPLICATE_KEY,
     RULE_EMPTY,
+    RULE_INVALID_TEXT,
     RULE_KUSTOMIZE,
     RULE_MISSING_PATH,
     RULE_NOT_CHECKED,
     RULE_NOT_OBJECT,
     RULE_PARSE,
+    RULE_POLICY_SELECTION,
 )
 from checker.model import Rule, Severity
 from checker.policy.evaluate import (
@@ -34,8 +37,10 @@ BUILTIN_RULES: dict[str, Rule] = {
     r.id: r
     for r in (
         Rule(RULE_PARSE, "File cannot be parsed", Severity.ERROR,
-             "The file is not valid UTF-8 YAML, has duplicate keys, or exceeds the size, "
-             "nesting or alias-expansion limits. Nothing in it was checked.",
+             "The file is not valid UTF-8 YAML or JSON, holds a value the Kubernetes decoder "
+             "cannot convert to JSON (NaN, infinity, a null key), or exceeds the size, nesting "
+             "or alias-expansion limits. The document (or, past a budget, the rest of the "
+             "file) was not checked.",
              "Fix the YAML at the reported line."),
         Rule(RULE_NOT_OBJECT, "Document is not a Kubernetes object", Severity.WARNING,
              "A document in a manifest file has no apiVersion and kind, so it is not applied.",
@@ -67,6 +72,22 @@ BUILTIN_RULES: dict[str, Rule] = {
              "was checked: that is never a pass.",
              "Check the paths (or the cluster's paths in the config); the coverage section "
              "lists what was rendered, followed and not checked."),
+        Rule(RULE_DUPLICATE_KEY, "Duplicate key", Severity.WARNING,
+             "A mapping repeats a key. The Kubernetes decoder keeps the last value, so the last "
+             "value is what the cluster receives and what was checked; a reviewer reading the "
+             "first one is misled.", "Remove all but one of the repeated keys."),
+        Rule(RULE_INVALID_TEXT, "Text the API server receives differently", Severity.WARNING,
+             "A JSON string holds a lone UTF-16 surrogate escape (\\ud800). The Kubernetes "
+             "decoder replaces it with U+FFFD, and that is what was checked.",
+             "Write the intended character, or a valid surrogate pair."),
+        Rule(RULE_POLICY_SELECTION, "Policy selection made by the repository", Severity.NOTE,
+             "The repository's own configuration (.gitops-checker.yaml packs: [none], or a "
+             "Security Tower cluster file) switched the built-in packs off. That configuration "
+             "may come from the pull request under check, so this is reported as a note when "
+             "the repository's own policies ran instead (with none left, input.no-policies is "
+             "an error).",
+             "Keep the selection in the trusted configuration and pass --pack in the workflow; "
+             "point Security Tower at a folder that holds the policies it enforces."),
         Rule(RULE_MISSING_PATH, "Path does not exist", Severity.ERROR,
              "A path given on the command line or in the configuration does not exist.",
              "Correct the path."),

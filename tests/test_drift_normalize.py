@@ -292,10 +292,10 @@ def test_desired_path_maps_keys_back_to_indexes() -> None:
 
 def test_missing_namespace_defaults_and_cluster_scoped_kinds(tmp_path: Path) -> None:
     res = desired(tmp_path, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
-                  "data:\n  a: b\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: n\n")
+                  "data:\n  a: b\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns\n")
     live = [{"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"},
              "metadata": {"name": "c", "namespace": "default"}},
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}]
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}}]
     result = check(res, live)
     assert result.findings == [] and result.in_sync == 2
 

@@ -79,10 +79,11 @@ def test_non_kubernetes_files_are_skipped(write: Write, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message", "line"), [
-    ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n", "duplicate key 'name'", 5),
+    # repeated keys and merge keys are read as kubectl reads them (test_decoder_oracle.py)
     ("apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n", "invalid YAML", 4),
     ("apiVersion: v1\nkind: ConfigMap\ndata:\n  a: 1\n b: 2\n", "invalid YAML", 5),
-    ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  <<: {name: x}\n", "merge keys", 4),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  <<: [x]\n", "map merge requires", 4),
+    ("apiVersion: v1\nkind: ConfigMap\ndata: {a: .nan}\n", "kubectl rejects", 3),
 ])
 def test_bad_yaml_is_a_finding_with_line(write: Write, tmp_path: Path, content: str,
                                          message: str, line: int) -> None:

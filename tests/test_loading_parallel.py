@@ -28,8 +28,8 @@ data:
   yes: "yes"
   off: on
   big: "{big}"
-  inf: .inf
-  nan: .NaN
+  octal: 0o17
+  short: y
   int: 123456789012345678901234567890
   when: 2024-01-01
   bin: !!binary aGVsbG8=
@@ -95,7 +95,9 @@ def test_parallel_load_equals_serial_load(tmp_path: Path,
     assert forked == [3]
     assert parallel.files == serial.files
     assert parallel.findings == serial.findings
-    assert len(serial.findings) >= 3 and len(serial.resources) == 40 * 2 + 1
+    # .inf and .nan are refused as kubectl refuses them (test_decoder_oracle.py); dup.yaml
+    # loads with its last value and a warning
+    assert len(serial.findings) >= 3 and len(serial.resources) == 40 * 2 + 2
     assert len(parallel.resources) == len(serial.resources)
     for p, s in zip(parallel.resources, serial.resources, strict=True):
         assert (p.api_version, p.kind, p.namespace, p.name, p.location) == (

@@ -132,7 +132,7 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str 
     finish(report, fmt, {"sarif": sarif_file, "junit": junit_file,
                          "markdown": markdown_file, "json": json_file},
            (f"drift: {summary['inSync']} of {summary['managed']} managed objects in sync "
-            f"({summary['coverage']}%)",))
+            f"({summary['coverage']}%)",), root=root)
 
 
 # Explicit types: checker.cli imports this module at its end, an import cycle mypy cannot infer.

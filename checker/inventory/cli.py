@@ -18,6 +18,13 @@ from checker.report import RENDERERS
 FAIL_ON = ["error", "warning", "note", "never"]
 
 
+def write_file(path: Path, text: str, root: Path) -> None:
+    """Write an output file; no symlink out of ``root`` (``checker.cli.write_file``)."""
+    from checker.cli import write_file as write
+
+    write(path, text, root)
+
+
 def fail(message: str) -> NoReturn:
     """Print a one-line error and exit 2, like the other commands (``checker.cli.fail``)."""
     click.echo(f"gitops-checker: error: {message}", err=True)
@@ -125,8 +132,7 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path
     report = inventory_report(inv)
     for name, path in (("sarif", sarif_file), ("junit", junit_file)):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(RENDERERS[name](report), encoding="utf-8")
+            write_file(path, RENDERERS[name](report), root)
     click.echo(IMAGE_RENDERERS[fmt](inv), nl=False)
     for problem in inv.errors:
         click.echo(f"gitops-checker: error: {problem}", err=True)
@@ -224,8 +230,7 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
     trail = replace(trail, guardrails=guardrails)
     text = AUDIT_RENDERERS[fmt](trail)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        write_file(output, text, repo)
     else:
         click.echo(text, nl=False)
     failures = guardrail_failures(trail)
@@ -275,8 +280,7 @@ def compliance(root: Path, config_file: Path | None, snapshots: tuple[str, ...],
         fail(str(err))
     text = COMPLIANCE_RENDERERS[fmt](matrix)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        write_file(output, text, root)
     else:
         click.echo(text, nl=False)
     for problem in matrix.errors:

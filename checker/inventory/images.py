@@ -147,7 +147,7 @@ def collect(resources: Iterable[Resource], cluster: str, environment: str) -> li
 def read_snapshot(file: Path, root: Path) -> tuple[list[Resource], list[Finding]]:
     """Live objects from a multi-document YAML or ``kind: List`` file (``kubectl get -o yaml``)."""
     rel = relpath(file, root) if file.is_absolute() or file.exists() else file.as_posix()
-    docs, findings = read_documents(file, rel)
+    docs, findings = read_documents(file, rel, root)
     resources: list[Resource] = []
     for doc in docs:
         if is_k8s_object(doc.data):

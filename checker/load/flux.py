@@ -26,6 +26,7 @@ from typing import Any
 import pathspec
 import yaml
 
+from checker.load import workspace, yamlfile
 from checker.load.kustomize import applied_files, kustomization_file, render_prepared
 from checker.load.objects import (
     RULE_KUSTOMIZE,
@@ -424,13 +425,13 @@ def follow_all(paths: Iterable[Path], root: Path) -> FollowResult:
                     continue
                 seen_files.add(file.resolve())
                 try:
-                    raw = file.read_bytes()
-                except OSError:
-                    continue  # the loader reports unreadable files
+                    raw = workspace.read_bytes(file, root, yamlfile.MAX_FILE_BYTES)
+                except (OSError, workspace.Refused):
+                    continue  # the loader reports unreadable and refused files
                 if b"fluxcd.io" not in raw:
                     continue  # cheap pre-check: most manifests are not Flux objects
                 rel = relpath(file, root)
-                docs, _problems = read_documents(file, rel)  # the loader reports problems
+                docs, _problems = read_documents(file, rel, root)  # the loader reports them
                 for doc in docs:
                     if is_flux_kustomization(doc.data):
                         pending.append(_Found(doc.data, doc, rel))

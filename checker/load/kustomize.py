@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from checker.load import workspace, yamlfile
 from checker.load.objects import (
     RULE_KUSTOMIZE,
     LoadResult,
@@ -36,7 +37,7 @@ from checker.load.objects import (
     resources_from_document,
 )
 from checker.load.yamlfile import SAFE_LOADER, Document, YamlProblem, decode, parse_documents
-from checker.model import Coverage, Finding, Resource, SourceLocation
+from checker.model import Coverage, Finding, Resource, Severity, SourceLocation
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 ORIGIN = "config.kubernetes.io/origin"
@@ -133,7 +134,10 @@ def _read(directory: Path, mtime: float) -> Kustomization | None:
         return None
     empty = Kustomization(directory, file, {}, [])
     try:
-        text = decode(file.read_bytes())
+        text = decode(workspace.read_bytes(file, None, yamlfile.MAX_FILE_BYTES))
+    except workspace.Refused as refused:  # a FIFO or device is never opened
+        empty.problem = refused.message
+        return empty
     except OSError as err:
         empty.problem = f"cannot read: {err.strerror}"
         return empty
@@ -475,7 +479,8 @@ class _Sources:
     def find(self, file: Path, data: dict[str, Any]) -> tuple[str, Document | None]:
         rel = relpath(file, self.root)
         if file not in self.cache:
-            docs, _ = read_documents(file, rel) if file.is_file() else ([], [])
+            docs, _ = (read_documents(file, rel, self.root) if file.is_file()
+                       else ([], []))
             self.cache[file] = [d for d in docs if is_k8s_object(d.data)]
         same_kind = [d for d in self.cache[file] if d.data.get("kind") == data.get("kind")]
         name = str((data.get("metadata") or {}).get("name", ""))
@@ -517,6 +522,45 @@ def _resource(data: dict[str, Any], origin: str | None, wrapper: Path, kdir: Pat
     return make_resource(data, doc.location(rel), Marks(doc.spans, rel))
 
 
+def links_out(directory: Path, root: Path) -> list[tuple[Path, str]]:
+    """Inputs of a Kustomize root that leave ``root``: (path, where it really is).
+
+    Kustomize follows symlinks and reads bases anywhere on disk, so before it runs, every
+    folder the root reaches through ``resources``/``bases``/``components``/patches is walked
+    (without following links) and every symlink in them, and every reference, must stay
+    inside the repository. ``directory`` itself is the caller's (a discovered folder, or an
+    overlay Argo CD support generated outside the repository).
+    """
+    top = root.resolve()
+    out: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    queue = [directory]
+    while queue:
+        folder = queue.pop(0)
+        real = folder.resolve()
+        if real in seen:
+            continue
+        seen.add(real)
+        if folder is not directory and real != top and top not in real.parents:
+            out.append((folder, str(real)))  # the root itself may be a generated overlay
+            continue
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if d != ".git")
+            for name in sorted([*dirnames, *filenames]):
+                entry = Path(dirpath, name)
+                target = workspace.escapes(entry, root) if entry.is_symlink() else None
+                if target is not None:
+                    out.append((entry, target))
+        for ref in _references(folder):
+            real_ref = ref.resolve()
+            if real_ref != top and top not in real_ref.parents:
+                if all(target != str(real_ref) for _, target in out):  # not a link met above
+                    out.append((ref, str(real_ref)))
+            elif ref.is_dir():
+                queue.append(ref)
+    return list(dict.fromkeys(out))
+
+
 Prepare = Callable[[Path], Mapping[Path, Path]]
 
 
@@ -540,6 +584,16 @@ def render_prepared(prepare: Prepare, root: Path, *, what: str, declared: str,
         for kust, ref, why in refused:
             result.not_checked(kind, f"{what} (remote {ref.field} entry {ref.entry!r})",
                                relpath(kust.file, root), why, ref.line)
+        return result
+    leaving = [pair for folder in graph if workspace.lexically_inside(folder, root)
+               for pair in links_out(folder, root)]  # (not the checker's own temporary copies)
+    if leaving:  # kustomize follows symlinks and reads bases anywhere: not run on these
+        path, target = leaving[0]
+        more = f" (and {len(leaving) - 1} more)" if len(leaving) > 1 else ""
+        result.not_checked(
+            kind, what, declared, f"its input {relpath(path, root)} resolves to {target}, "
+            f"outside the repository{more}; it was not rendered, because kustomize would "
+            "read it", line, severity=Severity.ERROR)
         return result
     wrapper = Path(tempfile.mkdtemp(prefix="gitops-checker-kustomize-"))
     try:

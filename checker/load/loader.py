@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from checker.load import helm, kustomize
+from checker.load import helm, kustomize, workspace, yamlfile
 from checker.load.objects import (
     RULE_MISSING_PATH,
     YAML_SUFFIXES,
@@ -20,28 +20,41 @@ from checker.load.objects import (
     relpath,
 )
 from checker.load.packed import PackedDocument, pack
-from checker.model import Finding
+from checker.model import Finding, Severity
 from checker.parallel import available_cpus, can_fork, fork_map, no_cycle_collection, shares
 
 HELM_CHART = "Chart.yaml"
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox"})
 
 
-def _walk(directory: Path, charts: list[Path]) -> Iterator[Path]:
-    """Files below ``directory``; Helm chart folders (with Chart.yaml) go to ``charts``."""
+def _walk(directory: Path, charts: list[Path], root: Path | None = None,
+          refused: list[tuple[Path, str]] | None = None) -> Iterator[Path]:
+    """Files below ``directory``; Helm chart folders (with Chart.yaml) go to ``charts``.
+
+    Symlinked folders are not walked (kubectl does not walk them either); one that points
+    out of ``root`` goes to ``refused`` with its target, to be reported. Symlinked files are
+    yielded: reading them checks where they point.
+    """
     for dirpath, dirnames, filenames in os.walk(directory):
         if HELM_CHART in filenames:
             charts.append(Path(dirpath))
             dirnames[:] = []
             continue
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        if root is not None and refused is not None:
+            for name in dirnames:
+                sub = Path(dirpath, name)
+                target = workspace.escapes(sub, root) if sub.is_symlink() else None
+                if target is not None:
+                    refused.append((sub, target))
         for name in sorted(filenames):
             yield Path(dirpath, name)
 
 
 def discover(paths: Iterable[Path], charts: list[Path] | None = None,
              problems: list[Finding] | None = None, root: Path | None = None,
-             exclude: Iterable[Path] = ()) -> tuple[list[Path], list[Path], list[Path]]:
+             exclude: Iterable[Path] = (), refused: list[tuple[Path, str]] | None = None,
+             ) -> tuple[list[Path], list[Path], list[Path]]:
     """Split the given paths into plain YAML files, Kustomize roots to render, missing paths.
 
     Helm chart folders are not walked (their templates are not YAML until rendered); they are
@@ -49,6 +62,8 @@ def discover(paths: Iterable[Path], charts: list[Path] | None = None,
     are appended to ``problems``. Files and roots inside ``exclude`` (folders a Flux
     Kustomization syncs, which are rendered as Flux renders them) are left out; what their
     kustomizations include is still owned, so a base of a synced overlay is not a root.
+    With ``root``, folders inside it that resolve outside it (a given path or a symlinked
+    folder met on the way) are not walked; they go to ``refused`` with their target.
     """
     charts = [] if charts is None else charts
     files: list[Path] = []
@@ -61,9 +76,14 @@ def discover(paths: Iterable[Path], charts: list[Path] | None = None,
         if given.is_file():
             files.append(given)
             continue
+        target = workspace.escapes(given, root) if root is not None else None
+        if target is not None:
+            if refused is not None:
+                refused.append((given, target))
+            continue
         if kustomize.kustomization_file(given) is not None:
             kustomize_dirs.append(given)
-        for file in _walk(given, charts):
+        for file in _walk(given, charts, root, refused):
             if file.suffix in YAML_SUFFIXES:
                 files.append(file)
             if file.name in kustomize.KUSTOMIZATION_NAMES and file.parent != given:
@@ -106,17 +126,24 @@ def _load_files(files: list[Path], root: Path) -> list[LoadResult]:
     if parts <= 1 or len(files) < 2 * parts:
         return [load_file(f, root) for f in files]
     here = os.getpid()
+    budget = yamlfile.run_budget_now()
+    start = budget.left
+    share = max(start, 0) // parts  # each parser spends at most its share of the run's
 
-    def parse(bounds: tuple[int, int]) -> list[tuple[str, list[Any], list[Finding]]]:
+    def parse(bounds: tuple[int, int]) -> tuple[list[tuple[str, list[Any], list[Finding]]],
+                                                 int]:
+        forked = os.getpid() != here
+        budget.left = share
         out: list[tuple[str, list[Any], list[Finding]]] = []
         for file in files[bounds[0]:bounds[1]]:
             rel = relpath(file, root)
-            docs, findings = read_documents(file, rel)
-            out.append((rel, docs if os.getpid() == here else [pack(d) for d in docs],
-                        findings))
-        return out
+            docs, findings = read_documents(file, rel, root)
+            out.append((rel, [pack(d) for d in docs] if forked else docs, findings))
+        return out, share - budget.left
 
-    parsed = itertools.chain.from_iterable(fork_map(parse, shares(sizes, parts, LEAD)))
+    results = fork_map(parse, shares(sizes, parts, LEAD))
+    budget.left = start - sum(spent for _, spent in results)
+    parsed = itertools.chain.from_iterable(out for out, _ in results)
     return [file_result(file, rel, [d.unpack() if isinstance(d, PackedDocument) else d
                                     for d in docs], findings)
             for file, (rel, docs, findings) in zip(files, parsed, strict=True)]
@@ -138,8 +165,9 @@ def load_paths(paths: Iterable[Path], root: Path, *, exclude: Iterable[Path] = (
 
     ``exclude``: folders left out (rendered elsewhere, as a Flux Kustomization syncs them);
     ``remote_hosts``: hosts the trusted config lets Kustomize fetch remote bases from.
+    Alias expansion shares one budget per call, or the scan's (``yamlfile.run_budget``).
     """
-    with no_cycle_collection():
+    with no_cycle_collection(), yamlfile.run_budget():
         return _load_paths(paths, root, tuple(exclude), tuple(remote_hosts))
 
 
@@ -147,11 +175,25 @@ def _load_paths(paths: Iterable[Path], root: Path, exclude: tuple[Path, ...],
                 remote_hosts: tuple[str, ...]) -> LoadResult:
     charts: list[Path] = []
     result = LoadResult()
-    plain, roots, missing = discover(paths, charts, result.findings, root, exclude)
+    refused: list[tuple[Path, str]] = []
+    plain, roots, missing = discover(paths, charts, result.findings, root, exclude, refused)
+    for folder, target in refused:
+        rel = relpath(folder, root)
+        result.not_checked("symlink", f"folder {rel}", rel,
+                           f"it is a symlink to {target}, outside the repository, and was not "
+                           "followed", severity=Severity.ERROR)
     for path in missing:
         result.findings.append(input_finding(
             RULE_MISSING_PATH, f"path does not exist: {path}", relpath(path, root)))
     for chart in charts:  # a HelmRelease that names the chart replaces this (helm.py)
+        leaving = kustomize.links_out(chart, root)  # Helm, too, reads what links point at
+        if leaving:
+            rel = relpath(chart, root)
+            result.not_checked(
+                "helm-chart", f"Helm chart {rel}", relpath(chart / HELM_CHART, root),
+                f"{relpath(leaving[0][0], root)} resolves to {leaving[0][1]}, outside the "
+                "repository; the chart was not rendered", severity=Severity.ERROR)
+            continue
         result.extend(helm.render_default(chart, root))
     for loaded in _load_files(plain, root):
         result.extend(loaded)

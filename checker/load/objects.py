@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from checker.load import workspace, yamlfile
 from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
 from checker.model import Coverage, FieldPath, Finding, Resource, Severity, SourceLocation
 
@@ -20,6 +21,11 @@ RULE_EMPTY = "input.empty-file"
 RULE_KUSTOMIZE = "input.kustomize-error"
 RULE_MISSING_PATH = "input.missing-path"
 RULE_NOT_CHECKED = "input.not-checked"
+RULE_DUPLICATE_KEY = "input.duplicate-key"
+RULE_INVALID_TEXT = "input.invalid-text"
+RULE_POLICY_SELECTION = "input.policy-selection"
+_NOTE_RULES = {yamlfile.NOTE_DUPLICATE_KEY: RULE_DUPLICATE_KEY,
+               yamlfile.NOTE_INVALID_TEXT: RULE_INVALID_TEXT}
 
 
 @dataclass
@@ -48,8 +54,14 @@ class LoadResult:
 
 
 def relpath(path: Path, root: Path) -> str:
-    """Path relative to the repository root, with forward slashes."""
-    return Path(os.path.relpath(path.resolve(), _resolved(root))).as_posix()
+    """Path relative to the repository root, with forward slashes.
+
+    Folders are resolved, the file's own name is kept: a symlinked file is named by its link
+    (a symlink out of the repository must be named by what was committed, not by its target).
+    """
+    link = path.is_symlink()
+    real = path.absolute().parent.resolve() / path.name if link else path.resolve()
+    return Path(os.path.relpath(real, _resolved(root))).as_posix()
 
 
 @functools.lru_cache(maxsize=64)
@@ -138,10 +150,19 @@ def resources_from_document(doc: Document, path: str) -> Iterator[Resource]:
     yield make_resource(data, doc.location(path), Marks(doc.spans, path))
 
 
-def read_documents(file: Path, rel: str) -> tuple[list[Document], list[Finding]]:
-    """Parse one file; problems become findings instead of exceptions."""
+def read_documents(file: Path, rel: str,
+                   root: Path | None = None) -> tuple[list[Document], list[Finding]]:
+    """Parse one file; problems become findings instead of exceptions.
+
+    The file is read through ``workspace.read_bytes``: inside ``root`` it must not be a
+    symlink out of it, and it must be a regular file within the size limit; a refused file
+    is an ``input.not-checked`` error finding.
+    """
     try:
-        raw = file.read_bytes()
+        raw = workspace.read_bytes(file, root, yamlfile.MAX_FILE_BYTES)
+    except workspace.Refused as refused:
+        return [], [input_finding(RULE_NOT_CHECKED, f"{rel} was not checked: {refused.message}",
+                                  rel)]
     except OSError as err:
         return [], [input_finding(RULE_PARSE, f"cannot read file: {err.strerror}", rel)]
     try:
@@ -155,15 +176,22 @@ def read_documents(file: Path, rel: str) -> tuple[list[Document], list[Finding]]
     for item in parse_documents(text):
         if isinstance(item, YamlProblem):
             findings.append(input_finding(RULE_PARSE, item.message, rel, item.line, item.column))
-        else:
-            docs.append(item)
+            continue
+        docs.append(item)
+        if item.notes and is_k8s_object(item.data):
+            findings += [input_finding(_NOTE_RULES[kind], message, rel, line, column,
+                                       Severity.WARNING)
+                         for kind, message, line, column in item.notes]
+    if findings and not docs and rel.endswith(".json") and not (
+            "apiVersion" in text or '"kind"' in text):
+        return [], []  # not a manifest that failed (a tsconfig.json with comments): skipped
     return docs, findings
 
 
 def load_file(file: Path, root: Path) -> LoadResult:
     """Load the Kubernetes objects of one YAML file."""
     rel = relpath(file, root)
-    docs, findings = read_documents(file, rel)
+    docs, findings = read_documents(file, rel, root)
     return file_result(file, rel, docs, findings)
 
 
@@ -171,15 +199,25 @@ def file_result(file: Path, rel: str, docs: list[Document],
                 findings: list[Finding]) -> LoadResult:
     """The objects and input findings of one file, from its parsed documents."""
     result = LoadResult(files={rel})
+    for refused in findings:
+        if refused.rule_id == RULE_NOT_CHECKED:  # read_documents refused the file
+            result.coverage.append(Coverage("not-checked", "file", rel, rel, 1,
+                                            refused.message))
     objects = [d for d in docs if is_k8s_object(d.data)]
-    if not objects and not findings:
+    # apiVersion and kind, but not both non-empty strings (kind: y is true): kubectl refuses it
+    broken = {id(d) for d in docs if not is_k8s_object(d.data) and isinstance(d.data, dict)
+              and "apiVersion" in d.data and "kind" in d.data}
+    if not objects and not findings and not broken:
         return LoadResult()  # not a Kubernetes manifest (CI config, values file): skipped
-    if findings and not objects and file.suffix == ".json":
-        return LoadResult()
     result.findings.extend(findings)
     for doc in docs:
         if is_k8s_object(doc.data):
             result.resources.extend(resources_from_document(doc, rel))
+        elif id(doc) in broken:
+            result.findings.append(input_finding(
+                RULE_NOT_OBJECT, "document is not a Kubernetes object: apiVersion and kind "
+                "must be non-empty strings as the Kubernetes decoder reads them (kubectl "
+                "rejects it)", rel, doc.line, 1, Severity.WARNING))
         elif doc.data is not None and objects:
             what = "a mapping" if isinstance(doc.data, dict) else type(doc.data).__name__
             result.findings.append(input_finding(
