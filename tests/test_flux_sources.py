@@ -457,3 +457,25 @@ def test_not_checked_severity_comes_from_the_trusted_config(write: Write,
     code, data = scan_json(tmp_path, "clusters/prod")
     (finding,) = [f for f in data["findings"] if f["rule"] == "input.not-checked"]
     assert finding["severity"] == "error" and code == 1
+
+
+def test_flux_components_outside_the_repository_are_refused(write: Write,
+                                                            tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    write("repo/apps/web/kustomization.yaml", "resources: [deploy.yaml]\n")
+    write("repo/apps/web/deploy.yaml", DEPLOY)
+    write("repo/clusters/dev/web.yaml", """
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata: {name: web, namespace: flux-system}
+        spec:
+          path: ./apps/web
+          sourceRef: {kind: GitRepository, name: flux-system}
+          components: [../../../outside]
+    """)
+    resources, findings, _ = load(tmp_path / "repo", "clusters/dev")
+    (finding,) = [f for f in findings if f.category == "input"]
+    assert finding.message == ("Flux Kustomization flux-system/web: component "
+                               "'../../../outside' leaves the repository, so it was not used")
+    assert (finding.location.path, finding.location.line) == ("clusters/dev/web.yaml", 7)
+    assert [r.name for r in resources if r.kind == "Deployment"] == ["web"]

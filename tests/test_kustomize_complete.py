@@ -202,3 +202,24 @@ def test_remote_host_and_detection() -> None:
     assert kustomize.remote_host("git::https://user@Git.Example.com:8443/x") == (
         "git.example.com")
     assert kustomize.remote_host("git@github.com:a/b.git") == "github.com"
+
+
+def test_entries_that_leave_the_repository_are_never_built(write: Write, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            ) -> None:
+    """A pull request may not make Kustomize read folders or files outside the checkout."""
+    outside = tmp_path / "outside"
+    (outside / "secret").mkdir(parents=True)
+    (outside / "secret" / "kustomization.yaml").write_text("resources: []\n", encoding="utf-8")
+    repo = tmp_path / "repo"
+    write("repo/app/kustomization.yaml", "resources:\n  - ../../outside/secret\n")
+    ran: list[Path] = []
+    monkeypatch.setattr(kustomize, "run_build", lambda wrapper, root: ran.append(wrapper) or "")
+    result = load_paths([repo], repo)
+    assert ran == []
+    (finding,) = result.findings
+    assert finding.rule_id == "input.kustomize-error"
+    assert (finding.location.path, finding.location.line) == ("app/kustomization.yaml", 2)
+    assert finding.message == ("kustomize build app not run: resources entry "
+                               "'../../outside/secret' in app/kustomization.yaml leaves the "
+                               "repository")

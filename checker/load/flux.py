@@ -612,6 +612,7 @@ def _kustomize_patch(patch: Any) -> dict[str, Any] | None:
 
 def kustomization_for(sync: FluxSync, directory: Path, wrapper: Path,
                       entries: list[Path] | None, *, with_patches: bool = True,
+                      root: Path | None = None, problems: list[str] | None = None,
                       ) -> dict[str, Any]:
     """The kustomization kustomize-controller builds for this sync, written for ``wrapper``.
 
@@ -638,6 +639,10 @@ def kustomization_for(sync: FluxSync, directory: Path, wrapper: Path,
     kept = []
     for component in components:
         target = directory / component
+        if root is not None and not _inside(target, root):
+            if problems is not None:  # Flux requires local, relative component paths
+                problems.append(f"component {component!r} leaves the repository")
+            continue
         if not target.exists() and spec.get("ignoreMissingComponents"):
             continue
         kept.append(os.path.relpath(target.resolve(), wrapper.resolve()))
@@ -675,9 +680,10 @@ def render_sync(sync: FluxSync, root: Path, remote_hosts: Sequence[str] = ()) ->
             directory = artifact / sync.artifact_path
         else:
             directory = sync.path
-        result = _render_once(sync, directory, root, copies, remote_hosts, True)
+        fs_root = artifact if artifact is not None else root
+        result = _render_once(sync, directory, root, copies, remote_hosts, True, fs_root)
         if (sync.spec.get("patches") or sync.spec.get("images")) and result.resources:
-            plain = _render_once(sync, directory, root, copies, remote_hosts, False)
+            plain = _render_once(sync, directory, root, copies, remote_hosts, False, fs_root)
             result.resources = _attribute(result.resources, plain.resources, sync)
     finally:
         if artifact is not None:
@@ -687,7 +693,7 @@ def render_sync(sync: FluxSync, root: Path, remote_hosts: Sequence[str] = ()) ->
 
 
 def _render_once(sync: FluxSync, directory: Path, root: Path, copies: Mapping[Path, Path],
-                 remote_hosts: Sequence[str], with_patches: bool) -> LoadResult:
+                 remote_hosts: Sequence[str], with_patches: bool, fs_root: Path) -> LoadResult:
     declared = sync.location.path
     problems: list[Finding] = []
 
@@ -715,7 +721,15 @@ def _render_once(sync: FluxSync, directory: Path, root: Path, copies: Mapping[Pa
                 shutil.copyfile(entry, dest)
                 local[dest.resolve()] = copies.get(entry.resolve(), entry.resolve())
                 entries.append(dest)
-        kus = kustomization_for(sync, directory, wrapper, entries, with_patches=with_patches)
+        refused: list[str] = []
+        kus = kustomization_for(sync, directory, wrapper, entries, with_patches=with_patches,
+                                root=fs_root,
+                                problems=refused)
+        for text in refused if with_patches else []:
+            where = sync.locate(("components",))
+            problems.append(input_finding(RULE_KUSTOMIZE, f"Flux Kustomization {sync.name}: "
+                                          f"{text}, so it was not used", where.path,
+                                          where.line))
         (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(kus, sort_keys=False),
                                                     encoding="utf-8")
         return local
@@ -725,7 +739,7 @@ def _render_once(sync: FluxSync, directory: Path, root: Path, copies: Mapping[Pa
         prepare, root, what=f"Flux Kustomization {sync.name} (path {where})",
         declared=declared, fallback_dir=root / declared, graph=[directory],
         remote_hosts=remote_hosts, kind="flux", line=sync.location.line,
-        graph_root=directory if sync.artifact else root)
+        graph_root=fs_root)
     result.findings[:0] = problems
     kfile = kustomization_file(directory)
     if kfile is not None:  # read, as a Kustomize root's file is

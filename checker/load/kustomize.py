@@ -326,14 +326,18 @@ def _reaches(directory: Path, targets: set[Path], root: Path) -> Path | None:
     return None
 
 
-def remote_references(directory: Path, root: Path) -> list[tuple[Kustomization, Reference]]:
+def remote_references(directory: Path, root: Path,
+                      escapes: list[tuple[Kustomization, Reference]] | None = None,
+                      ) -> list[tuple[Kustomization, Reference]]:
     """Remote entries anywhere in the kustomization graph below ``directory``.
 
-    Kustomize fetches these itself while building, so they are found before it runs.
+    Kustomize fetches these itself while building, so they are found before it runs. Local
+    entries that leave ``root`` (a pull request naming ``../../../etc``) go to ``escapes``.
     """
     found: list[tuple[Kustomization, Reference]] = []
     seen: set[Path] = set()
-    queue = [directory.resolve()]
+    start = directory.resolve()
+    queue = [start]
     while queue:
         current = queue.pop(0)
         if current in seen:
@@ -345,7 +349,11 @@ def remote_references(directory: Path, root: Path) -> list[tuple[Kustomization, 
         for ref in kust.refs:
             if ref.remote:
                 found.append((kust, ref))
-            elif ref.target is not None and ref.target.is_dir() and _inside(ref.target, root):
+            elif ref.target is not None and not _inside(ref.target, root) and not _inside(
+                    ref.target, start):  # a wrapper outside the root may name its own files
+                if escapes is not None:
+                    escapes.append((kust, ref))
+            elif ref.target is not None and ref.target.is_dir():
                 queue.append(ref.target.resolve())
     return found
 
@@ -577,7 +585,18 @@ def render_prepared(prepare: Prepare, root: Path, *, what: str, declared: str,
     Every problem is a finding; the ledger gets a ``rendered`` or ``not-checked`` entry.
     """
     result = LoadResult(files={declared})
-    remote = [pair for d in graph for pair in remote_references(d, graph_root or root)]
+    escapes: list[tuple[Kustomization, Reference]] = []
+    remote = [pair for d in graph for pair in remote_references(d, graph_root or root,
+                                                                    escapes)]
+    if escapes:
+        for kust, ref in escapes:
+            where = relpath(kust.file, root)
+            result.findings.append(input_finding(
+                RULE_KUSTOMIZE, f"kustomize build {what} not run: {ref.field} entry "
+                f"{ref.entry!r} in {where if not where.startswith('..') else 'the kustomization'}"
+                " leaves the repository", where if not where.startswith("..") else declared,
+                ref.line if not where.startswith("..") else line))
+        return result
     refused = [(k, r, why) for k, r in remote
                if (why := host_allowed(remote_host(r.entry), remote_hosts))]
     if refused:
