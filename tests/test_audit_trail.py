@@ -191,7 +191,8 @@ def test_history_by_object(repo: tuple[Repo, dict[str, str]]) -> None:
     assert rotate["changes"][2]["fields"] == ["data.password"]
     assert changes(by_subject["Add nightly job"]) == [("added", "CronJob", "jobs", "nightly")]
     assert changes(by_subject["Remove db secret"]) == [("removed", "Secret", "apps", "db")]
-    assert data["summary"] == {"commits": 6, "added": 6, "modified": 3, "removed": 1}
+    assert data["summary"] == {"commits": 6, "added": 6, "modified": 3, "removed": 1,
+                               "unreadable": 0}
     assert data["guardrails"] == {} and data["violations"] == []
 
 

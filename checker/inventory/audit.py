@@ -8,28 +8,36 @@ paths of modifications are reported, never values, so Secret data cannot leak.
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from checker.errors import InputError
 from checker.inventory.git import Git
 from checker.load.objects import YAML_SUFFIXES, is_k8s_object
-from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
+from checker.load.yamlfile import YamlProblem, decode, parse_documents
 
 MAX_FIELDS = 20
 BUILD_ONLY_GROUP = "kustomize.config.k8s.io/"  # kustomization files are never applied
-CHANGE_TYPES = ("added", "modified", "removed")
+CHANGE_TYPES = ("added", "modified", "removed", "unreadable")
 SIGNATURES = {
     "G": "good", "B": "bad", "U": "good-untrusted-key", "X": "good-expired-signature",
     "Y": "good-expired-key", "R": "good-revoked-key", "E": "unverifiable", "N": "unsigned",
 }
-_FORMAT = "%x1f".join(("%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce", "%cI", "%G?", "%GS",
-                       "%B"))
+# Only fields git writes itself (hashes, the one-letter signature status, the signer git
+# verified), NUL-separated: nothing a commit's author controls can shift a field. Names,
+# e-mails, dates and messages are read from the commit objects (length-prefixed by cat-file).
+_FORMAT = "%H%x00%P%x00%G?%x00%GS"
 _SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")  # SHA-1 or SHA-256
+_IDENT = re.compile(rb"^(.*) <([^<>]*)> (\d+) ([+-]\d{4})$")
+CHUNK_COMMITS = 200  # commits whose files are read and diffed at once (bounds memory)
+PARSED_CACHE = 4096  # parsed blobs kept for reuse between chunks
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,12 @@ class AuditFilter:
     until: str = ""
 
     def keeps(self, change: ObjectChange) -> bool:
-        """Whether an object change passes the kind, namespace, name and type filters."""
+        """Whether an object change passes the kind, namespace, name and type filters.
+
+        An ``unreadable`` file version may hold any object, so only the type filter applies.
+        """
+        if change.change == "unreadable":
+            return not self.changes or "unreadable" in self.changes
         if self.kinds and change.kind.lower() not in {k.lower() for k in self.kinds}:
             return False
         if self.namespaces and change.namespace not in self.namespaces:
@@ -119,18 +132,31 @@ class AuditOptions:
 ObjectKey = tuple[str, str, str, str]  # group, kind, namespace, name
 
 
-def manifest_objects(text: bytes | None) -> list[dict[str, Any]]:
-    """Kubernetes objects in a file's bytes (``List`` items expanded); unreadable: none."""
+@dataclass(frozen=True)
+class Parsed:
+    """The Kubernetes objects of one file version, or why it could not be read."""
+
+    objects: tuple[dict[str, Any], ...]
+    problem: str = ""
+
+
+def parse_manifest(text: bytes | None) -> Parsed:
+    """Kubernetes objects in a file's bytes (``List`` items expanded).
+
+    A file that is not UTF-8, or any document of it that cannot be parsed, makes the whole
+    version unreadable (``problem`` says why, with the line): its objects are unknown, not
+    absent.
+    """
     if text is None:
-        return []
+        return Parsed((), "the blob is missing from the repository")
     try:
         decoded = decode(text)
-    except YamlProblem:
-        return []
+    except YamlProblem as err:
+        return Parsed((), f"line {err.line}: {err.message}")
     out: list[dict[str, Any]] = []
     for item in parse_documents(decoded):
-        if isinstance(item, YamlProblem) or not isinstance(item, Document):
-            continue
+        if isinstance(item, YamlProblem):
+            return Parsed((), f"line {item.line}: {item.message}")
         data = item.data
         if not is_k8s_object(data) or str(data["apiVersion"]).startswith(BUILD_ONLY_GROUP):
             continue
@@ -138,7 +164,12 @@ def manifest_objects(text: bytes | None) -> list[dict[str, Any]]:
             out.extend(i for i in data["items"] if is_k8s_object(i))
         else:
             out.append(data)
-    return out
+    return Parsed(tuple(out))
+
+
+def manifest_objects(text: bytes | None) -> list[dict[str, Any]]:
+    """Kubernetes objects in a file's bytes; an unreadable file has none."""
+    return list(parse_manifest(text).objects)
 
 
 def object_key(data: Mapping[str, Any]) -> ObjectKey:
@@ -243,15 +274,64 @@ def pathspecs(git: Git, paths: Iterable[Path]) -> list[str]:
     return out
 
 
-def _signed(git: Git, sha: str) -> bool:
-    raw = git.read(sha) or b""
-    head = raw.split(b"\n\n", 1)[0]
-    return any(line.startswith((b"gpgsig ", b"gpgsig-sha256 ")) for line in head.split(b"\n"))
+@dataclass(frozen=True)
+class CommitObject:
+    """The parts of a raw commit object the trail shows."""
+
+    author: tuple[str, str, str]  # name, e-mail, ISO date
+    committer: tuple[str, str, str]
+    signed: bool
+    message: str
 
 
-def read_commits(git: Git, revision: str, *, first_parent: bool = False,
-                 since: str = "", until: str = "", specs: Sequence[str] = ()) -> list[Commit]:
-    """Commits reachable from ``revision`` (a ref or ``A..B``), newest first, no changes yet."""
+def _iso_date(seconds: bytes, zone: bytes) -> str:
+    """A git ``<seconds> <+hhmm>`` timestamp as ISO 8601 with its offset (as ``%aI``)."""
+    try:
+        sign = -1 if zone.startswith(b"-") else 1
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
+        return datetime.fromtimestamp(int(seconds), timezone(offset)).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return f"{seconds.decode('ascii', 'replace')} {zone.decode('ascii', 'replace')}"
+
+
+def _ident(value: bytes, encoding: str) -> tuple[str, str, str]:
+    match = _IDENT.match(value)
+    if match is None:
+        return value.decode(encoding, "replace"), "", ""
+    return (match.group(1).decode(encoding, "replace"), match.group(2).decode(encoding, "replace"),
+            _iso_date(match.group(3), match.group(4)))
+
+
+def parse_commit_object(raw: bytes) -> CommitObject:
+    """Author, committer, whether it carries a signature, and the message of a commit object.
+
+    The object comes length-prefixed from ``git cat-file --batch``, so no byte of a name or a
+    message can be mistaken for a separator; header lines are split at the first space.
+    """
+    head, _, body = raw.partition(b"\n\n")
+    headers: dict[bytes, bytes] = {}
+    key = b""
+    for line in head.split(b"\n"):
+        if line.startswith(b" ") and key:  # continuation of a multi-line header (gpgsig)
+            continue
+        key, _, value = line.partition(b" ")
+        headers.setdefault(key, value)
+    encoding = headers.get(b"encoding", b"utf-8").decode("ascii", "replace").strip() or "utf-8"
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        encoding = "utf-8"
+    return CommitObject(
+        author=_ident(headers.get(b"author", b""), encoding),
+        committer=_ident(headers.get(b"committer", b""), encoding),
+        signed=b"gpgsig" in headers or b"gpgsig-sha256" in headers,
+        message=body.decode(encoding, "replace").rstrip("\n"),
+    )
+
+
+def _log_records(git: Git, revision: str, *, first_parent: bool, since: str, until: str,
+                 specs: Sequence[str]) -> list[tuple[str, tuple[str, ...], str, str]]:
+    """(sha, parents, %G?, signer) of each commit, newest first, from git's own fields."""
     args = ["log", "-z", f"--format={_FORMAT}"]
     if first_parent:
         args.append("--first-parent")
@@ -262,25 +342,65 @@ def read_commits(git: Git, revision: str, *, first_parent: bool = False,
     if revision.startswith("-"):
         raise InputError(f"invalid revision {revision!r}")
     args += [revision, "--", *specs]
+    text = git.run(*args)
+    tokens = text.split("\0")
+    if tokens[-1] == "":
+        tokens.pop()  # each record ends with NUL
+    if len(tokens) % 4:
+        raise InputError(f"git log printed {len(tokens)} fields for {revision!r}, not records "
+                         "of four: refusing to guess who signed what")
     out = []
-    for record in git.run(*args).split("\0"):
-        if not record.strip():
-            continue
-        parts = record.split("\x1f", 10)
-        if len(parts) != 11 or not _SHA.match(parts[0].strip()):
-            continue
-        sha = parts[0].strip()
-        status = parts[8] or "N"
-        if status == "N" and _signed(git, sha):
-            status = "E"  # signed, but git cannot verify it here (no key / allowed signers)
-        out.append(Commit(
-            sha=sha, parents=tuple(parts[1].split()), author_name=parts[2],
-            author_email=parts[3], author_date=parts[4], committer_name=parts[5],
-            committer_email=parts[6], committer_date=parts[7],
-            signature=SIGNATURES.get(status, "unverifiable"), signer=parts[9],
-            message=parts[10].rstrip("\n"),
-        ))
+    for index in range(0, len(tokens), 4):
+        sha, parents, status, signer = tokens[index:index + 4]
+        parent_list = tuple(parents.split())
+        if (not _SHA.match(sha) or not all(_SHA.match(x) for x in parent_list)
+                or status not in SIGNATURES):
+            raise InputError(f"git log printed an unexpected record for {revision!r} "
+                             f"({sha[:40]!r}): refusing to guess who signed what")
+        out.append((sha, parent_list, status, signer))
     return out
+
+
+def iter_commits(git: Git, revision: str, *, first_parent: bool = False, since: str = "",
+                 until: str = "", specs: Sequence[str] = (),
+                 chunk: int = CHUNK_COMMITS) -> Iterator[list[Commit]]:
+    """Commits reachable from ``revision`` (a ref or ``A..B``), newest first, in chunks.
+
+    The signature status is git's own ``%G?``; a commit git calls unsigned that does carry a
+    signature header is ``unverifiable`` (no key, or no ``gpg.ssh.allowedSignersFile``).
+    """
+    records = _log_records(git, revision, first_parent=first_parent, since=since,
+                           until=until, specs=specs)
+    for start in range(0, len(records), chunk):
+        yield _commits(git, records[start:start + chunk])
+
+
+def _commits(git: Git, part: Sequence[tuple[str, tuple[str, ...], str, str]]) -> list[Commit]:
+    """Commits of ``git log`` records, their metadata read from the commit objects."""
+    raws = git.read_many([sha for sha, *_ in part])
+    commits = []
+    for sha, parents, status, signer in part:
+        raw = raws.get(sha)
+        if raw is None:
+            raise InputError(f"commit {sha} listed by git log cannot be read")
+        obj = parse_commit_object(raw)
+        if status == "N" and obj.signed:
+            status = "E"  # signed, but git cannot verify it here
+        commits.append(Commit(
+            sha=sha, parents=parents, author_name=obj.author[0],
+            author_email=obj.author[1], author_date=obj.author[2],
+            committer_name=obj.committer[0], committer_email=obj.committer[1],
+            committer_date=obj.committer[2], signature=SIGNATURES[status], signer=signer,
+            message=obj.message,
+        ))
+    return commits
+
+
+def read_commits(git: Git, revision: str, *, first_parent: bool = False,
+                 since: str = "", until: str = "", specs: Sequence[str] = ()) -> list[Commit]:
+    """Commits reachable from ``revision`` (a ref or ``A..B``), newest first, no changes yet."""
+    return [c for part in iter_commits(git, revision, first_parent=first_parent, since=since,
+                                       until=until, specs=specs) for c in part]
 
 
 def is_manifest(path: str) -> bool:
@@ -292,13 +412,40 @@ def _is_zero(sha: str) -> bool:
     return not sha.strip("0")
 
 
+class _ParsedCache:
+    """Parsed file versions by blob id, the least recently used dropped beyond ``size``."""
+
+    def __init__(self, size: int = PARSED_CACHE) -> None:
+        self.size = size
+        self.items: OrderedDict[str, Parsed] = OrderedDict()
+
+    def get(self, oid: str) -> Parsed | None:
+        found = self.items.get(oid)
+        if found is not None:
+            self.items.move_to_end(oid)
+        return found
+
+    def put(self, oid: str, parsed: Parsed) -> None:
+        self.items[oid] = parsed
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+def _problem_text(problem: str) -> str:
+    return problem if len(problem) <= 200 else problem[:197] + "..."
+
+
 def changes_by_commit(git: Git, commits: Sequence[Commit], first_parent: bool,
-                      specs: Sequence[str]) -> dict[str, list[ObjectChange]]:
+                      specs: Sequence[str], cache: _ParsedCache | None = None,
+                      ) -> dict[str, list[ObjectChange]]:
     """Object changes of each commit, from one ``git diff-tree --stdin`` run.
 
     A commit is compared with its first parent (a root commit with the empty tree). Merges are
     compared only with ``--first-parent``; otherwise their changes are the merged commits'.
+    A file version that cannot be parsed is an ``unreadable`` change of that file: its objects
+    are unknown, so they are neither ``removed`` nor ``added``.
     """
+    cache = cache or _ParsedCache()
     lines = []
     for commit in commits:
         if len(commit.parents) > 1 and not first_parent:
@@ -325,33 +472,52 @@ def changes_by_commit(git: Git, commits: Sequence[Commit], first_parent: bool,
         elif _SHA.match(token.strip()):
             current = token.strip()
             files.setdefault(current, [])
+    del tokens, proc
     wanted = [oid for entries in files.values() for old_mode, new_mode, old_sha, new_sha, _
               in entries for mode, oid in ((old_mode, old_sha), (new_mode, new_sha))
-              if not _is_zero(oid) and not mode.startswith("16")]
-    blobs = git.read_many(wanted)
-    parsed: dict[str, list[dict[str, Any]]] = {}
+              if not _is_zero(oid) and not mode.startswith("16") and cache.get(oid) is None]
+    fresh: dict[str, Parsed] = {}
+    for oid, blob in git.read_many(wanted).items():
+        fresh[oid] = parse_manifest(blob)
+        cache.put(oid, fresh[oid])
 
-    def objects(oid: str) -> list[dict[str, Any]]:
-        if oid not in parsed:
-            parsed[oid] = manifest_objects(blobs.get(oid))
-        return parsed[oid]
+    def objects(oid: str) -> Parsed:
+        found = fresh.get(oid) or cache.get(oid)
+        return found if found is not None else parse_manifest(git.read(oid))
 
     out: dict[str, list[ObjectChange]] = {}
     for sha, entries in files.items():
         before: dict[str, list[dict[str, Any]]] = {}
         after: dict[str, list[dict[str, Any]]] = {}
+        unreadable: list[ObjectChange] = []
         for old_mode, new_mode, old_sha, new_sha, path in entries:
-            if not _is_zero(old_sha) and not old_mode.startswith("16"):
-                before[path] = objects(old_sha)
-            if not _is_zero(new_sha) and not new_mode.startswith("16"):
-                after[path] = objects(new_sha)
-        out[sha] = diff_objects(before, after)
+            old = (objects(old_sha) if not _is_zero(old_sha) and not old_mode.startswith("16")
+                   else None)
+            new = (objects(new_sha) if not _is_zero(new_sha) and not new_mode.startswith("16")
+                   else None)
+            problems = tuple(f"{side} this commit: {_problem_text(p.problem)}"
+                             for side, p in (("before", old), ("after", new))
+                             if p is not None and p.problem)
+            if problems:
+                unreadable.append(ObjectChange("unreadable", "", "", "", "", path,
+                                               fields=problems))
+                continue
+            if old is not None:
+                before[path] = list(old.objects)
+            if new is not None:
+                after[path] = list(new.objects)
+        out[sha] = sorted([*diff_objects(before, after), *unreadable],
+                          key=ObjectChange.sort_key)
     return out
 
 
 @dataclass(frozen=True)
 class AuditTrail:
-    """The audit result renderers read."""
+    """The audit result renderers read.
+
+    ``problems`` says why the trail is incomplete (a shallow clone); each makes the command
+    fail, because a trail that credits the first fetched commit with everything is wrong.
+    """
 
     revision: str
     commits: tuple[Commit, ...]
@@ -359,10 +525,43 @@ class AuditTrail:
     paths: tuple[str, ...]
     first_parent: bool = False
     guardrails: Mapping[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
 
 
-def audit(options: AuditOptions, git: Git | None = None) -> AuditTrail:
-    """Read the history and keep the commits with object changes that pass the filters."""
+def shallow_problem(git: Git, revision: str) -> tuple[str, set[str]]:
+    """A message when history reachable from ``revision`` was cut by a shallow clone.
+
+    Returns the message (empty when complete) and the boundary commits: their parents are
+    missing here, so git shows them as root commits that added every file.
+    """
+    if git.run("rev-parse", "--is-shallow-repository").strip() != "true":
+        return "", set()
+    boundary = git.shallow_commits()
+    if revision.startswith("-"):
+        raise InputError(f"invalid revision {revision!r}")
+    reachable = set(git.run("rev-list", revision, "--").split())
+    cut = boundary & reachable
+    if not cut:
+        return "", set()
+    first = sorted(cut)[0]
+    return (f"shallow clone: history before {first[:12]}"
+            f"{f' and {len(cut) - 1} other commit(s)' if len(cut) > 1 else ''} was not "
+            "fetched, so the oldest commits present would be credited with adding every "
+            "object; their changes are left out. Fetch the full history (actions/checkout "
+            "with fetch-depth: 0, or git fetch --unshallow)"), cut
+
+
+Progress = Callable[[int, int], None]
+
+
+def audit(options: AuditOptions, git: Git | None = None,
+          progress: Progress | None = None) -> AuditTrail:
+    """Read the history and keep the commits with object changes that pass the filters.
+
+    Commits are read and diffed ``CHUNK_COMMITS`` at a time, with a bounded cache of parsed
+    file versions, so memory depends on the largest chunk, not on the length of the history.
+    ``progress(done, total)`` is called after each chunk.
+    """
     own = git is None
     git = git or Git(options.repo)
     try:
@@ -370,18 +569,25 @@ def audit(options: AuditOptions, git: Git | None = None) -> AuditTrail:
         specs = pathspecs(git, options.paths or (options.repo,))
         specs = [] if specs == ["."] else specs
         flt = options.filters
+        problem, boundary = shallow_problem(git, options.revision)
         kept = []
-        commits = [c for c in read_commits(git, options.revision,
-                                           first_parent=options.first_parent, since=flt.since,
-                                           until=flt.until, specs=specs)
-                   if flt.keeps_author(c)]
-        found = changes_by_commit(git, commits, options.first_parent, specs)
-        for commit in commits:
-            changes = [c for c in found.get(commit.sha, []) if flt.keeps(c)]
-            if changes:
-                kept.append(replace(commit, changes=tuple(changes)))
+        cache = _ParsedCache()
+        records = _log_records(git, options.revision, first_parent=options.first_parent,
+                               since=flt.since, until=flt.until, specs=specs)
+        total = len(records)
+        for start in range(0, total, CHUNK_COMMITS):
+            part = _commits(git, records[start:start + CHUNK_COMMITS])
+            done = start + len(part)
+            commits = [c for c in part if flt.keeps_author(c) and c.sha not in boundary]
+            found = changes_by_commit(git, commits, options.first_parent, specs, cache)
+            for commit in commits:
+                changes = [c for c in found.get(commit.sha, []) if flt.keeps(c)]
+                if changes:
+                    kept.append(replace(commit, changes=tuple(changes)))
+            if progress is not None:
+                progress(done, total)
     finally:
         if own:
             git.close()
     return AuditTrail(options.revision, tuple(kept), options.filters, tuple(specs),
-                      options.first_parent)
+                      options.first_parent, problems=(problem,) if problem else ())

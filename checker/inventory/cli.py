@@ -145,6 +145,13 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path
     sys.exit(1 if unreadable or flagged else 0)
 
 
+def _progress(done: int, total: int) -> None:
+    """Progress of the audit on an interactive stderr, one line rewritten in place."""
+    end = "\n" if done >= total else ""
+    click.echo(f"\raudit: {done}/{total} commits read", err=True, nl=False)
+    click.echo(end, err=True, nl=False)
+
+
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=".",
@@ -157,7 +164,7 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path
 @click.option("--namespace", "namespaces", multiple=True, help="Keep only this namespace.")
 @click.option("--name", "names", multiple=True, help="Keep only names matching this glob.")
 @click.option("--change", "changes", multiple=True,
-              type=click.Choice(["added", "modified", "removed"]),
+              type=click.Choice(["added", "modified", "removed", "unreadable"]),
               help="Keep only this change type (repeatable).")
 @click.option("--author", "authors", multiple=True,
               help="Keep only commits whose author name or e-mail contains this text.")
@@ -185,7 +192,8 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
     """Who changed which Kubernetes object when, from the git history of PATHS.
 
     Exit codes: 0 done, 1 a required guardrail is violated (unsigned commits, rewritten
-    history, manifests without code owner), 2 usage or git error.
+    history, manifests without code owner) or the history is incomplete (a shallow clone),
+    2 usage or git error.
     """
     from dataclasses import replace
 
@@ -209,7 +217,7 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
     )
     try:
         with Git(repo) as git:
-            trail = run_audit(options, git)
+            trail = run_audit(options, git, progress=_progress if sys.stderr.isatty() else None)
             guardrails: dict[str, object] = {}
             if base:
                 guardrails["history"] = history_check(git, base, head)

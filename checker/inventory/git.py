@@ -59,6 +59,18 @@ class Git:
         except subprocess.TimeoutExpired:
             raise InputError(f"git {args[0]} took longer than {TIMEOUT_SECONDS}s") from None
 
+    def shallow_commits(self) -> set[str]:
+        """Commits whose parents a shallow clone did not fetch (git's ``shallow`` file)."""
+        where = Path(self.run("rev-parse", "--git-path", "shallow").strip())
+        path = where if where.is_absolute() else self.repo / where
+        try:
+            text = path.read_text(encoding="ascii", errors="replace")
+        except FileNotFoundError:
+            return set()
+        except OSError as err:
+            raise InputError(f"cannot read {path}: {err.strerror}") from None
+        return {line.strip() for line in text.splitlines() if line.strip()}
+
     def read(self, object_id: str) -> bytes | None:
         """Contents of an object (blob or commit), or None when it does not exist."""
         if self._batch is None:

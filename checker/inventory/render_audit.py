@@ -30,7 +30,8 @@ def _commit_json(commit: Commit) -> dict[str, Any]:
 
 def summary(trail: AuditTrail) -> dict[str, int]:
     """Counts of commits and of object changes by type."""
-    out = {"commits": len(trail.commits), "added": 0, "modified": 0, "removed": 0}
+    out = {"commits": len(trail.commits), "added": 0, "modified": 0, "removed": 0,
+           "unreadable": 0}
     for commit in trail.commits:
         for change in commit.changes:
             out[change.change] += 1
@@ -39,7 +40,7 @@ def summary(trail: AuditTrail) -> dict[str, int]:
 
 def guardrail_failures(trail: AuditTrail) -> list[str]:
     """One line per violated guardrail (empty when all checked guardrails hold)."""
-    out = []
+    out = list(trail.problems)
     g = trail.guardrails
     signatures = g.get("signatures")
     if signatures and signatures.get("required") and signatures.get("unsigned"):
@@ -69,12 +70,18 @@ def render_json(trail: AuditTrail) -> str:
         "summary": summary(trail),
         "guardrails": dict(trail.guardrails),
         "violations": guardrail_failures(trail),
+        "problems": list(trail.problems),
     }
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _unreadable(counts: dict[str, int]) -> str:
+    n = counts["unreadable"]
+    return f", {n} file version{'' if n == 1 else 's'} unreadable" if n else ""
 
 
 def render_markdown(trail: AuditTrail) -> str:
@@ -84,7 +91,9 @@ def render_markdown(trail: AuditTrail) -> str:
            f"{counts['commits']} {'commit' if counts['commits'] == 1 else 'commits'} changed "
            f"Kubernetes objects in `{trail.revision}`: "
            f"{counts['added']} added, {counts['modified']} modified, {counts['removed']} "
-           "removed.", ""]
+           f"removed{_unreadable(counts)}.", ""]
+    out += [f"> **Incomplete:** {_md(problem)}" for problem in trail.problems]
+    out += [""] if trail.problems else []
     for commit in trail.commits:
         out += [f"## `{commit.sha[:12]}` {_md(commit.subject)}", "",
                 f"- Author: {_md(commit.author_name)} <{commit.author_email}>, "
@@ -98,7 +107,7 @@ def render_markdown(trail: AuditTrail) -> str:
         for change in commit.changes:
             where = (f"{change.old_path} → {change.path}" if change.old_path else change.path)
             fields = ", ".join(f"`{x}`" for x in change.fields) or "-"
-            out.append(f"| {change.change} | {change.kind} | {change.namespace or '-'} | "
+            out.append(f"| {change.change} | {change.kind or '-'} | {change.namespace or '-'} | "
                        f"{_md(change.name)} | `{_md(where)}` | {_md(fields)} |")
         out.append("")
     if trail.guardrails:
