@@ -92,6 +92,9 @@ class State:
     faults: dict[str, list[int]] = field(default_factory=dict)   # path -> statuses, consumed
     forbidden: set[str] = field(default_factory=set)
     stall: dict[str, float] = field(default_factory=dict)
+    trickle: dict[str, float] = field(default_factory=dict)  # path -> seconds between bytes
+    trickle_headers: set[str] = field(default_factory=set)    # ... of the headers, not body
+    repeat_continue: set[str] = field(default_factory=set)    # paths whose token never moves
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -163,6 +166,9 @@ class Handler(BaseHTTPRequestHandler):
         if status != 200:
             self._status(status, f"injected {status}")
             return
+        if url.path in state.trickle:
+            self._trickle(state.trickle[url.path], url.path in state.trickle_headers)
+            return
         if url.path in DISCOVERY:
             self._send(200, DISCOVERY[url.path])
             return
@@ -173,12 +179,32 @@ class Handler(BaseHTTPRequestHandler):
         selector = query.get("labelSelector", [""])[0]
         if selector:
             items = [i for i in items if selector in (i["metadata"].get("labels") or {})]
-        start = int(query.get("continue", ["0"])[0])
+        given = query.get("continue", ["0"])[0]
+        start = int(given) if given.isdigit() else 0
         limit = int(query.get("limit", ["500"])[0])
         page = items[start:start + limit]
         more = start + limit < len(items)
+        token = str(start + limit) if more else ""
+        if url.path in state.repeat_continue:
+            page, token = items[:limit], "same-token"
         self._send(200, {"kind": "List", "apiVersion": "v1", "items": page,
-                         "metadata": {"continue": str(start + limit) if more else ""}})
+                         "metadata": {"continue": token}})
+
+    def _trickle(self, interval: float, headers: bool) -> None:
+        """One byte every ``interval`` seconds, each within the client's read timeout."""
+        body = json.dumps({"kind": "List", "items": [], "metadata": {}}).encode() * 1000
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: {'p' * 5000}"
+                f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        slow, fast = (head, body) if headers else (b"", head + body[:1])
+        try:
+            self.wfile.write(fast)
+            self.wfile.flush()
+            for index in range(len(slow if headers else body) - (0 if headers else 1)):
+                time.sleep(interval)
+                self.wfile.write((slow if headers else body[1:])[index:index + 1])
+                self.wfile.flush()
+        except (OSError, ssl.SSLError):  # the client gave up, as it should
+            return
 
     def do_POST(self) -> None:
         self.server.state.requests.append(("POST", self.path, {}))
@@ -444,3 +470,66 @@ def test_cli_snapshot_then_drift_and_live_drift(cluster: Cluster, tmp_path: Path
                                  str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "cannot load cluster credentials" in result.output
+
+
+def test_trickling_server_gives_up(cluster: Cluster) -> None:
+    """A byte every 50 ms never trips the socket timeout; the request's own time does."""
+    cluster.state.trickle["/api/v1/namespaces"] = 0.05
+    started = time.monotonic()
+    snap = source(cluster, timeout=0.6, max_attempts=2).read()
+    assert time.monotonic() - started < 8
+    assert [u.kind for u in snap.unreadable] == ["Namespace"]
+    reason = snap.unreadable[0].reason
+    assert "no complete response within 0.6 s" in reason and "after 2 attempts" in reason
+    assert len([o for o in snap.objects if o["kind"] == "Deployment"]) == 5  # others still read
+
+
+def test_trickling_headers_give_up_too(cluster: Cluster) -> None:
+    """Slow headers (before any body) are bounded by the same watchdog."""
+    cluster.state.trickle["/api/v1/namespaces"] = 0.05
+    cluster.state.trickle_headers.add("/api/v1/namespaces")
+    started = time.monotonic()
+    snap = source(cluster, timeout=0.5, max_attempts=1).read()
+    assert time.monotonic() - started < 6
+    assert [u.kind for u in snap.unreadable] == ["Namespace"]
+    assert "no complete response within 0.5 s" in snap.unreadable[0].reason
+
+
+def test_repeated_continue_token_is_detected(cluster: Cluster) -> None:
+    """A server that hands back the same token forever makes the kind unreadable."""
+    cluster.state.repeat_continue.add("/apis/apps/v1/deployments")
+    snap = source(cluster).read()
+    assert [u.kind for u in snap.unreadable] == ["Deployment"]
+    assert "continue token 'same-token' again" in snap.unreadable[0].reason
+    pages = [p for _, p, _ in cluster.state.requests if p == "/apis/apps/v1/deployments"]
+    assert len(pages) == 2  # the first page, then the repeat: no third request
+    assert not any(o["kind"] == "Deployment" for o in snap.objects)
+
+
+def test_overall_deadline_marks_the_rest_unreadable(cluster: Cluster) -> None:
+    """When the whole read's time is up nothing more is requested; what is left says why."""
+    def clock() -> float:  # one second passes with each list request the server answers
+        return float(sum(1 for _, p, _ in cluster.state.requests
+                         if p in cluster.state.lists))
+
+    snap = source(cluster, deadline=3, clock=clock).read()
+    # ConfigMaps are swept (2 requests), Namespaces listed (1): then the time is up
+    assert snap.read_kinds == {KindRef("", "Namespace")}
+    reasons = {u.kind: u.reason for u in snap.unreadable}
+    assert set(reasons) == {"Secret", "Deployment"}
+    assert all("overall deadline of 3 s was reached" in r for r in reasons.values())
+    assert reasons["Deployment"].startswith("not read: ")
+    listed = [p for _, p, _ in cluster.state.requests if p in cluster.state.lists]
+    assert listed == ["/api/v1/configmaps", "/api/v1/configmaps", "/api/v1/namespaces"]
+
+
+def test_deadline_in_discovery_is_a_clear_error(cluster: Cluster) -> None:
+    """No time left before discovery finishes: a ClusterError, not an empty snapshot."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    with pytest.raises(ClusterError, match="overall deadline of 2 s"):
+        source(cluster, deadline=2, clock=clock).read()

@@ -29,13 +29,17 @@ def _kind_ref(text: str) -> KindRef:
               help="Also read every object of this kind (repeatable).")
 @click.option("--no-sweep", is_flag=True,
               help="Do not look for GitOps-owned objects of kinds absent from Git.")
+@click.option("--deadline", "deadline", default=600.0, show_default=True,
+              type=click.FloatRange(min=1.0), metavar="SECONDS",
+              help="Overall time for reading the live cluster; kinds not read by then are "
+                   "unreadable findings.")
 @click.option("--page-size", default=500, show_default=True, type=click.IntRange(1, 5000),
               help="Objects per list request.")
 @click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
               help="Repository root that reported paths are relative to.")
 def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, context: str | None,
-             in_cluster: bool, kinds: tuple[str, ...], no_sweep: bool, page_size: int,
-             root: Path) -> None:
+             in_cluster: bool, kinds: tuple[str, ...], no_sweep: bool, deadline: float,
+             page_size: int, root: Path) -> None:
     """Write a read-only snapshot of a live cluster for the kinds of the manifests in PATHS.
 
     Only get and list are used. Secret values are replaced by keyed hashes (key from
@@ -56,7 +60,7 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
         cfg = load_configuration(kubeconfig, context, in_cluster)
         name = context_name(kubeconfig, context, in_cluster)
         source = LiveSource(cfg, wanted, hasher, context=name, page_size=page_size,
-                            sweep=not no_sweep)
+                            sweep=not no_sweep, deadline=deadline)
         result = source.read()
         write_snapshot(result, out)
     except CheckerError as err:
@@ -84,6 +88,10 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
 @click.option("--kubeconfig", default=None, metavar="FILE", help="Read live with this kubeconfig.")
 @click.option("--context", default=None, help="Read live from this kubeconfig context.")
 @click.option("--in-cluster", is_flag=True, help="Read live with the pod's service account.")
+@click.option("--deadline", "deadline", default=600.0, show_default=True,
+              type=click.FloatRange(min=1.0), metavar="SECONDS",
+              help="Overall time for reading the live cluster; kinds not read by then are "
+                   "unreadable findings.")
 @click.option("--cluster", default="", help="Cluster name in reports (default: the context).")
 @click.option("--ignore-file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML file of drift ignore rules (see docs/drift.md).")
@@ -100,7 +108,8 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
               help="Namespace of namespaced manifests that name none.")
 @output_options
 def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str | None,
-          context: str | None, in_cluster: bool, cluster: str, ignore_file: Path | None,
+          context: str | None, in_cluster: bool, deadline: float, cluster: str,
+          ignore_file: Path | None,
           owners: tuple[str, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
           fail_on: str, default_namespace: str, root: Path, link_base: str,
           sarif_category: str, fmt: str, sarif_file: Path | None, junit_file: Path | None,
@@ -119,7 +128,8 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str 
         fail("give --snapshot FILE, or --kubeconfig/--context/--in-cluster to read live")
     options = DriftRunOptions(
         paths=paths or (Path("."),), root=root, snapshot=snapshot_file, kubeconfig=kubeconfig,
-        context=context, in_cluster=in_cluster, cluster=cluster, ignore_file=ignore_file,
+        context=context, in_cluster=in_cluster, live_deadline=deadline, cluster=cluster,
+        ignore_file=ignore_file,
         owners=owners, packs=packs, policies=policies, fail_on=parse_fail_on(fail_on),
         link_base=link_base, sarif_category=sarif_category,
         default_namespace=default_namespace,

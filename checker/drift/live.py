@@ -9,12 +9,23 @@ listable kind is listed with label selectors for the GitOps ownership labels.
 Faults are results, not crashes: 401 and an unreachable or untrusted server stop the read with
 a ``ClusterError``; 403, 404 and persistent 429/5xx/timeouts on one kind mark that kind
 unreadable; 429 and 5xx are retried a bounded number of times, honouring ``Retry-After``.
+
+Everything is bounded. Each request, from connecting to the last byte of the body, has
+``timeout`` seconds: a watchdog shuts the connection's socket down when they are up, so a
+server that trickles bytes (each within the socket's read timeout) still gives up. A response
+larger than ``max_bytes`` is refused. A list whose server repeats a ``continue`` token is
+unreadable (it would never end). The whole read has ``deadline`` seconds: when they are up,
+the kinds not yet read are unreadable, with that reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +44,8 @@ SWEEP_SKIP = frozenset({
     KindRef("coordination.k8s.io", "Lease"), KindRef("", "ComponentStatus"),
 })
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEADLINE_SECONDS = 600.0
+MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,63 @@ class HttpFault(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class DeadlineReached(HttpFault):
+    """The whole read's deadline is up: nothing more is requested."""
+
+
+class TooSlow(HttpFault):
+    """No complete response within the request's time (retried like a timeout)."""
+
+
+class _Watchdog:
+    """Shuts down the sockets of the source's connections when a request's time is up.
+
+    The socket read timeout bounds one ``recv``; a server that sends a byte just within it,
+    again and again, would hold a request open forever. Shutting the socket down from this
+    timer ends the blocked read at once (the reader sees the connection closed).
+    """
+
+    def __init__(self) -> None:
+        self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.fired = False
+        self._timer: threading.Timer | None = None
+
+    def track(self, pool: Any) -> None:
+        """Record every connection ``pool`` (a urllib3 connection pool) opens from now on."""
+        if getattr(pool, "_gitops_checker_watched", False):
+            return
+        opener = pool._new_conn  # urllib3's one place where connections are made
+
+        def new_conn() -> Any:
+            conn = opener()
+            self.connections.add(conn)
+            return conn
+
+        pool._new_conn = new_conn
+        pool._gitops_checker_watched = True
+
+    def _fire(self) -> None:
+        self.fired = True
+        for conn in list(self.connections):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def start(self, seconds: float) -> None:
+        """Arm for one request."""
+        self.fired = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Disarm after the request."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def load_configuration(kubeconfig: str | None, context: str | None,
@@ -113,7 +183,9 @@ class LiveSource:
     def __init__(self, configuration: Any, kinds: Iterable[KindRef], hasher: SecretHasher, *,
                  context: str = "", page_size: int = 500, max_attempts: int = 4,
                  backoff: float = 0.5, max_backoff: float = 10.0, timeout: float = 30.0,
-                 sweep: bool = True, sleep: Callable[[float], None] = time.sleep) -> None:
+                 deadline: float = DEADLINE_SECONDS, max_bytes: int = MAX_RESPONSE_BYTES,
+                 sweep: bool = True, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         from kubernetes.client.rest import RESTClientObject
 
         self.cfg = configuration
@@ -124,12 +196,65 @@ class LiveSource:
         self.max_attempts = max(1, max_attempts)
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self.timeout = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)
+        self.request_seconds = timeout
+        self.deadline = deadline
+        self.max_bytes = max_bytes
         self.sweep = sweep
         self.sleep = sleep
+        self.clock = clock
         self.host = str(configuration.host).rstrip("/")
         self.pool = RESTClientObject(configuration).pool_manager
         self.requests = 0
+        self._ends = clock() + deadline
+        self._watchdog = _Watchdog()
+
+    def _remaining(self) -> float:
+        """Seconds left of the whole read; DeadlineReached when none."""
+        left = self._ends - self.clock()
+        if left <= 0:
+            raise DeadlineReached(0, f"the live read's overall deadline of {self.deadline:g} s "
+                                     "was reached")
+        return left
+
+    def _fetch(self, url: str, query: dict[str, str] | None, seconds: float) -> tuple[int, Any,
+                                                                                    bytes]:
+        """One GET bounded as a whole: status, headers and body within ``seconds``."""
+        self._watchdog.track(self.pool.connection_from_url(url))
+        timeout = urllib3.Timeout(connect=min(seconds, 10.0), read=seconds)
+        started = self.clock()
+        self._watchdog.start(seconds)
+        try:
+            resp = self.pool.request("GET", url, fields=query, headers=self._headers(),
+                                     timeout=timeout, retries=False, preload_content=False)
+            try:
+                chunks: list[bytes] = []
+                size = 0
+                while True:
+                    chunk = resp.read1(65536)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise HttpFault(0, f"response larger than {self.max_bytes} bytes")
+                    chunks.append(chunk)
+                complete = resp.length_remaining in (None, 0)
+            finally:
+                if self._watchdog.fired or size > self.max_bytes:
+                    resp.close()  # the connection is in an unknown state: never reuse it
+                resp.release_conn()
+        except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
+                urllib3.exceptions.SSLError, OSError) as err:
+            if self._watchdog.fired:
+                raise TooSlow(0, f"timeout: no complete response within {seconds:g} s "
+                                 "(the server sends too slowly)") from err
+            raise
+        finally:
+            self._watchdog.stop()
+        if self._watchdog.fired or not complete:
+            raise TooSlow(0, f"timeout: no complete response within {seconds:g} s (the server "
+                             f"sends too slowly; {size} bytes in "
+                             f"{self.clock() - started:.1f} s)")
+        return resp.status, resp.headers, b"".join(chunks)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "gitops-checker"}
@@ -144,11 +269,10 @@ class LiveSource:
         last = HttpFault(0, "no attempt")
         for attempt in range(1, self.max_attempts + 1):
             delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+            seconds = min(self.request_seconds, self._remaining())
             self.requests += 1
             try:
-                resp = self.pool.request("GET", url, fields=query, headers=self._headers(),
-                                         timeout=self.timeout, retries=False,
-                                         preload_content=True)
+                status, resp_headers, body = self._fetch(url, query, seconds)
             except urllib3.exceptions.SSLError as err:
                 raise ClusterError(f"TLS error talking to {self.host}: {_short(err)}") from err
             except urllib3.exceptions.NewConnectionError as err:
@@ -161,26 +285,28 @@ class LiveSource:
                     raise ClusterError(
                         f"TLS error talking to {self.host}: {_short(reason)}") from err
                 raise ClusterError(f"cannot reach {self.host}: {_short(err)}") from err
+            except TooSlow as fault:
+                last = fault
             else:
-                if resp.status == 200:
+                if status == 200:
                     try:
-                        data = json.loads(resp.data)
+                        data = json.loads(body)
                     except ValueError as err:
                         raise HttpFault(200, "response is not JSON") from err
                     if not isinstance(data, dict):
                         raise HttpFault(200, "response is not a JSON object")
                     return data
-                if resp.status == 401:
+                if status == 401:
                     raise ClusterError(f"{self.host} rejected the credentials (401 "
                                        "Unauthorized); check the token or kubeconfig user")
-                if resp.status not in RETRY_STATUSES:
-                    raise HttpFault(resp.status, _status_reason(resp.status, resp.data))
-                last = HttpFault(resp.status, _status_reason(resp.status, resp.data))
-                retry_after = resp.headers.get("Retry-After", "")
+                if status not in RETRY_STATUSES:
+                    raise HttpFault(status, _status_reason(status, body))
+                last = HttpFault(status, _status_reason(status, body))
+                retry_after = resp_headers.get("Retry-After", "")
                 if retry_after.isdigit():
                     delay = min(self.max_backoff, float(retry_after))
             if attempt < self.max_attempts:
-                self.sleep(delay)
+                self.sleep(min(delay, self._remaining()))
         raise HttpFault(last.status, f"{last.reason} (after {self.max_attempts} attempts)")
 
     def _fatal_get(self, path: str) -> dict[str, Any]:
@@ -208,6 +334,9 @@ class LiveSource:
             path = f"/apis/{group}/{version}" if group else f"/api/{version}"
             try:
                 data = self._get(path)
+            except DeadlineReached as fault:
+                raise ClusterError(f"discovery of {self.host} did not finish: "
+                                   f"{fault.reason}") from fault
             except HttpFault as fault:
                 for ref in sorted(k for k in self.kinds if k.group == group):
                     unreadable.append(Unreadable(ref.group, ref.kind,
@@ -230,6 +359,7 @@ class LiveSource:
         items: list[dict[str, Any]] = []
         token = ""
         restarted = False
+        seen: set[str] = set()
         while True:
             query = {"limit": str(self.page_size)}
             if token:
@@ -241,6 +371,7 @@ class LiveSource:
             except HttpFault as fault:
                 if fault.status == 410 and not restarted:  # continue token expired
                     items, token, restarted = [], "", True
+                    seen.clear()
                     continue
                 raise
             for item in data.get("items") or []:
@@ -252,15 +383,25 @@ class LiveSource:
             token = str((data.get("metadata") or {}).get("continue") or "")
             if not token:
                 return items
+            if token in seen:
+                raise HttpFault(0, f"the server sent the continue token {token[:60]!r} "
+                                   f"again after {len(items)} objects: the list would never end")
+            seen.add(token)
 
     def read(self) -> Snapshot:
         """Discover, then list; returns objects, complete kinds and unreadable kinds."""
+        self._ends = self.clock() + self.deadline
         snapshot = Snapshot(key_id=self.hasher.key_id, source=self.host, context=self.context)
         resources = self.discover(snapshot.unreadable)
         seen: set[tuple[str, str, str, str]] = set()
+        expired: DeadlineReached | None = None
         for api in resources:
             wanted = api.ref in self.kinds
             if not wanted and (not self.sweep or api.ref in SWEEP_SKIP):
+                continue
+            if expired is not None:
+                target = snapshot.unreadable if wanted else snapshot.not_searched
+                target.append(Unreadable(api.group, api.kind, f"not read: {expired.reason}"))
                 continue
             selectors = [""] if wanted else list(OWNERSHIP_SELECTORS)
             try:
@@ -273,6 +414,8 @@ class LiveSource:
                             seen.add(ident)
                             snapshot.objects.append(obj)
             except HttpFault as fault:
+                if isinstance(fault, DeadlineReached):
+                    expired = fault
                 target = snapshot.unreadable if wanted else snapshot.not_searched
                 target.append(Unreadable(api.group, api.kind, fault.reason))
                 continue

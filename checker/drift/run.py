@@ -41,6 +41,7 @@ class DriftRunOptions:
     kubeconfig: str | None = None
     context: str | None = None
     in_cluster: bool = False
+    live_deadline: float = 600.0  # seconds for the whole live read
     cluster: str = ""
     ignore_file: Path | None = None
     ignore: tuple[IgnoreRule, ...] = ()
@@ -207,7 +208,8 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
             cfg = load_configuration(options.kubeconfig, options.context, options.in_cluster)
             source = LiveSource(cfg, desired_kinds(loaded.resources), hasher,
                                 context=context_name(options.kubeconfig, options.context,
-                                                     options.in_cluster))
+                                                     options.in_cluster),
+                                deadline=options.live_deadline)
         else:
             source = FileSource(options.snapshot, hasher,
                                 display=relpath(options.snapshot, options.root)
