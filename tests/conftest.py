@@ -22,6 +22,13 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _not_a_pull_request_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite itself may run in a pull-request job; drift refuses those (tests set them)."""
+    for name in ("GITHUB_EVENT_NAME", "CI_PIPELINE_SOURCE", "CHANGE_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def write(tmp_path: Path) -> Callable[[str, str], Path]:
     """Write a dedented file below tmp_path and return its path."""

@@ -102,7 +102,11 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
               help="Policy pack for the live policy check (repeatable; 'none' disables).")
 @click.option("--policies", "policies", multiple=True, metavar="DIR",
               type=click.Path(path_type=Path, file_okay=False),
-              help="Folder of the repository's own Gatekeeper policies (repeatable).")
+              help="Folder of the repository's own Gatekeeper policies (repeatable); run on "
+                   "live objects only as they are at --policies-ref.")
+@click.option("--policies-ref", default="", metavar="REF",
+              help="Trusted git ref (the default branch) whose --policies folders run on live "
+                   "objects; without it they are not run (a finding says so).")
 @report_options
 @click.option("--default-namespace", default="default", show_default=True,
               help="Namespace of namespaced manifests that name none.")
@@ -111,7 +115,7 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str 
           context: str | None, in_cluster: bool, deadline: float, cluster: str,
           ignore_file: Path | None,
           owners: tuple[str, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
-          fail_on: str, default_namespace: str, root: Path, link_base: str,
+          policies_ref: str, fail_on: str, default_namespace: str, root: Path, link_base: str,
           sarif_category: str, fmt: str, sarif_file: Path | None, junit_file: Path | None,
           markdown_file: Path | None, json_file: Path | None) -> None:
     """Compare the desired state in PATHS (default: .) with a live cluster snapshot.
@@ -130,7 +134,8 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str 
         paths=paths or (Path("."),), root=root, snapshot=snapshot_file, kubeconfig=kubeconfig,
         context=context, in_cluster=in_cluster, live_deadline=deadline, cluster=cluster,
         ignore_file=ignore_file,
-        owners=owners, packs=packs, policies=policies, fail_on=parse_fail_on(fail_on),
+        owners=owners, packs=packs, policies=policies, policies_ref=policies_ref,
+        fail_on=parse_fail_on(fail_on),
         link_base=link_base, sarif_category=sarif_category,
         default_namespace=default_namespace,
     )

@@ -5,6 +5,7 @@ Plain data in (``DriftRunOptions``), a ``Report`` out; the CLI only parses flags
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,9 +19,10 @@ from checker.drift.normalize import desired_path, keyed_path, path_text
 from checker.drift.rules import DRIFT_RULES, RULE_MODIFIED, RULE_POLICY, RULE_UNMANAGED
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource, KindRef, Snapshot, SnapshotSource
+from checker.drift.trusted import export_policies, refuse_in_pull_request
 from checker.load.flux import follow_all
 from checker.load.kustomize import kustomization_file
-from checker.load.objects import relpath
+from checker.load.objects import LoadResult, relpath
 from checker.model import Finding, Report, Resource, Rule, Severity, SourceLocation
 from checker.options import ScanOptions
 from checker.policy.evaluate import Evaluator
@@ -41,6 +43,7 @@ class DriftRunOptions:
     kubeconfig: str | None = None
     context: str | None = None
     in_cluster: bool = False
+    policies_ref: str = ""  # the trusted ref whose --policies folders run on live objects
     live_deadline: float = 600.0  # seconds for the whole live read
     cluster: str = ""
     ignore_file: Path | None = None
@@ -193,10 +196,17 @@ def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
 
 
 def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
-              hasher: SecretHasher | None = None) -> Report:
-    """Load, read the snapshot (``source`` or the file in the options), compare, evaluate."""
+              hasher: SecretHasher | None = None,
+              environ: Mapping[str, str] | None = None) -> Report:
+    """Load, read the snapshot (``source`` or the file in the options), compare, evaluate.
+
+    Refused in a pull-request job (``environ``, default the process environment). Only
+    trusted policies run on live objects: the packs, and the ``policies`` folders as they are
+    at ``policies_ref``; without a ref those folders are not run, and a finding says so.
+    """
+    refuse_in_pull_request(environ)
     hasher = hasher or SecretHasher.from_env()
-    from checker.pipeline import cluster_policies, load_cluster
+    from checker.pipeline import load_cluster
 
     desired = desired_cluster(options.paths, options.root)
     loaded = load_cluster(desired, options.root)
@@ -221,11 +231,10 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
     result = compare(loaded.resources, snapshot, hasher, DriftOptions(
         entry=entry, cluster=cluster, ignore=tuple(ignore), owners=options.owners,
         default_namespace=options.default_namespace))
-    policies, errors, packs = cluster_policies(ScanOptions(
-        paths=options.paths, root=options.root, packs=options.packs,
-        policies=options.policies), desired, None)
-    violations, eval_errors, absorbed = policy_drift(policies, loaded.resources, result, entry,
-                                                     cluster)
+    with tempfile.TemporaryDirectory(prefix="gitops-checker-policies-") as tmp:
+        policies, errors, packs = trusted_policies(options, desired, loaded, Path(tmp))
+        violations, eval_errors, absorbed = policy_drift(policies, loaded.resources, result,
+                                                         entry, cluster)
     kept = [f for f in result.findings if not any(f is a for a in absorbed)]
     findings = [*loaded.findings, *kept, *violations]
     findings = [f if f.cluster else _with_cluster(f, cluster) for f in findings]
@@ -255,7 +264,35 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
         group_by="cluster",
         fail_on=options.fail_on,
         drift_summary=summary,
+        coverage=tuple(sorted(set(loaded.coverage))),
     )
+
+
+def trusted_policies(options: DriftRunOptions, desired: Cluster, loaded: LoadResult,
+                     tmp: Path) -> tuple[list[Policy], list[str], tuple[str, ...]]:
+    """The policies that may run on live objects: packs, and the folders at the trusted ref.
+
+    Folders given without ``policies_ref`` come from the working tree, which a pull request
+    controls: they are not run, and each is a not-checked finding (an error: the check asked
+    for was not made) that names the way out.
+    """
+    from checker.pipeline import cluster_policies
+
+    root, folders = options.root, options.policies
+    if folders and options.policies_ref:
+        root, folders = export_policies(options.root, options.policies_ref, folders, tmp)
+    elif folders:
+        for folder in folders:
+            loaded.not_checked(
+                "policies", f"policy folder {relpath(folder, options.root)} on live objects",
+                relpath(folder, options.root),
+                "repository policies run on live objects only from a trusted ref: the working "
+                "tree may hold a pull request's policies, which could copy live data into the "
+                "report. Give --policies-ref REF (the default branch; the Action's "
+                "policies-ref input); the packs still ran", severity=Severity.ERROR)
+        folders = ()
+    return cluster_policies(ScanOptions(paths=options.paths, root=root, packs=options.packs,
+                                        policies=folders), desired, None)
 
 
 def _with_cluster(f: Finding, cluster: str) -> Finding:

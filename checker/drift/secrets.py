@@ -14,7 +14,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,8 +73,9 @@ def decode_data(value: Any) -> bytes:
 def hash_secret_values(body: Mapping[str, Any], hasher: SecretHasher) -> dict[str, Any]:
     """A copy of a Secret with ``stringData`` folded into ``data`` and every value hashed.
 
-    ``stringData`` wins over ``data`` for the same key, as the API server does. The
-    ``last-applied-configuration`` annotation (which repeats the values) is dropped.
+    ``stringData`` wins over ``data`` for the same key, as the API server does. Annotations
+    that copy the object (last-applied, kapp's original and original-diff) are dropped, and
+    any other annotation holding JSON is hashed (``protect_annotations``).
     """
     out = dict(body)
     data: dict[str, str] = {}
@@ -89,11 +92,7 @@ def hash_secret_values(body: Mapping[str, Any], hasher: SecretHasher) -> dict[st
         out["data"] = dict(sorted(data.items()))
     meta = body.get("metadata")
     if isinstance(meta, Mapping):
-        annotations = meta.get("annotations")
-        if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
-            meta = dict(meta)
-            meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
-            out["metadata"] = meta
+        out["metadata"] = protect_annotations(meta, hasher, secret=True)
     return out
 
 
@@ -119,3 +118,66 @@ def blind_values(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# Annotations that hold a copy of the object (or a diff of it) by design: always dropped.
+COPY_ANNOTATIONS = frozenset({LAST_APPLIED, "kapp.k14s.io/original",
+                              "kapp.k14s.io/original-diff"})
+_DATA_KEYS = frozenset({"data", "stringData", "binaryData"})
+_DATA_LINE = re.compile(r"^\s*[\"']?(?:data|stringData|binaryData)[\"']?\s*:", re.MULTILINE)
+_DATA_PATH = re.compile(r"^/(?:data|stringData|binaryData)(?:/|$)")
+
+
+def _holds_data(node: Any, depth: int = 0) -> bool:
+    """A parsed value that contains object data: a ``data``/``stringData`` key, a Secret,
+    or a JSON patch operation on ``/data`` (kapp's ``original-diff``)."""
+    if depth > 64:
+        return True  # deeper than any object: assume the worst
+    if isinstance(node, Mapping):
+        if _DATA_KEYS & {str(k) for k in node}:
+            return True
+        if node.get("kind") == "Secret":
+            return True
+        path = node.get("path")
+        if isinstance(path, str) and _DATA_PATH.match(path):
+            return True
+        return any(_holds_data(v, depth + 1) for v in node.values())
+    if isinstance(node, list):
+        return any(_holds_data(v, depth + 1) for v in node)
+    return False
+
+
+def copies_object(value: Any, *, secret: bool = False) -> bool:
+    """Whether an annotation value may carry a copy of an object's data.
+
+    JSON is parsed and searched (``_holds_data``); anything else counts when a line looks like
+    a YAML ``data:`` / ``stringData:`` key (YAML itself is not parsed: a live annotation of
+    256 KiB could be an alias bomb). On a Secret, any JSON object or list counts.
+    """
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if text[:1] in ("{", "["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return secret or _holds_data(parsed)
+    return bool(_DATA_LINE.search(text))
+
+
+def protect_annotations(meta: Mapping[str, Any], hasher: SecretHasher, *,
+                        secret: bool) -> dict[str, Any]:
+    """Metadata without copy annotations; any other annotation holding data is hashed."""
+    out = dict(meta)
+    annotations = meta.get("annotations")
+    if not isinstance(annotations, Mapping):
+        return out
+    kept: dict[str, Any] = {}
+    for key, value in annotations.items():
+        if key in COPY_ANNOTATIONS:
+            continue
+        if copies_object(value, secret=secret):
+            value = hasher.digest(str(value).encode("utf-8"))
+        kept[key] = value
+    out["annotations"] = kept
+    return out

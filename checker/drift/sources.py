@@ -15,7 +15,12 @@ from typing import Any, Protocol
 
 import yaml
 
-from checker.drift.secrets import LAST_APPLIED, SECRET_KINDS, SecretHasher, hash_secret_values
+from checker.drift.secrets import (
+    SECRET_KINDS,
+    SecretHasher,
+    hash_secret_values,
+    protect_annotations,
+)
 from checker.errors import InputError
 
 SNAPSHOT_API_VERSION = "gitops-checker.io/v1alpha1"
@@ -109,16 +114,19 @@ class SnapshotSource(Protocol):
 
 
 def protect(obj: Mapping[str, Any], hasher: SecretHasher) -> dict[str, Any]:
-    """A live object with Secret values hashed, without ``managedFields`` and the
-    last-applied copy (bookkeeping that is never compared and often half the object's size)."""
-    out = hash_secret_values(obj, hasher) if obj.get("kind") in SECRET_KINDS else dict(obj)
+    """A live object as a snapshot may hold it: Secret values hashed, no ``managedFields``.
+
+    Annotations that copy an object (``last-applied-configuration``, kapp's ``original`` and
+    ``original-diff``) are dropped from every object, and any other annotation whose value
+    holds object data (a ``data``/``stringData`` key, a Secret, a patch of ``/data``) is
+    replaced by its keyed hash: a copy of a Secret must not ride along in an annotation.
+    """
+    secret = obj.get("kind") in SECRET_KINDS
+    out = hash_secret_values(obj, hasher) if secret else dict(obj)
     meta = out.get("metadata")
     if isinstance(meta, Mapping):
         meta = {k: v for k, v in meta.items() if k != "managedFields"}
-        annotations = meta.get("annotations")
-        if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
-            meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
-        out["metadata"] = meta
+        out["metadata"] = protect_annotations(meta, hasher, secret=secret)
     return out
 
 
