@@ -22,7 +22,7 @@ import copy
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from importlib import resources as importlib_resources
@@ -40,6 +40,7 @@ RULE_EXPIRING = "acceptance.expiring"
 RULE_STALE = "acceptance.stale"
 RULE_INVALID = "acceptance.invalid"
 RULE_INLINE_IGNORED = "acceptance.inline-ignored"
+RULE_PENDING = "acceptance.pending-approval"
 
 ST_PREFIX = "securitytower.io/policy.exclusion."
 OWN_PREFIX = "gitops-checker.io/accept."
@@ -104,6 +105,7 @@ class Acceptance:
     approver: str = ""
     ticket: str = ""
     kind: str = "file"             # "file" or "annotation"
+    holder: tuple[str, str] = ("", "")  # annotation: kind and name of the annotated object
 
     def covers_policy(self, finding: Finding) -> bool:
         """Whether the finding's policy is the accepted one (rule id, constraint or its kind)."""
@@ -267,6 +269,7 @@ def inline_acceptances(cluster: str, res: Resource,
                                     kind=res.kind, name=res.name),),
                 justification=" ".join(reason.split()) or "(no reason given)", owner=owner,
                 expires=expires, location=loc, kind="annotation",
+                holder=(holder.kind, holder.name),
             ))
     return found
 
@@ -307,12 +310,19 @@ class _NameIndex:
 
 def apply(findings: Sequence[Finding], resources: Sequence[Resource],
           acceptances: Sequence[Acceptance], today: dt.date, *, inline: bool = True,
-          warn_days: int = 14) -> Outcome:
+          warn_days: int = 14, approved: Callable[[Acceptance], bool] | None = None,
+          base: str = "") -> Outcome:
     """Mark accepted findings, and report expired, expiring, stale and ignored acceptances.
 
     ``resources`` carry their ``cluster``; a finding is tied to its resource by cluster and
     ``Resource.display``. File acceptances win over annotations; the first that matches is used.
+
+    Four eyes: with ``approved`` (see ``BaseApproval``), an acceptance for which it is false
+    (new or changed since ``base``, the reviewed branch) accepts nothing; it is reported as
+    ``acceptance.pending-approval`` instead, so the change's author cannot waive their own
+    finding.
     """
+    approved = approved or (lambda a: True)
     outcome = Outcome()
     if not acceptances and not any(inline_acceptances(r.cluster, r, {}) for r in resources):
         # Nothing can accept anything (a Namespace's annotations are its own, walked here too)
@@ -365,7 +375,7 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
         chosen = None
         for a in candidates:
             used.add(key(a))
-            if chosen is None and not expired(a):
+            if chosen is None and not expired(a) and approved(a):
                 chosen = a
         if chosen is not None and (inline or chosen.kind == "file"):
             finding = replace(finding, suppression=chosen.suppression())
@@ -380,7 +390,8 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
             annotation_seen.setdefault(key(a), a)
 
     for a in acceptances:
-        outcome.problems += _lifecycle(a, today, warn_days, key(a) in used)
+        outcome.problems += (_lifecycle(a, today, warn_days, key(a) in used) if approved(a)
+                             else [_pending(a, base)])
     for k, a in sorted(annotation_seen.items()):
         if not inline:
             outcome.problems.append(_problem(
@@ -388,8 +399,134 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
                 f"annotation {a.id} is ignored: this repository accepts risks only in "
                 "acceptance files (acceptances: files-only)", a.location, acceptance=a.id))
             continue
-        outcome.problems += _lifecycle(a, today, warn_days, k in used)
+        outcome.problems += (_lifecycle(a, today, warn_days, k in used) if approved(a)
+                             else [_pending(a, base)])
     return outcome
+
+
+def _pending(a: Acceptance, base: str) -> Finding:
+    what = f"acceptance {a.id}" if a.kind == "file" else f"annotation {a.id}"
+    where = base or "the base branch"
+    return _problem(
+        RULE_PENDING, Severity.WARNING,
+        f"{what} for policy {a.policy} is new or changed in this change (not on {where} as it "
+        "is here), so it accepts nothing yet: a risk acceptance counts once someone other than "
+        "its author has reviewed and merged it", a.location,
+        acceptance=a.id, policy=a.policy, owner=a.owner, base=base)
+
+
+class BaseApproval:
+    """Whether an acceptance is on the base ref exactly as it is now (four eyes).
+
+    ``base`` is the branch the change will be merged into (a pull request's base commit),
+    read through git; paths are relative to ``root``, a folder of the repository. A file
+    acceptance is approved when the same file at ``base`` has an entry with the same id and the
+    same policy, resources, justification, owner, expiry, approver and ticket. An annotation
+    is approved when, in the same file at ``base``, an object of the same kind and name carries
+    the same annotation with the same text (and the same owner and expiry annotations). A
+    file or a commit git cannot read approves nothing.
+    """
+
+    def __init__(self, root: Path, base: str) -> None:
+        from checker.errors import InputError
+        from checker.inventory.git import Git
+
+        if not base or base.startswith("-"):
+            raise InputError(f"invalid acceptance base {base!r}")
+        self.base = base
+        self._git = Git(root)
+        try:
+            commit = self._git.run("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}",
+                                   ok=(0, 1)).strip()
+            if not commit:
+                raise InputError(
+                    f"acceptance base {base}: no such commit here; fetch it (actions/checkout "
+                    "with fetch-depth: 0, or 2 for a pull request's merge commit)")
+            self.commit = commit
+            top = self._git.top.resolve()
+            rel = root.resolve().relative_to(top)
+            self.prefix = "" if str(rel) == "." else rel.as_posix() + "/"
+        finally:
+            self._git.close()
+        self._files: dict[str, bytes | None] = {}
+        self._cache: dict[tuple[str, int, str], bool] = {}
+
+    def _blob(self, path: str) -> bytes | None:
+        if path not in self._files:
+            proc = self._git.call("cat-file", "blob", f"{self.commit}:{self.prefix}{path}")
+            self._files[path] = proc.stdout if proc.returncode == 0 else None
+        return self._files[path]
+
+    def __call__(self, a: Acceptance) -> bool:
+        key = (a.location.path, a.location.line, a.id)
+        if key not in self._cache:
+            self._cache[key] = (self._file_approved(a) if a.kind == "file"
+                                else self._annotation_approved(a))
+        return self._cache[key]
+
+    def _documents(self, path: str) -> list[Any]:
+        from checker.load.yamlfile import YamlProblem, decode, parse_documents
+
+        blob = self._blob(path)
+        if blob is None:
+            return []
+        try:
+            return [d.data for d in parse_documents(decode(blob)) if isinstance(d, Document)]
+        except YamlProblem:
+            return []
+
+    def _file_approved(self, a: Acceptance) -> bool:
+        for doc in self._documents(a.location.path):
+            entries = doc.get("acceptances") if isinstance(doc, dict) else None
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict) and entry.get("id") == a.id:
+                    return _same_entry(entry, a)
+        return False
+
+    def _annotation_approved(self, a: Acceptance) -> bool:
+        kind, name = a.holder
+        for doc in self._documents(a.location.path):
+            if not isinstance(doc, dict) or doc.get("kind") != kind:
+                continue
+            meta = doc.get("metadata")
+            if not isinstance(meta, dict) or str(meta.get("name", "")) != name:
+                continue
+            for path in _TEMPLATE_PATHS:
+                notes = _annotations(doc, path)
+                if a.id not in notes:
+                    continue
+                reason = " ".join(notes[a.id].split()) or "(no reason given)"
+                if (reason == a.justification and notes.get(OWN_OWNER, "") == a.owner
+                        and _date(notes.get(OWN_EXPIRES)) == a.expires):
+                    return True
+        return False
+
+
+def _date(text: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _same_entry(entry: Mapping[str, Any], a: Acceptance) -> bool:
+    """An acceptance file entry of the base ref equals the acceptance as loaded now."""
+    try:
+        expires = dt.date.fromisoformat(str(entry.get("expires")))
+        selectors = tuple(Selector(
+            cluster=str(s.get("cluster", "*")), namespace=str(s.get("namespace", "*")),
+            kind=str(s.get("kind", "*")), name=str(s.get("name", "*")),
+            labels={str(k): str(v) for k, v in (s.get("labels") or {}).items()},
+        ) for s in entry.get("resources") or [])
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return (str(entry.get("policy")) == a.policy and expires == a.expires
+            and selectors == a.selectors
+            and [dict(s.labels) for s in selectors] == [dict(s.labels) for s in a.selectors]
+            and " ".join(str(entry.get("justification", "")).split()) == a.justification
+            and str(entry.get("owner")) == a.owner
+            and str(entry.get("approver", "")) == a.approver
+            and str(entry.get("ticket", "")) == a.ticket)
 
 
 def _lifecycle(a: Acceptance, today: dt.date, warn_days: int, used: bool) -> list[Finding]:

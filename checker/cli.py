@@ -141,6 +141,10 @@ def cli() -> None:
               help="Repository config file (default: ROOT/.gitops-checker.yaml if present).")
 @click.option("--today", "today", metavar="YYYY-MM-DD", default=None,
               help="Date that risk acceptances expire against (default: today's date).")
+@click.option("--accept-base", "accept_base", metavar="REF", default="",
+              help="Four eyes: risk acceptances (files and annotations) count only when they "
+                   "are on REF as they are here; give the pull request's base. New or changed "
+                   "ones are reported as pending approval and accept nothing.")
 @click.option("--group-by", type=click.Choice(["cluster", "pack"]), default=None,
               help="Group reports per cluster or per pack (default: per cluster when several "
                    "clusters are configured).")
@@ -152,7 +156,8 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
          fail_on: str, root: Path, link_base: str, sarif_category: str, fmt: str,
          sarif_file: Path | None, junit_file: Path | None, markdown_file: Path | None,
          json_file: Path | None, config_file: Path | None = None, today: str | None = None,
-         group_by: str | None = None, sarif_accepted: Path | None = None) -> None:
+         group_by: str | None = None, sarif_accepted: Path | None = None,
+         accept_base: str = "") -> None:
     """Check manifests under PATHS (default: .) against Gatekeeper policies."""
     from checker.pipeline import scan as run_scan
 
@@ -161,6 +166,7 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
         paths=paths or (Path("."),), root=root, packs=packs, policies=policies,
         fail_on=parse_fail_on(fail_on), link_base=link_base, sarif_category=sarif_category,
         config_file=config_file, today=parse_today(today), group_by=group_by or "",
+        accept_base=accept_base,
     )
     try:
         report = run_scan(options)

@@ -25,3 +25,4 @@ class ScanOptions:
     config_file: Path | None = None  # default: <root>/.gitops-checker.yaml if it exists
     today: dt.date | None = None     # the date acceptances expire against (default: today)
     group_by: str = ""               # "cluster", "pack" or "" (from the config / the clusters)
+    accept_base: str = ""            # four eyes: acceptances count only as they are at this ref

@@ -185,9 +185,12 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         errors += evaluation.errors
         rules.update({p.rule.id: p.rule for p in policies})
     acceptances, problems_found = accept.load_acceptances(config.acceptances.paths, options.root)
+    approval = (accept.BaseApproval(options.root, options.accept_base)
+                if options.accept_base else None)  # four eyes (see accept.apply)
     outcome = accept.apply(findings, resources, acceptances, today,
                            inline=config.acceptances.inline,
-                           warn_days=config.acceptances.warn_days)
+                           warn_days=config.acceptances.warn_days, approved=approval,
+                           base=options.accept_base)
     findings = [*outcome.findings, *problems_found, *outcome.problems]
     for f in findings:
         if f.rule_id not in rules and f.rule_id in BUILTIN_RULES:

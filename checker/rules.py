@@ -7,6 +7,7 @@ from checker.accept import (
     RULE_EXPIRING,
     RULE_INLINE_IGNORED,
     RULE_INVALID,
+    RULE_PENDING,
     RULE_STALE,
 )
 from checker.load.helm import RULE_HELM
@@ -128,6 +129,13 @@ BUILTIN_RULES: dict[str, Rule] = {
         Rule(RULE_INVALID, "Invalid risk acceptance", Severity.ERROR,
              "An acceptance file cannot be read or does not follow the acceptance schema; its "
              "acceptances were not applied.", "Fix the file at the reported line."),
+        Rule(RULE_PENDING, "Risk acceptance pending approval", Severity.WARNING,
+             "The acceptance (a file entry or an inline annotation) is new or changed in the "
+             "change under review: it is not on the base branch as it is here. Its author "
+             "cannot waive their own finding, so it accepts nothing until it has been "
+             "reviewed and merged.",
+             "Have the acceptance reviewed (CODEOWNERS on the acceptance files) and merged on "
+             "its own, or fix the finding."),
         Rule(RULE_INLINE_IGNORED, "Inline acceptance ignored", Severity.WARNING,
              "The repository accepts risks only in acceptance files (acceptances: files-only), "
              "so this annotation accepts nothing.",
