@@ -58,6 +58,8 @@ DEFAULTS: dict[str, str] = {
     "config": "",
     "snapshot": "",
     "mode": "scan",
+    "acceptance-base": "auto",
+    "policies-ref": "",
     "fail-on": "error",
     "sarif-file": "gitops-checker-results/results.sarif",
     "junit-file": "gitops-checker-results/junit.xml",
@@ -109,6 +111,8 @@ class ActionInputs:
     annotations: bool
     max_annotations: int
     working_directory: str
+    acceptance_base: str = "auto"
+    policies_ref: str = ""
 
 
 def input_variable(name: str) -> str:
@@ -175,6 +179,8 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
         annotations=annotations_text in TRUE,
         max_annotations=int(max_text),
         working_directory=get_input(environ, "working-directory"),
+        acceptance_base=get_input(environ, "acceptance-base") or "auto",
+        policies_ref=get_input(environ, "policies-ref"),
     )
 
 
@@ -219,7 +225,49 @@ class Workspace:
         return f"{server}/{repository}/blob/{sha}" + ("" if sub == "." else f"/{sub}")
 
 
-def build_options(inputs: ActionInputs, space: Workspace, link_base: str) -> ScanOptions:
+def acceptance_base(value: str, environ: Mapping[str, str], workdir: Path) -> str:
+    """The ref acceptances must already be on (four eyes), from the ``acceptance-base`` input.
+
+    ``none``: every acceptance counts. ``auto`` (the default): in a pull-request run the
+    commit the pull request is merged into (the first parent of the checked-out merge commit,
+    else the event's ``pull_request.base.sha``), elsewhere none. Anything else is a ref.
+    """
+    if value == "none":
+        return ""
+    if value != "auto":
+        if value.startswith("-"):
+            raise ActionError(f"input acceptance-base: {value!r} is not a ref")
+        return value
+    from checker.drift.trusted import PULL_REQUEST_EVENTS
+
+    if environ.get("GITHUB_EVENT_NAME", "") not in PULL_REQUEST_EVENTS:
+        return ""
+    import json
+    import subprocess
+
+    base = ""
+    event_path = environ.get("GITHUB_EVENT_PATH", "")
+    if event_path:
+        try:
+            with open(event_path, encoding="utf-8") as handle:
+                event = json.load(handle)
+            base = str(((event.get("pull_request") or {}).get("base") or {}).get("sha") or "")
+        except (OSError, ValueError, AttributeError):
+            base = ""
+    parents = subprocess.run(["git", "-C", str(workdir), "rev-list", "--parents", "-n", "1",
+                              "HEAD"], capture_output=True, text=True, timeout=60,
+                             check=False).stdout.split()
+    if len(parents) == 3:  # the merge commit GitHub checks out: its first parent is the base
+        return parents[1]
+    if base:
+        return base
+    raise ActionError("input acceptance-base: auto cannot tell this pull request's base (no "
+                      "merge commit and no pull_request.base.sha); check out the merge commit "
+                      "with fetch-depth: 2, or give the base ref")
+
+
+def build_options(inputs: ActionInputs, space: Workspace, link_base: str,
+                  environ: Mapping[str, str] | None = None) -> ScanOptions:
     """The same ScanOptions the CLI builds, from the action's inputs."""
     extra: dict[str, Any] = {}
     if inputs.config:
@@ -238,6 +286,7 @@ def build_options(inputs: ActionInputs, space: Workspace, link_base: str) -> Sca
         fail_on=inputs.fail_on,
         link_base=link_base,
         sarif_category=inputs.sarif_category,
+        accept_base=acceptance_base(inputs.acceptance_base, environ or {}, space.workdir),
         **extra,
     )
 
@@ -297,7 +346,8 @@ def run_checks(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> 
     if drift is not None:
         drifted = drift(options.paths, snapshot, options.root, packs=options.packs,
                         policies=options.policies, fail_on=options.fail_on,
-                        link_base=options.link_base, sarif_category=options.sarif_category)
+                        link_base=options.link_base, sarif_category=options.sarif_category,
+                        **({"policies_ref": inputs.policies_ref} if inputs.policies_ref else {}))
         report = drifted if report is None else merge(report, drifted)
     assert report is not None
     return report
@@ -443,7 +493,15 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
     try:
         inputs = parse_inputs(environ)
         space = Workspace.from_env(environ, inputs.working_directory)
-        options = build_options(inputs, space, space.link_base(environ))
+        if inputs.mode != "scan":
+            from checker.drift.trusted import pull_request_job
+
+            why = pull_request_job(environ)
+            if why:
+                raise ActionError(f"mode {inputs.mode}: drift compares live cluster data and "
+                                  f"is refused in a pull-request run ({why}); run it on the "
+                                  "default branch (see docs/security.md)")
+        options = build_options(inputs, space, space.link_base(environ), environ)
         files = report_files(inputs, space)
         report = run_checks(inputs, options, space)
         rendered = Rendered(report)
