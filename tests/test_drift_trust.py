@@ -188,3 +188,14 @@ def test_drift_is_refused_in_a_pull_request_job(pr_repo: Path, name: str, value:
     assert out == ""
     assert f"refused in a pull-request job ({name}={value})" in err
     assert "docs/security.md" in err
+
+
+def test_snapshot_is_refused_in_a_pull_request_job(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    result = CliRunner().invoke(cli, ["snapshot", str(tmp_path), "--out",
+                                      str(tmp_path / "s.json"), "--kubeconfig",
+                                      str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert "refused in a pull-request job (GITHUB_EVENT_NAME=pull_request)" in result.stderr
+    assert not (tmp_path / "s.json").exists()

@@ -42,18 +42,21 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
              page_size: int, root: Path) -> None:
     """Write a read-only snapshot of a live cluster for the kinds of the manifests in PATHS.
 
-    Only get and list are used. Secret values are replaced by keyed hashes (key from
-    GITOPS_CHECKER_SECRET_KEY) before anything is written.
+    Only list requests (and discovery) are made. Secret values are replaced by keyed hashes
+    (key from GITOPS_CHECKER_SECRET_KEY) before anything is written. Refused in a
+    pull-request job.
     """
     from checker.drift.live import LiveSource, context_name, load_configuration
     from checker.drift.run import desired_kinds
     from checker.drift.secrets import SecretHasher
     from checker.drift.sources import write_snapshot
+    from checker.drift.trusted import refuse_in_pull_request
     from checker.load import load_paths
 
     if in_cluster and (kubeconfig or context):
         fail("--in-cluster cannot be combined with --kubeconfig or --context")
     try:
+        refuse_in_pull_request()
         loaded = load_paths(paths or (Path("."),), root)
         wanted = desired_kinds(loaded.resources) | {_kind_ref(k) for k in kinds}
         hasher = SecretHasher.from_env()

@@ -41,7 +41,7 @@ def refuse_in_pull_request(environ: Mapping[str, str] | None = None) -> None:
     why = pull_request_job(environ)
     if why:
         raise ConfigError(
-            f"drift compares live cluster data and is refused in a pull-request job ({why}): "
+            f"drift reads live cluster data and is refused in a pull-request job ({why}): "
             "its findings show live values and a pull request could choose what is compared. "
             "Run drift on the default branch (see docs/security.md)")
 
