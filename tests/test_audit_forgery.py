@@ -9,7 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from checker.cli import cli
-from checker.inventory.audit import CHUNK_COMMITS, parse_commit_object
+from checker.inventory.audit import CHUNK_COMMITS, AuditOptions, parse_commit_object
+from checker.inventory.audit import audit as run_audit
 from tests.test_audit_trail import CRONJOB, DEPLOY, Repo, audit, audit_json, changes
 
 # Under the old `%x1f`-joined format these extra fields slid into place: the status field
@@ -146,3 +147,7 @@ def test_history_longer_than_a_chunk(tmp_path: Path) -> None:
     assert data["summary"]["added"] == 1 and data["summary"]["modified"] == count - 1
     dates = [c["committer"]["date"] for c in data["commits"]]
     assert dates == sorted(dates, reverse=True)
+    calls: list[tuple[int, int]] = []
+    trail = run_audit(AuditOptions(repo=r.path), progress=lambda d, t: calls.append((d, t)))
+    assert len(trail.commits) == count
+    assert calls == [(CHUNK_COMMITS, count), (count, count)]  # once per chunk
