@@ -37,7 +37,7 @@ _FORMAT = "%H%x00%P%x00%G?%x00%GS"
 _SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")  # SHA-1 or SHA-256
 _IDENT = re.compile(rb"^(.*) <([^<>]*)> (\d+) ([+-]\d{4})$")
 CHUNK_COMMITS = 200  # commits whose files are read and diffed at once (bounds memory)
-PARSED_CACHE = 4096  # parsed blobs kept for reuse between chunks
+PARSED_CACHE_BYTES = 32 * 1024 * 1024  # source bytes of parsed versions kept between chunks
 
 
 @dataclass(frozen=True)
@@ -413,22 +413,32 @@ def _is_zero(sha: str) -> bool:
 
 
 class _ParsedCache:
-    """Parsed file versions by blob id, the least recently used dropped beyond ``size``."""
+    """Parsed file versions by blob id; the least recently used go beyond ``limit`` bytes.
 
-    def __init__(self, size: int = PARSED_CACHE) -> None:
-        self.size = size
-        self.items: OrderedDict[str, Parsed] = OrderedDict()
+    The weight of an entry is the size of the file it was parsed from, so a few huge files
+    (generated CRDs) cannot hold more memory than many small ones.
+    """
+
+    def __init__(self, limit: int = PARSED_CACHE_BYTES) -> None:
+        self.limit = limit
+        self.total = 0
+        self.items: OrderedDict[str, tuple[Parsed, int]] = OrderedDict()
 
     def get(self, oid: str) -> Parsed | None:
         found = self.items.get(oid)
-        if found is not None:
-            self.items.move_to_end(oid)
-        return found
+        if found is None:
+            return None
+        self.items.move_to_end(oid)
+        return found[0]
 
-    def put(self, oid: str, parsed: Parsed) -> None:
-        self.items[oid] = parsed
-        if len(self.items) > self.size:
-            self.items.popitem(last=False)
+    def put(self, oid: str, parsed: Parsed, weight: int) -> None:
+        if oid in self.items:
+            return
+        self.items[oid] = (parsed, weight)
+        self.total += weight
+        while self.total > self.limit and len(self.items) > 1:
+            _, (_, dropped) = self.items.popitem(last=False)
+            self.total -= dropped
 
 
 def _problem_text(problem: str) -> str:
@@ -479,7 +489,7 @@ def changes_by_commit(git: Git, commits: Sequence[Commit], first_parent: bool,
     fresh: dict[str, Parsed] = {}
     for oid, blob in git.read_many(wanted).items():
         fresh[oid] = parse_manifest(blob)
-        cache.put(oid, fresh[oid])
+        cache.put(oid, fresh[oid], len(blob or b""))
 
     def objects(oid: str) -> Parsed:
         found = fresh.get(oid) or cache.get(oid)
@@ -559,7 +569,8 @@ def audit(options: AuditOptions, git: Git | None = None,
     """Read the history and keep the commits with object changes that pass the filters.
 
     Commits are read and diffed ``CHUNK_COMMITS`` at a time, with a bounded cache of parsed
-    file versions, so memory depends on the largest chunk, not on the length of the history.
+    file versions (by source bytes), so memory depends on the largest chunk, not on the length
+    of the history.
     ``progress(done, total)`` is called after each chunk.
     """
     own = git is None
