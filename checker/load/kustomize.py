@@ -349,8 +349,10 @@ def remote_references(directory: Path, root: Path,
         for ref in kust.refs:
             if ref.remote:
                 found.append((kust, ref))
-            elif ref.target is not None and not _inside(ref.target, root) and not _inside(
-                    ref.target, start):  # a wrapper outside the root may name its own files
+            elif ref.target is not None and not workspace.lexically_inside(
+                    ref.target, root) and not workspace.lexically_inside(ref.target, start):
+                # a "../.." that leaves (a wrapper outside the root may name its own files;
+                # symlinks that lead out are found by links_out)
                 if escapes is not None:
                     escapes.append((kust, ref))
             elif ref.target is not None and ref.target.is_dir():
