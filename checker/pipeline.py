@@ -69,9 +69,9 @@ def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | 
     return policies, errors, packs
 
 
-def load_stage(stage: Stage, root: Path) -> LoadResult:
+def load_stage(stage: Stage, root: Path, remote_hosts: tuple[str, ...] = ()) -> LoadResult:
     """The objects of one Security Tower stage: its folder, in its target namespace."""
-    part = load_paths([stage.path], root)
+    part = load_paths([stage.path], root, remote_hosts=remote_hosts)
     part.resources = flux_load.apply(part.resources, flux_load.FluxSync(
         path=stage.path, name=f"{stage.application}/{stage.name}",
         target_namespace=stage.namespace))
@@ -81,10 +81,11 @@ def load_stage(stage: Stage, root: Path) -> LoadResult:
     return part
 
 
-def _add_stages(loaded: LoadResult, cluster: Cluster, root: Path) -> None:
+def _add_stages(loaded: LoadResult, cluster: Cluster, root: Path,
+                remote_hosts: tuple[str, ...] = ()) -> None:
     """Each stage's folder as the stage deploys it. Plain copies of objects in a stage folder
     (this cluster's or another's) are dropped: the stage decides where they go."""
-    staged = [load_stage(s, root) for s in cluster.stages]
+    staged = [load_stage(s, root, remote_hosts) for s in cluster.stages]
     dirs = [p.resolve() for p in (*(s.path for s in cluster.stages), *cluster.staged_elsewhere)]
 
     def in_stage(r: Resource) -> bool:
@@ -122,9 +123,9 @@ def load_cluster(cluster: Cluster, root: Path, helm: helm_load.HelmSettings | No
     loaded.findings.extend(cluster.problems)
     loaded.coverage.extend(cluster.coverage)
     if cluster.stages or cluster.staged_elsewhere:
-        _add_stages(loaded, cluster, root)
+        _add_stages(loaded, cluster, root, remote_hosts)
     argocd_load.follow(loaded, cluster.name, cluster.argocd or argocd_load.ArgoSettings(), root,
-                       helm)
+                       helm, remote_hosts)
     loaded.resources = [r for r in loaded.resources
                         if not r.location.path.startswith(SECURITY_TOWER_DIR + "/")]
     if cluster.syncs:  # a sync of a parent folder reaches declared files again: once

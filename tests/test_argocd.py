@@ -326,8 +326,16 @@ def test_kustomize_errors_name_the_application_not_a_temporary_folder(tmp_path: 
     errors = [f for f in loaded.findings if f.rule_id == "input.kustomize-error"]
     assert len(errors) == 1
     assert errors[0].location.path == "a.yaml" and errors[0].location.line == 8
-    assert errors[0].message.startswith("Application argocd/bad: kustomize build")
-    assert "gitops-checker-argocd-" not in errors[0].message
+    assert errors[0].message.startswith(
+        "kustomize build Application argocd/bad (path app) failed: ")
+    assert "gitops-checker-" not in errors[0].message and "/tmp" not in errors[0].message
+    # a remote base is not fetched unless the trusted config allows its host
+    write(tmp_path, "app/kustomization.yaml",
+          "resources: ['https://github.com/example/remote//base?ref=v1']\n")
+    loaded = argocd.follow(load_paths([tmp_path / "a.yaml"], tmp_path), "", settings, tmp_path)
+    (remote,) = loaded.findings
+    assert remote.rule_id == "input.not-checked" and remote.location.path == "app/kustomization.yaml"
+    assert "github.com" in remote.message
 
 
 @pytest.mark.parametrize(("url", "expected"), [

@@ -52,7 +52,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -372,6 +371,7 @@ class _Run:
     repo_urls: tuple[str, ...] | None = None
     seen: set[tuple[str, str, str]] = field(default_factory=set)
     helm: helm_load.HelmSettings = field(default_factory=helm_load.HelmSettings)
+    remote_hosts: tuple[str, ...] = ()   # remote Kustomize bases the trusted config allows
     charts: set[str] = field(default_factory=set)   # chart folders Applications rendered
 
     def urls(self) -> tuple[str, ...]:
@@ -389,17 +389,19 @@ def _label(res: Resource) -> str:
 
 
 def follow(loaded: LoadResult, cluster: str, settings: ArgoSettings, root: Path,
-           helm: helm_load.HelmSettings | None = None) -> LoadResult:
+           helm: helm_load.HelmSettings | None = None,
+           remote_hosts: tuple[str, ...] = ()) -> LoadResult:
     """Render every Argo CD Application among ``loaded.resources`` into ``loaded``, in place.
 
     Applications found in what an Application renders are followed too (app-of-apps); each
     Application is rendered once per cluster. ``helm`` says which hosts remote charts may
-    come from. Returns ``loaded``.
+    come from, ``remote_hosts`` which remote Kustomize bases may be fetched. Returns ``loaded``.
     """
     queue = [r for r in loaded.resources if is_argo_app(r)]
     if not queue:
         return loaded
-    run = _Run(root, cluster, settings, loaded, helm=helm or helm_load.HelmSettings())
+    run = _Run(root, cluster, settings, loaded, helm=helm or helm_load.HelmSettings(),
+               remote_hosts=tuple(remote_hosts))
     rendered: list[Resource] = []
     while queue:
         res = queue.pop(0)
@@ -846,36 +848,37 @@ def overlay(opts: Mapping[str, Any], folder: Path, wrapper: Path, root: Path,
     return data, problems
 
 
-_OVERLAY_PATH = re.compile(r"[^\s'\"]*gitops-checker-argocd-[A-Za-z0-9_]+")
-
-
 def _kustomize(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Path,
                run: _Run) -> list[Resource]:
     label = _label(app)
     where = _where(app, *at, "kustomize") if opts else _where(app, *at, "path")
-    wrapper = Path(tempfile.mkdtemp(prefix="gitops-checker-argocd-"))
-    try:
-        data, problems = overlay(opts, folder, wrapper, run.root)
-        for problem in problems:
-            run.result.findings.append(input_finding(
-                RULE_ARGOCD, f"{label}: {problem}", where.path, where.line))
-        if problems:
-            return []
+    problems: list[str] = []
+
+    def prepare(wrapper: Path) -> Mapping[Path, Path]:
+        data, bad = overlay(opts, folder, wrapper, run.root)
+        problems.extend(bad)
+        if bad:  # nothing is built from an overlay Argo CD would refuse
+            data = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
+        data["buildMetadata"] = ["originAnnotations"]
         (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(data, sort_keys=True),
                                                     encoding="utf-8")
-        part = kustomize.render(wrapper, run.root)
-    finally:
-        shutil.rmtree(wrapper, ignore_errors=True)
-    for finding in part.findings:
-        message = _OVERLAY_PATH.sub("<argocd overlay>", finding.message)
-        run.result.findings.append(replace(finding, message=f"{label}: {message}",
-                                           location=where))
-    out = []
-    for res in part.resources:
-        if res.location.path.startswith(".."):  # generated in our overlay
-            res = replace(res, location=where, marks={})
-        out.append(res)
-    return out
+        return {}
+
+    components = [Path(os.path.normpath(folder / str(c))) for c in _list(opts.get("components"))]
+    part = kustomize.render_prepared(
+        prepare, run.root, what=f"{label} (path {relpath(folder, run.root)})",
+        declared=where.path, fallback_dir=folder,
+        graph=[folder, *(c for c in components if c.is_dir() and _inside(c, run.root))],
+        remote_hosts=run.remote_hosts, line=where.line)
+    for problem in problems:
+        run.result.findings.append(input_finding(
+            RULE_ARGOCD, f"{label}: {problem}", where.path, where.line))
+    if problems:
+        return []
+    run.result.findings.extend(part.findings)
+    run.result.coverage.extend(c for c in part.coverage if c.state == "not-checked")
+    return [r if not r.location.path.startswith("..") else replace(r, location=where, marks={})
+            for r in part.resources]
 
 
 def _helm(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Path,
