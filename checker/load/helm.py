@@ -361,7 +361,7 @@ class TemplateMarks(Mapping[FieldPath, SourceLocation]):
             best = -1
             for ref in refs:
                 rank, where = origin(self._layers, (*ref.split("."), *rest))
-                if where is not None and rank > best:
+                if rank > best:
                     best, found = rank, where
             if found is None and line is not None and not rest and self._path:
                 found = SourceLocation(self._path, line + 1)
@@ -385,15 +385,15 @@ def origin(layers: Sequence[ValuesLayer], path: FieldPath
            ) -> tuple[int, SourceLocation | None]:
     """Where the value at ``path`` was set: the highest layer writing it (or a prefix of it).
 
-    Returns the layer's index (higher wins) and the location, or ``(-1, None)``.
+    Returns the layer's index (higher wins) and the location, or ``(-1, None)``. A layer that
+    sets the value but cannot say where (a generated ConfigMap) gives ``(rank, None)``: the
+    field then points at its template line, never at a lower layer it overrode.
     """
     for end in range(len(path), 0, -1):
         for rank in range(len(layers) - 1, -1, -1):
             layer = layers[rank]
             if _has(layer.data, path[:end]):
-                found = layer.locate(path[:end])
-                if found is not None:
-                    return rank, found
+                return rank, layer.locate(path[:end])
     return -1, None
 
 
@@ -592,6 +592,33 @@ def chart_metadata(chart: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def in_chart_home(chart: Path, root: Path) -> bool:
+    """Whether a chart folder belongs to a kustomization's ``helmCharts:`` (its chartHome).
+
+    Such a chart is rendered by Kustomize with the kustomization's values, not on its own.
+    """
+    from checker.load.kustomize import kustomization_file
+
+    top = root.resolve()
+    for folder in chart.resolve().parents:
+        if folder != top and top not in folder.parents:
+            break  # never read outside the repository
+        kfile = kustomization_file(folder)
+        if kfile is None:
+            continue
+        try:
+            data = yaml.load(kfile.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(data, dict) or not data.get("helmCharts"):
+            continue
+        home = Path(os.path.normpath(folder / str(data.get("helmGlobals", {}).get(
+            "chartHome", "charts") if isinstance(data.get("helmGlobals"), dict) else "charts")))
+        if chart.resolve().parent == home.resolve():
+            return True
+    return False
 
 
 def render_default(chart: Path, root: Path) -> LoadResult:

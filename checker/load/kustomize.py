@@ -451,6 +451,13 @@ def clean_message(stderr: str, wrapper: Path, root: Path, returncode: int) -> st
     return _TIMESTAMP.sub("<time>", text)
 
 
+def helm_flags() -> list[str]:
+    """``helmCharts:`` render through gitops-checker's helm shim (never a pull by Kustomize)."""
+    from checker.load.helmshim import shim_command
+
+    return ["--enable-helm", "--helm-command", shim_command()]
+
+
 class KustomizeFailed(Exception):
     """Kustomize exited non-zero; the message is already cleaned."""
 
@@ -458,7 +465,7 @@ class KustomizeFailed(Exception):
 def run_build(wrapper: Path, root: Path) -> str:
     """``kustomize build`` of a prepared folder; raises KustomizeFailed with a clean message."""
     proc = subprocess.run(
-        [*command(), str(wrapper)], capture_output=True, text=True,
+        [*command(), *helm_flags(), str(wrapper)], capture_output=True, text=True,
         timeout=TIMEOUT_SECONDS, check=False,
     )
     if proc.returncode != 0:

@@ -194,7 +194,8 @@ def _load_paths(paths: Iterable[Path], root: Path, exclude: tuple[Path, ...],
                 f"{relpath(leaving[0][0], root)} resolves to {leaving[0][1]}, outside the "
                 "repository; the chart was not rendered", severity=Severity.ERROR)
             continue
-        result.extend(helm.render_default(chart, root))
+        if not helm.in_chart_home(chart, root):
+            result.extend(helm.render_default(chart, root))
     for loaded in _load_files(plain, root):
         result.extend(loaded)
     for rendered in kustomize.render_all(roots, root, remote_hosts):
