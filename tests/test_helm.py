@@ -361,3 +361,25 @@ def test_output_is_deterministic(repo: Path, write: Write) -> None:
         report = scan(ScanOptions(paths=(repo,), root=repo))
         outputs.append(RENDERERS["json"](report) + RENDERERS["sarif"](report))
     assert outputs[0] == outputs[1]
+
+
+def test_dependency_not_vendored_is_not_checked(repo: Path, write: Write) -> None:
+    chart = repo / "charts" / "web" / "Chart.yaml"
+    chart.write_text(chart.read_text(encoding="utf-8") + "  - name: redis\n"
+                     "    version: 1.0.0\n    repository: https://charts.example.com\n"
+                     "    condition: redis.enabled\n", encoding="utf-8")
+    write("apps/web.yaml", release("  values:\n    redis:\n      enabled: true\n"))
+    objects, loaded = cluster_objects(repo)
+    assert not any(r.kind == "Deployment" for r in objects.values())
+    assert not_checked_messages(loaded) == [
+        "HelmRelease apps/web was not checked: Chart.yaml declares redis but charts/ does not "
+        "hold it (Flux fetches chart dependencies; vendor them to have them checked)"]
+    # disabled by its condition, the missing dependency is not needed
+    write("apps/web.yaml", release("  values:\n    redis:\n      enabled: false\n"))
+    objects, loaded = cluster_objects(repo)
+    assert "apps/v1/Deployment/apps/web-web" in objects
+    assert not_checked_messages(loaded) == []
+
+
+def not_checked_messages(loaded: helm.LoadResult) -> list[str]:
+    return [f.message for f in loaded.findings if f.rule_id == "input.not-checked"]

@@ -462,6 +462,13 @@ def render_chart(chart: Path, root: Path, *, release: str, namespace: str,
     values: dict[str, Any] = {}
     for layer in layers:
         values = merge_values(values, layer.data)
+    missing = _missing_dependencies(chart, values)
+    if missing:
+        result.not_checked("helm", what, declared.path, "Chart.yaml declares "
+                           f"{', '.join(missing)} but charts/ does not hold "
+                           f"{'it' if len(missing) == 1 else 'them'} (Flux fetches chart "
+                           "dependencies; vendor them to have them checked)", declared.line)
+        return result
     try:
         _name, sources = helm_render(chart, release, namespace, values, crds)
     except HelmUnavailable:
@@ -539,6 +546,56 @@ def render_chart(chart: Path, root: Path, *, release: str, namespace: str,
     result.coverage.append(Coverage("rendered", "helm", what, declared.path, declared.line,
                                     produced=len(result.resources)))
     return result
+
+
+def _missing_dependencies(chart: Path, values: Mapping[str, Any]) -> list[str]:
+    """Enabled dependencies of a chart folder that are not vendored in its ``charts/``.
+
+    The SDK renders a chart without its absent subcharts; Helm's CLI refuses. Either way the
+    subchart's objects would be missing, so the release is reported instead. A dependency
+    whose ``condition`` is false (in the chart's values and the release's) is not needed.
+    """
+    if not chart.is_dir():
+        return []
+    deps = chart_metadata(chart).get("dependencies")
+    if not isinstance(deps, list):
+        return []
+    present: set[str] = set()
+    folder = chart / "charts"
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                present.add(str(chart_metadata(entry).get("name") or entry.name))
+            elif entry.suffix == ".tgz":
+                present.add(entry.name.rsplit("-", 1)[0])
+    defaults: dict[str, Any] = {}
+    if (chart / "values.yaml").is_file():
+        layer = file_layer(chart / "values.yaml", chart.parent)
+        if isinstance(layer, ValuesLayer):
+            defaults = dict(layer.data)
+    merged = merge_values(defaults, values)
+    missing: list[str] = []
+    for dep in deps:
+        if not isinstance(dep, dict) or not isinstance(dep.get("name"), str):
+            continue
+        name = str(dep.get("alias") or dep["name"])
+        if dep["name"] in present or name in present:
+            continue
+        if _condition(merged, str(dep.get("condition") or "")) is False:
+            continue
+        missing.append(str(dep["name"]))
+    return missing
+
+
+def _condition(values: Mapping[str, Any], condition: str) -> bool | None:
+    """Helm's dependency condition: the first of the comma-separated paths that is a bool."""
+    for path in (p.strip() for p in condition.split(",") if p.strip()):
+        node: Any = values
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, bool):
+            return node
+    return None
 
 
 MAX_TEMPLATE_BYTES = 4 * 1024 * 1024
