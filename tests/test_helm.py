@@ -383,3 +383,67 @@ def test_dependency_not_vendored_is_not_checked(repo: Path, write: Write) -> Non
 
 def not_checked_messages(loaded: helm.LoadResult) -> list[str]:
     return [f.message for f in loaded.findings if f.rule_id == "input.not-checked"]
+
+
+def test_chart_an_argo_cd_application_renders_is_not_rendered_with_defaults(
+        repo: Path, write: Write) -> None:
+    write(".gitops-checker.yaml", "argocd:\n  repoURLs: [https://git.example.com/org/fleet]\n")
+    write("apps/web-app.yaml", """
+        apiVersion: argoproj.io/v1alpha1
+        kind: Application
+        metadata:
+          name: shop
+          namespace: argocd
+        spec:
+          project: default
+          source:
+            repoURL: https://git.example.com/org/fleet
+            path: charts/web
+            helm:
+              values: |
+                replicas: 6
+          destination:
+            server: https://kubernetes.default.svc
+            namespace: shop
+    """)
+    objects, loaded = cluster_objects(repo)
+    deployments = sorted((r.key, r.body["spec"]["replicas"]) for r in objects.values()
+                         if r.kind == "Deployment")
+    assert deployments == [("apps/v1/Deployment/shop/shop-web", 6)]
+    assert not any("(default values)" in c.what for c in loaded.coverage)
+
+
+def test_chart_ref_to_a_helm_chart_object(repo: Path, write: Write) -> None:
+    write("charts/web/values-shop.yaml", "replicas: 9\n")
+    write("apps/web.yaml", """
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmChart
+metadata:
+  name: web-chart
+  namespace: apps
+spec:
+  interval: 10m
+  chart: ./charts/web
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+    namespace: flux-system
+  valuesFiles:
+    - charts/web/values.yaml
+    - charts/web/values-shop.yaml
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: web
+  namespace: apps
+spec:
+  chartRef:
+    kind: HelmChart
+    name: web-chart
+""")
+    objects, loaded = cluster_objects(repo)
+    deploy = objects["apps/v1/Deployment/apps/web-web"]
+    assert deploy.body["spec"]["replicas"] == 9
+    assert str(deploy.locate(("spec", "replicas"))) == "charts/web/values-shop.yaml:1"
+    assert not_checked_messages(loaded) == []

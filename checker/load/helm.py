@@ -351,6 +351,7 @@ class TemplateMarks(Mapping[FieldPath, SourceLocation]):
         self._start = start
         self._layers = layers
         self._memo: dict[FieldPath, SourceLocation | None] = {}
+        self.defaults = False  # rendered with the chart's defaults, no release named it
 
     def _resolve(self, key: FieldPath) -> SourceLocation | None:
         if key in self._memo:
@@ -697,6 +698,9 @@ def render_default(chart: Path, root: Path) -> LoadResult:
     layers = [layer] if isinstance(layer, ValuesLayer) else []
     result = render_chart(chart, root, release=_release_name(name), namespace=DEFAULT_NAMESPACE,
                           layers=layers, what=what)
+    for res in result.resources:
+        if isinstance(res.marks, TemplateMarks):
+            res.marks.defaults = True
     failures = [f for f in result.findings if f.rule_id == RULE_HELM]
     if failures:
         result.findings = [f for f in result.findings if f.rule_id != RULE_HELM]
@@ -796,15 +800,14 @@ def expand_releases(loaded: LoadResult, root: Path, settings: HelmSettings | Non
     are dropped: the release is what Flux applies.
     """
     releases = [r for r in loaded.resources if is_helm_release(r)]
-    if not releases:
-        return
     settings = settings or HelmSettings()
     index = _Index(loaded.resources)
     plans = [_plan(r, index, root, settings) for r in releases]
     used = {relpath(p.home or p.chart, root) for p in plans
             if p.chart is not None and _inside(p.home or p.chart, root)}
-    if used:
-        _drop_defaults(loaded, used)
+    _drop_defaults(loaded, used)
+    if not plans:
+        return
     with ThreadPoolExecutor(max_workers=min(4, len(plans))) as pool:
         results = list(pool.map(lambda p: _render_release(p, root), plans))
     for plan, result in zip(plans, results, strict=True):
@@ -814,14 +817,36 @@ def expand_releases(loaded: LoadResult, root: Path, settings: HelmSettings | Non
 
 
 def _drop_defaults(loaded: LoadResult, used: set[str]) -> None:
+    """Drop the default-values render of charts that something renders with real values.
+
+    ``used`` holds the chart folders HelmReleases name; a chart folder whose templates
+    other objects already point at (an Argo CD Application rendered it) counts as used too.
+    """
+    default = "(default values)"
+    charts = {c.path.rsplit("/", 1)[0] for c in loaded.coverage
+              if c.kind == "helm" and default in c.what}
+    if not charts:
+        return
+
+    def chart_of(path: str) -> str | None:
+        return next((c for c in charts if path.startswith(c + "/")), None)
+    for res in loaded.resources:
+        chart = chart_of(res.location.path)
+        if chart is not None and not _is_default(res):
+            used.add(chart)
+
     def under(path: str) -> bool:
         return any(path == c or path.startswith(c + "/") for c in used)
-    default = "(default values)"
     loaded.coverage = [c for c in loaded.coverage
                        if not (c.kind == "helm" and default in c.what and under(c.path))]
-    loaded.resources = [r for r in loaded.resources if not under(r.location.path)]
+    loaded.resources = [r for r in loaded.resources
+                        if not (_is_default(r) and under(r.location.path))]
     loaded.findings = [f for f in loaded.findings
                        if not (under(f.location.path) and default in f.message)]
+
+
+def _is_default(res: Resource) -> bool:
+    return isinstance(res.marks, TemplateMarks) and res.marks.defaults
 
 
 def _render_release(plan: _Release, root: Path) -> LoadResult:
