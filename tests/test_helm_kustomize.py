@@ -56,7 +56,7 @@ patches:
     assert deploy.location.path == "app/kustomization.yaml"
     assert sorted(r.kind for r in loaded.resources) == ["Deployment", "Pod", "Service"]
     # the chart folder under charts/ is the kustomization's chartHome, not a chart to render
-    assert [c.kind for c in loaded.coverage] == []
+    assert [c.kind for c in loaded.coverage if c.kind == "helm"] == []
 
 
 def test_a_chart_that_is_not_vendored_is_not_pulled(tmp_path: Path) -> None:
@@ -86,6 +86,7 @@ helmCharts:
     (finding,) = loaded.findings
     assert finding.rule_id == "input.kustomize-error"
     assert finding.location.path == "app/kustomization.yaml"
+    assert helmshim.NOT_PULLED in finding.message  # Kustomize's whole message is kept
     assert loaded.resources == []
     assert requests == []  # Kustomize asked the shim to pull; nothing reached the server
     assert helmshim.main(["pull", "podinfo", "--repo", "http://x"]) == 1
