@@ -315,7 +315,8 @@ def test_other_git_repository_is_not_checked(repo: Path, write: Write) -> None:
     write("apps/web.yaml", release("").replace("name: flux-system\n        namespace",
                                                "name: tenant\n        namespace"))
     write("apps/tenant.yaml", GIT_SOURCE.replace("flux-system\n  namespace", "tenant\n"
-                                                 "  namespace"))
+                                                 "  namespace").replace("org/fleet",
+                                                                        "tenant/apps"))
     _, loaded = cluster_objects(repo)
     (finding,) = [f for f in loaded.findings if f.rule_id == "input.not-checked"]
     assert "GitRepository flux-system/tenant is not this repository" in finding.message
@@ -446,4 +447,16 @@ spec:
     deploy = objects["apps/v1/Deployment/apps/web-web"]
     assert deploy.body["spec"]["replicas"] == 9
     assert str(deploy.locate(("spec", "replicas"))) == "charts/web/values-shop.yaml:1"
+    assert not_checked_messages(loaded) == []
+
+
+def test_git_repository_with_this_repositorys_url_is_this_repository(repo: Path,
+                                                                      write: Write) -> None:
+    write("apps/web.yaml", release("").replace("name: flux-system\n        namespace",
+                                               "name: fleet\n        namespace"))
+    write("apps/fleet.yaml", GIT_SOURCE.replace("flux-system\n  namespace", "fleet\n"
+                                                "  namespace").replace(
+        "org/fleet", "org/fleet.git"))
+    objects, loaded = cluster_objects(repo)
+    assert "apps/v1/Deployment/apps/web-web" in objects
     assert not_checked_messages(loaded) == []

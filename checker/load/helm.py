@@ -46,6 +46,7 @@ from typing import Any
 
 import yaml
 
+from checker.load import flux as flux_load
 from checker.load import helmfetch
 from checker.load.flux import CLUSTER_SCOPED, mapping_of
 from checker.load.objects import (
@@ -737,14 +738,21 @@ def is_helm_release(res: Resource) -> bool:
     return res.kind == "HelmRelease" and res.api_version.startswith(HELM_GROUP + "/")
 
 
-def this_repository(git_repo: Resource) -> bool:
+def this_repository(git_repo: Resource, home: Resource | None = None) -> bool:
     """Whether a GitRepository is the repository being scanned.
 
-    The rule: the ``flux-system`` GitRepository (the one ``flux bootstrap`` creates for the
-    repository that holds it) is this repository; any other GitRepository is another
-    repository, whose charts are reported as not checked.
+    The same rule as the Flux loader's: the ``flux-system/flux-system`` GitRepository (the one
+    ``flux bootstrap`` creates for the repository that holds it) is this repository, and so
+    is a GitRepository with the same URL as it (``home``); any other is another repository,
+    whose charts are reported as not checked.
     """
-    return git_repo.name == "flux-system"
+    if (git_repo.namespace, git_repo.name) == flux_load.THIS_REPOSITORY:
+        return True
+    if home is None:
+        return False
+    url = str(mapping_of(git_repo.body.get("spec")).get("url") or "")
+    home_url = str(mapping_of(home.body.get("spec")).get("url") or "")
+    return bool(url) and flux_load._normal_url(url) == flux_load._normal_url(home_url)
 
 
 class _Index:
@@ -941,9 +949,11 @@ def _resolve_chart(plan: _Release, spec: Mapping[str, Any], index: _Index, root:
     src_spec = mapping_of(source.body.get("spec"))
     values_files = [str(v) for v in chart_spec.get("valuesFiles") or [] if isinstance(v, str)]
     if kind == "GitRepository":
-        if not this_repository(source):
+        if not this_repository(source, index.get("GitRepository",
+                                                 *flux_load.THIS_REPOSITORY)):
             return _fail(plan, f"GitRepository {src_ns}/{name} is not this repository (only "
-                         "the flux-system GitRepository is)", "chart", "spec", "sourceRef")
+                         "flux-system/flux-system and GitRepositories with its URL are)",
+                         "chart", "spec", "sourceRef")
         chart = Path(os.path.normpath(root / chart_name.strip().lstrip("/")))
         if not _inside(chart, root) or not (chart / CHART_FILE).is_file():
             return _fail(plan, f"chart path {chart_name!r} is not a chart folder in this "
