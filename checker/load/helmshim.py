@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import os
 import shutil
 import sys
 import tempfile
@@ -134,7 +135,12 @@ def shim_command() -> str:
     """Path of an executable that runs :func:`main` with this interpreter and this package."""
     package_parent = Path(__file__).resolve().parents[2]
     folder = Path(tempfile.mkdtemp(prefix="gitops-checker-helm-shim-"))
-    atexit.register(shutil.rmtree, folder, True)
+    creator = os.getpid()
+
+    def cleanup() -> None:
+        if os.getpid() == creator:  # not in a forked worker that exits through atexit
+            shutil.rmtree(folder, ignore_errors=True)
+    atexit.register(cleanup)
     script = folder / "helm"
     script.write_text(
         f"#!{sys.executable}\n"
