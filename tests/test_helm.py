@@ -460,3 +460,18 @@ def test_git_repository_with_this_repositorys_url_is_this_repository(repo: Path,
     objects, loaded = cluster_objects(repo)
     assert "apps/v1/Deployment/apps/web-web" in objects
     assert not_checked_messages(loaded) == []
+
+
+def test_chart_with_a_symlink_out_of_the_repository_is_not_rendered(
+        repo: Path, write: Write, tmp_path_factory: pytest.TempPathFactory) -> None:
+    outside = tmp_path_factory.mktemp("outside") / "secret.yaml"
+    outside.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stolen\n",
+                       encoding="utf-8")
+    (repo / "charts" / "web" / "templates" / "leak.yaml").symlink_to(outside)
+    write("apps/web.yaml", release(""))
+    objects, loaded = cluster_objects(repo)
+    assert not any(r.name == "stolen" for r in objects.values())
+    # the release says so, and the loader says it of the chart folder too
+    assert sorted(m.split(" resolves to ")[0] for m in not_checked_messages(loaded)) == [
+        "Helm chart charts/web was not checked: charts/web/templates/leak.yaml",
+        "HelmRelease apps/web was not checked: charts/web/templates/leak.yaml"]

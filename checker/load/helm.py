@@ -958,6 +958,13 @@ def _resolve_chart(plan: _Release, spec: Mapping[str, Any], index: _Index, root:
         if not _inside(chart, root) or not (chart / CHART_FILE).is_file():
             return _fail(plan, f"chart path {chart_name!r} is not a chart folder in this "
                          "repository", "chart", "spec", "chart")
+        from checker.load.kustomize import links_out
+
+        leaving = links_out(chart, root)  # Helm reads what a chart's symlinks point at
+        if leaving:
+            return _fail(plan, f"{relpath(leaving[0][0], root)} resolves to {leaving[0][1]}, "
+                         "outside the repository; the chart was not rendered",
+                         "chart", "spec", "chart")
         plan.chart = chart
         return _values_files(plan, chart, root, values_files, root)
     if kind == "HelmRepository":
