@@ -371,10 +371,11 @@ def test_dependency_not_vendored_is_not_checked(repo: Path, write: Write) -> Non
                      "    condition: redis.enabled\n", encoding="utf-8")
     write("apps/web.yaml", release("  values:\n    redis:\n      enabled: true\n"))
     objects, loaded = cluster_objects(repo)
-    assert not any(r.kind == "Deployment" for r in objects.values())
+    assert "apps/v1/Deployment/apps/web-web" in objects  # the chart's own objects are checked
     assert not_checked_messages(loaded) == [
-        "HelmRelease apps/web was not checked: Chart.yaml declares redis but charts/ does not "
-        "hold it (Flux fetches chart dependencies; vendor them to have them checked)"]
+        "HelmRelease apps/web dependency redis was not checked: Chart.yaml declares redis but "
+        "charts/ does not hold it (Flux fetches chart dependencies; vendor it to have its "
+        "objects checked)"]
     # disabled by its condition, the missing dependency is not needed
     write("apps/web.yaml", release("  values:\n    redis:\n      enabled: false\n"))
     objects, loaded = cluster_objects(repo)
@@ -475,3 +476,15 @@ def test_chart_with_a_symlink_out_of_the_repository_is_not_rendered(
     assert sorted(m.split(" resolves to ")[0] for m in not_checked_messages(loaded)) == [
         "Helm chart charts/web was not checked: charts/web/templates/leak.yaml",
         "HelmRelease apps/web was not checked: charts/web/templates/leak.yaml"]
+
+
+def test_plain_chart_with_a_missing_dependency_says_so(repo: Path) -> None:
+    chart = repo / "charts" / "web" / "Chart.yaml"
+    chart.write_text(chart.read_text(encoding="utf-8") + "  - name: redis\n"
+                     "    version: 1.0.0\n    repository: https://charts.example.com\n",
+                     encoding="utf-8")
+    loaded = load_paths([repo / "charts"], repo)
+    assert any(r.kind == "Deployment" for r in loaded.resources)
+    assert not_checked_messages(loaded) == [
+        "Helm chart charts/web (default values) dependency redis was not checked: Chart.yaml "
+        "declares redis but charts/ does not hold it (vendor it to have its objects checked)"]

@@ -464,13 +464,6 @@ def render_chart(chart: Path, root: Path, *, release: str, namespace: str,
     values: dict[str, Any] = {}
     for layer in layers:
         values = merge_values(values, layer.data)
-    missing = _missing_dependencies(chart, values)
-    if missing:
-        result.not_checked("helm", what, declared.path, "Chart.yaml declares "
-                           f"{', '.join(missing)} but charts/ does not hold "
-                           f"{'it' if len(missing) == 1 else 'them'} (Flux fetches chart "
-                           "dependencies; vendor them to have them checked)", declared.line)
-        return result
     try:
         _name, sources = helm_render(chart, release, namespace, values, crds)
     except HelmUnavailable:
@@ -553,9 +546,10 @@ def render_chart(chart: Path, root: Path, *, release: str, namespace: str,
 def _missing_dependencies(chart: Path, values: Mapping[str, Any]) -> list[str]:
     """Enabled dependencies of a chart folder that are not vendored in its ``charts/``.
 
-    The SDK renders a chart without its absent subcharts; Helm's CLI refuses. Either way the
-    subchart's objects would be missing, so the release is reported instead. A dependency
-    whose ``condition`` is false (in the chart's values and the release's) is not needed.
+    The SDK renders a chart without its absent subcharts and says nothing; Helm's CLI refuses.
+    Either way the subchart's objects are missing, so each such dependency is reported. A
+    dependency whose ``condition`` is false (in the chart's values and the release's) is not
+    needed.
     """
     if not chart.is_dir():
         return []
@@ -702,6 +696,10 @@ def render_default(chart: Path, root: Path) -> LoadResult:
     for res in result.resources:
         if isinstance(res.marks, TemplateMarks):
             res.marks.defaults = True
+    for missing in _missing_dependencies(chart, layers[0].data if layers else {}):
+        result.not_checked("helm", f"{what} dependency {missing}", rel, f"Chart.yaml declares "
+                           f"{missing} but charts/ does not hold it (vendor it to have its "
+                           "objects checked)")
     failures = [f for f in result.findings if f.rule_id == RULE_HELM]
     if failures:
         result.findings = [f for f in result.findings if f.rule_id != RULE_HELM]
@@ -868,6 +866,18 @@ def _render_release(plan: _Release, root: Path) -> LoadResult:
     result = render_chart(plan.chart, root, release=plan.release, namespace=plan.namespace,
                           layers=plan.layers, declared=plan.where, crds=plan.crds,
                           tests=plan.tests, what=plan.what, post=post, home=plan.home)
+    values: dict[str, Any] = {}
+    for layer in plan.layers:
+        values = merge_values(values, layer.data)
+    missing = _missing_dependencies(plan.chart, values)
+    if missing:  # the chart's own objects are checked; the absent subcharts' are not
+        result.findings = [f for f in result.findings if not (
+            f.rule_id == RULE_HELM and "missing in charts/" in f.message)]  # helm binary
+        for name in missing:
+            result.not_checked("helm", f"{plan.what} dependency {name}", plan.where.path,
+                               f"Chart.yaml declares {name} but charts/ does not hold it "
+                               "(Flux fetches chart dependencies; vendor it to have its "
+                               "objects checked)", plan.where.line)
     if plan.notes:
         result.coverage = [replace_reason(c, "; ".join(plan.notes))
                            if c.state == "rendered" else c for c in result.coverage]
