@@ -479,3 +479,43 @@ def test_flux_components_outside_the_repository_are_refused(write: Write,
                                "'../../../outside' leaves the repository, so it was not used")
     assert (finding.location.path, finding.location.line) == ("clusters/dev/web.yaml", 7)
     assert [r.name for r in resources if r.kind == "Deployment"] == ["web"]
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "flux-monorepo"
+
+
+def test_fixture_monorepo_production_is_what_flux_applies(tmp_path: Path) -> None:
+    """tests/fixtures/flux-monorepo (see its NOTICE): production gets its artifact's overlay
+    with Flux's patch and image, the staging-only privileged Pod never, and the tenant's and
+    the OCI add-ons' sources are reported as not checked."""
+    sarif_file = tmp_path / "out.sarif"
+    code, data = scan_json(FIXTURE, "clusters/production", extra=("--sarif", str(sarif_file)))
+    assert code == 1
+    resources = {f["resource"] for f in data["findings"]}
+    assert not any("debug" in r for r in resources)
+    (host,) = [f for f in data["findings"] if f["rule"] == "pss-host-namespaces"]
+    assert host["resource"] == "Deployment web/web"
+    assert (host["location"]["path"], host["location"]["line"]) == (
+        "clusters/production/apps.yaml", 18)
+    assert sorted(f["location"]["path"] for f in data["findings"]
+                  if f["rule"] == "input.not-checked") == [
+        "clusters/production/addons.yaml", "tenants/base/team-a/sync.yaml"]
+    assert data["coverage"]["counts"] == {"rendered": 3, "followed": 3, "not-checked": 2}
+    run = json.loads(sarif_file.read_text(encoding="utf-8"))["runs"][0]
+    notes = run["invocations"][0]["toolExecutionNotifications"]
+    assert [n["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for n in notes] == [
+        "clusters/production/addons.yaml", "tenants/base/team-a/sync.yaml"]
+    # the same input, byte for byte the same report
+    again = tmp_path / "again.sarif"
+    scan_json(FIXTURE, "clusters/production", extra=("--sarif", str(again)))
+    assert again.read_bytes() == sarif_file.read_bytes()
+
+
+def test_fixture_monorepo_staging_gets_the_privileged_pod(tmp_path: Path) -> None:
+    code, data = scan_json(FIXTURE, "clusters/staging")
+    assert code == 1
+    privileged = [f for f in data["findings"] if f["rule"] == "pss-privileged"]
+    assert {f["resource"] for f in privileged} == {"Pod web-staging/debug"}
+    assert {f["location"]["path"] for f in privileged} == {"apps/staging/debug.yaml"}
+    images = {f["resource"] for f in data["findings"]}
+    assert "Deployment web-staging/web" in images
