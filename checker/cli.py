@@ -148,6 +148,13 @@ def cli() -> None:
 @click.option("--group-by", type=click.Choice(["cluster", "pack"]), default=None,
               help="Group reports per cluster or per pack (default: per cluster when several "
                    "clusters are configured).")
+@click.option("--eval-seconds", "eval_seconds", type=click.FloatRange(min=0, min_open=True,
+              max=300), default=None, metavar="SECONDS",
+              help="Time one evaluation step may take (default: limits.evaluationSeconds in "
+                   "the config, else 5).")
+@click.option("--eval-memory", "eval_memory", type=click.IntRange(64, 65536), default=None,
+              metavar="MIB", help="Memory an evaluation worker may add (default: "
+                                  "limits.memoryMiB in the config, else 2048).")
 @click.option("--sarif-accepted", "sarif_accepted", type=click.Path(dir_okay=False,
               path_type=Path), help="Also write accepted findings, with SARIF suppressions, "
                                     "to this separate file (never upload it with the main one).")
@@ -157,7 +164,8 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
          sarif_file: Path | None, junit_file: Path | None, markdown_file: Path | None,
          json_file: Path | None, config_file: Path | None = None, today: str | None = None,
          group_by: str | None = None, sarif_accepted: Path | None = None,
-         accept_base: str = "") -> None:
+         accept_base: str = "",
+         eval_seconds: float | None = None, eval_memory: int | None = None) -> None:
     """Check manifests under PATHS (default: .) against Gatekeeper policies."""
     from checker.pipeline import scan as run_scan
 
@@ -167,6 +175,7 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
         fail_on=parse_fail_on(fail_on), link_base=link_base, sarif_category=sarif_category,
         config_file=config_file, today=parse_today(today), group_by=group_by or "",
         accept_base=accept_base,
+        eval_seconds=eval_seconds, eval_memory=eval_memory,
     )
     try:
         report = run_scan(options)

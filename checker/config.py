@@ -40,6 +40,7 @@ from checker.load.objects import (
 )
 from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
 from checker.model import Coverage, FieldPath, Finding, Severity
+from checker.parallel import DEFAULT_LIMITS, Limits
 
 CONFIG_NAME = ".gitops-checker.yaml"
 CONFIG_NAMES = (CONFIG_NAME, ".gitops-checker.yml")
@@ -119,6 +120,7 @@ class Config:
     helm: HelmSettings = field(default_factory=HelmSettings)  # helm.allowedHosts
     not_checked: Severity = Severity.WARNING  # coverage.notChecked
     remote_hosts: tuple[str, ...] = ()        # kustomize.remoteHosts
+    limits: Limits = DEFAULT_LIMITS           # limits.evaluationSeconds / limits.memoryMiB
 
     @property
     def named(self) -> bool:
@@ -488,6 +490,7 @@ def load_config(root: Path, config_file: Path | None = None,
     acceptances = AcceptanceSettings(paths=tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS))
     drift_ignore: tuple[Mapping[str, Any], ...] = ()
     group_by = ""
+    limits = DEFAULT_LIMITS
     allowed_registries: tuple[str, ...] = ()
     require_signed = require_codeowners = False
     helm = HelmSettings()
@@ -511,6 +514,10 @@ def load_config(root: Path, config_file: Path | None = None,
         acceptances = _acceptance_settings(data.get("acceptances"), root, label, doc)
         drift_ignore = tuple(dict(r) for r in (data.get("drift") or {}).get("ignore", []))
         group_by = str(data.get("groupBy", ""))
+        bounds = data.get("limits") or {}
+        limits = Limits(seconds=float(bounds.get("evaluationSeconds", limits.seconds)),
+                        memory_mb=int(bounds.get("memoryMiB", limits.memory_mb)),
+                        wait_seconds=limits.wait_seconds)
         images = data.get("images") or {}
         allowed_registries = tuple(str(r) for r in images.get("allowedRegistries", []))
         guardrails = data.get("guardrails") or {}
@@ -567,4 +574,5 @@ def load_config(root: Path, config_file: Path | None = None,
                   drift_ignore=drift_ignore, group_by=group_by,
                   security_tower=tuple(st_files), allowed_registries=allowed_registries,
                   require_signed=require_signed, require_codeowners=require_codeowners,
-                  helm=helm, not_checked=not_checked, remote_hosts=remote_hosts)
+                  helm=helm, not_checked=not_checked, remote_hosts=remote_hosts,
+                  limits=limits)

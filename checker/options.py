@@ -26,3 +26,5 @@ class ScanOptions:
     today: dt.date | None = None     # the date acceptances expire against (default: today)
     group_by: str = ""               # "cluster", "pack" or "" (from the config / the clusters)
     accept_base: str = ""            # four eyes: acceptances count only as they are at this ref
+    eval_seconds: float | None = None  # --eval-seconds (default: the config's limits)
+    eval_memory: int | None = None     # --eval-memory MiB (default: the config's limits)

@@ -25,6 +25,7 @@ from checker.load.objects import RULE_NOT_CHECKED, input_finding, relpath
 from checker.load.yamlfile import run_budget
 from checker.model import Coverage, Finding, Report, Resource, Rule, Severity
 from checker.options import ScanOptions
+from checker.parallel import Limits
 from checker.policy.evaluate import Evaluator
 from checker.policy.model import Policy
 from checker.policy.packs import (
@@ -138,6 +139,16 @@ def load_cluster(cluster: Cluster, root: Path, helm: helm_load.HelmSettings | No
     return loaded
 
 
+def evaluation_limits(options: ScanOptions, config: Config) -> Limits:
+    """The config's ``limits``, with the command line's ``--eval-*`` flags over them."""
+    limits = config.limits
+    if options.eval_seconds is not None:
+        limits = replace(limits, seconds=options.eval_seconds)
+    if options.eval_memory is not None:
+        limits = replace(limits, memory_mb=options.eval_memory)
+    return limits
+
+
 @run_budget()  # one alias-expansion budget for every file the scan reads
 def scan(options: ScanOptions, config: Config | None = None) -> Report:
     """Run a scan and return the report (no I/O beyond reading the inputs).
@@ -176,7 +187,8 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         coverage.update(dict.fromkeys(loaded.coverage))
         tagged = [r if r.cluster == cluster.name else replace(r, cluster=cluster.name)
                   for r in loaded.resources]
-        evaluation = Evaluator(policies, operation=options.operation).run(tagged)
+        evaluation = Evaluator(policies, operation=options.operation,
+                               limits=evaluation_limits(options, config)).run(tagged)
         resources += tagged
         findings += [f if f.rule_id != RULE_NOT_CHECKED else replace(f, severity=config.not_checked)
                      for f in loaded.findings if f not in seen_input]

@@ -9,6 +9,7 @@ read it, with the kinds they declare (``checker.policy.referential``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -18,9 +19,20 @@ from typing import Any
 
 from checker.errors import PolicyError
 from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
-from checker.parallel import available_cpus, can_fork, fork_map, no_cycle_collection, shares
+from checker.parallel import (
+    DEFAULT_LIMITS,
+    Failure,
+    Guard,
+    Limits,
+    WorkerError,
+    available_cpus,
+    can_fork,
+    no_cycle_collection,
+    run_guarded,
+    shares,
+)
 from checker.policy import rvm
-from checker.policy.batch import BatchRunner, build_runners
+from checker.policy.batch import BatchRunner, batchable, build_runners
 from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, default_engine
 from checker.policy.gatekeeper import CI_POINTS, Template, gatekeeper_config
 from checker.policy.match import Matcher, MatchIndex, is_namespace, stored_namespace
@@ -86,9 +98,9 @@ def parse_field_path(value: Any) -> FieldPath | None:
 
 
 PARALLEL_THRESHOLD = 20_000  # (resource, policy) pairs below which one process is faster
-# The share evaluated here is this much larger: the others also pickle their findings back
-# and decode packed positions (checker.load.packed) for them.
-LEAD = 1.25
+LEAD = 1.0  # every share runs in a bounded worker (checker.parallel.run_guarded)
+MAX_ROUNDS = 64  # re-runs of shares after a worker was stopped, before the run gives up
+BATCH_FAILURES = 3  # stopped batched steps after which every object is evaluated plainly
 
 
 def default_workers(pairs: int) -> int:
@@ -106,13 +118,44 @@ class Evaluation:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Isolation:
+    """What earlier workers were stopped on, so that re-runs go around it.
+
+    ``failed`` maps a policy to (resource index, reason, resource display): index -1 when
+    compiling it was stopped.
+    ``plain`` holds resources whose batched evaluation was stopped: they are evaluated one
+    template at a time, so that the next stop names the template.
+    """
+
+    failed: dict[int, tuple[int, str, str]] = field(default_factory=dict)
+    plain: set[int] = field(default_factory=set)
+    batch_failures: int = 0
+    no_batch: bool = False
+
+    def blame(self, failure: Failure, resources: Sequence[Resource]) -> None:
+        """Record the step a worker was stopped in (``resources``: all of the run's)."""
+        resource, policy = failure.key
+        if policy >= 0:
+            display = resources[resource].display if resource >= 0 else ""
+            self.failed[policy] = (resource, failure.reason, display)
+            return
+        self.batch_failures += 1
+        if resource < 0 or self.batch_failures >= BATCH_FAILURES:
+            self.no_batch = True
+        else:
+            self.plain.add(resource)
+
+
 class Evaluator:
     """Evaluates a set of policies against a set of resources."""
 
     def __init__(self, policies: Sequence[Policy], engine: PolicyEngine | None = None,
                  operation: str = "CREATE", batch: bool = True,
-                 prune_inventory: bool = True, cluster_view: bool = True) -> None:
+                 prune_inventory: bool = True, cluster_view: bool = True,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.policies = policies
+        self.limits = limits  # per evaluation step and per worker (checker.parallel)
         # True: review as the webhook and audit do (namespaceObject from the Namespace
         # manifests, a Gatekeeper Config's namespace exclusions); False: as gator does
         self.cluster_view = cluster_view
@@ -157,6 +200,12 @@ class Evaluator:
         gator's suites pass their inventory objects instead). Large runs split the resources
         over forked worker processes (``workers``, default: the CPUs available); the result is
         the same as a serial run, in the same order.
+
+        Every share runs in a forked worker bounded by ``self.limits``: a step (compiling a
+        template, one object against its batch, one template on one object) that runs too
+        long, takes too much memory or crashes stops that worker; the share is run again
+        around it and the template gives a ``policy.evaluation-error`` on every object it
+        matches, plus an error (exit code 2), as Gatekeeper fails closed.
         """
         known = resources if known is None else known
         notes = self._unenforced(resources[0].cluster if resources else "")
@@ -170,20 +219,40 @@ class Evaluator:
         with no_cycle_collection():
             data = Inventory(synced, self.prune_inventory)
             readers = [p.template.sync for p in self.policies if p.template.uses_inventory]
-            if self.batch and workers > 1:
+            if self.batch:
                 rvm.shipped()  # read once here, not once per worker
+            for policy in self.policies:  # caches filled here serve every run's workers
+                if self.batch:
+                    batchable(policy.template)  # a text scan, safe on untrusted Rego
+                if rvm.verified(policy.template):  # trusted Rego may compile here
+                    with contextlib.suppress(PolicyError):
+                        self._compile(policy.template, None)
             if readers:  # built before forking, so that no worker builds it again
                 data.json(union(readers))
                 for sync in set(readers):
                     data.json(sync)
-            if workers == 1:
-                parts = [self._run_each(self.policies, resources, known, data)]
-            else:
-                def share(bounds: tuple[int, int]) -> list[Evaluation]:
-                    return self._run_each(self.policies, resources[bounds[0]:bounds[1]], known,
-                                          data)
+            bounds = (shares(self._weights(resources), workers, LEAD) if workers > 1
+                      else [(0, len(resources))])
+            isolation = Isolation()
 
-                parts = fork_map(share, shares(self._weights(resources), workers, LEAD))
+            def share(span: tuple[int, int], guard: Guard) -> list[Evaluation]:
+                return self._run_each(self.policies, resources[span[0]:span[1]], known, data,
+                                      guard, isolation, span[0])
+
+            done: dict[int, list[Evaluation]] = {}
+            for _ in range(MAX_ROUNDS):
+                pending = [i for i in range(len(bounds)) if i not in done]
+                if not pending:
+                    break
+                outs = run_guarded(share, [bounds[i] for i in pending], self.limits, quiet=True)
+                for i, out in zip(pending, outs, strict=True):
+                    if isinstance(out, Failure):
+                        isolation.blame(out, resources)
+                    else:
+                        done[i] = out
+            else:
+                raise WorkerError(f"policy evaluation was stopped more than {MAX_ROUNDS} times")
+            parts = [done[i] for i in range(len(bounds))]
         merged = Evaluation(findings=notes)
         for index in range(len(self.policies)):
             seen: set[str] = set()
@@ -196,6 +265,13 @@ class Evaluator:
                         seen.add(finding.message)
                     merged.findings.append(finding)
                 merged.errors.extend(e for e in part[index].errors if e not in merged.errors)
+        for index, (where, reason, display) in sorted(isolation.failed.items()):
+            policy = self.policies[index]
+            what = "compiling it" if where < 0 else f"evaluating it on {display}"
+            merged.errors.append(
+                f"{policy.template.location}: ConstraintTemplate {policy.template.name!r} "
+                f"(constraint {policy.constraint.kind}/{policy.constraint.name}): {what} "
+                f"{reason}; every object it matches is reported as not evaluated")
         return merged
 
     def _exclude(self, resources: Sequence[Resource], known: Sequence[Resource],
@@ -254,11 +330,16 @@ class Evaluator:
         return [1 + len(index.candidates(res.group, res.kind)) for res in resources]
 
     def _run_each(self, policies: Sequence[Policy], resources: Sequence[Resource],
-                  known: Sequence[Resource], data: Inventory) -> list[Evaluation]:
+                  known: Sequence[Resource], data: Inventory, guard: Guard | None = None,
+                  isolation: Isolation | None = None, offset: int = 0) -> list[Evaluation]:
         """One Evaluation per policy, in policy order; within each, resource order.
 
-        ``data`` is ``data.inventory`` built from ``known``.
+        ``data`` is ``data.inventory`` built from ``known``. Each step is announced to
+        ``guard`` by (index of the resource, counted from ``offset``, or -1 while compiling;
+        index of the policy, or -1 for a batch); ``isolation`` says which steps to go around.
         """
+        guard = guard or Guard()
+        isolation = isolation or Isolation()
         namespaces = {r.name: r for r in known if is_namespace(r)}
         referential: dict[int, tuple[str | None, str]] = {}  # policy -> (data JSON, its hash)
 
@@ -283,10 +364,15 @@ class Evaluator:
                         message=f"ConstraintTemplate {policy.template.name!r}: {note}",
                         location=policy.template.location,
                     ))
+            if index in isolation.failed:
+                continue
             try:
                 # Validate without referential data (cheap); the data goes in on first use.
+                guard.begin(-1, index)
                 compiled[index] = self._compile(policy.template, None)
+                guard.end()
             except PolicyError as err:
+                guard.end()
                 if str(err) not in seen_errors:
                     seen_errors.add(str(err))
                     out[index].errors.append(str(err))
@@ -296,8 +382,10 @@ class Evaluator:
                     ))
         for index in [i for i in compiled if not policies[i].constraint.enforced]:
             del compiled[index]  # gator skips a constraint not enforced at its point
-        if self.batch:
+        if self.batch and not isolation.no_batch:
+            guard.begin(-1, -1)
             runners, alone = build_runners(self.engine, policies, sorted(compiled), data)
+            guard.end()
         else:
             runners, alone = [], sorted(compiled)
         params = {i: json.dumps(policies[i].constraint.parameters, sort_keys=True)
@@ -306,11 +394,13 @@ class Evaluator:
         shared: dict[int, dict[str, str]] = {}
         splits: dict[tuple[int, ...], tuple[list[tuple[BatchRunner, tuple[int, ...]]],
                                             list[int]]] = {}
-        index_of = MatchIndex({i: Matcher(policies[i].constraint.match) for i in sorted(compiled)},
+        stopped = sorted(isolation.failed)
+        index_of = MatchIndex({i: Matcher(policies[i].constraint.match)
+                               for i in sorted([*compiled, *stopped])},
                               namespaces, stored=self.cluster_view)
         reads_ns = {i for i in compiled if policies[i].template.uses_namespace_object}
         ns_json: dict[str, str | None] = {}  # namespace -> namespaceObject JSON (None: absent)
-        for res in resources:
+        for number, res in enumerate(resources, offset):
             matching, problems = index_of(res)
             namespace_json = NO_NAMESPACE_OBJECT
             if self.cluster_view and res.namespace and not is_namespace(res):
@@ -339,7 +429,9 @@ class Evaluator:
             elif "namespaceObject" in request:  # the driver sets it, whatever the request says
                 request = {k: v for k, v in request.items() if k != "namespaceObject"}
             review_json = _with_namespace_object(json.dumps(request), namespace_json)
-            split = splits.get(matching)
+            plain = number in isolation.plain
+            split = splits.get(matching) if not plain else ([], [i for i in sorted(compiled)
+                                                                 if i in matching])
             if split is None:  # which batch evaluates which matching constraint
                 chosen = set(matching)
                 split = ([(r, m) for r in runners
@@ -347,17 +439,21 @@ class Evaluator:
                          [i for i in alone if i in chosen])
                 splits[matching] = split
             outcomes: dict[int, list[dict[str, Any]] | EvalError] = {}
-            for runner, members in split[0]:
-                outcomes.update(runner.evaluate(review_json, members))
-            for index, outcome in outcomes.items():
-                if isinstance(outcome, EvalError):  # re-run plainly: the error names the template
-                    outcomes[index] = self._compile(policies[index].template,
-                                                    *data_of(index)).evaluate(
-                        '{"review":' + review_json + ',"parameters":' + params[index] + "}")
-            for index in split[1]:
+            if split[0]:
+                guard.begin(number, -1)
+                for runner, members in split[0]:
+                    outcomes.update(runner.evaluate(review_json, members))
+                guard.end()
+            again = [i for i, outcome in outcomes.items() if isinstance(outcome, EvalError)]
+            for index in [*again, *split[1]]:  # errors re-run plainly: they name the template
+                guard.begin(number, index)
                 outcomes[index] = self._compile(policies[index].template,
                                                 *data_of(index)).evaluate(
                     '{"review":' + review_json + ',"parameters":' + params[index] + "}")
+                guard.end()
+            for index in stopped:
+                if index in matching:
+                    outcomes[index] = EvalError(self._stopped(isolation.failed[index], number))
             display = res.display
             for index in sorted(outcomes):
                 if outcomes[index]:
@@ -367,6 +463,16 @@ class Evaluator:
                                                               shared[index],
                                                               outcomes[index]))
         return out
+
+    @staticmethod
+    def _stopped(failure: tuple[int, str, str], number: int) -> str:
+        """Why a template stopped earlier is not evaluated on resource ``number``."""
+        where, reason, display = failure
+        if where == number:
+            return f"the evaluation {reason}"
+        if where < 0:
+            return f"not evaluated: compiling the template {reason}"
+        return f"not evaluated: its evaluation {reason} on {display}"
 
     @staticmethod
     def _undecided(policy: Policy, res: Resource, why: str) -> Finding:
