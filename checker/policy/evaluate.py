@@ -235,9 +235,12 @@ class Evaluator:
                       else [(0, len(resources))])
             isolation = Isolation()
 
-            def share(span: tuple[int, int], guard: Guard) -> list[Evaluation]:
-                return self._run_each(self.policies, resources[span[0]:span[1]], known, data,
-                                      guard, isolation, span[0])
+            def share(span: tuple[int, int], guard: Guard) -> tuple[list[Evaluation],
+                                                                     list[Any]]:
+                known_v1 = len(rvm.REWRITTEN)
+                out = self._run_each(self.policies, resources[span[0]:span[1]], known, data,
+                                     guard, isolation, span[0])
+                return out, list(rvm.REWRITTEN.items())[known_v1:]  # kept for the next run
 
             done: dict[int, list[Evaluation]] = {}
             for _ in range(MAX_ROUNDS):
@@ -249,7 +252,8 @@ class Evaluator:
                     if isinstance(out, Failure):
                         isolation.blame(out, resources)
                     else:
-                        done[i] = out
+                        done[i] = out[0]
+                        rvm.REWRITTEN.update(out[1])
             else:
                 raise WorkerError(f"policy evaluation was stopped more than {MAX_ROUNDS} times")
             parts = [done[i] for i in range(len(bounds))]
