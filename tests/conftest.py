@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import mmap
 import os
+import struct
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -59,23 +61,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 class RvmRuns:
     """Counts what regorus's compiled VM evaluated (``runs``) and where it gave up (``gave_up``);
-    ``fail()`` makes every later run give up, to exercise the interpreter fallback."""
+    ``fail()`` makes every later run give up, to exercise the interpreter fallback.
+
+    Evaluation runs in forked workers, so the counts live in a shared anonymous mapping.
+    """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from checker.policy import rvm
 
-        self.runs = 0
-        self.gave_up = 0
+        self._counts = mmap.mmap(-1, 16)
         self._failing = False
         execute = rvm.Compiled.execute
 
         def counted(compiled: rvm.Compiled, input_json: str) -> Any:
             value = None if self._failing else execute(compiled, input_json)
-            self.runs += 1
-            self.gave_up += value is None
+            runs, gave_up = struct.unpack_from("qq", self._counts)
+            struct.pack_into("qq", self._counts, 0, runs + 1, gave_up + (value is None))
             return value
 
         monkeypatch.setattr(rvm.Compiled, "execute", counted)
+
+    @property
+    def runs(self) -> int:
+        """Runs of the compiled VM, in this process and its workers."""
+        return int(struct.unpack_from("qq", self._counts)[0])
+
+    @property
+    def gave_up(self) -> int:
+        """Runs that gave no usable value."""
+        return int(struct.unpack_from("qq", self._counts)[1])
 
     def fail(self) -> None:
         self._failing = True
