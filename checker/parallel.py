@@ -8,6 +8,13 @@ Both stages split their work into contiguous shares, one per CPU, and run them i
 processes (a fork shares the parent's loaded policies and resources without copying them);
 results come back in input order, so the output is the same as a serial run. Where ``fork``
 does not exist (Windows, macOS defaults aside) everything runs in this process.
+
+Every wait on a worker is bounded (``Limits``). ``run_guarded`` runs each item in a worker
+that announces its steps through a shared mapping (``Guard``); a step past its time is
+killed, a worker's address space is capped, and a worker that dies inside a step is reported
+as a ``Failure`` naming the step, so that the caller can go around it (policy evaluation does).
+``fork_map`` is built on it: a worker that dies, or outlives the overall deadline, raises
+``WorkerError`` instead of leaving the run waiting.
 """
 
 from __future__ import annotations
