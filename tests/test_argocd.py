@@ -533,3 +533,40 @@ def test_chart_dependencies_not_vendored_are_not_checked(tmp_path: Path) -> None
     (finding,) = loaded.findings
     assert finding.rule_id == "input.not-checked"
     assert "dependency database 9.0.3 is declared in chart/Chart.yaml" in finding.message
+
+
+def test_links_out_of_the_repository_are_never_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    repo = tmp_path / "repo"
+    write(outside, "secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n"
+          "stringData: {token: hunter2}\n")
+    write(outside, "params.json", '{"name": "hunter2"}\n')
+    write(repo, "envs/a/config.json", '{"name": "a"}\n')
+    (repo / "envs/b").mkdir(parents=True)
+    (repo / "envs/b/config.json").symlink_to(outside / "params.json")
+    (repo / "manifests").mkdir()
+    (repo / "manifests/link.yaml").symlink_to(outside / "secret.yaml")
+    write(repo, "set.yaml", """
+        apiVersion: argoproj.io/v1alpha1
+        kind: ApplicationSet
+        metadata: {name: envs}
+        spec:
+          generators:
+            - git: {repoURL: 'https://example.com/r', files: [{path: 'envs/*/config.json'}]}
+          template:
+            metadata: {name: 'app-{{name}}'}
+            spec:
+              source: {repoURL: 'https://example.com/r', path: manifests}
+              destination: {namespace: '{{name}}'}
+    """)
+    from checker.load import argocd, load_paths
+
+    settings = ArgoSettings(repo_urls=("example.com/r",), detect_remote=False)
+    loaded = argocd.follow(load_paths([repo / "set.yaml"], repo), "", settings, repo)
+    assert not [r for r in loaded.resources if r.kind != "ApplicationSet"]
+    text = " ".join([f.message for f in loaded.findings] + [c.what for c in loaded.coverage])
+    assert "hunter2" not in text
+    assert "envs/b/config.json was not checked" in text
+    assert "manifests/link.yaml was not checked" in text
+    assert [c.what for c in loaded.coverage if c.state == "rendered"] == [
+        "Application argocd/app-a"]

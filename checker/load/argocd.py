@@ -68,6 +68,7 @@ from checker.load.objects import (
     input_finding,
     load_file,
     make_resource,
+    read_documents,
     relpath,
 )
 from checker.model import Coverage, FieldPath, Resource, SourceLocation
@@ -553,13 +554,13 @@ def _git_params(git: Mapping[str, Any], go: bool, appset: Resource, index: int,
         for rel in files:
             if not pattern.match(rel):
                 continue
-            try:
-                data = yaml.safe_load((run.root / rel).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-                run.result.findings.append(input_finding(
-                    RULE_ARGOCD, f"{label}: git generator file {rel} cannot be read: {err}",
-                    rel))
+            docs, problems = read_documents(run.root / rel, rel, run.root)  # no links out
+            if problems:
+                run.result.findings.extend(problems)
+                run.result.not_checked(KIND, f"{label} git generator file {rel}", loc.path,
+                                       "the file cannot be read", where.line)
                 continue
+            data = docs[0].data if docs else None
             items = data if isinstance(data, list) else [data]
             parent = str(Path(rel).parent)
             parent = "" if parent == "." else parent
@@ -733,9 +734,9 @@ def _directory(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Pa
             if file.suffix == ".jsonnet":
                 jsonnet_files.append(relpath(file, run.root))
             continue
-        if file.suffix not in MANIFEST_SUFFIXES or not _inside(file, run.root):
+        if file.suffix not in MANIFEST_SUFFIXES:
             continue
-        part = load_file(file, run.root)
+        part = load_file(file, run.root)  # a link out of the repository is its own finding
         run.result.findings.extend(part.findings)
         run.result.files |= part.files
         out.extend(part.resources)
