@@ -532,7 +532,7 @@ def test_chart_dependencies_not_vendored_are_not_checked(tmp_path: Path) -> None
     assert [r.name for r in loaded.resources if r.kind == "ConfigMap"] == ["site"]
     (finding,) = loaded.findings
     assert finding.rule_id == "input.not-checked"
-    assert "dependency database 9.0.3 is declared in chart/Chart.yaml" in finding.message
+    assert "dependency database is declared in chart/Chart.yaml" in finding.message
 
 
 def test_links_out_of_the_repository_are_never_read(tmp_path: Path) -> None:

@@ -960,11 +960,16 @@ def _helm(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Path,
         run.result.findings.append(input_finding(
             RULE_ARGOCD, f"{label}: helm parameters: {err}", where.path, where.line))
         return []
-    if fetched is None:
-        for missing in _missing_dependencies(folder):
+    missing: list[str] = []
+    if fetched is None:  # the Helm loader's rule: enabled dependencies charts/ does not hold
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            merged = helm_load.merge_values(merged, layer.data)
+        missing = helm_load._missing_dependencies(folder, merged)
+        for name in missing:
             run.result.not_checked(
-                KIND, f"{label} Helm dependency {missing}", loc.path,
-                f"chart dependency {missing} is declared in {relpath(folder, run.root)}/"
+                KIND, f"{label} Helm dependency {name}", loc.path,
+                f"chart dependency {name} is declared in {relpath(folder, run.root)}/"
                 "Chart.yaml but not vendored in its charts/ folder, so its objects were not "
                 "rendered (Argo CD would fetch it)", where.line)
     release = _str(opts.get("releaseName")) or app.name
@@ -972,34 +977,13 @@ def _helm(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Path,
         chart, run.root, release=release, namespace=namespace, layers=layers,
         declared=where, crds=opts.get("skipCrds") is not True,
         what=f"{label} Helm chart {relpath(folder, run.root) if fetched is None else chart.name}")
-    run.result.findings.extend(part.findings)
+    run.result.findings.extend(f for f in part.findings if not (
+        missing and f.rule_id == helm_load.RULE_HELM and "missing in charts/" in f.message))
     run.result.coverage.extend(part.coverage)
     run.result.files |= part.files
     if fetched is None:
         run.charts.add(relpath(folder, run.root))
     return part.resources
-
-
-def _missing_dependencies(chart: Path) -> list[str]:
-    """Dependencies ``Chart.yaml`` declares that ``charts/`` does not hold (dir or archive)."""
-    declared = helm_load.chart_metadata(chart).get("dependencies")
-    if not isinstance(declared, list):
-        return []
-    present: set[str] = set()
-    vendored = chart / "charts"
-    if vendored.is_dir():
-        for entry in sorted(vendored.iterdir()):
-            if entry.is_dir() and (entry / "Chart.yaml").is_file():
-                present.add(str(helm_load.chart_metadata(entry).get("name") or entry.name))
-            elif (archive := re.match(r"^(.+?)-v?\d+(\.\d+)*.*\.tgz$", entry.name)):
-                present.add(archive.group(1))
-    out = []
-    for dep in declared:
-        dep = _map(dep)
-        name = _str(dep.get("name"))
-        if name and name not in present:
-            out.append(f"{name} {_str(dep.get('version'))}".strip())
-    return out
 
 
 def _fixed(location: SourceLocation) -> helm_load.LocateFn:
