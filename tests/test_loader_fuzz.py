@@ -57,16 +57,17 @@ def _starts_an_object(raw: bytes) -> bool:
     try:
         for doc in yaml.safe_load_all(text):
             found.append(doc)
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError):
+    except Exception:  # PyYAML's own crashes ('!!int' alone: IndexError) are not ours
         pass  # a reader that stops still saw the documents before
     stack = list(found)
     while stack:  # kind: List items count too
         item = stack.pop()
         if isinstance(item, dict):
-            if "apiVersion" in item and "kind" in item:
+            if "items" in item and str(item.get("kind")).endswith("List"):
+                items = item["items"]  # a List holds its items (an empty one holds nothing)
+                stack += items if isinstance(items, list) else []
+            elif "apiVersion" in item and "kind" in item:
                 return True
-            if isinstance(item.get("items"), list):
-                stack += item["items"]
     return False
 
 
@@ -177,3 +178,25 @@ def test_mutated_real_manifests_as_json(tmp_path: Path, index: int, seed: int,
         else:
             text = text[:at] + text[at + rng.randrange(1, 20):]
     check_file(tmp_path, "m.json", text.encode("utf-8", "surrogatepass"))
+
+
+def test_what_the_campaign_found(tmp_path: Path) -> None:
+    """Cases the long campaign found, kept as plain regression tests: a List item that is not
+    an object is a finding (it vanished); a parse error at the end of a file without a final
+    newline names a line of the file (it named the one after); '!!int' alone is a finding."""
+    (tmp_path / "list.yaml").write_text("apiVersion: v1\nkind: List\nitems:\n- {kind: Pod}\n"
+                                        "- apiVersion: v1\n  kind: Namespace\n"
+                                        "  metadata: {name: a}\n")
+    (tmp_path / "empty-list.yaml").write_text("apiVersion: v1\nkind: List\nitems:\n")
+    (tmp_path / "cut.json").write_text('{"apiVersion": "v1",\n "kind": "Pod",\n "x": [')
+    (tmp_path / "int.yaml").write_text("!!int")
+    result = load_paths([tmp_path], tmp_path)
+    assert [r.name for r in result.resources] == ["a"]
+    got = sorted((f.location.path, f.location.line, f.rule_id) for f in result.findings)
+    assert got == [("cut.json", 3, "input.parse-error"), ("int.yaml", 1, "input.parse-error"),
+                   ("list.yaml", 4, "input.not-an-object")]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name, raw in (("cut.json", b'{"a":\n ['), ("int.yaml", b"!!int"),
+                      ("m.yaml", b"apiVersion: v1\nkind: List\nitems:\n")):
+        check_file(alone, name, raw)

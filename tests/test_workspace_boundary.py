@@ -207,3 +207,25 @@ def test_helm_chart_with_a_link_out_of_the_root_is_not_rendered(tmp_path: Path,
     assert finding.location.path == "chart/Chart.yaml" and finding.severity is Severity.ERROR
     assert "chart/templates/leak.yaml resolves to" in finding.message
     assert SECRET not in _messages(result)
+
+
+@pytest.mark.parametrize("command", [
+    ["images", "{repo}", "--root", "{repo}", "--sarif", "{link}"],
+    ["compliance", "--root", "{repo}", "--output", "{link}"],
+    ["audit", "{repo}", "--repo", "{repo}", "--output", "{link}"],
+    ["drift", "{repo}", "--root", "{repo}", "--snapshot", "{repo}/pod.yaml", "--junit", "{link}"],
+    ["snapshot", "{repo}", "--root", "{repo}", "--out", "{link}"],
+], ids=lambda c: c[0])
+def test_every_command_refuses_output_through_a_link_out_of_the_root(
+        tmp_path: Path, outside: Path, runner: CliRunner, command: list[str]) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "pod.yaml").write_text(POD)
+    victim = outside / "bashrc"
+    victim.write_text("original\n")
+    (repo / "out.txt").symlink_to(victim)
+    args = [a.format(repo=repo, link=repo / "out.txt") for a in command]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "outside the repository root" in result.stderr
+    assert victim.read_text() == "original\n"

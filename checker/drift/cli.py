@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from checker.cli import fail, finish, output_options, parse_fail_on, report_options
+from checker.cli import (
+    check_outputs,
+    fail,
+    finish,
+    output_options,
+    parse_fail_on,
+    report_options,
+)
 from checker.drift.sources import KindRef
 from checker.errors import CheckerError
 
@@ -55,6 +62,7 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
 
     if in_cluster and (kubeconfig or context):
         fail("--in-cluster cannot be combined with --kubeconfig or --context")
+    check_outputs(root, out)  # a committed symlink cannot take the snapshot out of the root
     try:
         refuse_in_pull_request()
         loaded = load_paths(paths or (Path("."),), root)
@@ -128,6 +136,7 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str 
     """
     from checker.drift.run import DriftRunOptions, run_drift
 
+    check_outputs(root, sarif_file, junit_file, markdown_file, json_file)
     live = bool(kubeconfig or context or in_cluster)
     if snapshot_file is not None and live:
         fail("--snapshot cannot be combined with --kubeconfig, --context or --in-cluster")

@@ -18,6 +18,13 @@ from checker.report import RENDERERS
 FAIL_ON = ["error", "warning", "note", "never"]
 
 
+def _check_outputs(root: Path, *files: Path | None) -> None:
+    """Refuse output files a symlink takes out of ``root`` before any work (exit 2)."""
+    from checker.cli import check_outputs
+
+    check_outputs(root, *files)
+
+
 def write_file(path: Path, text: str, root: Path) -> None:
     """Write an output file; no symlink out of ``root`` (``checker.cli.write_file``)."""
     from checker.cli import write_file as write
@@ -119,6 +126,8 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path
     from checker.inventory.render_images import IMAGE_RENDERERS
     from checker.inventory.run import ImageOptions, inventory, inventory_report
 
+    _check_outputs(root, sarif_file, junit_file)
+
     try:
         scopes, configured = _scopes(paths, clusters, root, config_file)
         options = ImageOptions(
@@ -198,6 +207,8 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
     from dataclasses import replace
 
     from checker.config import find_config, load_config
+
+    _check_outputs(repo, output)
     from checker.inventory.audit import AuditFilter, AuditOptions
     from checker.inventory.audit import audit as run_audit
     from checker.inventory.git import Git
@@ -272,6 +283,8 @@ def compliance(root: Path, config_file: Path | None, snapshots: tuple[str, ...],
     from checker.inventory.compliance import run
     from checker.inventory.render_compliance import COMPLIANCE_RENDERERS
     from checker.options import ScanOptions
+
+    _check_outputs(root, output)
 
     try:
         day = dt.date.fromisoformat(today) if today else None

@@ -173,9 +173,12 @@ def read_documents(file: Path, rel: str,
         return [], [input_finding(RULE_EMPTY, "file is empty", rel, 1, 1, Severity.WARNING)]
     docs: list[Document] = []
     findings: list[Finding] = []
+    last_line = text.count("\n") + 1  # the line after a final newline counts, as for PyYAML
     for item in parse_documents(text):
-        if isinstance(item, YamlProblem):
-            findings.append(input_finding(RULE_PARSE, item.message, rel, item.line, item.column))
+        if isinstance(item, YamlProblem):  # the parser may name the line after the last one
+            line = min(item.line, max(last_line, 1))
+            findings.append(input_finding(RULE_PARSE, item.message, rel, line,
+                                          item.column if line == item.line else 1))
             continue
         docs.append(item)
         if item.notes and is_k8s_object(item.data):
@@ -186,6 +189,25 @@ def read_documents(file: Path, rel: str,
             "apiVersion" in text or '"kind"' in text):
         return [], []  # not a manifest that failed (a tsconfig.json with comments): skipped
     return docs, findings
+
+
+def _list_items_not_objects(doc: Document, rel: str) -> list[Finding]:
+    """A warning for each item of a ``kind: List`` that is not an object (kubectl refuses
+    it), so no item disappears without a word."""
+    data = doc.data
+    items = data.get("items")
+    if not (data.get("kind") == "List" or str(data.get("kind", "")).endswith("List")) or (
+            not isinstance(items, list)):
+        return []
+    out = []
+    for index, item in enumerate(items):
+        if not is_k8s_object(item):
+            line = doc.location(rel, ("items", index)).line
+            out.append(input_finding(
+                RULE_NOT_OBJECT, f"item {index} of the {data.get('kind')} is not a Kubernetes "
+                "object (apiVersion and kind must be non-empty strings)", rel, line, 1,
+                Severity.WARNING))
+    return out
 
 
 def load_file(file: Path, root: Path) -> LoadResult:
@@ -213,6 +235,7 @@ def file_result(file: Path, rel: str, docs: list[Document],
     for doc in docs:
         if is_k8s_object(doc.data):
             result.resources.extend(resources_from_document(doc, rel))
+            result.findings.extend(_list_items_not_objects(doc, rel))
         elif id(doc) in broken:
             result.findings.append(input_finding(
                 RULE_NOT_OBJECT, "document is not a Kubernetes object: apiVersion and kind "
