@@ -19,15 +19,16 @@ are only held to the regular-file and size rules.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
 
 from checker.errors import CheckerError
 
-_PROC_FD = Path("/proc/self/fd")
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(
-    os, "O_CLOEXEC", 0)
+_HAVE_PROC = Path("/proc/self/fd").is_dir()
+_OPEN_FOLLOWING = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS = _OPEN_FOLLOWING | getattr(os, "O_NOFOLLOW", 0)
 
 
 class Refused(CheckerError):
@@ -49,7 +50,7 @@ def _within(path: str, root: str) -> bool:
 def lexically_inside(path: Path, root: Path) -> bool:
     """``path`` names a place inside ``root`` before any symlink is followed."""
     where = os.path.abspath(path)
-    return _within(where, os.path.abspath(root)) or _within(where, os.path.realpath(root))
+    return _within(where, os.path.abspath(root)) or _within(where, _real(os.path.abspath(root)))
 
 
 def escapes(path: Path, root: Path) -> str | None:
@@ -74,31 +75,38 @@ def _refuse_symlink(path: Path, root: Path | None, target: str) -> Refused:
 def read_bytes(path: Path, root: Path | None, limit: int) -> bytes:
     """The bytes of the regular file ``path``, at most ``limit`` of them.
 
-    Raises ``Refused`` (see the class) and ``OSError`` for files that cannot be read.
+    ``stat`` first, so a device or FIFO is never opened; then the file is opened and checked
+    again through its descriptor (``fstat``, and on Linux its real path in ``/proc/self/fd``)
+    before a byte is read, so a swap between the two cannot get past. Without ``/proc`` the
+    path is resolved first and opened with ``O_NOFOLLOW``. Raises ``Refused`` (see the class)
+    and ``OSError`` for files that cannot be read.
     """
-    real = os.path.realpath(path)
     inside = root is not None and lexically_inside(path, root)
-    if inside and root is not None and not _within(real, os.path.realpath(root)):
-        raise _refuse_symlink(path, root, real)
-    info = os.stat(real)
+    top = _real(os.path.abspath(root)) if root is not None else ""
+    target: str | Path = path
+    if inside and not _HAVE_PROC:
+        real = os.path.realpath(path)
+        if not _within(real, top):
+            raise _refuse_symlink(path, root, real)
+        target = real
+    info = os.stat(target)
     if not stat.S_ISREG(info.st_mode):
+        if inside and not _within(os.path.realpath(path), top):
+            raise _refuse_symlink(path, root, os.path.realpath(path))
         raise Refused("special-file", f"{_display(path, root)} is not a regular file "
                                       f"({_kind(info.st_mode)}); it was not read")
-    if info.st_size > limit:
-        raise _too_large(path, root, limit)
-    fd = os.open(real, _OPEN_FLAGS)
+    fd = os.open(target, _OPEN_FLAGS if target is not path else _OPEN_FOLLOWING)
     try:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):  # swapped since the stat above
             raise Refused("special-file", f"{_display(path, root)} is not a regular file; "
                                           "it was not read")
-        if inside and root is not None:
-            try:
-                now = os.readlink(_PROC_FD / str(fd))
-            except OSError:
-                now = real  # no /proc: the O_NOFOLLOW open of the resolved path stands
-            if not _within(now, os.path.realpath(root)):
+        if inside and _HAVE_PROC:
+            now = os.readlink(f"/proc/self/fd/{fd}")
+            if not _within(now, top):
                 raise _refuse_symlink(path, root, now)
+        if opened.st_size > limit:
+            raise _too_large(path, root, limit)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -112,6 +120,12 @@ def read_bytes(path: Path, root: Path | None, limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+@functools.lru_cache(maxsize=64)
+def _real(root: str) -> str:
+    """``realpath`` of a root, once per run (every file asks for it)."""
+    return os.path.realpath(root)
 
 
 def _too_large(path: Path, root: Path | None, limit: int) -> Refused:
