@@ -183,7 +183,8 @@ def test_mutated_real_manifests_as_json(tmp_path: Path, index: int, seed: int,
 def test_what_the_campaign_found(tmp_path: Path) -> None:
     """Cases the long campaign found, kept as plain regression tests: a List item that is not
     an object is a finding (it vanished); a parse error at the end of a file without a final
-    newline names a line of the file (it named the one after); '!!int' alone is a finding."""
+    newline names a line of the file (it named the one after); '!!int' alone is a finding; a
+    List whose own apiVersion is broken, around objects, is a finding (it vanished)."""
     (tmp_path / "list.yaml").write_text("apiVersion: v1\nkind: List\nitems:\n- {kind: Pod}\n"
                                         "- apiVersion: v1\n  kind: Namespace\n"
                                         "  metadata: {name: a}\n")
@@ -198,5 +199,7 @@ def test_what_the_campaign_found(tmp_path: Path) -> None:
     alone = tmp_path / "alone"
     alone.mkdir()
     for name, raw in (("cut.json", b'{"a":\n ['), ("int.yaml", b"!!int"),
-                      ("m.yaml", b"apiVersion: v1\nkind: List\nitems:\n")):
+                      ("m.yaml", b"apiVersion: v1\nkind: List\nitems:\n"),
+                      ("l.yaml", b'apiVersi"on: v1\nkind: List\nitems:\n- apiVersion: v1\n'
+                                 b'  kind: Namespace\n  metadata: {name: cache}\n')):
         check_file(alone, name, raw)

@@ -191,6 +191,21 @@ def read_documents(file: Path, rel: str,
     return docs, findings
 
 
+def _starts_an_object(data: Any) -> bool:
+    """A mapping with ``apiVersion`` and ``kind`` keys (whatever their values), or a List
+    holding one: something meant to be applied."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "items" in item and str(item.get("kind")).endswith("List"):
+                items = item["items"]
+                stack += items if isinstance(items, list) else []
+            elif "apiVersion" in item and "kind" in item:
+                return True
+    return False
+
+
 def _list_items_not_objects(doc: Document, rel: str) -> list[Finding]:
     """A warning for each item of a ``kind: List`` that is not an object (kubectl refuses
     it), so no item disappears without a word."""
@@ -226,9 +241,9 @@ def file_result(file: Path, rel: str, docs: list[Document],
             result.coverage.append(Coverage("not-checked", "file", rel, rel, 1,
                                             refused.message))
     objects = [d for d in docs if is_k8s_object(d.data)]
-    # apiVersion and kind, but not both non-empty strings (kind: y is true): kubectl refuses it
-    broken = {id(d) for d in docs if not is_k8s_object(d.data) and isinstance(d.data, dict)
-              and "apiVersion" in d.data and "kind" in d.data}
+    # apiVersion and kind, but not both non-empty strings (kind: y is true), or a List
+    # without them around items that are objects: kubectl refuses it, so it is a finding
+    broken = {id(d) for d in docs if not is_k8s_object(d.data) and _starts_an_object(d.data)}
     if not objects and not findings and not broken:
         return LoadResult()  # not a Kubernetes manifest (CI config, values file): skipped
     result.findings.extend(findings)
