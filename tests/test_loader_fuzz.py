@@ -63,8 +63,10 @@ def _starts_an_object(raw: bytes) -> bool:
     while stack:  # kind: List items count too
         item = stack.pop()
         if isinstance(item, dict):
-            if "items" in item and str(item.get("kind")).endswith("List"):
-                items = item["items"]  # a List holds its items (an empty one holds nothing)
+            items = item.get("items")
+            if item.get("kind") == "List" or (str(item.get("kind", "")).endswith("List")
+                                              and isinstance(items, list)):
+                # a List holds its items (one without items holds nothing), as kubectl reads it
                 stack += items if isinstance(items, list) else []
             elif "apiVersion" in item and "kind" in item:
                 return True

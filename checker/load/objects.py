@@ -198,9 +198,10 @@ def _starts_an_object(data: Any) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            if "items" in item and str(item.get("kind")).endswith("List"):
-                items = item["items"]
-                stack += items if isinstance(items, list) else []
+            items = item.get("items")
+            if item.get("kind") == "List" or (str(item.get("kind", "")).endswith("List")
+                                              and isinstance(items, list)):
+                stack += items if isinstance(items, list) else []  # as resources_from_document
             elif "apiVersion" in item and "kind" in item:
                 return True
     return False
