@@ -269,12 +269,12 @@ class _Builder:
                 continue
             else:
                 key = _key(key_node)
-            if key in out:
+            if key in out:  # (keys from a merge are always in out: only then can they be)
                 if merged is None or key not in merged:
                     self._duplicate(key, key_node, path)
+                elif merged is not None:
+                    merged.discard(key)
                 self._drop(out, path, key)
-            if merged is not None:
-                merged.discard(key)
             child = path + (key,)  # noqa: RUF005 - half the cost of (*path, key)
             start, end = key_node.start_mark, value_node.end_mark
             spans[child] = (start.line + 1, start.column + 1, end.line + 1, end.column + 1)
@@ -446,7 +446,8 @@ def parse_documents(text: str) -> Iterator[Document | YamlProblem]:
     the file's own length per file (``MAX_EXPANSION_PER_FILE``) and per run (the current
     ``run_budget``); past a file or run budget the rest of the file is not read.
     """
-    if text.lstrip()[:1] == "{":  # kubectl reads such a file as a stream of JSON objects
+    first = _LEADING_SPACE.match(text).end()  # type: ignore[union-attr]
+    if text[first:first + 1] == "{":  # kubectl reads such a file as a stream of JSON objects
         json_items = _json_documents(text)
         if json_items is not None:
             yield from json_items
@@ -508,6 +509,7 @@ def parse_documents(text: str) -> Iterator[Document | YamlProblem]:
 
 
 _JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_LEADING_SPACE = re.compile(r"\s*")  # kubectl's sniff trims unicode.IsSpace
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
