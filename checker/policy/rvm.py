@@ -135,29 +135,32 @@ def _syntax(tree: dict[str, Any], text: bytes) -> list[tuple[int, int, str]]:
     return edits
 
 
-REWRITTEN: dict[tuple[str, bool], str] = {}  # to_v1's results; workers send theirs back
+REWRITTEN: dict[tuple[str, bool, bool], str] = {}  # to_v1's results; workers send theirs back
 _MAX_REWRITTEN = 4096
 
 
-def to_v1(source: str, rego_v1: bool = False) -> str:
+def to_v1(source: str, rego_v1: bool = False, guards: bool = True) -> str:
     """``source`` as Rego v1 that the RVM evaluates as the interpreter would (see above).
 
-    Results are kept in ``REWRITTEN``; the evaluation workers return the ones they added
-    (``checker.policy.evaluate``), so that the next run's workers do not compute them again.
+    With ``guards=False`` only the syntax is converted (v0 to v1), for engines that evaluate
+    assignments correctly (OPA, see checker.policy.opa). Results are kept in ``REWRITTEN``; the
+    evaluation workers return the ones they added (``checker.policy.evaluate``), so that the
+    next run's workers do not compute them again.
     """
-    key = (source, rego_v1)
+    key = (source, rego_v1, guards)
     done = REWRITTEN.get(key)
     if done is None:
         if len(REWRITTEN) >= _MAX_REWRITTEN:
             REWRITTEN.clear()
-        done = REWRITTEN[key] = _to_v1(source, rego_v1)
+        done = REWRITTEN[key] = _to_v1(source, rego_v1, guards)
     return done
 
 
-def _to_v1(source: str, rego_v1: bool) -> str:
+def _to_v1(source: str, rego_v1: bool, guards: bool) -> str:
     tree = _ast(source, rego_v1=rego_v1)
     text = source.encode()
-    edits = _guards(tree, text) + ([] if rego_v1 else _syntax(tree, text))
+    edits = ((_guards(tree, text) if guards else [])
+             + ([] if rego_v1 else _syntax(tree, text)))
     out = text
     for start, end, replacement in sorted(edits, reverse=True):
         out = out[:start] + replacement.encode() + out[end:]
