@@ -50,8 +50,16 @@ COPY checker/ checker/
 COPY policy-packs/ policy-packs/
 # The project and its dependencies go into one virtual environment; pip itself is removed
 # from it so the final image cannot install anything.
+# Real OPA (repository templates get Gatekeeper's exact semantics): its wheel is built for
+# x86_64 only and declares Python 3.14, although it runs on this one; other architectures
+# evaluate repository templates on regorus, with a warning where the engines differ.
+ARG TARGETARCH
 RUN python -m venv /opt/gitops-checker \
     && /opt/gitops-checker/bin/pip install --no-cache-dir . \
+    && if [ "${TARGETARCH:-$(dpkg --print-architecture)}" = amd64 ]; then \
+         /opt/gitops-checker/bin/pip install --no-cache-dir --ignore-requires-python \
+           opa-golib-python-bindings==0.4.4; \
+       fi \
     && /opt/gitops-checker/bin/pip uninstall --yes pip
 
 FROM python:3.12.13-slim-bookworm@sha256:4766d8b510c428e595d74b9cc5bbb2fae8e26316fffb4adc89908d79aacd58a2

@@ -195,6 +195,7 @@ class Report:
     fail_on: Severity | None = Severity.ERROR
     drift_summary: Mapping[str, Any] = field(default_factory=dict)  # coverage of a drift run
     coverage: tuple[Coverage, ...] = ()  # what the load rendered, followed, did not check
+    engines: tuple[str, ...] = ()  # Rego engines that evaluated: "name version (what)"
 
     def fails(self, finding: Finding) -> bool:
         """Whether a finding is at or above the ``--fail-on`` threshold."""

@@ -168,6 +168,7 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
     packs: dict[str, None] = {}
     loads: dict[tuple[object, ...], LoadResult] = {}
     coverage: dict[Coverage, None] = {}
+    engines: dict[str, None] = {}  # Rego engines that evaluated, in first-use order
     seen_input: set[Finding] = set()
     for cluster in config.clusters:
         policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)
@@ -196,6 +197,7 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         findings += _never_a_pass(cluster, options.root, policies, tagged)
         findings += evaluation.findings
         errors += evaluation.errors
+        engines.update(dict.fromkeys(evaluation.engines))
         rules.update({p.rule.id: p.rule for p in policies})
     acceptances, problems_found = accept.load_acceptances(config.acceptances.paths, options.root)
     approval = (accept.BaseApproval(options.root, options.accept_base)
@@ -225,6 +227,7 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         group_by=group_by,
         fail_on=options.fail_on,
         coverage=tuple(sorted(coverage)),
+        engines=tuple(engines),
     )
 
 

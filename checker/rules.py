@@ -24,6 +24,7 @@ from checker.load.objects import (
 )
 from checker.model import Rule, Severity
 from checker.policy.evaluate import (
+    RULE_ENGINE_DIFFERENCE,
     RULE_EVAL_ERROR,
     RULE_INVALID_POLICY,
     RULE_MATCH_UNDECIDED,
@@ -103,6 +104,14 @@ BUILTIN_RULES: dict[str, Rule] = {
              "input.review.namespaceObject, needs a Namespace that is not among the scanned "
              "manifests, so the constraint was not evaluated for that namespace.",
              "Add the Namespace manifest to the scanned paths."),
+        Rule(RULE_ENGINE_DIFFERENCE, "Template evaluated where OPA may differ", Severity.WARNING,
+             "A repository ConstraintTemplate was evaluated by regorus because OPA (the engine "
+             "Gatekeeper embeds) is not installed, and its Rego has a negated expression whose "
+             "operand can be undefined: OPA makes such a negation fail, regorus makes it "
+             "succeed, so on objects without that field the verdict may differ from the "
+             "cluster's. The message names the line.",
+             "Install opa-golib-python-bindings (the container image has it) for exact "
+             "verdicts, or give the operand a default (object.get) so both engines agree."),
         Rule(RULE_TEMPLATE_NOTE, "ConstraintTemplate note", Severity.NOTE,
              "A ConstraintTemplate has a problem that Gatekeeper tolerates: the template loads "
              "and is evaluated, but part of it (named in the message) is ignored, as it is in "

@@ -71,6 +71,11 @@ class PolicyEngine(Protocol):
 
     name: str
 
+    @property
+    def version(self) -> str:
+        """The engine's version, for reports."""
+        ...  # pragma: no cover
+
     def executable(self, data_json: str, modules: Sequence[tuple[str, str]], entry: str, *,
                    rego_v1: bool) -> Executable | None:
         """``modules`` compiled ahead of time, or None when the engine cannot do that for them."""
@@ -91,6 +96,24 @@ class PolicyEngine(Protocol):
 def _may_print(source: str) -> bool:
     """Whether a module may produce ``print()`` output that has to be emptied after each run."""
     return "print" in source
+
+
+def _add(engine: Any, filename: str, source: str) -> None:
+    """Add a module to a regorus engine; a v0 rule with several bodies is split first (regorus
+    does not parse that form, OPA does: see ``semantics.split_bodies``)."""
+    from checker.policy.semantics import split_bodies
+
+    try:
+        engine.add_policy(filename, source)
+    except (RuntimeError, ValueError) as err:
+        split = split_bodies(source)
+        if split != source:
+            try:
+                engine.add_policy(filename, split)
+                return
+            except (RuntimeError, ValueError):
+                pass
+        raise PolicyError(f"Rego does not compile: {clean_error(err)}") from err
 
 
 class _RegorusPolicy:
@@ -122,10 +145,7 @@ class _RegorusProgram:
         self._prints = prints
 
     def add_module(self, filename: str, source: str) -> None:
-        try:
-            self._engine.add_policy(filename, source)
-        except (RuntimeError, ValueError) as err:
-            raise PolicyError(f"Rego does not compile: {clean_error(err)}") from err
+        _add(self._engine, filename, source)
         self._prints = self._prints or _may_print(source)
 
     def set_input(self, input_json: str) -> None:
@@ -149,6 +169,16 @@ class RegorusEngine:
     """PolicyEngine backed by regorus."""
 
     name = "regorus"
+
+    @property
+    def version(self) -> str:
+        """The installed regorus binding's version."""
+        import importlib.metadata
+
+        try:
+            return importlib.metadata.version("gordon-to-regorus")
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
 
     def executable(self, data_json: str, modules: Sequence[tuple[str, str]], entry: str, *,
                    rego_v1: bool) -> Executable | None:
@@ -183,14 +213,16 @@ class RegorusEngine:
         engine.set_rego_v0(not rego_v1)
         engine.set_gather_prints(True)  # never to stderr (see checker.policy.limits)
         for filename, source in modules:
-            try:
-                engine.add_policy(filename, source)
-            except (RuntimeError, ValueError) as err:
-                raise PolicyError(f"Rego does not compile: {clean_error(err)}") from err
+            _add(engine, filename, source)
         if data_json is not None:
             engine.add_data_json(data_json)
         return _RegorusPolicy(engine, f"data.{package}.violation",
                               any(_may_print(source) for _, source in modules))
+
+
+def describe(engine: PolicyEngine) -> str:
+    """``name version`` of an engine, as reports show it."""
+    return f"{engine.name} {engine.version}"
 
 
 def default_engine() -> PolicyEngine:

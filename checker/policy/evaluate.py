@@ -31,9 +31,15 @@ from checker.parallel import (
     run_guarded,
     shares,
 )
-from checker.policy import rvm
+from checker.policy import opa, rvm, semantics
 from checker.policy.batch import BatchRunner, batchable, build_runners
-from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, default_engine
+from checker.policy.engine import (
+    CompiledPolicy,
+    EvalError,
+    PolicyEngine,
+    default_engine,
+    describe,
+)
 from checker.policy.gatekeeper import CI_POINTS, Template, gatekeeper_config
 from checker.policy.match import Matcher, MatchIndex, is_namespace, stored_namespace
 from checker.policy.model import Policy
@@ -44,6 +50,7 @@ RULE_INVALID_POLICY = "policy.invalid"
 RULE_MATCH_UNDECIDED = "policy.match-undecided"
 RULE_TEMPLATE_NOTE = "policy.template-note"
 RULE_NOT_EVALUATED = "policy.not-evaluated"
+RULE_ENGINE_DIFFERENCE = "policy.engine-difference"
 # input.review.namespaceObject when Gatekeeper passes no Namespace (a cluster-scoped object,
 # gator): its Rego driver sets a nil map, which OPA's InterfaceToValue turns into {}
 NO_NAMESPACE_OBJECT = "{}"
@@ -116,6 +123,8 @@ class Evaluation:
 
     findings: list[Finding] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # the Rego engines that evaluated, as "name version (what ran on it)"
+    engines: tuple[str, ...] = ()
 
 
 @dataclass
@@ -165,8 +174,31 @@ class Evaluator:
         # AdmissionRequests given as they are (gator's AdmissionReview objects), by id(resource)
         self.requests: dict[int, dict[str, Any]] = {}
         self.engine = engine or default_engine()
+        # Templates that are not shipped ones run on real OPA when it is installed, which gives
+        # Gatekeeper's semantics exactly; an engine chosen by the caller runs everything.
+        self.exact: PolicyEngine | None = opa.exact_engine() if engine is None else None
         self.operation = operation
         self._compiled: dict[str, CompiledPolicy | PolicyError] = {}
+
+    def engine_for(self, template: Template) -> PolicyEngine:
+        """The engine that evaluates ``template``."""
+        if self.exact is not None and not rvm.verified(template):
+            return self.exact
+        return self.engine
+
+    def engines(self, templates: Sequence[Template]) -> tuple[str, ...]:
+        """Which engine evaluates which of ``templates``, for reports."""
+        shipped = sum(1 for t in templates if rvm.verified(t))
+        users = len(templates) - shipped
+        out = []
+        if shipped and self.engine.name == "regorus" and self.batch:
+            out.append(f"{describe(self.engine)} (shipped templates, compiled RVM)")
+        elif shipped:
+            out.append(f"{describe(self.engine)} (shipped templates)")
+        if users:
+            chosen = self.exact or self.engine
+            out.append(f"{describe(chosen)} (repository templates)")
+        return tuple(out)
 
     def _compile(self, template: Template, data_json: str | None,
                  data_key: str = "") -> CompiledPolicy:
@@ -180,7 +212,7 @@ class Evaluator:
             modules += [(f"{template.name}.lib{i}.rego", lib)
                         for i, lib in enumerate(template.libs)]
             try:
-                cached = self.engine.compile(
+                cached = self.engine_for(template).compile(
                     template.package, modules, rego_v1=template.rego_v1,
                     data_json=data_json if template.uses_inventory else None,
                 )
@@ -216,6 +248,9 @@ class Evaluator:
         if workers is None:
             workers = default_workers(len(resources) * len(self.policies))
         workers = max(1, min(workers, len(resources)))
+        if opa.loaded() and any(self.engine_for(p.template).name == opa.NAME
+                                for p in self.policies):
+            workers = 1  # Go's runtime, once started in this process, does not survive a fork
         with no_cycle_collection():
             data = Inventory(synced, self.prune_inventory)
             readers = [p.template.sync for p in self.policies if p.template.uses_inventory]
@@ -257,13 +292,15 @@ class Evaluator:
             else:
                 raise WorkerError(f"policy evaluation was stopped more than {MAX_ROUNDS} times")
             parts = [done[i] for i in range(len(bounds))]
-        merged = Evaluation(findings=notes)
+        merged = Evaluation(findings=notes,
+                            engines=self.engines([p.template for p in self.policies]))
         for index in range(len(self.policies)):
             seen: set[str] = set()
             for part in parts:
                 for finding in part[index].findings:
                     if finding.rule_id in (RULE_MATCH_UNDECIDED, RULE_INVALID_POLICY,
-                                           RULE_TEMPLATE_NOTE, RULE_NOT_EVALUATED):
+                                           RULE_TEMPLATE_NOTE, RULE_NOT_EVALUATED,
+                                           RULE_ENGINE_DIFFERENCE):
                         if finding.message in seen:
                             continue
                         seen.add(finding.message)
@@ -370,6 +407,15 @@ class Evaluator:
                     ))
             if index in isolation.failed:
                 continue
+            for problem in self._differences(policy.template):
+                if (policy.template.location, problem) not in noted:
+                    noted.add((policy.template.location, problem))
+                    out[index].findings.append(Finding(
+                        rule_id=RULE_ENGINE_DIFFERENCE, category="policy",
+                        severity=Severity.WARNING,
+                        message=f"ConstraintTemplate {policy.template.name!r}: {problem}",
+                        location=policy.template.location,
+                    ))
             try:
                 # Validate without referential data (cheap); the data goes in on first use.
                 guard.begin(-1, index)
@@ -388,7 +434,10 @@ class Evaluator:
             del compiled[index]  # gator skips a constraint not enforced at its point
         if self.batch and not isolation.no_batch:
             guard.begin(-1, -1)
-            runners, alone = build_runners(self.engine, policies, sorted(compiled), data)
+            on_main = [i for i in sorted(compiled)
+                       if self.engine_for(policies[i].template) is self.engine]
+            runners, alone = build_runners(self.engine, policies, on_main, data)
+            alone = sorted({*alone, *(i for i in compiled if i not in on_main)})
             guard.end()
         else:
             runners, alone = [], sorted(compiled)
@@ -466,6 +515,23 @@ class Evaluator:
                     out[index].findings.extend(self._findings(policies[index], res, display,
                                                               shared[index],
                                                               outcomes[index]))
+        return out
+
+    def _differences(self, template: Template) -> list[str]:
+        """Known differences from OPA that affect ``template`` on the engine that runs it."""
+        if self.engine_for(template).name != "regorus" or rvm.verified(template):
+            return []  # OPA itself, or a shipped template (proven against OPA in CI)
+        out = []
+        for module in (template.rego, *template.libs):
+            try:
+                found = semantics.hazards(module, template.rego_v1)
+            except PolicyError:
+                continue  # reported as policy.invalid when it is compiled
+            out += [f"evaluated by regorus (OPA is not installed); at line {h.line} of its "
+                    f"Rego, `{h.text}` fails in Gatekeeper (OPA) when an operand is undefined "
+                    "but succeeds here, so verdicts on objects without that field may differ "
+                    "from the cluster's (install opa-golib-python-bindings for exact "
+                    "verdicts)" for h in found]
         return out
 
     @staticmethod

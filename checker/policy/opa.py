@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import importlib.util
 import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from checker.errors import PolicyError
@@ -63,36 +65,52 @@ gitops_checker_all(xs) if {
 
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether the OPA binding can be imported and loads its library."""
-    try:
-        from opa_bindings import OpaEngine
-    except ImportError:
+    """Whether the OPA binding is installed, with its library (checked without loading it, so
+    that processes forked later can still start Go's runtime themselves)."""
+    spec = importlib.util.find_spec("opa_bindings")
+    if spec is None or not spec.submodule_search_locations:
         return False
-    try:
-        OpaEngine().close()
-    except OSError:
-        return False
-    return True
+    return any((Path(p) / "libopabridge.so").is_file() for p in spec.submodule_search_locations)
+
+
+def loaded() -> bool:
+    """Whether this process has loaded OPA's library (Go's runtime is running in it)."""
+    import sys
+
+    engine = sys.modules.get("opa_bindings.engine")
+    return engine is not None and getattr(engine, "_lib", None) is not None
+
+
+def exact_engine() -> OpaEngine | None:
+    """Real OPA when it is installed, else None."""
+    return OpaEngine() if available() else None
 
 
 @functools.lru_cache(maxsize=1)
 def version() -> str:
-    """``OPA v<release>`` of the installed binding (with the binding's own version)."""
+    """``v<release> via <binding> <version>``: the OPA release the installed binding embeds."""
     try:
         binding = importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
     release = OPA_RELEASES.get(binding)
     if release is None:
-        return f"({DISTRIBUTION} {binding})"
-    return f"v{release} ({DISTRIBUTION} {binding})"
+        return f"via {DISTRIBUTION} {binding}"
+    return f"v{release} via {DISTRIBUTION} {binding}"
 
 
 def as_v1(source: str, rego_v1: bool) -> str:
     """A module as Rego v1 for the binding: converted syntax, dropped built-ins mapped."""
     from checker.policy import rvm
+    from checker.policy.semantics import split_bodies
 
-    text = source if rego_v1 else rvm.to_v1(source, False, False)
+    if rego_v1:
+        text = source
+    else:
+        try:
+            text = rvm.to_v1(source, False, False)
+        except PolicyError:  # the v0 conversion reads the module with regorus's parser
+            text = rvm.to_v1(split_bodies(source), False, False)
     if rego_v1 or not _V1_DROPPED.search(text):
         return text
     from checker.policy.batch import strip_comments

@@ -95,6 +95,14 @@ def _guards(tree: dict[str, Any], text: bytes) -> list[tuple[int, int, str]]:
     return edits
 
 
+def _blank_comments(region: bytes) -> bytes:
+    """``region`` (between a rule head and its first statement: no strings) with every ``#``
+    comment replaced by spaces, so that a comment's words and braces are not read as code."""
+    lines = region.split(b"\n")
+    return b"\n".join(line[:line.index(b"#")] + b" " * (len(line) - line.index(b"#"))
+                       if b"#" in line else line for line in lines)
+
+
 def _syntax(tree: dict[str, Any], text: bytes) -> list[tuple[int, int, str]]:
     """v0 -> v1: future-keyword imports, ``contains`` in set heads, ``if`` before bodies."""
     edits: list[tuple[int, int, str]] = []
@@ -127,7 +135,7 @@ def _syntax(tree: dict[str, Any], text: bytes) -> list[tuple[int, int, str]]:
             stmts = body["query"]["stmts"]
             until = int(stmts[0]["span"]["start"]) if stmts else int(body["query"]["span"]["end"])
             start = int(body["span"]["start"]) if body["is_else"] else previous
-            region = text[start:until]
+            region = _blank_comments(text[start:until])
             if "if" not in region.decode().split() and b"{" in region:
                 brace = start + region.rindex(b"{")
                 edits.append((brace, brace, "if "))

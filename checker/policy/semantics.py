@@ -13,9 +13,12 @@ evaluates the negated call as undefined and the ``not`` as true:
 
 ``hazards`` finds every such expression by its syntax (measured against OPA in
 tests/test_opa_semantics.py). An operand counts as possibly undefined when it is a reference
-with a field or index (``x.y``, ``x[i]``), a rule of the module, or a call; local variables are
-always defined where they are used. The shipped packs must have none (tests/test_opa_semantics.py);
-a user's template that has one and is evaluated by regorus is reported (``rego.semantics``).
+with a field or index (``x.y``, ``x[i]``; but ``input.review``, ``input.review.object`` and
+``input.parameters`` always exist), a rule of the module, or a call other than a total built-in
+over defined operands; local variables are always defined where they are used.
+
+The shipped packs must have none (tests/test_opa_semantics.py); a repository template that has
+one and is evaluated by regorus (OPA not installed) gets a ``policy.engine-difference`` warning.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from typing import Any
 from checker.errors import PolicyError
 
 _CALLS = ("Call", "Membership", "ArithExpr", "BinExpr")
+# What Gatekeeper's driver always defines in the input of a template
+ALWAYS = frozenset({"input.review", "input.parameters", "input.review.object"})
 # Built-ins defined for every argument of the right type: a call of one of them is undefined
 # only when an argument is. Any other call (a function of the template, or a built-in that can
 # be undefined) may be undefined by itself.
@@ -60,7 +65,10 @@ def _ast(source: str, rego_v1: bool) -> dict[str, Any]:
     try:
         engine.add_policy("module.rego", source)
     except (RuntimeError, ValueError) as err:
-        raise PolicyError(f"Rego does not compile: {clean_error(err)}") from err
+        try:
+            engine.add_policy("module.rego", split_bodies(source))
+        except (RuntimeError, ValueError):
+            raise PolicyError(f"Rego does not compile: {clean_error(err)}") from err
     tree: dict[str, Any] = json.loads(engine.get_ast_as_json())[0]["ast"]
     return tree
 
@@ -119,7 +127,9 @@ def _maybe_undefined(node: Any, rules: set[str]) -> bool:
     if name == "Call":
         return (_name(inner.get("fcn")) not in TOTAL
                 or any(_maybe_undefined(p, rules) for p in inner.get("params") or []))
-    if name in ("RefDot", "RefBrack") or name in _CALLS:
+    if name in ("RefDot", "RefBrack"):
+        return _name(node) not in ALWAYS
+    if name in _CALLS:
         return True
     if name == "Var":
         return str(inner.get("value")) in rules
@@ -217,3 +227,53 @@ def hazards(source: str, rego_v1: bool = False) -> tuple[Hazard, ...]:
             out.append(Hazard(int(span["line"]),
                               text[span["start"]:end].decode(errors="replace").strip()))
     return tuple(sorted(set(out), key=lambda h: (h.line, h.text)))
+
+
+def split_bodies(source: str) -> str:
+    """v0 rules written with several bodies (``p[x] { a } { b }``) as one rule per body.
+
+    OPA reads the bodies as alternatives, like separate rules with the same head; regorus 0.13
+    does not parse the form. Only used when a module does not parse as it is: a rule whose head
+    ends in an object literal followed by a body (``p = {"a"} { ... }``) would be misread.
+    """
+    out: list[str] = []
+    depth = 0
+    i = 0
+    n = len(source)
+    stmt_start: int | None = None
+    first_body: int | None = None
+    just_closed = new_line = False
+    copied = 0
+    while i < n:
+        ch = source[i]
+        if ch == "#":
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if ch in "\"`":
+            end = i + 1
+            while end < n and source[end] != ch:
+                end += 2 if ch == '"' and source[end] == "\\" else 1
+            i = end + 1
+            continue
+        if depth == 0 and ch == "\n":
+            new_line = True
+        elif depth == 0 and not ch.isspace():
+            if just_closed and ch == "{" and stmt_start is not None and first_body is not None:
+                head = source[stmt_start:first_body].rstrip()
+                out.append(source[copied:i])
+                out.append(f"\n{head} ")
+                copied = i
+            elif (new_line or stmt_start is None) and not source.startswith("else", i):
+                stmt_start, first_body = i, None
+            just_closed = new_line = False
+            if ch == "{" and first_body is None:
+                first_body = i
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+            just_closed = depth == 0 and ch == "}"
+        i += 1
+    out.append(source[copied:])
+    return "".join(out)

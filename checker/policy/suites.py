@@ -13,7 +13,12 @@ import yaml
 from checker.errors import CheckerError, PolicyError
 from checker.load.objects import is_k8s_object, make_resource, read_documents
 from checker.model import Resource, Rule
-from checker.policy.evaluate import RULE_NOT_EVALUATED, RULE_TEMPLATE_NOTE, Evaluator
+from checker.policy.evaluate import (
+    RULE_ENGINE_DIFFERENCE,
+    RULE_NOT_EVALUATED,
+    RULE_TEMPLATE_NOTE,
+    Evaluator,
+)
 from checker.policy.gatekeeper import parse_constraint, parse_template
 from checker.policy.model import Policy
 from checker.policy.packs import packs_dir, read_single_object, with_libs
@@ -141,7 +146,8 @@ def _messages(evaluator: Evaluator, obj: Resource, inventory: list[Resource]) ->
     # notes are not verdicts: gator never reads what a template note is about
     # (requires-sync-data), and skips a constraint not enforced at its point without a word
     findings = [f for f in evaluation.findings
-                if f.rule_id not in (RULE_TEMPLATE_NOTE, RULE_NOT_EVALUATED)]
+                if f.rule_id not in (RULE_TEMPLATE_NOTE, RULE_NOT_EVALUATED,
+                                     RULE_ENGINE_DIFFERENCE)]
     errors = [f.message for f in findings if f.rule_id in BUILTIN_RULES]
     if evaluation.errors or errors:
         raise PolicyError("; ".join([*evaluation.errors, *errors]))

@@ -119,7 +119,8 @@ def render(report: Report) -> str:
     lines = _Lines()
     active, suppressed = report.active, report.suppressed
     data = {
-        "tool": {"name": "gitops-checker", "version": report.tool_version},
+        "tool": {"name": "gitops-checker", "version": report.tool_version,
+                 "regoEngines": list(report.engines)},
         "summary": {"resources": report.resources_checked, "files": report.files_checked,
                     "bySeverity": severity_counts(active), "accepted": len(suppressed)},
         "packs": list(report.packs),

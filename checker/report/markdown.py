@@ -90,6 +90,8 @@ def render(report: Report) -> str:
     lines += [f"{verdict} Checked {report.resources_checked} resources in "
               f"{report.files_checked} files"
               + (f" with packs {', '.join(report.packs)}." if report.packs else "."), ""]
+    if report.engines:
+        lines += ["Rego engine: " + "; ".join(_cell(e) for e in report.engines) + ".", ""]
     lines += ["| Severity | Count |", "| --- | ---: |"]
     lines += [f"| {ICON[label]} {label} | {n} |" for label, n in counts.items()]
     if suppressed:

@@ -238,6 +238,8 @@ def _run(report: Report, findings: Iterable[Finding], *, accepted: bool) -> dict
     data: dict[str, Any] = _plain(run)
     if report.coverage and not accepted:
         data.update(_coverage(report))
+    if report.engines:  # which Rego engine gave the verdicts
+        data.setdefault("properties", {})["regoEngines"] = list(report.engines)
     if left_out:
         invocation = (data.get("invocations") or [{"executionSuccessful": True}])[0]
         invocation.setdefault("toolExecutionNotifications", []).append(

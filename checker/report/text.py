@@ -26,6 +26,8 @@ def render(report: Report) -> str:
                      f"expires {f.suppression.expires or 'never'})")
     for err in report.errors:
         lines.append(f"error: {err}")
+    if report.engines:
+        lines.append("rego engine: " + "; ".join(report.engines))
     if report.coverage:  # before the summary, which stays the last line
         lines.append(f"inputs: {coverage_summary(report.coverage)} "
                      "(gitops-checker inputs lists them)")
