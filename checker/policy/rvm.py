@@ -14,7 +14,8 @@ used here:
 - so that a result is never taken from a construct the VM gets wrong, it runs only templates
   whose Rego is byte for byte a shipped template (``verified``). CI evaluates every shipped
   template on the VM and on the interpreter over the suites, the Pod Security fixtures and
-  generated variants, and requires identical results (tests/test_rvm_equivalence.py). Any
+  generated variants, and requires identical results (tests/test_rvm_equivalence.py), and the
+  same findings as real OPA (tests/test_opa_differential.py). Any
   other template, and any object on which the VM fails or returns ``"<undefined>"``, goes to
   the interpreter.
 """
