@@ -250,7 +250,7 @@ class Evaluator:
         workers = max(1, min(workers, len(resources)))
         if opa.loaded() and any(self.engine_for(p.template).name == opa.NAME
                                 for p in self.policies):
-            workers = 1  # Go's runtime, once started in this process, does not survive a fork
+            workers = 1  # Go's runtime, once started in this process, is not fork-safe
         with no_cycle_collection():
             data = Inventory(synced, self.prune_inventory)
             readers = [p.template.sync for p in self.policies if p.template.uses_inventory]
