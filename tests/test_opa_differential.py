@@ -44,6 +44,7 @@ from checker.load.objects import make_resource
 from checker.model import Resource, SourceLocation
 from checker.policy import evaluate, opa, rvm
 from checker.policy.cli import export_objects
+from checker.policy.engine import RegorusEngine
 from checker.policy.evaluate import Evaluation, Evaluator
 from checker.policy.packs import load_catalog, packs_dir, repository_policies
 from checker.policy.suites import find_suites, read_objects, run_suite
@@ -194,10 +195,13 @@ def test_scan_paths_give_opas_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
     chosen = policies()
     oracle = Evaluator(chosen, engine=opa.OpaEngine()).run(resources, known=known, workers=1)
     compiled = Evaluator(chosen).run(resources, known=known, workers=1)
-    with monkeypatch.context() as patch:
+    with monkeypatch.context() as patch:  # regorus's interpreter only (engine given: no OPA)
         patch.setattr(rvm, "verified", lambda template: False)
-        interpreted = Evaluator(chosen).run(resources, known=known, workers=1)
+        interpreted = Evaluator(chosen, engine=RegorusEngine()).run(resources, known=known,
+                                                                    workers=1)
     assert oracle.errors == compiled.errors == interpreted.errors == []
+    assert oracle.engines[0].startswith("opa ") and compiled.engines[0].startswith("regorus ")
+    assert all(e.startswith("regorus ") for e in interpreted.engines)
     for path in (compiled, interpreted):
         tally = _compare(path, oracle, retyped)
         # ill-typed variants only (asserted in _compare), and a minority of the pairs
