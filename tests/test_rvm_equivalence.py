@@ -31,6 +31,7 @@ from conftest import RvmRuns
 from checker.load.objects import make_resource
 from checker.model import Resource, SourceLocation
 from checker.policy import rvm
+from checker.policy.engine import RegorusEngine
 from checker.policy.evaluate import Evaluation, Evaluator
 from checker.policy.model import Policy
 from checker.policy.packs import packs_dir
@@ -155,9 +156,10 @@ def both(policies: list[Policy], resources: list[Resource], known: list[Resource
          monkeypatch: pytest.MonkeyPatch) -> tuple[Evaluation, Evaluation]:
     """(RVM, interpreter-only) evaluations of the same run."""
     compiled = Evaluator(policies).run(resources, known=known, workers=1)
-    with monkeypatch.context() as patch:
+    with monkeypatch.context() as patch:  # the engine given: regorus, not OPA for unverified
         patch.setattr(rvm, "verified", lambda template: False)
-        interpreted = Evaluator(policies).run(resources, known=known, workers=1)
+        interpreted = Evaluator(policies, engine=RegorusEngine()).run(resources, known=known,
+                                                                      workers=1)
     return compiled, interpreted
 
 
