@@ -248,9 +248,14 @@ class Evaluator:
         if workers is None:
             workers = default_workers(len(resources) * len(self.policies))
         workers = max(1, min(workers, len(resources)))
-        if opa.loaded() and any(self.engine_for(p.template).name == opa.NAME
-                                for p in self.policies):
-            workers = 1  # Go's runtime, once started in this process, is not fork-safe
+        # Go's runtime, once started in this process, is not usable in a forked child (it
+        # hangs there): templates on OPA are then evaluated here, in one share, without the
+        # workers' bounds. A process that has not loaded OPA (the CLI) forks as usual and each
+        # worker starts its own Go runtime.
+        in_process = opa.loaded() and any(self.engine_for(p.template).name == opa.NAME
+                                          for p in self.policies)
+        if in_process:
+            workers = 1
         with no_cycle_collection():
             data = Inventory(synced, self.prune_inventory)
             readers = [p.template.sync for p in self.policies if p.template.uses_inventory]
@@ -282,7 +287,8 @@ class Evaluator:
                 pending = [i for i in range(len(bounds)) if i not in done]
                 if not pending:
                     break
-                outs = run_guarded(share, [bounds[i] for i in pending], self.limits, quiet=True)
+                outs = ([share(bounds[i], Guard()) for i in pending] if in_process else
+                        run_guarded(share, [bounds[i] for i in pending], self.limits, quiet=True))
                 for i, out in zip(pending, outs, strict=True):
                     if isinstance(out, Failure):
                         isolation.blame(out, resources)
