@@ -106,12 +106,13 @@ BUILTIN_RULES: dict[str, Rule] = {
              "Add the Namespace manifest to the scanned paths."),
         Rule(RULE_ENGINE_DIFFERENCE, "Template evaluated where OPA may differ", Severity.WARNING,
              "A repository ConstraintTemplate was evaluated by regorus because OPA (the engine "
-             "Gatekeeper embeds) is not installed, and its Rego has a negated expression whose "
+             "Gatekeeper embeds) is not enabled, and its Rego has a negated expression whose "
              "operand can be undefined: OPA makes such a negation fail, regorus makes it "
              "succeed, so on objects without that field the verdict may differ from the "
              "cluster's. The message names the line.",
-             "Install opa-golib-python-bindings (the container image has it) for exact "
-             "verdicts, or give the operand a default (object.get) so both engines agree."),
+             "Install opa-golib-python-bindings (the container image has it) and set "
+             "GITOPS_CHECKER_OPA=1 for exact verdicts, or give the operand a default "
+             "(object.get) so both engines agree."),
         Rule(RULE_TEMPLATE_NOTE, "ConstraintTemplate note", Severity.NOTE,
              "A ConstraintTemplate has a problem that Gatekeeper tolerates: the template loads "
              "and is evaluated, but part of it (named in the message) is ignored, as it is in "

@@ -88,8 +88,21 @@ def without_opa(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(opa, "exact_engine", lambda: None)
 
 
+@pytest.fixture
+def with_opa(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repository templates on OPA (opted in with GITOPS_CHECKER_OPA=1)."""
+    monkeypatch.setenv(opa.SWITCH, "1")
+
+
+def test_opa_for_repository_templates_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(opa.SWITCH, raising=False)
+    assert opa.exact_engine() is None
+    monkeypatch.setenv(opa.SWITCH, "1")
+    assert (opa.exact_engine() is not None) == opa.available()
+
+
 @needs_opa
-def test_repository_template_runs_on_opa_when_installed() -> None:
+def test_repository_template_runs_on_opa_when_installed(with_opa: None) -> None:
     evaluator = Evaluator([_policy(NEGATED)])
     result = evaluator.run([_object()])
     # OPA: the undefined argument makes the negation fail, so no violation (as Gatekeeper)
@@ -140,7 +153,7 @@ def test_split_bodies_keeps_heads_comments_and_else() -> None:
 
 
 @needs_opa
-def test_line_starting_with_parenthesis_on_opa() -> None:
+def test_line_starting_with_parenthesis_on_opa(with_opa: None) -> None:
     evaluator = Evaluator([_policy(PAREN_LINE)])
     assert [f.message for f in evaluator.run([_object(replicas=5)]).findings] == ["too many"]
     assert evaluator.run([_object(replicas=1)]).findings == []
@@ -155,7 +168,7 @@ def test_line_starting_with_parenthesis_fails_in_regorus(without_opa: None) -> N
 
 
 @needs_opa
-def test_sprintf_with_too_few_arguments_on_opa() -> None:
+def test_sprintf_with_too_few_arguments_on_opa(with_opa: None) -> None:
     found = Evaluator([_policy(SPRINTF)]).run([_object(name="web")]).findings
     assert [f.message for f in found] == ["web has %!v(MISSING)"]
 

@@ -264,7 +264,8 @@ class Evaluator:
             for policy in self.policies:  # caches filled here serve every run's workers
                 if self.batch:
                     batchable(policy.template)  # a text scan, safe on untrusted Rego
-                if rvm.verified(policy.template):  # trusted Rego may compile here
+                if (rvm.verified(policy.template)  # trusted Rego may compile here; never
+                        and self.engine_for(policy.template).name != opa.NAME):  # OPA: see below
                     with contextlib.suppress(PolicyError):
                         self._compile(policy.template, None)
             if readers:  # built before forking, so that no worker builds it again
@@ -533,11 +534,11 @@ class Evaluator:
                 found = semantics.hazards(module, template.rego_v1)
             except PolicyError:
                 continue  # reported as policy.invalid when it is compiled
-            out += [f"evaluated by regorus (OPA is not installed); at line {h.line} of its "
+            out += [f"evaluated by regorus (OPA not enabled); at line {h.line} of its "
                     f"Rego, `{h.text}` fails in Gatekeeper (OPA) when an operand is undefined "
                     "but succeeds here, so verdicts on objects without that field may differ "
-                    "from the cluster's (install opa-golib-python-bindings for exact "
-                    "verdicts)" for h in found]
+                    "from the cluster's (for exact verdicts install opa-golib-python-bindings "
+                    f"and set {opa.SWITCH}=1)" for h in found]
         return out
 
     @staticmethod

@@ -3,7 +3,8 @@
 The binding is the PyPI package ``opa-golib-python-bindings``: OPA's ``rego`` package built as
 a C shared library behind a ctypes wrapper. It is optional (its metadata asks for Python 3.14,
 although the wheel runs on 3.11; the container image and CI install it). Where it is importable
-it evaluates every template that is not a shipped one (``checker.policy.evaluate``), and the
+and ``GITOPS_CHECKER_OPA=1`` is set it evaluates every template that is not a shipped one
+(``checker.policy.evaluate``), and the
 test suite uses it as the oracle for every other path (tests/test_opa_differential.py).
 
 How Gatekeeper evaluates a template (frameworks/constraint, ``drivers/rego``): the template's
@@ -81,9 +82,19 @@ def loaded() -> bool:
     return engine is not None and getattr(engine, "_lib", None) is not None
 
 
+SWITCH = "GITOPS_CHECKER_OPA"
+
+
 def exact_engine() -> OpaEngine | None:
-    """Real OPA when it is installed, else None."""
-    return OpaEngine() if available() else None
+    """Real OPA for repository templates: when it is installed and ``GITOPS_CHECKER_OPA=1``.
+
+    Opt-in for now: the evaluation workers' memory cap (``Limits.memory_mb``) can be too small
+    for Go's runtime to start in a worker, and the bounds on runaway Rego are proven for regorus
+    only (tests/test_bounded.py).
+    """
+    import os
+
+    return OpaEngine() if available() and os.environ.get(SWITCH) == "1" else None
 
 
 @functools.lru_cache(maxsize=1)
