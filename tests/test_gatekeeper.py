@@ -163,7 +163,10 @@ def test_rego_v1_template_with_libs() -> None:
     lib = 'package lib.naming\nok(name) if startswith(name, "team-")\n'
     found = run([template("V1Demo", rego, libs=[lib], v1=True), constraint("V1Demo")],
                 [res("ConfigMap", "team-a"), res("ConfigMap", "other")])
-    assert found == [("V1Demo/c", "ConfigMap other", "bad name")]
+    # on regorus (OPA not enabled) the negated call over metadata.name is flagged as a
+    # place where OPA may judge differently (checker.policy.semantics)
+    assert [f for f in found if f[0] != "policy.engine-difference"] == [
+        ("V1Demo/c", "ConfigMap other", "bad name")]
 
 
 def test_inventory_is_built_from_scanned_resources() -> None:
