@@ -60,7 +60,7 @@ from typing import Any
 import yaml
 
 from checker.load import helm as helm_load
-from checker.load import helmfetch, kustomize
+from checker.load import helmfetch, kustomize, workspace
 from checker.load.flux import CLUSTER_SCOPED
 from checker.load.objects import (
     RULE_MISSING_PATH,
@@ -249,22 +249,6 @@ def glob_regex(pattern: str, cross_slash: bool = True) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
-
-
-def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 # --- Helm ----------------------------------------------------------------------------------
@@ -605,7 +589,7 @@ def _application(app: Resource, run: _Run) -> list[Resource]:
             run.result.not_checked(
                 KIND, label, loc.path, f"its destination maps to cluster {target!r}, which is "
                 "not configured", _where(app, "spec", "destination").line)
-        elif any(_inside(run.root / loc.path, p) for p in paths):
+        elif any(workspace.resolves_inside(run.root / loc.path, p) for p in paths):
             run.result.coverage.append(Coverage(
                 "followed", KIND, label, loc.path, loc.line,
                 f"targets cluster {target}; checked there"))
@@ -679,7 +663,7 @@ def _source(app: Resource, src: Mapping[str, Any], at: FieldPath, refs: Mapping[
     raw = _str(src.get("path"))
     path_loc = _where(app, *at, "path")
     folder = Path(os.path.normpath(run.root / (raw.strip().lstrip("/") or ".")))
-    if not _inside(folder, run.root):
+    if not workspace.resolves_inside(folder, run.root):
         run.result.findings.append(input_finding(
             RULE_MISSING_PATH, f"{label}: source path {raw!r} leaves the repository",
             path_loc.path, path_loc.line))
@@ -824,7 +808,7 @@ def overlay(opts: Mapping[str, Any], folder: Path, wrapper: Path, root: Path,
         entry = dict(_map(entry))
         if _str(entry.get("path")):
             file = Path(os.path.normpath(folder / entry.pop("path")))
-            if not _inside(file, root) or not file.is_file():
+            if not workspace.resolves_inside(file, root) or not file.is_file():
                 problems.append(f"patch file {relpath(file, root)} is not in the repository")
                 continue
             entry["patch"] = file.read_text(encoding="utf-8")
@@ -835,7 +819,7 @@ def overlay(opts: Mapping[str, Any], folder: Path, wrapper: Path, root: Path,
     components = []
     for comp in _list(opts.get("components")):
         target = Path(os.path.normpath(folder / str(comp)))
-        if not _inside(target, root):
+        if not workspace.resolves_inside(target, root):
             problems.append(f"component {comp} leaves the repository")
             continue
         if not target.exists():
@@ -869,7 +853,8 @@ def _kustomize(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Pa
     part = kustomize.render_prepared(
         prepare, run.root, what=f"{label} (path {relpath(folder, run.root)})",
         declared=where.path, fallback_dir=folder,
-        graph=[folder, *(c for c in components if c.is_dir() and _inside(c, run.root))],
+        graph=[folder, *(c for c in components
+                         if c.is_dir() and workspace.resolves_inside(c, run.root))],
         remote_hosts=run.remote_hosts, line=where.line)
     for problem in problems:
         run.result.findings.append(input_finding(
@@ -947,7 +932,7 @@ def _helm(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Path,
             param = _map(param)
             ploc = _where(app, *at, "helm", "fileParameters", i)
             target = Path(os.path.normpath(folder / _str(param.get("path"))))
-            if not _inside(target, run.root) or not target.is_file():
+            if not workspace.resolves_inside(target, run.root) or not target.is_file():
                 run.result.findings.append(input_finding(
                     RULE_ARGOCD, f"{label}: fileParameters path {param.get('path')!r} is not "
                     "a file in the repository", ploc.path, ploc.line))
@@ -1048,7 +1033,7 @@ def _value_file(name: str, folder: Path, refs: Mapping[str, Any], run: _Run,
         file = Path(os.path.normpath(run.root / rest))
     else:
         file = Path(os.path.normpath(folder / name))
-    if not _inside(file, run.root):
+    if not workspace.resolves_inside(file, run.root):
         return "leaves the repository"
     if not file.is_file():
         return "does not exist"

@@ -149,13 +149,6 @@ def _yaml_files(path: Path) -> Iterator[Path]:
                 yield Path(dirpath, name)
 
 
-def _inside(child: Path, parent: Path) -> bool:
-    try:
-        child.resolve().relative_to(parent.resolve())
-    except ValueError:
-        return False
-    return True
-
 
 def _normal_url(url: str) -> str:
     text = url.strip().lower().rstrip("/")
@@ -347,7 +340,7 @@ def _sync_of(k: _Found, root: Path, sources: _Sources, final: bool,
                 k.line("spec", "path")))
             return False
         target = Path(os.path.normpath(root / rel_path))
-        if not _inside(target, root):
+        if not workspace.resolves_inside(target, root):
             result.findings.append(input_finding(
                 RULE_MISSING_PATH, f"{what}: spec.path {raw!r} leaves the repository", k.rel,
                 k.line("spec", "path")))
@@ -639,7 +632,7 @@ def kustomization_for(sync: FluxSync, directory: Path, wrapper: Path,
     kept = []
     for component in components:
         target = directory / component
-        if root is not None and not _inside(target, root):
+        if root is not None and not workspace.resolves_inside(target, root):
             if problems is not None:  # Flux requires local, relative component paths
                 problems.append(f"component {component!r} leaves the repository")
             continue

@@ -47,7 +47,7 @@ from typing import Any
 import yaml
 
 from checker.load import flux as flux_load
-from checker.load import helmfetch
+from checker.load import helmfetch, workspace
 from checker.load.flux import CLUSTER_SCOPED, mapping_of
 from checker.load.objects import (
     LoadResult,
@@ -427,17 +427,10 @@ def _error_location(message: str, chart: Path, root: Path,
     m = re.search(r"(?:^|[\s\"(])([\w.-]+/(?:charts/[\w.-]+/)*templates/[\w./-]+):(\d+)", message)
     if m:
         file = _template_file(chart, m.group(1))
-        if file is not None and _inside(file, root):
+        if file is not None and workspace.resolves_inside(file, root):
             return SourceLocation(relpath(file, root), int(m.group(2)))
     return fallback
 
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
 
 
 def render_chart(chart: Path, root: Path, *, release: str, namespace: str,
@@ -455,7 +448,7 @@ def render_chart(chart: Path, root: Path, *, release: str, namespace: str,
     transforms the objects after rendering (Flux post-renderers).
     """
     home = home or chart
-    in_repo = home.is_dir() and _inside(home, root)
+    in_repo = home.is_dir() and workspace.resolves_inside(home, root)
     chart_rel = relpath(home, root) if in_repo else ""
     declared = declared or SourceLocation(relpath(home / CHART_FILE, root) if in_repo
                                           else "")
@@ -810,7 +803,7 @@ def expand_releases(loaded: LoadResult, root: Path, settings: HelmSettings | Non
     index = _Index(loaded.resources)
     plans = [_plan(r, index, root, settings) for r in releases]
     used = {relpath(p.home or p.chart, root) for p in plans
-            if p.chart is not None and _inside(p.home or p.chart, root)}
+            if p.chart is not None and workspace.resolves_inside(p.home or p.chart, root)}
     _drop_defaults(loaded, used)
     if not plans:
         return
@@ -965,7 +958,7 @@ def _resolve_chart(plan: _Release, spec: Mapping[str, Any], index: _Index, root:
                          "flux-system/flux-system and GitRepositories with its URL are)",
                          "chart", "spec", "sourceRef")
         chart = Path(os.path.normpath(root / chart_name.strip().lstrip("/")))
-        if not _inside(chart, root) or not (chart / CHART_FILE).is_file():
+        if not workspace.resolves_inside(chart, root) or not (chart / CHART_FILE).is_file():
             return _fail(plan, f"chart path {chart_name!r} is not a chart folder in this "
                          "repository", "chart", "spec", "chart")
         from checker.load.kustomize import links_out
@@ -1007,7 +1000,7 @@ def _values_files(plan: _Release, chart: Path, root: Path, files: list[str],
     layers: list[ValuesLayer] = []
     for text in files:
         file = Path(os.path.normpath(base / text.strip().lstrip("/")))
-        if not _inside(file, root) or not file.is_file():
+        if not workspace.resolves_inside(file, root) or not file.is_file():
             return _fail(plan, f"values file {text!r} does not exist in this repository",
                          "chart", "spec", "valuesFiles")
         layer = file_layer(file, root)

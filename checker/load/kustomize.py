@@ -250,7 +250,7 @@ def _cycles(directories: Sequence[Path], root: Path) -> tuple[list[Finding], set
                                f"{ref.entry!r} in {rel}); Kustomize cannot build these "
                                "folders, so nothing in them was rendered")
                 findings.append(input_finding(RULE_KUSTOMIZE, message, rel, ref.line))
-            elif target not in state and _inside(target, root):
+            elif target not in state and workspace.resolves_inside(target, root):
                 visit(target, [*stack, (directory, ref)])
         state[directory] = 2
 
@@ -260,13 +260,6 @@ def _cycles(directories: Sequence[Path], root: Path) -> tuple[list[Finding], set
             visit(d, [])
     return findings, broken
 
-
-def _inside(child: Path, parent: Path) -> bool:
-    try:
-        child.resolve().relative_to(parent.resolve())
-    except ValueError:
-        return False
-    return True
 
 
 def plan(directories: Sequence[Path], root: Path | None = None) -> Plan:
@@ -321,7 +314,7 @@ def _reaches(directory: Path, targets: set[Path], root: Path) -> Path | None:
             target = ref.target.resolve()
             if target in targets:
                 return target
-            if _inside(target, root):
+            if workspace.resolves_inside(target, root):
                 queue.append(target)
     return None
 
@@ -369,7 +362,7 @@ def applied_files(directory: Path, root: Path) -> list[Path]:
     queue = [directory.resolve()]
     while queue:
         current = queue.pop(0)
-        if current in seen or not _inside(current, root):
+        if current in seen or not workspace.resolves_inside(current, root):
             continue
         seen.add(current)
         kust = read_kustomization(current)
@@ -387,7 +380,7 @@ def applied_files(directory: Path, root: Path) -> list[Path]:
                 continue
             if ref.target.is_dir():
                 queue.append(ref.target.resolve())
-            elif ref.field != "components" and _inside(ref.target, root):
+            elif ref.field != "components" and workspace.resolves_inside(ref.target, root):
                 out.append(ref.target)
     return out
 

@@ -53,6 +53,15 @@ def lexically_inside(path: Path, root: Path) -> bool:
     return _within(where, os.path.abspath(root)) or _within(where, _real(os.path.abspath(root)))
 
 
+def resolves_inside(path: Path, root: Path) -> bool:
+    """``path``, with every symlink followed, is ``root`` or lies below it."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def escapes(path: Path, root: Path) -> str | None:
     """Where ``path`` really points if it lies inside ``root`` but resolves outside it."""
     if not lexically_inside(path, root):
