@@ -177,7 +177,8 @@ def _failed(evaluation: Evaluation) -> set[tuple[str, str, str]]:
 
 def _compare(ours: Evaluation, oracle: Evaluation, retyped: set[str]) -> Tally[str]:
     """Assert equality with the oracle outside failed pairs; the failures, tallied."""
-    failed = _failed(oracle) | _failed(ours)
+    oracle_failed, ours_failed = _failed(oracle), _failed(ours)
+    failed = oracle_failed | ours_failed
     assert {key[0] for key in failed} <= retyped, "a built-in failed on a well-typed object"
     mine = {k: v for k, v in by_pair(ours).items() if k not in failed}
     theirs = {k: v for k, v in by_pair(oracle).items() if k not in failed}
@@ -185,8 +186,8 @@ def _compare(ours: Evaluation, oracle: Evaluation, retyped: set[str]) -> Tally[s
     extra = {k: v for k, v in mine.items() if theirs.get(k) != v}
     assert (missing, extra) == ({}, {})
     assert sum(sum(t.values()) for t in theirs.values()) > 1000  # the corpus does violate
-    return Tally("both" if key in _failed(oracle) and key in _failed(ours) else
-                 "oracle only" if key in _failed(oracle) else "ours only" for key in failed)
+    return Tally("both" if key in oracle_failed and key in ours_failed else
+                 "oracle only" if key in oracle_failed else "ours only" for key in failed)
 
 
 @pytest.mark.slow
