@@ -451,6 +451,10 @@ class BaseApproval:
         self._files: dict[str, bytes | None] = {}
         self._cache: dict[tuple[str, int, str], bool] = {}
 
+    def blob(self, path: str) -> bytes | None:
+        """The bytes of ``path`` (relative to the root) at the base commit, or None."""
+        return self._blob(path)
+
     def _blob(self, path: str) -> bytes | None:
         if path not in self._files:
             proc = self._git.call("cat-file", "blob", f"{self.commit}:{self.prefix}{path}")

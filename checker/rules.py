@@ -34,6 +34,7 @@ from checker.policy.evaluate import (
 
 RULE_NO_POLICIES = "input.no-policies"
 RULE_NOTHING_CHECKED = "input.nothing-checked"
+RULE_UNTRUSTED_HOST = "input.untrusted-host"
 
 BUILTIN_RULES: dict[str, Rule] = {
     r.id: r
@@ -64,6 +65,12 @@ BUILTIN_RULES: dict[str, Rule] = {
              "The message says what and why.",
              "Make the input available to the check (allow its host in the trusted config, "
              "vendor it), or accept the gap explicitly."),
+        Rule(RULE_UNTRUSTED_HOST, "Network host not yet trusted", Severity.WARNING,
+             "With a base ref (--accept-base, the Action's default on pull requests), the "
+             "hosts that repository content may make the job contact (helm.allowedHosts, "
+             "kustomize.remoteHosts) are those the base ref's config already allows. A host "
+             "the change itself adds is not contacted; what it serves is reported not checked.",
+             "Add the host to the config on the default branch first, in a reviewed change."),
         Rule(RULE_NO_POLICIES, "Cluster has no policies", Severity.ERROR,
              "No policy applies to this cluster (its policies folder is empty, or no pack "
              "and no policies folder was selected), so nothing was evaluated: that is never "
