@@ -231,12 +231,12 @@ def test_the_config_cannot_open_loopback(tmp_path: Path) -> None:
                                      "169.254.169.254", "::1", "fe80::1", "fd00::1",
                                      "::ffff:127.0.0.1", "0.0.0.0", "100.64.0.1", "224.0.0.1"])
 def test_internal_addresses_are_never_public(address: str) -> None:
-    assert not helmfetch._public(address)
+    assert not helmfetch.is_public(address)
 
 
 def test_public_addresses_and_host_patterns() -> None:
-    assert helmfetch._public("140.82.112.3")
-    assert helmfetch._public("2606:4700::1111")
+    assert helmfetch.is_public("140.82.112.3")
+    assert helmfetch.is_public("2606:4700::1111")
     allowed = ["ghcr.io", "*.example.org", "charts.local:8443"]
     assert helmfetch.host_allowed("GHCR.io", None, allowed)
     assert helmfetch.host_allowed("a.b.example.org", 443, allowed)

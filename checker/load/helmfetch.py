@@ -87,8 +87,8 @@ def host_allowed(host: str, port: int | None, allowed: Sequence[str]) -> bool:
     host = host.lower().rstrip(".")
     for entry in allowed:
         entry = entry.strip().lower()
-        name, _, want_port = entry.partition(":") if not entry.startswith("[") else (
-            entry, "", "")
+        name, _, want_port = entry.partition(":") if entry.count(":") == 1 else (
+            entry.strip("[]"), "", "")  # an IPv6 literal has several colons and no port
         if want_port and (port is None or str(port) != want_port):
             continue
         if name.startswith("*."):
@@ -99,8 +99,10 @@ def host_allowed(host: str, port: int | None, allowed: Sequence[str]) -> bool:
     return False
 
 
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
+def is_public(address: str) -> bool:
+    """Whether ``address`` may be contacted: global, and not loopback, private, link-local,
+    multicast, reserved or unspecified (an IPv4-mapped IPv6 address is judged as IPv4)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if _LOOPBACK_FOR_TESTS[0] and ip.is_loopback:
@@ -119,7 +121,7 @@ def checked_address(host: str, port: int) -> str:
     addresses = sorted({str(info[4][0]) for info in infos})
     if not addresses:
         raise FetchRefused(f"cannot resolve {host}")
-    bad = [a for a in addresses if not _public(a)]
+    bad = [a for a in addresses if not is_public(a)]
     if bad:
         raise FetchRefused(f"{host} resolves to a loopback, private or link-local address "
                            f"({', '.join(bad)}); such addresses are never contacted")

@@ -8,7 +8,6 @@ the user's files are never modified.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import os
 import re
@@ -24,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from checker.load import workspace, yamlfile
+from checker.load import helmfetch, workspace, yamlfile
 from checker.load.objects import (
     RULE_KUSTOMIZE,
     LoadResult,
@@ -388,12 +387,13 @@ def applied_files(directory: Path, root: Path) -> list[Path]:
 def host_allowed(host: str, allowed: Sequence[str]) -> str:
     """"" if ``host`` may be fetched from, else why not.
 
-    The trusted config lists hosts; loopback, private, link-local and other non-public
-    addresses are refused whatever it says (names are resolved and every address checked).
+    The trusted config lists hosts (matched as Helm's ``allowedHosts`` are: ``host`` or
+    ``*.domain``); loopback, private, link-local and other non-public addresses are refused
+    whatever it says (names are resolved and every address checked by ``helmfetch``'s rule).
     """
     if not host:
         return "no host"
-    if host not in {h.lower() for h in allowed}:
+    if not helmfetch.host_allowed(host, None, allowed):
         return (f"host {host} is not allowed by the repository config (kustomize.remoteHosts)"
                 if allowed else "remote bases are not fetched unless the repository config "
                 "allows their host (kustomize.remoteHosts)")
@@ -401,9 +401,8 @@ def host_allowed(host: str, allowed: Sequence[str]) -> str:
         infos = socket.getaddrinfo(host, None)
     except (OSError, UnicodeError):
         return f"host {host} cannot be resolved"
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global:
+    for address in sorted({str(info[4][0]) for info in infos}):
+        if not helmfetch.is_public(address):
             return f"host {host} resolves to a non-public address ({address})"
     return ""
 
