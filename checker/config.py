@@ -121,6 +121,9 @@ class Config:
     not_checked: Severity = Severity.WARNING  # coverage.notChecked
     remote_hosts: tuple[str, ...] = ()        # kustomize.remoteHosts
     limits: Limits = DEFAULT_LIMITS           # limits.evaluationSeconds / limits.memoryMiB
+    # gatekeeper.templateEngine: a template with CEL and Rego runs its CEL (Gatekeeper's
+    # default, K8sNativeValidation) or, when False (Rego), its Rego
+    cel_templates: bool = True
 
     @property
     def named(self) -> bool:
@@ -491,6 +494,7 @@ def load_config(root: Path, config_file: Path | None = None,
     drift_ignore: tuple[Mapping[str, Any], ...] = ()
     group_by = ""
     limits = DEFAULT_LIMITS
+    cel_templates = True
     allowed_registries: tuple[str, ...] = ()
     require_signed = require_codeowners = False
     helm = HelmSettings()
@@ -514,6 +518,8 @@ def load_config(root: Path, config_file: Path | None = None,
         acceptances = _acceptance_settings(data.get("acceptances"), root, label, doc)
         drift_ignore = tuple(dict(r) for r in (data.get("drift") or {}).get("ignore", []))
         group_by = str(data.get("groupBy", ""))
+        engine = (data.get("gatekeeper") or {}).get("templateEngine", "K8sNativeValidation")
+        cel_templates = engine == "K8sNativeValidation"
         bounds = data.get("limits") or {}
         limits = Limits(seconds=float(bounds.get("evaluationSeconds", limits.seconds)),
                         memory_mb=int(bounds.get("memoryMiB", limits.memory_mb)),
@@ -575,4 +581,4 @@ def load_config(root: Path, config_file: Path | None = None,
                   security_tower=tuple(st_files), allowed_registries=allowed_registries,
                   require_signed=require_signed, require_codeowners=require_codeowners,
                   helm=helm, not_checked=not_checked, remote_hosts=remote_hosts,
-                  limits=limits)
+                  limits=limits, cel_templates=cel_templates)

@@ -37,6 +37,7 @@ from checker.model import (
 )
 from checker.options import ScanOptions
 from checker.parallel import Limits
+from checker.policy import vap
 from checker.policy.evaluate import Evaluator
 from checker.policy.model import Policy
 from checker.policy.packs import (
@@ -248,15 +249,18 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         tagged = [r if r.cluster == cluster.name else replace(r, cluster=cluster.name)
                   for r in loaded.resources]
         evaluation = Evaluator(policies, operation=options.operation,
-                               limits=evaluation_limits(options, config)).run(tagged)
+                               limits=evaluation_limits(options, config),
+                               prefer_cel=config.cel_templates).run(tagged)
+        admission = vap.evaluate(tagged, options.operation, evaluation_limits(options, config))
         resources += tagged
         findings += [f if f.rule_id != RULE_NOT_CHECKED else replace(f, severity=config.not_checked)
                      for f in loaded.findings if f not in seen_input]
         seen_input.update(loaded.findings)  # input findings of shared paths, once
         findings += _never_a_pass(cluster, options.root, policies, tagged)
-        findings += evaluation.findings
-        errors += evaluation.errors
-        engines.update(dict.fromkeys(evaluation.engines))
+        findings += evaluation.findings + admission.findings
+        errors += evaluation.errors + admission.errors
+        engines.update(dict.fromkeys((*evaluation.engines, *admission.engines)))
+        rules.update(admission.rules)
         rules.update({p.rule.id: p.rule for p in policies})
     acceptances, problems_found = accept.load_acceptances(config.acceptances.paths, options.root)
     outcome = accept.apply(findings, resources, acceptances, today,

@@ -31,6 +31,7 @@ from checker.policy.evaluate import (
     RULE_NOT_EVALUATED,
     RULE_TEMPLATE_NOTE,
 )
+from checker.policy.vap import RULE_VAP_ERROR, RULE_VAP_INVALID, RULE_VAP_NOT_EVALUATED
 
 RULE_NO_POLICIES = "input.no-policies"
 RULE_NOTHING_CHECKED = "input.nothing-checked"
@@ -131,6 +132,23 @@ BUILTIN_RULES: dict[str, Rule] = {
              "excludes from both the webhook and audit. The message says which.",
              "Nothing to do if that is intended; otherwise scope the constraint to "
              "gator.gatekeeper.sh (or *) or narrow the Config's excludedNamespaces."),
+        Rule(RULE_VAP_INVALID, "Invalid ValidatingAdmissionPolicy", Severity.ERROR,
+             "A ValidatingAdmissionPolicy or ValidatingAdmissionPolicyBinding in the "
+             "repository is invalid (a required field is missing, an expression does not "
+             "compile, a selector is malformed) and was not evaluated.",
+             "Fix the policy or binding as the message says."),
+        Rule(RULE_VAP_NOT_EVALUATED, "ValidatingAdmissionPolicy not evaluated", Severity.WARNING,
+             "Part of a ValidatingAdmissionPolicy could not be evaluated here: an expression "
+             "calls the authorizer (the API server's, not there offline), its binding names a "
+             "policy that is not in the repository, a policy has no binding, or a "
+             "namespaceSelector needs a Namespace that is not among the scanned manifests. "
+             "The message says which.",
+             "Add the missing Namespace, policy or binding; authorizer checks are decided only "
+             "in the cluster."),
+        Rule(RULE_VAP_ERROR, "ValidatingAdmissionPolicy evaluation stopped", Severity.ERROR,
+             "Evaluating a ValidatingAdmissionPolicy binding exceeded the evaluation time or "
+             "memory bound (limits in .gitops-checker.yaml); the objects it matches are not "
+             "checked.", "Simplify the expressions, or raise the limits."),
         Rule(RULE_EXPIRED, "Risk acceptance expired", Severity.ERROR,
              "A risk acceptance is past its expiry date. It no longer accepts anything: the "
              "findings it covered count again, and the check fails until its owner acts.",

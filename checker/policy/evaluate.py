@@ -31,7 +31,7 @@ from checker.parallel import (
     run_guarded,
     shares,
 )
-from checker.policy import opa, rvm, semantics
+from checker.policy import cel, opa, rvm, semantics
 from checker.policy.batch import BatchRunner, batchable, build_runners
 from checker.policy.engine import (
     CompiledPolicy,
@@ -86,6 +86,18 @@ def review(res: Resource, operation: str = "CREATE",
 def _with_namespace_object(review_json: str, namespace_json: str) -> str:
     """A review's JSON (an object without ``namespaceObject``) with it added."""
     return review_json[:-1] + ',"namespaceObject":' + namespace_json + "}"
+
+
+def _constraint_object(policy: Policy) -> dict[str, Any]:
+    """The constraint as Gatekeeper's CEL driver binds it (``params``): its body, with the
+    parameters defaulted from the template's schema."""
+    body: dict[str, Any] = json.loads(json.dumps(policy.constraint.body, default=str))
+    spec = body.get("spec")
+    if not isinstance(spec, dict):
+        spec = body["spec"] = {}
+    if policy.constraint.parameters or "parameters" in spec:
+        spec["parameters"] = policy.constraint.parameters
+    return body
 
 
 def parse_field_path(value: Any) -> FieldPath | None:
@@ -162,8 +174,11 @@ class Evaluator:
     def __init__(self, policies: Sequence[Policy], engine: PolicyEngine | None = None,
                  operation: str = "CREATE", batch: bool = True,
                  prune_inventory: bool = True, cluster_view: bool = True,
-                 limits: Limits = DEFAULT_LIMITS) -> None:
+                 limits: Limits = DEFAULT_LIMITS, prefer_cel: bool = True) -> None:
         self.policies = policies
+        # a template with both CEL and Rego runs its CEL, as Gatekeeper's default driver order
+        # (K8sNativeValidation first) does; False runs the Rego
+        self.prefer_cel = prefer_cel
         self.limits = limits  # per evaluation step and per worker (checker.parallel)
         # True: review as the webhook and audit do (namespaceObject from the Namespace
         # manifests, a Gatekeeper Config's namespace exclusions); False: as gator does
@@ -180,17 +195,24 @@ class Evaluator:
         self.operation = operation
         self._compiled: dict[str, CompiledPolicy | PolicyError] = {}
 
+    def runs_cel(self, template: Template) -> bool:
+        """Whether ``template`` is evaluated by its CEL code (K8sNativeValidation)."""
+        return template.runs_cel(self.prefer_cel)
+
     def engine_for(self, template: Template) -> PolicyEngine:
-        """The engine that evaluates ``template``."""
+        """The Rego engine that evaluates ``template`` (when it runs Rego)."""
         if self.exact is not None and not rvm.verified(template):
             return self.exact
         return self.engine
 
     def engines(self, templates: Sequence[Template]) -> tuple[str, ...]:
         """Which engine evaluates which of ``templates``, for reports."""
+        out = []
+        if any(self.runs_cel(t) for t in templates):
+            out.append(f"{cel.ENGINE_INSTANCE.version} (K8sNativeValidation CEL templates)")
+        templates = [t for t in templates if not self.runs_cel(t)]
         shipped = sum(1 for t in templates if rvm.verified(t))
         users = len(templates) - shipped
-        out = []
         if shipped and self.engine.name == "regorus" and self.batch:
             out.append(f"{describe(self.engine)} (shipped templates, compiled RVM)")
         elif shipped:
@@ -204,6 +226,21 @@ class Evaluator:
                  data_key: str = "") -> CompiledPolicy:
         """The template compiled alone; ``data_key`` identifies ``data_json`` (its hash)."""
         key = f"{template.name}@{template.location}"
+        if self.runs_cel(template):
+            key += "#cel"
+            found = self._compiled.get(key)
+            if found is None:
+                try:
+                    found = cel.ENGINE_INSTANCE.compile_template(
+                        template.cel or cel.CelSource(()),
+                        f"ConstraintTemplate {template.name!r}")
+                except PolicyError as err:
+                    found = PolicyError(f"{template.location}: ConstraintTemplate "
+                                        f"{template.name!r}: {err}")
+                self._compiled[key] = found
+            if isinstance(found, PolicyError):
+                raise found
+            return found
         if template.uses_inventory:  # referential data is compiled in: one engine per data set
             key += f"#{data_key}"
         cached = self._compiled.get(key)
@@ -253,6 +290,7 @@ class Evaluator:
         # workers' bounds. A process that has not loaded OPA (the CLI) forks as usual and each
         # worker starts its own Go runtime.
         in_process = opa.loaded() and any(self.engine_for(p.template).name == opa.NAME
+                                          and not self.runs_cel(p.template)
                                           for p in self.policies)
         if in_process:
             workers = 1
@@ -442,7 +480,8 @@ class Evaluator:
         if self.batch and not isolation.no_batch:
             guard.begin(-1, -1)
             on_main = [i for i in sorted(compiled)
-                       if self.engine_for(policies[i].template) is self.engine]
+                       if self.engine_for(policies[i].template) is self.engine
+                       and not self.runs_cel(policies[i].template)]
             runners, alone = build_runners(self.engine, policies, on_main, data)
             alone = sorted({*alone, *(i for i in compiled if i not in on_main)})
             guard.end()
@@ -450,6 +489,10 @@ class Evaluator:
             runners, alone = [], sorted(compiled)
         params = {i: json.dumps(policies[i].constraint.parameters, sort_keys=True)
                   for i in compiled}
+        for i in compiled:  # CEL binds the whole constraint as params
+            if self.runs_cel(policies[i].template):
+                params[i] += ',"constraint":' + json.dumps(_constraint_object(policies[i]),
+                                                           sort_keys=True)
         undecided: set[tuple[int, str]] = set()
         shared: dict[int, dict[str, str]] = {}
         splits: dict[tuple[int, ...], tuple[list[tuple[BatchRunner, tuple[int, ...]]],
@@ -526,7 +569,8 @@ class Evaluator:
 
     def _differences(self, template: Template) -> list[str]:
         """Known differences from OPA that affect ``template`` on the engine that runs it."""
-        if self.engine_for(template).name != "regorus" or rvm.verified(template):
+        if (self.engine_for(template).name != "regorus" or rvm.verified(template)
+                or self.runs_cel(template)):
             return []  # OPA itself, or a shipped template (proven against OPA in CI)
         out = []
         for module in (template.rego, *template.libs):

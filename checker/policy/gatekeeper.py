@@ -14,6 +14,8 @@ import jsonschema
 
 from checker.errors import PolicyError
 from checker.model import Resource, Severity, SourceLocation
+from checker.policy.cel import ENGINE as CEL_ENGINE
+from checker.policy.cel import CelSource, parse_source
 from checker.policy.limits import refused_calls
 
 TEMPLATE_GROUP = "templates.gatekeeper.sh"
@@ -61,6 +63,18 @@ class Template:
     sync: tuple[tuple[str, str, str], ...] | None = None
     # problems Gatekeeper tolerates (the template still loads), shown as notes on it
     notes: tuple[str, ...] = ()
+    # the code[] entry with engine K8sNativeValidation (CEL), when there is one
+    cel: CelSource | None = field(default=None, compare=False)
+
+    @property
+    def has_rego(self) -> bool:
+        """Whether the template has Rego code."""
+        return bool(self.rego.strip())
+
+    def runs_cel(self, prefer_cel: bool = True) -> bool:
+        """Whether the CEL code runs: Gatekeeper prefers it (its K8sNativeValidation driver
+        comes first) unless ``prefer_cel`` is off and there is Rego."""
+        return self.cel is not None and (prefer_cel or not self.has_rego)
 
     @property
     def uses_inventory(self) -> bool:
@@ -70,7 +84,8 @@ class Template:
     @property
     def uses_namespace_object(self) -> bool:
         """Whether any module reads ``input.review.namespaceObject``."""
-        return any("namespaceObject" in m for m in (self.rego, *self.libs))
+        return any("namespaceObject" in m for m in (self.rego, *self.libs)) or (
+            self.cel is not None and "namespaceObject" in json.dumps(self.body.get("spec")))
 
 
 @dataclass(frozen=True)
@@ -246,9 +261,24 @@ def parse_template(res: Resource) -> Template:
     target = targets[0]
     if target.get("target") != TARGET:
         raise _fail(res, f"target must be {TARGET!r}")
+    cel_source = None
+    cel_codes = [c for c in target.get("code") or []
+                 if isinstance(c, Mapping) and c.get("engine") == CEL_ENGINE]
+    if cel_codes:
+        try:
+            cel_source = parse_source(cel_codes[0])
+        except PolicyError as err:
+            raise _fail(res, f"code[] {CEL_ENGINE} entry: {err}") from err
     rego, libs, version, notes = _rego_source(res, target)
+    if cel_source is not None and not (isinstance(rego, str) and rego.strip()):
+        schema = _dig(body, "spec", "crd", "spec", "validation", "openAPIV3Schema")
+        return Template(
+            name=res.name, kind=kind, package="", rego="", libs=(), rego_v1=False,
+            schema=schema if isinstance(schema, dict) else None, location=res.location,
+            body=body, notes=notes, cel=cel_source)
     if not isinstance(rego, str) or not rego.strip():
-        raise _fail(res, "no Rego source (spec.targets[0].rego or code[].source.rego)")
+        raise _fail(res, "no Rego source (spec.targets[0].rego or code[].source.rego) and no "
+                         f"{CEL_ENGINE} (CEL) code")
     if not isinstance(libs, list) or not all(isinstance(lib, str) for lib in libs):
         raise _fail(res, "libs must be a list of Rego sources")
     match = _PACKAGE.search(rego)
@@ -277,6 +307,7 @@ def parse_template(res: Resource) -> Template:
         name=res.name, kind=kind, package=package, rego=rego, libs=tuple(libs),
         rego_v1=version == "v1", schema=schema if isinstance(schema, dict) else None,
         location=res.location, body=body, sync=sync, notes=(*notes, *sync_notes),
+        cel=cel_source,
     )
 
 
