@@ -311,6 +311,9 @@ def test_reads_with_pagination_hashing_and_ownership_sweep(cluster: Cluster) -> 
         ("Secret", "db"), ("Namespace", "shop"), ("ConfigMap", "owned")])
     assert snap.read_kinds == KINDS
     assert snap.unreadable == []
+    # discovery's scope of each kind is kept, for object identity
+    assert snap.scopes[KindRef("", "Namespace")] is False
+    assert snap.scopes[KindRef("apps", "Deployment")] is True
     pages = [q.get("continue", [""])[0] for m, p, q in cluster.state.requests
              if p == "/apis/apps/v1/deployments"]
     assert pages == ["", "2", "4"]

@@ -203,9 +203,10 @@ def test_kinds_not_in_snapshot_are_not_called_missing(tmp_path: Path) -> None:
     snap = Snapshot(objects=[live_of(DEPLOY)], read_kinds={KindRef("apps", "Deployment")},
                     key_id=HASHER.key_id)
     result = compare(res, snap, HASHER, DriftOptions(entry=ENTRY))
+    # not checked is never "in sync": an error, and the coverage counts it as not in sync
     assert [(f.rule_id, f.severity.label) for f in result.findings] == [
-        ("drift.unreadable", "warning")]
-    assert result.managed == 1 and result.not_compared == 1
+        ("drift.unreadable", "error")]
+    assert result.managed == 1 and result.not_compared == 1 and result.coverage == 0.5
 
 
 def owned(name: str, labels: dict[str, str] | None = None,

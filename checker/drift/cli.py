@@ -96,6 +96,10 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
 @click.option("--snapshot", "snapshot_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Snapshot file: from 'gitops-checker snapshot', 'kubectl get -o yaml', or "
                    "multi-document YAML.")
+@click.option("--snapshot-kinds", "snapshot_kinds", default="", metavar="KIND[.GROUP],...",
+              help="Kinds a kubectl export was made from (comma-separated, e.g. "
+                   "'Deployment.apps,Service'): their absent objects are missing. Without it "
+                   "only kinds that occur in the file are compared.")
 @click.option("--kubeconfig", default=None, metavar="FILE", help="Read live with this kubeconfig.")
 @click.option("--context", default=None, help="Read live from this kubeconfig context.")
 @click.option("--in-cluster", is_flag=True, help="Read live with the pod's service account.")
@@ -122,7 +126,8 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
 @click.option("--default-namespace", default="default", show_default=True,
               help="Namespace of namespaced manifests that name none.")
 @output_options
-def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str | None,
+def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: str,
+           kubeconfig: str | None,
           context: str | None, in_cluster: bool, deadline: float, cluster: str,
           ignore_file: Path | None,
           owners: tuple[str, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
@@ -135,6 +140,7 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str 
     access errors.
     """
     from checker.drift.run import DriftRunOptions, run_drift
+    from checker.drift.sources import parse_kind
 
     check_outputs(root, sarif_file, junit_file, markdown_file, json_file)
     live = bool(kubeconfig or context or in_cluster)
@@ -142,8 +148,13 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str 
         fail("--snapshot cannot be combined with --kubeconfig, --context or --in-cluster")
     if snapshot_file is None and not live:
         fail("give --snapshot FILE, or --kubeconfig/--context/--in-cluster to read live")
+    try:
+        exported = tuple(parse_kind(k) for k in snapshot_kinds.split(",") if k.strip())
+    except CheckerError as err:
+        fail(f"--snapshot-kinds: {err}")
     options = DriftRunOptions(
-        paths=paths or (Path("."),), root=root, snapshot=snapshot_file, kubeconfig=kubeconfig,
+        paths=paths or (Path("."),), root=root, snapshot=snapshot_file,
+        snapshot_kinds=exported, kubeconfig=kubeconfig,
         context=context, in_cluster=in_cluster, live_deadline=deadline, cluster=cluster,
         ignore_file=ignore_file,
         owners=owners, packs=packs, policies=policies, policies_ref=policies_ref,
@@ -159,7 +170,9 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, kubeconfig: str 
     finish(report, fmt, {"sarif": sarif_file, "junit": junit_file,
                          "markdown": markdown_file, "json": json_file},
            (f"drift: {summary['inSync']} of {summary['managed']} managed objects in sync "
-            f"({summary['coverage']}%)",), root=root)
+            f"({summary['coverage']}%)"
+            + (f"; {summary['notCompared']} not checked" if summary['notCompared'] else ""),),
+           root=root)
 
 
 # Explicit types: checker.cli imports this module at its end, an import cycle mypy cannot infer.

@@ -27,9 +27,11 @@ from checker.drift.normalize import (
 from checker.drift.rules import (
     RULE_MISSING,
     RULE_MODIFIED,
+    RULE_NAMESPACE_IGNORED,
     RULE_UNMANAGED,
     RULE_UNREADABLE,
 )
+from checker.drift.scope import Scopes
 from checker.drift.secrets import (
     REDACTED,
     SECRET_KINDS,
@@ -51,14 +53,6 @@ NOT_APPLIED = frozenset({
     KindRef("kustomize.config.k8s.io", "Kustomization"),
     KindRef("kustomize.config.k8s.io", "Component"),
     KindRef("config.kubernetes.io", "ResourceList"),
-})
-CLUSTER_SCOPED = frozenset({
-    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
-    "CustomResourceDefinition", "StorageClass", "PriorityClass", "IngressClass", "RuntimeClass",
-    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
-    "CSIDriver", "CSINode", "VolumeAttachment", "CertificateSigningRequest",
-    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "FlowSchema",
-    "PriorityLevelConfiguration", "ConstraintTemplate", "ClusterIssuer",
 })
 MAX_SHOWN = 120
 DATA_KINDS = frozenset({"Secret", "ConfigMap"})
@@ -88,8 +82,9 @@ class DriftResult:
 
     @property
     def coverage(self) -> float:
-        """Share of the compared managed objects that are in sync (1.0 when none)."""
-        return self.in_sync / self.managed if self.managed else 1.0
+        """Share of the managed objects in sync; one not compared is not in sync (1.0: none)."""
+        total = self.managed + self.not_compared
+        return self.in_sync / total if total else 1.0
 
 
 def ident_of(obj: Mapping[str, Any]) -> Ident:
@@ -166,14 +161,45 @@ class Comparer:
             self.live.setdefault(ident_of(obj), obj)
         self.unreadable = {u.ref: u.reason for u in snapshot.unreadable}
         self.owner_locations: dict[str, SourceLocation] = {}
+        self.scopes = Scopes(dict(snapshot.scopes))
+        self._live_scopes: dict[KindRef, bool] | None = None
 
-    def _resolve(self, res: Resource) -> Ident:
-        if res.namespace or res.kind in CLUSTER_SCOPED:
-            return (res.group, res.kind, res.namespace, res.name)
+    def _resolve(self, res: Resource) -> tuple[Ident, Finding | None]:
+        """The live identity of a manifest, as the API server stores it.
+
+        A cluster-scoped kind has no namespace: one written in Git is ignored (and noted).
+        A kind of unknown scope is namespaced unless the snapshot holds it without one.
+        """
+        ref = KindRef(res.group, res.kind)
+        namespaced = self.scopes.namespaced(ref)
         cluster_scoped = (res.group, res.kind, "", res.name)
-        if cluster_scoped in self.live:
-            return cluster_scoped
-        return (res.group, res.kind, self.options.default_namespace, res.name)
+        if namespaced is None and (cluster_scoped in self.live or (not res.namespace
+                                   and ref in self.snapshot.read_kinds
+                                   and self._only_cluster_scoped(ref))):
+            namespaced = False
+        if namespaced is False:
+            if not res.namespace:
+                return cluster_scoped, None
+            where = ("the cluster stores it without one" if self.scopes.namespaced(ref) is None
+                     else f"per {self.scopes.source(ref)}")
+            note = Finding(
+                rule_id=RULE_NAMESPACE_IGNORED, category="drift", severity=Severity.NOTE,
+                message=f"{res.kind} is cluster-scoped ({where}): namespace "
+                        f"{res.namespace!r} is ignored by the API server and for matching",
+                location=res.locate(("metadata", "namespace")), resource=res.display,
+                field_path=("metadata", "namespace"), cluster=self.options.cluster,
+                details={"namespace": res.namespace, "scope": "Cluster"})
+            return cluster_scoped, note
+        return (res.group, res.kind, res.namespace or self.options.default_namespace,
+                res.name), None
+
+    def _only_cluster_scoped(self, ref: KindRef) -> bool:
+        if self._live_scopes is None:
+            seen: dict[KindRef, set[bool]] = {}
+            for group, kind, namespace, _ in self.live:
+                seen.setdefault(KindRef(group, kind), set()).add(bool(namespace))
+            self._live_scopes = {k: v == {False} for k, v in seen.items()}
+        return self._live_scopes.get(ref, False)
 
     def _rules_for(self, ident: Ident) -> list[IgnoreRule]:
         return [r for r in self.options.ignore if r.selects(*ident)]
@@ -202,6 +228,7 @@ class Comparer:
     def run(self, resources: Sequence[Resource]) -> DriftResult:
         """Compare every desired resource; then find unmanaged live objects."""
         result = DriftResult()
+        self.scopes = Scopes.build(resources, self.snapshot.scopes)
         desired_idents: set[Ident] = set()
         not_compared: dict[KindRef, list[Resource]] = {}
         pairs: list[Pair] = []
@@ -209,10 +236,12 @@ class Comparer:
             ref = KindRef(res.group, res.kind)
             if ref in NOT_APPLIED:
                 continue
-            ident = self._resolve(res)
+            ident, note = self._resolve(res)
             if ident in desired_idents:
                 continue
             desired_idents.add(ident)
+            if note is not None:
+                result.findings.append(note)
             rules = self._rules_for(ident)
             if any(r.whole_object for r in rules):
                 continue
@@ -251,8 +280,12 @@ class Comparer:
                        "not compared")
             severity = Severity.ERROR
         else:
-            message = f"{ref} is not in the snapshot; {count} in Git not compared"
-            severity = Severity.WARNING
+            message = (f"{ref} is not in the snapshot, so {count} in Git could not be "
+                       "checked: a kubectl export does not say which kinds it was made from "
+                       "(an object deleted live looks the same as a kind never exported). "
+                       "Use a snapshot written by 'gitops-checker snapshot', or declare the "
+                       "exported kinds with --snapshot-kinds")
+            severity = Severity.ERROR
         first = group[0]
         return Finding(rule_id=RULE_UNREADABLE, category="drift", severity=severity,
                        message=message, location=first.location, resource=str(ref),

@@ -393,6 +393,7 @@ class LiveSource:
         self._ends = self.clock() + self.deadline
         snapshot = Snapshot(key_id=self.hasher.key_id, source=self.host, context=self.context)
         resources = self.discover(snapshot.unreadable)
+        snapshot.scopes = {api.ref: api.namespaced for api in resources}
         seen: set[tuple[str, str, str, str]] = set()
         expired: DeadlineReached | None = None
         for api in resources:

@@ -9,6 +9,7 @@ RULE_MISSING = "drift.missing"
 RULE_UNMANAGED = "drift.unmanaged"
 RULE_UNREADABLE = "drift.unreadable"
 RULE_POLICY = "drift.policy-violation"
+RULE_NAMESPACE_IGNORED = "drift.namespace-ignored"
 
 DRIFT_RULES: dict[str, Rule] = {
     r.id: r
@@ -38,6 +39,13 @@ DRIFT_RULES: dict[str, Rule] = {
              "The live object violates a policy that its manifest in Git satisfies: it was "
              "changed by hand into a violation.",
              "Revert the live change; the policy named in the message says what is wrong."),
+        Rule(RULE_NAMESPACE_IGNORED, "Namespace on a cluster-scoped object", Severity.NOTE,
+             "The manifest gives a namespace to an object of a cluster-scoped kind (often "
+             "set by a kustomize 'namespace:' or a Flux 'targetNamespace'). The API server "
+             "ignores it, and so does drift when it pairs the manifest with the live object. "
+             "The scope comes from the snapshot's discovery data, the CRDs in the "
+             "repository, or the built-in table.",
+             "Remove the namespace from the manifest, or keep it: it has no effect."),
     )
 }
 DRIFT_PACK = "drift"

@@ -40,6 +40,7 @@ class DriftRunOptions:
     paths: tuple[Path, ...]
     root: Path
     snapshot: Path | None = None
+    snapshot_kinds: tuple[KindRef, ...] = ()  # kinds a kubectl export was made from
     kubeconfig: str | None = None
     context: str | None = None
     in_cluster: bool = False
@@ -223,7 +224,8 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
         else:
             source = FileSource(options.snapshot, hasher,
                                 display=relpath(options.snapshot, options.root)
-                                if options.snapshot.exists() else str(options.snapshot))
+                                if options.snapshot.exists() else str(options.snapshot),
+                                kinds=options.snapshot_kinds)
     snapshot: Snapshot = source.read()
     cluster = (options.cluster or options.context or snapshot.context
                or (options.snapshot.stem if options.snapshot is not None else "") or "cluster")

@@ -70,7 +70,7 @@ class Snapshot:
     state is not compared (it is reported as not covered, never as missing).
     ``not_searched`` lists kinds outside the desired state that could not be searched for
     GitOps-owned (unmanaged) objects. ``key_id`` identifies the key Secret values were hashed
-    with.
+    with. ``scopes`` holds what discovery said of each kind: True when namespaced.
     """
 
     objects: list[dict[str, Any]] = field(default_factory=list)
@@ -80,6 +80,7 @@ class Snapshot:
     key_id: str = ""
     source: str = ""
     context: str = ""
+    scopes: dict[KindRef, bool] = field(default_factory=dict)
 
     def to_data(self) -> dict[str, Any]:
         """The snapshot file's content, in a deterministic order."""
@@ -94,6 +95,8 @@ class Snapshot:
             "notSearched": [{"group": u.group, "kind": u.kind, "reason": u.reason}
                             for u in sorted(set(self.not_searched))],
             "items": sorted(self.objects, key=object_sort_key),
+            "scopes": [{"group": k.group, "kind": k.kind, "namespaced": v}
+                       for k, v in sorted(self.scopes.items())],
         }
 
 
@@ -152,24 +155,37 @@ def _documents(text: str, name: str) -> list[Any]:
         raise InputError(f"{name}: cannot parse snapshot: {err}") from err
 
 
+def _is_list(doc: Mapping[str, Any]) -> bool:
+    return str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list)
+
+
 def _objects(docs: Iterable[Any]) -> Iterable[dict[str, Any]]:
     for doc in docs:
         if not isinstance(doc, dict):
             continue
-        items = doc.get("items")
-        if str(doc.get("kind", "")).endswith("List") and isinstance(items, list):
-            yield from _objects(items)
+        if _is_list(doc):
+            yield from _objects(doc["items"])
         elif isinstance(doc.get("apiVersion"), str) and isinstance(doc.get("kind"), str):
             yield doc
+
+
+def parse_kind(text: str) -> KindRef:
+    """``Deployment.apps`` (or ``Service``) as a kind; ``kind.group`` as ``--kind`` takes it."""
+    kind, _, group = text.strip().partition(".")
+    if not kind:
+        raise InputError(f"{text!r} is not a kind (expected Kind or Kind.group)")
+    return KindRef(group, kind)
 
 
 class FileSource:
     """A snapshot file: ours, ``kubectl get -o yaml`` output, or multi-document YAML."""
 
-    def __init__(self, path: Path, hasher: SecretHasher, display: str | None = None) -> None:
+    def __init__(self, path: Path, hasher: SecretHasher, display: str | None = None,
+                 kinds: Iterable[KindRef] = ()) -> None:
         self.path = path
         self.hasher = hasher
         self.display = display or str(path)
+        self.kinds = frozenset(kinds)  # kinds a foreign file was exported with, if known
 
     def read(self) -> Snapshot:
         """Parse the file; Secret values of foreign formats are hashed on read."""
@@ -186,9 +202,13 @@ class FileSource:
         if isinstance(first, dict) and first.get("kind") == SNAPSHOT_KIND:
             return self._ours(first)
         objects = [protect(o, self.hasher) for o in _objects(docs)]
-        if not objects:
+        lists = any(isinstance(d, dict) and _is_list(d) for d in docs)
+        if not objects and not lists:
             raise InputError(f"{self.display}: no Kubernetes objects in snapshot")
-        kinds = {KindRef(group_of(o["apiVersion"]), o["kind"]) for o in objects}
+        # A kubectl export does not say which kinds it was made from: a kind that occurs was
+        # read; one that does not may have been deleted, or never asked for, so it is not
+        # compared unless declared with ``kinds``. An empty List is a valid export.
+        kinds = {KindRef(group_of(o["apiVersion"]), o["kind"]) for o in objects} | self.kinds
         return Snapshot(objects=objects, read_kinds=kinds, key_id=self.hasher.key_id,
                         source=self.display)
 
@@ -202,6 +222,8 @@ class FileSource:
                           for u in data.get("unreadable") or []]
             not_searched = [Unreadable(str(u["group"]), str(u["kind"]), str(u["reason"]))
                             for u in data.get("notSearched") or []]
+            scopes = {KindRef(str(k["group"]), str(k["kind"])): bool(k["namespaced"])
+                      for k in data.get("scopes") or []}
         except (KeyError, TypeError) as err:
             raise InputError(f"{self.display}: malformed snapshot header: {err}") from err
         key_id = str(data.get("secretHashKeyId") or "")
@@ -210,4 +232,4 @@ class FileSource:
         objects = [protect(o, self.hasher) for o in items]
         return Snapshot(objects=objects, read_kinds=kinds, unreadable=unreadable,
                         not_searched=not_searched, key_id=key_id, source=self.display,
-                        context=str(data.get("context", "")))
+                        context=str(data.get("context", "")), scopes=scopes)
