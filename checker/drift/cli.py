@@ -169,8 +169,8 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: 
     summary = report.drift_summary
     finish(report, fmt, {"sarif": sarif_file, "junit": junit_file,
                          "markdown": markdown_file, "json": json_file},
-           (f"drift: {summary['inSync']} of {summary['managed']} managed objects in sync "
-            f"({summary['coverage']}%)"
+           (f"drift: {summary['inSync']} of {summary['managed'] + summary['notCompared']} "
+            f"managed objects in sync ({summary['coverage']}%)"
             + (f"; {summary['notCompared']} not checked" if summary['notCompared'] else ""),),
            root=root)
 

@@ -172,8 +172,12 @@ def drift_section(report: Report, active: tuple[Finding, ...] | None = None) -> 
         return []
     lines = ["### Drift", ""]
     if summary:
-        lines += [f"{summary.get('inSync', 0)} of {summary.get('managed', 0)} managed objects "
-                  f"in sync ({summary.get('coverage', 100.0)}% coverage).", ""]
+        unchecked = int(summary.get("notCompared", 0) or 0)
+        total = int(summary.get("managed", 0) or 0) + unchecked
+        lines += [f"{summary.get('inSync', 0)} of {total} managed objects "
+                  f"in sync ({summary.get('coverage', 100.0)}% coverage)."
+                  + (f" {unchecked} not checked: their kind was not read." if unchecked
+                     else ""), ""]
         if summary.get("secretValuesCompared") is False:
             lines += ["Secret values were hashed with a key this run does not hold: only "
                       "Secret key names were compared.", ""]
