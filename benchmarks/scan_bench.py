@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from checker import pipeline
-from checker.cli import write_outputs
+from checker.cli.common import write_outputs
 from checker.pipeline import ScanOptions
 from checker.policy.evaluate import Evaluation, Evaluator
 from checker.policy.packs import Catalog, load_catalog

@@ -19,3 +19,9 @@ class ClusterError(CheckerError):
 
 class ConfigError(CheckerError):
     """The repository configuration or the command line is invalid."""
+
+
+# The documented exit codes of every command and of the GitHub Action.
+EXIT_OK = 0        # nothing at or above the threshold
+EXIT_FINDINGS = 1  # findings at or above it (or a file that could not be read)
+EXIT_ERROR = 2     # usage, configuration or tool error

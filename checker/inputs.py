@@ -9,14 +9,10 @@ with the reason), then how many objects and files the cluster has in all.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
-from checker.errors import CheckerError
 from checker.model import Coverage, Finding
 from checker.report.common import coverage_counts, coverage_dict, coverage_summary
 
@@ -88,25 +84,3 @@ def render_json(plans: list[ClusterPlan]) -> str:
                       "line": f.location.line} for f in p.problems],
     } for p in plans]}
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
-@click.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
-              help="Repository root that reported paths are relative to.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Repository config file (default: ROOT/.gitops-checker.yaml if present).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format.")
-def inputs(paths: tuple[Path, ...], root: Path, config_file: Path | None, fmt: str) -> None:
-    """Print the render plan of PATHS (default: .): Kustomize roots, Flux syncs with their
-    sources, Argo CD apps, Helm releases, what each produced and what was not checked.
-
-    Exit codes: 0 the plan was printed, 2 configuration or tool error.
-    """
-    try:
-        plans = plan(root, paths or (Path("."),), config_file)
-    except CheckerError as err:
-        click.echo(f"gitops-checker: error: {err}", err=True)
-        sys.exit(2)
-    click.echo(render_json(plans) if fmt == "json" else render_text(plans), nl=False)

@@ -8,7 +8,7 @@ that the committed pages are up to date (what tests/test_packs_catalog.py assert
 import sys
 from pathlib import Path
 
-from checker.policy.cli import policies
+from checker.cli.policies import policies
 
 if __name__ == "__main__":
     root = Path(__file__).resolve().parent.parent

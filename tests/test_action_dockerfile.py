@@ -343,6 +343,6 @@ def test_the_build_context_installs_the_action_and_the_packs(tmp_path: Path) -> 
         parser = configparser.ConfigParser()
         parser.read_string(archive.read(entry_points).decode("utf-8"))
     assert parser["console_scripts"]["gitops-checker-action"] == "checker.action:main"
-    assert "checker/action.py" in names
+    assert "checker/action/entrypoint.py" in names
     packs = {n.split("/")[2] for n in names if n.startswith("checker/policy-packs/")}
     assert {"pss-baseline", "best-practice", "lib"} <= packs

@@ -25,7 +25,9 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from checker import action
+from checker.action import entrypoint as action_entrypoint
+from checker.action import inputs as action_inputs
+from checker.action import outputs as action_outputs
 from checker.model import Finding, Report, Rule, Severity, SourceLocation
 from checker.report import RENDERERS
 
@@ -194,7 +196,7 @@ def test_outputs_count_findings_by_severity(example_run: Run,
                                             example_cli: dict[str, Any]) -> None:
     """Each count equals the SARIF the same run wrote and the CLI's report of the same input."""
     out = example_run.outputs
-    assert set(out) == set(action.OUTPUTS)
+    assert set(out) == set(action_outputs.OUTPUTS)
     levels = [r.get("level", "warning") for r in sarif_results(example_run)]  # SARIF default
     expected = example_cli["summary"]["bySeverity"]
     # The example has errors and warnings, so a count taken from the wrong severity shows.
@@ -247,7 +249,7 @@ def test_annotations_point_at_findings_most_severe_first(
         example_run: Run, example_cli: dict[str, Any]) -> None:
     """One annotation per finding of the CLI's report, most severe first, then report order."""
     findings = example_cli["findings"]
-    assert 0 < len(findings) <= int(action.DEFAULTS["max-annotations"])  # all annotated
+    assert 0 < len(findings) <= int(action_inputs.DEFAULTS["max-annotations"])  # all annotated
     ordered = sorted(findings, key=lambda f: SEVERITY_RANK[f["severity"]])  # stable
     expected = [(ANNOTATION_KIND[f["severity"]], f["location"]["path"], str(f["location"]["line"]),
                  str(f["location"]["column"]), f"{f['message']} ({f['resource']})")
@@ -437,7 +439,7 @@ def test_config_input_is_passed_through_or_refused(tmp_path: Path) -> None:
     run = run_action(ws, {"config": "ci/gitops-checker.yaml"})
     from checker.options import ScanOptions
 
-    if action.CONFIG_OPTION in ScanOptions.__dataclass_fields__:
+    if action_inputs.CONFIG_OPTION in ScanOptions.__dataclass_fields__:
         assert run.code in (0, 1), run.stdout
         assert run.outputs["result"] in ("pass", "fail")
     else:  # a config file is never silently ignored
@@ -451,7 +453,7 @@ def test_config_input_naming_a_missing_file_is_exit_2(tmp_path: Path) -> None:
     run = run_action(workspace(tmp_path), {"config": "missing.yaml"})
     assert run.code == 2
     expected = ("input config: missing.yaml is not a file"
-                if action.CONFIG_OPTION in ScanOptions.__dataclass_fields__
+                if action_inputs.CONFIG_OPTION in ScanOptions.__dataclass_fields__
                 else "input config: repository config files are not supported")
     assert expected in run.stdout
 
@@ -565,19 +567,19 @@ def test_manifest_content_cannot_inject_workflow_commands(tmp_path: Path) -> Non
 
 
 def test_escaping_follows_githubs_rules() -> None:
-    assert action.escape_data("50% a\r\nb: c, d") == "50%25 a%0D%0Ab: c, d"
-    assert action.escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
-    line = action.command("warning", "m: 1, 2", file="a,b:c.yaml", line=3, endLine=None)
+    assert action_outputs.escape_data("50% a\r\nb: c, d") == "50%25 a%0D%0Ab: c, d"
+    assert action_outputs.escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
+    line = action_outputs.command("warning", "m: 1, 2", file="a,b:c.yaml", line=3, endLine=None)
     assert line == "::warning file=a%2Cb%3Ac.yaml,line=3::m: 1, 2"
 
 
 def test_input_variable_keeps_hyphens_and_replaces_spaces() -> None:
-    assert action.input_variable("fail-on") == "INPUT_FAIL-ON"
-    assert action.input_variable("my input") == "INPUT_MY_INPUT"
+    assert action_inputs.input_variable("fail-on") == "INPUT_FAIL-ON"
+    assert action_inputs.input_variable("my input") == "INPUT_MY_INPUT"
 
 
 def test_multiline_output_values_use_a_delimiter_not_in_the_value() -> None:
-    text = action.output_lines({"a": "1", "b": "x\ny=2\nEOF", "c": ""})
+    text = action_outputs.output_lines({"a": "1", "b": "x\ny=2\nEOF", "c": ""})
     assert parse_outputs(text) == {"a": "1", "b": "x\ny=2\nEOF", "c": ""}
     delimiter = text.split("\n")[1].split("<<")[1]
     assert delimiter not in "x\ny=2\nEOF"
@@ -595,12 +597,12 @@ def test_annotation_cap_keeps_the_most_severe() -> None:
     ], key=Finding.sort_key))
     report = Report(findings=findings, rules={"r": Rule("r", "Title", Severity.ERROR)},
                     resources_checked=1, files_checked=3)
-    lines = action.annotation_commands(report, 2, prefix="repo/")
+    lines = action_outputs.annotation_commands(report, 2, prefix="repo/")
     assert lines[0].startswith("::error file=repo/a.yaml,line=9,col=2,title=Title (r)::m9")
     assert lines[1].startswith("::error file=repo/c.yaml,line=3,")
     assert lines[2] == "::notice title=gitops-checker::2 more findings are not annotated " \
                        "(max-annotations is 2); see the job summary"
-    assert action.annotation_commands(report, 0)[0].startswith("::notice ")
+    assert action_outputs.annotation_commands(report, 0)[0].startswith("::notice ")
 
 
 def test_drift_reports_are_merged_through_run_drift(
@@ -626,12 +628,12 @@ def test_drift_reports_are_merged_through_run_drift(
     env = {"GITHUB_WORKSPACE": str(ws), "GITHUB_OUTPUT": str(output),
            "INPUT_PACKS": "pss-baseline", "INPUT_POLICIES": "policies",
            "INPUT_MODE": "scan", "INPUT_FAIL-ON": "never"}
-    assert action.run(env, io.StringIO()) == 0  # the scan alone, for its count
+    assert action_entrypoint.run(env, io.StringIO()) == 0  # the scan alone, for its count
     scanned = int(parse_outputs(output.read_text(encoding="utf-8"))["total-count"])
     assert scanned > 0 and calls == []
     output.write_text("", encoding="utf-8")
     log = io.StringIO()
-    assert action.run({**env, "INPUT_MODE": "both", "INPUT_SNAPSHOT": "snap.json"}, log) == 0
+    assert action_entrypoint.run({**env, "INPUT_MODE": "both", "INPUT_SNAPSHOT": "snap.json"}, log) == 0
     assert calls == [((ws.resolve(),), (ws / "snap.json").resolve(), ws.resolve(),
                       {"packs": ("pss-baseline",), "policies": ((ws / "policies").resolve(),),
                        "fail_on": None, "link_base": "", "sarif_category": "gitops-checker"})]
@@ -709,16 +711,16 @@ def test_a_broken_drift_module_is_not_reported_as_missing(
     def broken(name: str) -> types.ModuleType:
         raise ModuleNotFoundError("No module named 'somedep'", name="somedep")
 
-    monkeypatch.setattr(action.importlib, "import_module", broken)
+    monkeypatch.setattr(action_entrypoint.importlib, "import_module", broken)
     with pytest.raises(ModuleNotFoundError):
-        action.drift_runner()
+        action_entrypoint.drift_runner()
 
     def absent(name: str) -> types.ModuleType:
         raise ModuleNotFoundError(f"No module named '{name}'", name=name)
 
-    monkeypatch.setattr(action.importlib, "import_module", absent)
-    with pytest.raises(action.ActionError, match="drift support is not installed"):
-        action.drift_runner()
+    monkeypatch.setattr(action_entrypoint.importlib, "import_module", absent)
+    with pytest.raises(action_inputs.ActionError, match="drift support is not installed"):
+        action_entrypoint.drift_runner()
 
 
 def test_an_unexpected_error_is_exit_2_with_result_error(
@@ -729,11 +731,11 @@ def test_an_unexpected_error_is_exit_2_with_result_error(
 
     output = tmp_path / "output"
     output.write_text("", encoding="utf-8")
-    monkeypatch.setattr(action, "run", explode)
+    monkeypatch.setattr(action_entrypoint, "run", explode)
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
     monkeypatch.delenv("GITOPS_CHECKER_DEBUG", raising=False)
     with pytest.raises(SystemExit) as exit_info:
-        action.main()
+        action_entrypoint.main()
     assert exit_info.value.code == 2
     assert capsys.readouterr().out == (
         "::error title=gitops-checker::internal error: RuntimeError: boom\n")

@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from checker import action
+from checker.action import entrypoint as action_entrypoint
 from tests.test_accept_four_eyes import OWN, git, pod, put
 
 
@@ -29,7 +29,7 @@ def _run(ws: Path, extra: dict[str, str]) -> tuple[int, str, dict[str, object]]:
            "INPUT_JSON-FILE": "out/report.json", "INPUT_SARIF-FILE": "",
            "INPUT_JUNIT-FILE": "", "INPUT_MARKDOWN-FILE": "", **extra}
     out = io.StringIO()
-    code = action.run(env, out)
+    code = action_entrypoint.run(env, out)
     report = ws / "out/report.json"
     return code, out.getvalue(), json.loads(report.read_text()) if report.exists() else {}
 

@@ -19,7 +19,8 @@ import jsonschema
 import pytest
 import yaml
 
-from checker import action
+from checker.action import inputs as action_inputs
+from checker.action import outputs as action_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "github-action.md"
@@ -118,11 +119,11 @@ def test_strict_schema_rejects_undocumented_outputs_and_inputs_without_default()
 def test_inputs_and_defaults_match_the_entrypoint() -> None:
     """The prebuilt-image path gets no defaults from action.yml: both must agree."""
     inputs = metadata()["inputs"]
-    assert {name: spec["default"] for name, spec in inputs.items()} == action.DEFAULTS
+    assert {name: spec["default"] for name, spec in inputs.items()} == action_inputs.DEFAULTS
 
 
 def test_outputs_match_the_entrypoint() -> None:
-    assert list(metadata()["outputs"]) == list(action.OUTPUTS)
+    assert list(metadata()["outputs"]) == list(action_outputs.OUTPUTS)
 
 
 def test_branding_uses_an_allowed_icon_and_color() -> None:
@@ -135,7 +136,7 @@ def test_branding_uses_an_allowed_icon_and_color() -> None:
 
 
 def test_the_runner_variable_names_for_every_input() -> None:
-    names = {action.input_variable(n) for n in metadata()["inputs"]}
+    names = {action_inputs.input_variable(n) for n in metadata()["inputs"]}
     assert "INPUT_FAIL-ON" in names and "INPUT_WORKING-DIRECTORY" in names
     assert all(re.fullmatch(r"INPUT_[A-Z][A-Z0-9-]*", n) for n in names)
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from checker.cli import cli
 from checker.errors import ConfigError, PolicyError
 from checker.model import Severity
-from checker.policy.cli import render_docs
+from checker.policy.docs import render_docs
 from checker.policy.packs import (
     DEFAULT_PACKS,
     PACK_SCHEMA,

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from checker.cli import cli
 from checker.options import ScanOptions
 from checker.pipeline import scan
-from checker.policy.cli import GENERATED_HEADER, export_objects, write_export
+from checker.policy.export import GENERATED_HEADER, export_objects, write_export
 from checker.policy.gatekeeper import parse_constraint, parse_template
 from checker.policy.packs import LIBS_ANNOTATION, POLICY_ANNOTATION, load_catalog, packs_dir
 from checker.policy.suites import find_suites

@@ -1,4 +1,4 @@
-"""Click commands ``images``, ``compliance`` and ``audit``: parse flags, run, write, exit."""
+"""The overview commands ``images``, ``compliance`` and ``audit``: parse flags, run, write."""
 
 from __future__ import annotations
 
@@ -6,36 +6,14 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
+from checker.cli.common import FAIL_ON, check_outputs, fail, write_file
 from checker.errors import CheckerError
 from checker.inventory.scope import Scope
 from checker.model import Severity
 from checker.report import RENDERERS
-
-FAIL_ON = ["error", "warning", "note", "never"]
-
-
-def _check_outputs(root: Path, *files: Path | None) -> None:
-    """Refuse output files a symlink takes out of ``root`` before any work (exit 2)."""
-    from checker.cli import check_outputs
-
-    check_outputs(root, *files)
-
-
-def write_file(path: Path, text: str, root: Path) -> None:
-    """Write an output file; no symlink out of ``root`` (``checker.cli.write_file``)."""
-    from checker.cli import write_file as write
-
-    write(path, text, root)
-
-
-def fail(message: str) -> NoReturn:
-    """Print a one-line error and exit 2, like the other commands (``checker.cli.fail``)."""
-    click.echo(f"gitops-checker: error: {message}", err=True)
-    sys.exit(2)
 
 
 def parse_clusters(values: tuple[str, ...]) -> list[Scope]:
@@ -126,7 +104,7 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path
     from checker.inventory.render_images import IMAGE_RENDERERS
     from checker.inventory.run import ImageOptions, inventory, inventory_report
 
-    _check_outputs(root, sarif_file, junit_file)
+    check_outputs(root, sarif_file, junit_file)
 
     try:
         scopes, configured = _scopes(paths, clusters, root, config_file)
@@ -208,7 +186,7 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
 
     from checker.config import find_config, load_config
 
-    _check_outputs(repo, output)
+    check_outputs(repo, output)
     from checker.inventory.audit import AuditFilter, AuditOptions
     from checker.inventory.audit import audit as run_audit
     from checker.inventory.git import Git
@@ -284,7 +262,7 @@ def compliance(root: Path, config_file: Path | None, snapshots: tuple[str, ...],
     from checker.inventory.render_compliance import COMPLIANCE_RENDERERS
     from checker.options import ScanOptions
 
-    _check_outputs(root, output)
+    check_outputs(root, output)
 
     try:
         day = dt.date.fromisoformat(today) if today else None

@@ -1,4 +1,4 @@
-"""Click commands ``snapshot`` and ``drift``: parse flags, call the drift pipeline, write."""
+"""``snapshot`` and ``drift``: read a live cluster; compare Git with a snapshot or live read."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from checker.cli import (
+from checker.cli.common import (
     check_outputs,
     fail,
     finish,
     output_options,
     parse_fail_on,
     report_options,
+    root_option,
 )
 from checker.drift.sources import KindRef
 from checker.errors import CheckerError
@@ -25,6 +26,7 @@ def _kind_ref(text: str) -> KindRef:
     return KindRef(group, kind)
 
 
+@click.command("snapshot")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Snapshot file to write (JSON, readable as YAML).")
@@ -42,9 +44,8 @@ def _kind_ref(text: str) -> KindRef:
                    "unreadable findings.")
 @click.option("--page-size", default=500, show_default=True, type=click.IntRange(1, 5000),
               help="Objects per list request.")
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
-              help="Repository root that reported paths are relative to.")
-def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, context: str | None,
+@root_option()
+def snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, context: str | None,
              in_cluster: bool, kinds: tuple[str, ...], no_sweep: bool, deadline: float,
              page_size: int, root: Path) -> None:
     """Write a read-only snapshot of a live cluster for the kinds of the manifests in PATHS.
@@ -92,6 +93,7 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
                    f"not be searched for unmanaged objects: {names}", err=True)
 
 
+@click.command("drift")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--snapshot", "snapshot_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Snapshot file: from 'gitops-checker snapshot', 'kubectl get -o yaml', or "
@@ -126,8 +128,8 @@ def _snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, contex
 @click.option("--default-namespace", default="default", show_default=True,
               help="Namespace of namespaced manifests that name none.")
 @output_options
-def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: str,
-           kubeconfig: str | None,
+def drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: str,
+          kubeconfig: str | None,
           context: str | None, in_cluster: bool, deadline: float, cluster: str,
           ignore_file: Path | None,
           owners: tuple[str, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
@@ -173,8 +175,3 @@ def _drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: 
             f"managed objects in sync ({summary['coverage']}%)"
             + (f"; {summary['notCompared']} not checked" if summary['notCompared'] else ""),),
            root=root)
-
-
-# Explicit types: checker.cli imports this module at its end, an import cycle mypy cannot infer.
-snapshot: click.Command = click.command("snapshot")(_snapshot)
-drift: click.Command = click.command("drift")(_drift)

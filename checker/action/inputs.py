@@ -1,0 +1,259 @@
+"""The Action's inputs: ``INPUT_*`` environment -> :class:`ActionInputs` -> ScanOptions.
+
+The runner passes each ``with:`` input of a container action as an environment variable
+``INPUT_<NAME>``: the input name upper-cased, spaces replaced by ``_``, hyphens *kept*
+(``fail-on`` -> ``INPUT_FAIL-ON``). A shell cannot read such a name; Python can, so the
+action never goes through a shell and no input is ever interpolated into code. Paths given by
+the user are resolved against ``working-directory`` and must stay inside the workspace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from checker.errors import ConfigError
+from checker.model import Severity
+from checker.options import ScanOptions
+
+MODES = ("scan", "drift", "both")
+FAIL_ON = ("error", "warning", "note", "never")
+
+# Every input and its default. action.yml repeats these (a test keeps the two equal) so that
+# a step using the prebuilt image (``uses: docker://...``), which gets no defaults from
+# action.yml, behaves exactly like ``uses: <owner>/<repo>@<ref>``.
+DEFAULTS: dict[str, str] = {
+    "paths": ".",
+    "packs": "",
+    "policies": "",
+    "config": "",
+    "snapshot": "",
+    "mode": "scan",
+    "acceptance-base": "auto",
+    "policies-ref": "",
+    "fail-on": "error",
+    "sarif-file": "gitops-checker-results/results.sarif",
+    "junit-file": "gitops-checker-results/junit.xml",
+    "markdown-file": "gitops-checker-results/summary.md",
+    "json-file": "",
+    "sarif-category": "gitops-checker",
+    "annotations": "true",
+    "max-annotations": "50",
+    "working-directory": "",
+}
+
+
+
+# The ScanOptions field the config input fills (the CLI's --config); without it the input is
+# refused rather than ignored. With the input empty, the pipeline finds the default file.
+CONFIG_OPTION = "config_file"
+FILE_INPUTS = {"sarif": "sarif-file", "junit": "junit-file", "markdown": "markdown-file",
+               "json": "json-file"}
+TRUE, FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
+RUNNER_UID_HINT = ("the image runs as uid 1001, the user of GitHub-hosted runners; on a runner "
+                   "whose workspace belongs to another user see docs/github-action.md")
+
+
+class ActionError(ConfigError):
+    """An input is invalid or the runner environment is unusable (exit 2)."""
+
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionInputs:
+    """The action's inputs, parsed and validated but not yet resolved against the workspace."""
+
+    paths: tuple[str, ...]
+    packs: tuple[str, ...]
+    policies: tuple[str, ...]
+    config: str
+    snapshot: str
+    mode: str
+    fail_on: Severity | None
+    files: dict[str, str]
+    sarif_category: str
+    annotations: bool
+    max_annotations: int
+    working_directory: str
+    acceptance_base: str = "auto"
+    policies_ref: str = ""
+
+
+def input_variable(name: str) -> str:
+    """The environment variable the runner sets for input ``name`` (hyphens kept)."""
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+def get_input(environ: Mapping[str, str], name: str) -> str:
+    """Value of input ``name``, stripped, or its default when the runner did not set it.
+
+    ``INPUT_FAIL_ON`` is accepted when ``INPUT_FAIL-ON`` is absent, for ``docker run -e``
+    from a shell, which cannot name a variable with a hyphen.
+    """
+    value = environ.get(input_variable(name))
+    if value is None and "-" in name:
+        value = environ.get(input_variable(name.replace("-", "_")))
+    return (DEFAULTS[name] if value is None else value).strip()
+
+
+def split_words(text: str, name: str) -> tuple[str, ...]:
+    """One or more values per line, separated by spaces; quotes keep a value with spaces."""
+    words: list[str] = []
+    for line in text.splitlines():
+        try:
+            words += shlex.split(line, comments=False, posix=True)
+        except ValueError as err:
+            raise ActionError(f"input {name}: cannot split {line.strip()!r}: {err}") from None
+    return tuple(words)
+
+
+def split_names(text: str) -> tuple[str, ...]:
+    """Names separated by commas, spaces or newlines (packs)."""
+    return tuple(part for part in text.replace(",", " ").split() if part)
+
+
+def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
+    """Read and validate every input; a bad value is an :class:`ActionError` naming it."""
+    mode = get_input(environ, "mode").lower()
+    if mode not in MODES:
+        raise ActionError(f"input mode: {mode!r} is not one of {', '.join(MODES)}")
+    fail_on_text = get_input(environ, "fail-on").lower()
+    if fail_on_text not in FAIL_ON:
+        raise ActionError(f"input fail-on: {fail_on_text!r} is not one of {', '.join(FAIL_ON)}")
+    annotations_text = get_input(environ, "annotations")
+    if annotations_text not in TRUE + FALSE:
+        raise ActionError(f"input annotations: {annotations_text!r} is not true or false")
+    max_text = get_input(environ, "max-annotations")
+    if not max_text.isdigit():
+        raise ActionError(f"input max-annotations: {max_text!r} is not a whole number >= 0")
+    paths = split_words(get_input(environ, "paths"), "paths") or (".",)
+    snapshot = get_input(environ, "snapshot")
+    if mode != "scan" and not snapshot:
+        raise ActionError(f"input snapshot: mode {mode} needs a snapshot file")
+    return ActionInputs(
+        paths=paths,
+        packs=split_names(get_input(environ, "packs")),
+        policies=split_words(get_input(environ, "policies"), "policies"),
+        config=get_input(environ, "config"),
+        snapshot=snapshot,
+        mode=mode,
+        fail_on=None if fail_on_text == "never" else Severity.parse(fail_on_text),
+        files={fmt: get_input(environ, name) for fmt, name in FILE_INPUTS.items()},
+        sarif_category=get_input(environ, "sarif-category"),
+        annotations=annotations_text in TRUE,
+        max_annotations=int(max_text),
+        working_directory=get_input(environ, "working-directory"),
+        acceptance_base=get_input(environ, "acceptance-base") or "auto",
+        policies_ref=get_input(environ, "policies-ref"),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """``GITHUB_WORKSPACE`` and the working directory inside it (both resolved)."""
+
+    root: Path
+    workdir: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], working_directory: str) -> Workspace:
+        """Resolve the workspace (default: the current directory) and the working directory."""
+        root = Path(environ.get("GITHUB_WORKSPACE") or os.getcwd()).resolve()
+        if not root.is_dir():
+            raise ActionError(f"GITHUB_WORKSPACE {root} is not a directory")
+        space = cls(root, root)
+        workdir = space.resolve(working_directory or ".", "working-directory")
+        if not workdir.is_dir():
+            raise ActionError(f"input working-directory: {working_directory} is not a directory "
+                              "in the workspace")
+        return cls(root, workdir)
+
+    def resolve(self, given: str, name: str) -> Path:
+        """``given`` relative to the working directory; it must stay inside the workspace."""
+        path = (self.workdir / given).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise ActionError(f"input {name}: {given} is outside the workspace {self.root}")
+        return path
+
+    def relative(self, path: Path) -> str:
+        """Path relative to the workspace with forward slashes ('.' for the workspace)."""
+        return Path(os.path.relpath(path, self.root)).as_posix()
+
+    def link_base(self, environ: Mapping[str, str]) -> str:
+        """``<server>/<owner>/<repo>/blob/<sha>[/<working dir>]`` for Markdown links."""
+        server = environ.get("GITHUB_SERVER_URL", "").rstrip("/")
+        repository, sha = environ.get("GITHUB_REPOSITORY", ""), environ.get("GITHUB_SHA", "")
+        if not (server and repository and sha):
+            return ""
+        sub = self.relative(self.workdir)
+        return f"{server}/{repository}/blob/{sha}" + ("" if sub == "." else f"/{sub}")
+
+
+def acceptance_base(value: str, environ: Mapping[str, str], workdir: Path) -> str:
+    """The ref acceptances must already be on (four eyes), from the ``acceptance-base`` input.
+
+    ``none``: every acceptance counts. ``auto`` (the default): in a pull-request run the
+    commit the pull request is merged into (the first parent of the checked-out merge commit,
+    else the event's ``pull_request.base.sha``), elsewhere none. Anything else is a ref.
+    """
+    if value == "none":
+        return ""
+    if value != "auto":
+        if value.startswith("-"):
+            raise ActionError(f"input acceptance-base: {value!r} is not a ref")
+        return value
+    from checker.drift.trusted import PULL_REQUEST_EVENTS
+
+    if environ.get("GITHUB_EVENT_NAME", "") not in PULL_REQUEST_EVENTS:
+        return ""
+    import json
+    import subprocess
+
+    base = ""
+    event_path = environ.get("GITHUB_EVENT_PATH", "")
+    if event_path:
+        try:
+            with open(event_path, encoding="utf-8") as handle:
+                event = json.load(handle)
+            base = str(((event.get("pull_request") or {}).get("base") or {}).get("sha") or "")
+        except (OSError, ValueError, AttributeError):
+            base = ""
+    parents = subprocess.run(["git", "-C", str(workdir), "rev-list", "--parents", "-n", "1",
+                              "HEAD"], capture_output=True, text=True, timeout=60,
+                             check=False).stdout.split()
+    if len(parents) == 3:  # the merge commit GitHub checks out: its first parent is the base
+        return parents[1]
+    if base:
+        return base
+    raise ActionError("input acceptance-base: auto cannot tell this pull request's base (no "
+                      "merge commit and no pull_request.base.sha); check out the merge commit "
+                      "with fetch-depth: 2, or give the base ref")
+
+
+def build_options(inputs: ActionInputs, space: Workspace, link_base: str,
+                  environ: Mapping[str, str] | None = None) -> ScanOptions:
+    """The same ScanOptions the CLI builds, from the action's inputs."""
+    extra: dict[str, Any] = {}
+    if inputs.config:
+        if CONFIG_OPTION not in {f.name for f in dataclasses.fields(ScanOptions)}:
+            raise ActionError("input config: repository config files are not supported by this "
+                              "version of gitops-checker")
+        config = space.resolve(inputs.config, "config")
+        if not config.is_file():
+            raise ActionError(f"input config: {inputs.config} is not a file in the workspace")
+        extra[CONFIG_OPTION] = config
+    return ScanOptions(
+        paths=tuple(space.resolve(p, "paths") for p in inputs.paths),
+        root=space.workdir,
+        packs=inputs.packs,
+        policies=tuple(space.resolve(p, "policies") for p in inputs.policies),
+        fail_on=inputs.fail_on,
+        link_base=link_base,
+        sarif_category=inputs.sarif_category,
+        accept_base=acceptance_base(inputs.acceptance_base, environ or {}, space.workdir),
+        **extra,
+    )

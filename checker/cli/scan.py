@@ -1,0 +1,108 @@
+"""``scan`` and ``verify``: check manifests against policies; run policy test suites."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from checker.cli.common import (
+    check_outputs,
+    config_option,
+    fail,
+    finish,
+    output_options,
+    parse_fail_on,
+    parse_today,
+    report_options,
+    today_option,
+    write_file,
+)
+from checker.errors import CheckerError
+from checker.options import ScanOptions
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--pack", "packs", multiple=True, metavar="NAME",
+              help="Built-in policy pack (repeatable). Default: pss-baseline, best-practice; "
+                   "'none' uses only --policies.")
+@click.option("--policies", "policies", multiple=True, metavar="DIR",
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of the repository's own Gatekeeper ConstraintTemplates and "
+                   "Constraints (repeatable).")
+@report_options
+@config_option
+@today_option("Date that risk acceptances expire against (default: today's date).")
+@click.option("--accept-base", "accept_base", metavar="REF", default="",
+              help="Four eyes: risk acceptances (files and annotations) count only when they "
+                   "are on REF as they are here; give the pull request's base. New or changed "
+                   "ones are reported as pending approval and accept nothing.")
+@click.option("--group-by", type=click.Choice(["cluster", "pack"]), default=None,
+              help="Group reports per cluster or per pack (default: per cluster when several "
+                   "clusters are configured).")
+@click.option("--eval-seconds", "eval_seconds", type=click.FloatRange(min=0, min_open=True,
+              max=300), default=None, metavar="SECONDS",
+              help="Time one evaluation step may take (default: limits.evaluationSeconds in "
+                   "the config, else 5).")
+@click.option("--eval-memory", "eval_memory", type=click.IntRange(64, 65536), default=None,
+              metavar="MIB", help="Memory an evaluation worker may add (default: "
+                                  "limits.memoryMiB in the config, else 2048).")
+@click.option("--sarif-accepted", "sarif_accepted", type=click.Path(dir_okay=False,
+              path_type=Path), help="Also write accepted findings, with SARIF suppressions, "
+                                    "to this separate file (never upload it with the main one).")
+@output_options
+def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
+         fail_on: str, root: Path, link_base: str, sarif_category: str, fmt: str,
+         sarif_file: Path | None, junit_file: Path | None, markdown_file: Path | None,
+         json_file: Path | None, config_file: Path | None = None, today: str | None = None,
+         group_by: str | None = None, sarif_accepted: Path | None = None,
+         accept_base: str = "",
+         eval_seconds: float | None = None, eval_memory: int | None = None) -> None:
+    """Check manifests under PATHS (default: .) against Gatekeeper policies."""
+    from checker.pipeline import scan as run_scan
+
+    check_outputs(root, sarif_file, junit_file, markdown_file, json_file, sarif_accepted)
+    options = ScanOptions(
+        paths=paths or (Path("."),), root=root, packs=packs, policies=policies,
+        fail_on=parse_fail_on(fail_on), link_base=link_base, sarif_category=sarif_category,
+        config_file=config_file, today=parse_today(today), group_by=group_by or "",
+        accept_base=accept_base,
+        eval_seconds=eval_seconds, eval_memory=eval_memory,
+    )
+    try:
+        report = run_scan(options)
+    except CheckerError as err:
+        fail(str(err))
+    if sarif_accepted is not None:
+        from checker.report.sarif import render_accepted
+
+        write_file(sarif_accepted, render_accepted(report), root)
+    finish(report, fmt, {"sarif": sarif_file, "junit": junit_file,
+                         "markdown": markdown_file, "json": json_file}, root=root)
+
+
+@click.command()
+@click.argument("suites", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-v", "--verbose", is_flag=True, help="Print every case, not only failures.")
+def verify(suites: tuple[Path, ...], verbose: bool) -> None:
+    """Run gator-format test suites (kind: Suite) with gator's verdicts.
+
+    SUITES are suite files or folders searched for them. Exit 1 when a case fails.
+    """
+    from checker.policy.suites import find_suites, run_suite
+
+    try:
+        files = find_suites(suites)
+    except CheckerError as err:
+        fail(str(err))
+    passed = failed = 0
+    for file in files:
+        result = run_suite(file)
+        for line in result.lines(verbose=verbose):
+            click.echo(line)
+        passed += result.passed
+        failed += result.failed
+    click.echo(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
