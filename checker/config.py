@@ -139,13 +139,16 @@ def schema() -> dict[str, Any]:
     return data
 
 
-def _read_yaml(path: Path, label: str, root: Path) -> list[Document]:
-    try:
-        raw = workspace.read_bytes(path, root, yamlfile.MAX_FILE_BYTES)
-    except workspace.Refused as refused:
-        raise ConfigError(f"{label}: cannot read: {refused.message}") from None
-    except OSError as err:
-        raise ConfigError(f"{label}: cannot read: {err.strerror}") from err
+def _read_yaml(path: Path, label: str, root: Path, raw: bytes | None = None) -> list[Document]:
+    if raw is None:
+        try:
+            raw = workspace.read_bytes(path, root, yamlfile.MAX_FILE_BYTES)
+        except workspace.Refused as refused:
+            raise ConfigError(f"{label}: cannot read: {refused.message}") from None
+        except OSError as err:
+            raise ConfigError(f"{label}: cannot read: {err.strerror}") from err
+    elif len(raw) > yamlfile.MAX_FILE_BYTES:
+        raise ConfigError(f"{label}: cannot read: larger than {yamlfile.MAX_FILE_BYTES} bytes")
     try:
         text = decode(raw)
     except YamlProblem as problem:
@@ -476,8 +479,11 @@ def find_config(root: Path) -> Path | None:
 
 
 def load_config(root: Path, config_file: Path | None = None,
-                default_paths: Sequence[Path] = ()) -> Config:
+                default_paths: Sequence[Path] = (), content: bytes | None = None) -> Config:
     """Read the repository configuration under ``root`` (or ``config_file``).
+
+    ``content`` is the config file's text read elsewhere (the base ref's, from git), used in
+    place of what ``config_file`` holds on disk.
 
     ``default_paths`` (the command line's PATHS) are the desired state of clusters that name
     no paths themselves: the unnamed default cluster and Security Tower clusters; without them
@@ -485,7 +491,7 @@ def load_config(root: Path, config_file: Path | None = None,
     """
     st_drafts, st_files, (st_stages, st_problems) = _security_tower(root)
     file = config_file if config_file is not None else find_config(root)
-    if config_file is not None and not config_file.is_file():
+    if config_file is not None and content is None and not config_file.is_file():
         raise ConfigError(f"config file does not exist: {config_file}")
     drafts: list[_Draft] = list(st_drafts)
     defaults: tuple[list[str] | None, list[Path] | None, dict[str, dict[str, Any]] | None] = (
@@ -505,7 +511,7 @@ def load_config(root: Path, config_file: Path | None = None,
     argocd_data: Mapping[str, Any] | None = None
     if file is not None:
         label = file.name if file.parent.resolve() == root.resolve() else str(file)
-        docs = _read_yaml(file, label, root)
+        docs = _read_yaml(file, label, root, content)
         if len(docs) > 1:
             raise ConfigError(f"{label}:{docs[1].line}: expected one YAML document")
         doc = docs[0] if docs else Document({}, {}, 1, 1)

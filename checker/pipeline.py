@@ -6,9 +6,6 @@ import datetime as dt
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from checker import __version__, accept
 from checker.config import (
@@ -25,7 +22,6 @@ from checker.load import argocd as argocd_load
 from checker.load import flux as flux_load
 from checker.load import helm as helm_load
 from checker.load.objects import RULE_NOT_CHECKED, input_finding, relpath
-from checker.load.yamlfile import run_budget
 from checker.model import (
     Coverage,
     Finding,
@@ -33,7 +29,6 @@ from checker.model import (
     Resource,
     Rule,
     Severity,
-    SourceLocation,
 )
 from checker.options import ScanOptions
 from checker.parallel import Limits
@@ -51,8 +46,8 @@ from checker.rules import (
     BUILTIN_RULES,
     RULE_NO_POLICIES,
     RULE_NOTHING_CHECKED,
-    RULE_UNTRUSTED_HOST,
 )
+from checker.trust import trusted_config
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -166,45 +161,6 @@ def evaluation_limits(options: ScanOptions, config: Config) -> Limits:
     return limits
 
 
-@run_budget()  # one alias-expansion budget for every file the scan reads
-def trusted_network(config: Config, approval: accept.BaseApproval,
-                    ) -> tuple[Config, list[Finding]]:
-    """Keep only the network hosts that the base ref's config already allows.
-
-    ``helm.allowedHosts`` and ``kustomize.remoteHosts`` decide which hosts repository content
-    may make the job contact. With a base ref (four eyes), a host the change itself adds is
-    not contacted until the change is merged: each is a finding, and what it would have
-    fetched is reported not checked.
-    """
-    base: dict[str, Any] = {}
-    blob = approval.blob(config.source) if config.source else None
-    if blob is not None:
-        try:
-            data = yaml.safe_load(blob.decode("utf-8", "replace"))
-        except yaml.YAMLError:
-            data = None
-        base = data if isinstance(data, dict) else {}
-
-    def listed(section: str, key: str) -> set[str]:
-        part = base.get(section)
-        values = part.get(key) if isinstance(part, dict) else None
-        return {str(v).lower() for v in values} if isinstance(values, list) else set()
-
-    base_helm, base_kustomize = listed("helm", "allowedHosts"), listed("kustomize", "remoteHosts")
-    helm_hosts = tuple(h for h in config.helm.allowed_hosts if h.lower() in base_helm)
-    remote = tuple(h for h in config.remote_hosts if h.lower() in base_kustomize)
-    findings = [
-        Finding(RULE_UNTRUSTED_HOST, "input", Severity.WARNING,
-                f"{key} entry {host!r} is not in the config on the base ref "
-                f"{approval.base}; it is not contacted until the change is merged",
-                SourceLocation(config.source or ".gitops-checker.yaml"))
-        for key, hosts, kept in (("helm.allowedHosts", config.helm.allowed_hosts, helm_hosts),
-                                 ("kustomize.remoteHosts", config.remote_hosts, remote))
-        for host in hosts if host not in kept]
-    return replace(config, helm=replace(config.helm, allowed_hosts=helm_hosts),
-                   remote_hosts=remote), findings
-
-
 def scan(options: ScanOptions, config: Config | None = None) -> Report:
     """Run a scan and return the report (no I/O beyond reading the inputs).
 
@@ -228,7 +184,8 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
     approval = (accept.BaseApproval(options.root, options.accept_base)
                 if options.accept_base else None)  # four eyes (see accept.apply)
     if approval is not None:
-        config, untrusted = trusted_network(config, approval)
+        config, untrusted = trusted_config(config, approval, options.root,
+                                           options.config_file, tuple(options.paths))
         findings += untrusted
     for cluster in config.clusters:
         policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)

@@ -36,6 +36,7 @@ from checker.policy.vap import RULE_VAP_ERROR, RULE_VAP_INVALID, RULE_VAP_NOT_EV
 RULE_NO_POLICIES = "input.no-policies"
 RULE_NOTHING_CHECKED = "input.nothing-checked"
 RULE_UNTRUSTED_HOST = "input.untrusted-host"
+RULE_UNTRUSTED_CONFIG = "input.untrusted-config"
 
 BUILTIN_RULES: dict[str, Rule] = {
     r.id: r
@@ -72,6 +73,15 @@ BUILTIN_RULES: dict[str, Rule] = {
              "kustomize.remoteHosts) are those the base ref's config already allows. A host "
              "the change itself adds is not contacted; what it serves is reported not checked.",
              "Add the host to the config on the default branch first, in a reviewed change."),
+        Rule(RULE_UNTRUSTED_CONFIG, "Config change not yet trusted", Severity.WARNING,
+             "With a base ref (--accept-base, the Action's default on pull requests), what the "
+             "check does comes from the base ref's config: policy selection (packs, policy "
+             "folders, overrides), acceptance settings, drift ignore rules, evaluation limits, "
+             "the severity of not-checked inputs, allowed registries and guardrails. A change "
+             "to them in the pull request is reported here and takes effect once merged, so a "
+             "change cannot switch off its own check. Changed cluster paths are checked as the "
+             "change declares them, with a note.",
+             "Make the config change in its own reviewed pull request first."),
         Rule(RULE_NO_POLICIES, "Cluster has no policies", Severity.ERROR,
              "No policy applies to this cluster (its policies folder is empty, or no pack "
              "and no policies folder was selected), so nothing was evaluated: that is never "

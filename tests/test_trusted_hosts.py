@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker import accept, pipeline
+from checker import accept
 from checker.cli import cli
 from checker.config import load_config
+from checker.trust import trusted_config
 from tests.test_accept_four_eyes import git, put
 
 POD = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: apps\nspec:\n"
@@ -37,7 +38,7 @@ def repo(tmp_path: Path) -> Path:
 def test_hosts_the_change_adds_are_dropped_with_a_finding(repo: Path) -> None:
     config = load_config(repo)
     assert config.helm.allowed_hosts == ("charts.example.com", "evil.example.net")
-    trusted, findings = pipeline.trusted_network(config, accept.BaseApproval(repo, "main"))
+    trusted, findings = trusted_config(config, accept.BaseApproval(repo, "main"), repo)
     assert trusted.helm.allowed_hosts == ("charts.example.com",)
     assert trusted.remote_hosts == ()
     assert sorted(f.message.split(" entry ")[1].split(" ")[0] for f in findings) == [
@@ -51,8 +52,8 @@ def test_a_base_without_the_config_trusts_no_host(repo: Path) -> None:
     git(repo, "rm", "-q", "-rf", "--cached", ".")
     git(repo, "commit", "-q", "--allow-empty", "-m", "empty")
     git(repo, "checkout", "-q", "-f", "change")
-    trusted, findings = pipeline.trusted_network(load_config(repo),
-                                                 accept.BaseApproval(repo, "empty"))
+    trusted, findings = trusted_config(load_config(repo), accept.BaseApproval(repo, "empty"),
+                                       repo)
     assert trusted.helm.allowed_hosts == () and len(findings) == 3
 
 

@@ -1,0 +1,235 @@
+"""The trusted settings of a pull-request run: what the check does comes from the base ref.
+
+The config file is part of the pull request. Left to it, a change could switch its own check
+off: select no pack, lower a policy's severity, point a cluster's policy folder at an empty
+one, make every evaluation time out, turn "not checked" into a note, allow inline acceptances
+or add network hosts. With a base ref (``--accept-base``, the Action's default on pull
+requests) those settings are taken from the config **at the base ref**; every setting the
+change alters is a finding (``input.untrusted-config``, ``input.untrusted-host`` for hosts)
+that names the key, and the change takes effect once it is merged. What the change may decide
+is *what is deployed*: the clusters' paths and the manifests in them (a change of a cluster's
+paths is a finding too, so reviewers see it). A cluster the change removes from the config is
+still checked with the base ref's settings on those of its paths that still exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from checker.accept import BaseApproval
+from checker.config import CONFIG_NAMES, Cluster, Config, load_config
+from checker.errors import ConfigError
+from checker.load import workspace
+from checker.load.yamlfile import MAX_FILE_BYTES, run_budget
+from checker.model import Finding, Severity, SourceLocation
+from checker.rules import RULE_UNTRUSTED_CONFIG, RULE_UNTRUSTED_HOST
+
+
+def _config_path(head: Config, root: Path, config_file: Path | None) -> tuple[bool, str | None]:
+    """Whether the config is the repository's, and its path relative to ``root`` (None: the
+    change has none; look for one at the base ref).
+
+    A ``--config`` file outside the repository comes from the workflow, which is trusted.
+    """
+    if config_file is not None:
+        try:
+            return True, config_file.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return False, None
+    return True, head.source or None
+
+
+def _base_bytes(approval: BaseApproval, path: str | None) -> tuple[str, bytes | None]:
+    if path is not None:
+        return path, approval.blob(path)
+    for name in CONFIG_NAMES:  # the change may have deleted (or renamed) the config
+        blob = approval.blob(name)
+        if blob is not None:
+            return name, blob
+    return CONFIG_NAMES[0], None
+
+
+def _head_bytes(root: Path, path: str) -> bytes | None:
+    try:
+        return workspace.read_bytes(root / path, root, MAX_FILE_BYTES)
+    except (workspace.Refused, OSError):
+        return None
+
+
+def _at(head: Config, path: str) -> SourceLocation:
+    where, _, number = path.rpartition(":")
+    if number.isdigit() and where:
+        return SourceLocation(where, int(number))
+    return SourceLocation(head.source or path)
+
+
+def _finding(message: str, where: SourceLocation, severity: Severity = Severity.WARNING,
+             ) -> Finding:
+    return Finding(RULE_UNTRUSTED_CONFIG, "input", severity, message, where)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, Severity):
+        return value.label
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _rel(paths: tuple[Path, ...], root: Path) -> tuple[str, ...]:
+    out = []
+    for p in paths:
+        try:
+            out.append(p.resolve().relative_to(root.resolve()).as_posix())
+        except ValueError:
+            out.append(p.as_posix())
+    return tuple(out)
+
+
+def _cluster(head: Cluster, base: Cluster, root: Path, ref: str, config: Config,
+             ) -> tuple[Cluster, list[Finding]]:
+    """``head`` with the policy selection of ``base``; a finding per setting that differs."""
+    label = f"cluster {head.name}" if head.name else "the default cluster"
+    where = _at(config, head.source) if head.source else SourceLocation(config.source or ".")
+    findings: list[Finding] = []
+    pairs: list[tuple[str, Any, Any]] = [
+        ("packs", head.packs, base.packs),
+        ("policies", _rel(head.policies, root), _rel(base.policies, root)),
+        ("overrides", dict(head.overrides), dict(base.overrides)),
+    ]
+    for key, new, old in pairs:
+        if new != old:
+            findings.append(_finding(
+                f"{label}: the change sets {key} to {_show(new) if key != 'overrides' else new}; "
+                f"this run uses the base ref {ref}'s value "
+                f"{_show(old) if key != 'overrides' else old} until the change is merged", where))
+    if _rel(head.declared_paths, root) != _rel(base.declared_paths, root):
+        findings.append(_finding(
+            f"{label}: the change moves its paths from {_show(_rel(base.declared_paths, root))} "
+            f"to {_show(_rel(head.declared_paths, root))}; the new paths are checked: review "
+            "that nothing the cluster deploys was left out", where, Severity.NOTE))
+    kept = replace(head, packs=base.packs, policies=base.policies, overrides=base.overrides,
+                   override_sources=base.override_sources)
+    return kept, findings
+
+
+def _removed(base: Cluster, config: Config) -> tuple[Cluster | None, Finding]:
+    """A cluster the change deleted from the config: still checked where its paths exist."""
+    paths = tuple(p for p in base.paths if p.exists())
+    where = SourceLocation(config.source or CONFIG_NAMES[0])
+    if not paths:
+        return None, _finding(
+            f"cluster {base.name} is removed from the config by the change, and none of its "
+            "paths exist any more: it is not checked", where)
+    return replace(base, paths=paths, syncs=tuple(s for s in base.syncs if s.path in paths)), \
+        _finding(f"cluster {base.name} is removed from the config by the change; until it is "
+                 "merged the cluster is checked with the base ref's settings", where)
+
+
+_GLOBAL = ("acceptances", "drift_ignore", "limits", "not_checked", "allowed_registries",
+           "require_signed", "require_codeowners")
+_KEYS = {"acceptances": "acceptances", "drift_ignore": "drift.ignore", "limits": "limits",
+         "not_checked": "coverage.notChecked", "allowed_registries": "images.allowedRegistries",
+         "require_signed": "guardrails.requireSignedCommits",
+         "require_codeowners": "guardrails.requireCodeowners"}
+
+
+def _describe(name: str, value: Any, root: Path) -> str:
+    if name == "acceptances":
+        return (f"paths {_show(_rel(value.paths, root))}, inline {value.inline}, "
+                f"warnDays {value.warn_days}")
+    if name == "limits":
+        return f"evaluationSeconds {value.seconds:g}, memoryMiB {value.memory_mb}"
+    return _show(value)
+
+
+def _hosts(head: Config, base: Config, ref: str) -> tuple[Config, list[Finding]]:
+    """Only hosts the base ref's config already allows are contacted."""
+    base_helm = {h.lower() for h in base.helm.allowed_hosts}
+    base_remote = {h.lower() for h in base.remote_hosts}
+    helm_hosts = tuple(h for h in head.helm.allowed_hosts if h.lower() in base_helm)
+    remote = tuple(h for h in head.remote_hosts if h.lower() in base_remote)
+    where = SourceLocation(head.source or CONFIG_NAMES[0])
+    findings = [
+        Finding(RULE_UNTRUSTED_HOST, "input", Severity.WARNING,
+                f"{key} entry {host!r} is not in the config on the base ref "
+                f"{ref}; it is not contacted until the change is merged", where)
+        for key, hosts, kept in (("helm.allowedHosts", head.helm.allowed_hosts, helm_hosts),
+                                 ("kustomize.remoteHosts", head.remote_hosts, remote))
+        for host in hosts if host not in kept]
+    return replace(head, helm=replace(head.helm, allowed_hosts=helm_hosts),
+                   remote_hosts=remote), findings
+
+
+def merge(head: Config, base: Config, root: Path, ref: str) -> tuple[Config, list[Finding]]:
+    """``head``'s clusters and paths with every other setting of ``base`` (see the module)."""
+    config, findings = _hosts(head, base, ref)
+    where = SourceLocation(head.source or CONFIG_NAMES[0])
+    changes: dict[str, Any] = {}
+    for name in _GLOBAL:
+        new, old = getattr(head, name), getattr(base, name)
+        if new != old:
+            findings.append(_finding(
+                f"{_KEYS[name]}: the change sets {_describe(name, new, root)}; this run uses "
+                f"the base ref {ref}'s {_describe(name, old, root)} until the change is merged",
+                where))
+            changes[name] = old
+    by_name = {c.name: c for c in base.clusters}
+    clusters: list[Cluster] = []
+    for cluster in head.clusters:
+        old_cluster = by_name.get(cluster.name)
+        if old_cluster is None and not cluster.name and base.named and not head.named:
+            continue  # the change deleted the config: its clusters are the base ref's
+        if old_cluster is None:
+            if cluster.name and base.named:
+                findings.append(_finding(
+                    f"cluster {cluster.name} is new in this change: its policy selection is "
+                    "the change's own", _at(head, cluster.source) if cluster.source else where,
+                    Severity.NOTE))
+            clusters.append(cluster)
+            continue
+        kept, found = _cluster(cluster, old_cluster, root, ref, head)
+        clusters.append(kept)
+        findings += found
+    names = {c.name for c in head.clusters}
+    for gone in base.clusters:
+        if gone.name and gone.name not in names:
+            still, finding = _removed(gone, head)
+            findings.append(finding)
+            if still is not None:
+                clusters.append(still)
+    return replace(config, clusters=tuple(clusters), **changes), findings
+
+
+@run_budget()  # one alias-expansion budget for every file this reads
+def trusted_config(head: Config, approval: BaseApproval, root: Path,
+                   config_file: Path | None = None, default_paths: tuple[Path, ...] = (),
+                   ) -> tuple[Config, list[Finding]]:
+    """The config a pull-request run uses: ``head`` with the base ref's settings.
+
+    The base config is read from git at ``approval``'s commit and resolved against this
+    checkout (so Flux and Security Tower inputs are the change's, as they are deployed). A
+    base config that cannot be read is an error finding, and the change's own settings are
+    used, so the run cannot pass.
+    """
+    ours, path = _config_path(head, root, config_file)
+    if not ours:  # a --config file outside the repository: the workflow's, trusted
+        return head, []
+    name, blob = _base_bytes(approval, path)
+    if blob is None and path is None:  # no config on either side: the defaults, as before
+        return head, []
+    if blob is not None and path is not None and _head_bytes(root, path) == blob:
+        return head, []  # the change leaves the config as it is
+    try:
+        base = load_config(root, root / name, default_paths, content=blob or b"")
+    except (ConfigError, yaml.YAMLError) as err:
+        return head, [_finding(
+            f"the config on the base ref {approval.base} cannot be read ({err}); this run uses "
+            "the change's own settings", SourceLocation(head.source or name), Severity.ERROR)]
+    return merge(head, base, root, approval.base)
