@@ -1,12 +1,14 @@
 """Benchmark: scan a generated repository with every shipped policy.
 
-Usage: python benchmarks/scan_bench.py [--resources 10000] [--files 500] [--keep DIR]
+Usage: python benchmarks/scan_bench.py [--resources 10000] [--files 500] [--keep DIR] [--cel]
 
 Generates a repository of N resources (Deployments, StatefulSets, CronJobs, Pods, Services,
 ConfigMaps, Namespaces) spread over files, then runs load and evaluation in this process with
 every shipped policy - every built-in pack, and the policies that are off by default switched on
 (``--default-only`` keeps them off) - and prints seconds per phase, resources per second and
-peak memory (RSS).
+peak memory (RSS). ``--cel`` adds three K8sNativeValidation (CEL-only) ConstraintTemplates with
+their Constraints (as repository policies) and a ValidatingAdmissionPolicy with a binding and a
+params ConfigMap (among the manifests), evaluated on Google's CEL runtime.
 Not a test: machines are shared and noisy; compare ratios within one run.
 """
 
@@ -122,6 +124,83 @@ class Phases:
         return timed
 
 
+def _cel_template(kind: str, validations: list[dict[str, str]],
+                  variables: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": kind.lower()},
+            "spec": {"crd": {"spec": {"names": {"kind": kind}, "validation": {
+                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields":
+                                    True}}}},
+                     "targets": [{"target": "admission.k8s.gatekeeper.sh", "code": [{
+                         "engine": "K8sNativeValidation",
+                         "source": {"variables": variables or [],
+                                    "validations": validations}}]}]}}
+
+
+CONTAINERS = ("has(variables.anyObject.spec.template) ? "
+              "variables.anyObject.spec.template.spec.containers : "
+              "has(variables.anyObject.spec.containers) ? "
+              "variables.anyObject.spec.containers : []")
+
+
+def write_cel(root: Path) -> Path:
+    """CEL templates + constraints in ``root/cel-policies``; a VAP among the manifests."""
+    workloads = {"kinds": [{"apiGroups": ["", "apps"],
+                            "kinds": ["Pod", "Deployment", "StatefulSet"]}]}
+    objects: list[dict[str, Any]] = [
+        _cel_template("CelPrivileged", [{
+            "expression": "variables.containers.all(c, !has(c.securityContext) || "
+                          "!has(c.securityContext.privileged) || !c.securityContext.privileged)",
+            "messageExpression": "'privileged container in ' + object.metadata.name"}],
+            [{"name": "containers", "expression": CONTAINERS}]),
+        _cel_template("CelDisallowedTags", [{
+            "expression": "variables.containers.all(c, !variables.params.tags.exists(t, "
+                          "c.image.endsWith(':' + t)))",
+            "message": "disallowed tag"}], [{"name": "containers", "expression": CONTAINERS}]),
+        _cel_template("CelMemoryLimit", [{
+            "expression": "variables.containers.all(c, has(c.resources.limits.memory) && "
+                          "quantity(c.resources.limits.memory).compareTo("
+                          "quantity(variables.params.max)) <= 0)",
+            "message": "memory limit above the maximum"}],
+            [{"name": "containers", "expression": CONTAINERS}]),
+    ]
+    for kind, params in (("CelPrivileged", {}), ("CelDisallowedTags", {"tags": ["latest"]}),
+                         ("CelMemoryLimit", {"max": "1Gi"})):
+        objects.append({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": kind,
+                        "metadata": {"name": kind.lower()},
+                        "spec": {"match": workloads, "parameters": params}})
+    folder = root / "cel-policies"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cel.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False),
+                                     encoding="utf-8")
+    vap = [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": "bench-replicas"},
+         "spec": {"paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+                  "matchConstraints": {"resourceRules": [{
+                      "apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE"],
+                      "resources": ["deployments", "statefulsets"]}]},
+                  "variables": [{"name": "max", "expression": "int(params.data.maxReplicas)"}],
+                  "validations": [{"expression": "object.spec.replicas <= variables.max",
+                                   "messageExpression": "'replicas above ' + "
+                                                        "string(variables.max)"},
+                                  {"expression": "object.spec.template.spec.containers.all(c, "
+                                                 "c.image.startsWith('registry.example.com/'))",
+                                   "message": "image from an unknown registry"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1",
+         "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": "bench-replicas"},
+         "spec": {"policyName": "bench-replicas", "validationActions": ["Deny"],
+                  "paramRef": {"name": "replica-limits", "namespace": "policy",
+                               "parameterNotFoundAction": "Deny"}}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "replica-limits", "namespace": "policy"},
+         "data": {"maxReplicas": "1"}},
+    ]
+    (root / "apps" / "vap.yaml").write_text(yaml.safe_dump_all(vap, sort_keys=False),
+                                            encoding="utf-8")
+    return folder
+
+
 def write_config(root: Path, catalog: Catalog, default_only: bool) -> None:
     """A .gitops-checker.yaml selecting every pack (and every policy unless default_only)."""
     config: dict[str, Any] = {"version": 1, "defaults": {"packs": sorted(catalog.packs)}}
@@ -142,6 +221,8 @@ def main() -> int:
                         help="evaluate each (constraint, object) pair on its own")
     parser.add_argument("--default-only", action="store_true",
                         help="leave the policies that are off by default off")
+    parser.add_argument("--cel", action="store_true",
+                        help="add CEL templates and a ValidatingAdmissionPolicy")
     args = parser.parse_args()
     phases = Phases()
     run = Evaluator.run
@@ -157,8 +238,14 @@ def main() -> int:
         generate(root, args.resources, args.files)
         catalog = load_catalog()
         write_config(root, catalog, args.default_only)
+        policies = (write_cel(root),) if args.cel else ()
+        if args.cel:
+            pipeline_vap = pipeline.vap.evaluate
+            pipeline.vap.evaluate = phases.wrap(  # type: ignore[assignment]
+                "vap", pipeline_vap)
         t0, c0 = time.perf_counter(), cpu_seconds()
-        report = pipeline.scan(ScanOptions(paths=(root,), root=root, fail_on=None))
+        report = pipeline.scan(ScanOptions(paths=(root / "apps",) if args.cel else (root,),
+                                           root=root, fail_on=None, policies=policies))
         t1 = time.perf_counter()
         # what `gitops-checker scan --sarif F --junit F --markdown F --json F` writes
         out = Path(tmp) / "reports"  # outside the scanned tree, also with --keep

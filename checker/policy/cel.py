@@ -266,10 +266,13 @@ class CompiledTemplate:
     def evaluate(self, input_json: str) -> list[dict[str, Any]] | EvalError:
         """Violations (``{"msg": ...}``) for one input."""
         data = json.loads(input_json)
-        review = data.get("review") or {}
         constraint = data.get("constraint")
         if constraint is None:
             constraint = {"spec": {"parameters": data.get("parameters")}}
+        return self.review(data.get("review") or {}, constraint)
+
+    def review(self, review: Mapping[str, Any], constraint: Any) -> list[dict[str, Any]]:
+        """Violations for one review (``input.review``) and constraint (its body)."""
         decisions = self.program.run(gatekeeper_data(review, constraint))
         return [{"msg": d.message} for d in decisions]
 

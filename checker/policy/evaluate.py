@@ -489,10 +489,9 @@ class Evaluator:
             runners, alone = [], sorted(compiled)
         params = {i: json.dumps(policies[i].constraint.parameters, sort_keys=True)
                   for i in compiled}
-        for i in compiled:  # CEL binds the whole constraint as params
-            if self.runs_cel(policies[i].template):
-                params[i] += ',"constraint":' + json.dumps(_constraint_object(policies[i]),
-                                                           sort_keys=True)
+        # CEL templates bind the whole constraint as params
+        constraints = {i: _constraint_object(policies[i]) for i in compiled
+                       if self.runs_cel(policies[i].template)}
         undecided: set[tuple[int, str]] = set()
         shared: dict[int, dict[str, str]] = {}
         splits: dict[tuple[int, ...], tuple[list[tuple[BatchRunner, tuple[int, ...]]],
@@ -548,11 +547,18 @@ class Evaluator:
                     outcomes.update(runner.evaluate(review_json, members))
                 guard.end()
             again = [i for i, outcome in outcomes.items() if isinstance(outcome, EvalError)]
+            review_data: dict[str, Any] | None = None  # parsed once for the CEL templates
             for index in [*again, *split[1]]:  # errors re-run plainly: they name the template
                 guard.begin(number, index)
-                outcomes[index] = self._compile(policies[index].template,
-                                                *data_of(index)).evaluate(
-                    '{"review":' + review_json + ',"parameters":' + params[index] + "}")
+                program = self._compile(policies[index].template, *data_of(index))
+                if index in constraints:
+                    if review_data is None:
+                        review_data = json.loads(review_json)
+                    assert isinstance(program, cel.CompiledTemplate)
+                    outcomes[index] = program.review(review_data, constraints[index])
+                else:
+                    outcomes[index] = program.evaluate(
+                        '{"review":' + review_json + ',"parameters":' + params[index] + "}")
                 guard.end()
             for index in stopped:
                 if index in matching:
