@@ -200,3 +200,27 @@ def test_differential_against_the_runtime(expression: str) -> None:
         else:
             assert error is None
             assert mine == k8scel._plain(result.value())
+
+
+def test_policies_export_keeps_a_cel_only_template(tmp_path: Path) -> None:
+    import shutil
+
+    from checker.policy.cli import export_objects
+    from checker.policy.packs import load_catalog, packs_dir
+
+    shutil.copytree(packs_dir(), tmp_path / "packs")
+    pack = tmp_path / "packs" / "cel-pack"
+    (pack / "templates").mkdir(parents=True)
+    (pack / "constraints").mkdir()
+    shutil.copy(FIXTURES / "suite" / "template.yaml", pack / "templates" / "tags.yaml")
+    shutil.copy(FIXTURES / "suite" / "constraint.yaml", pack / "constraints" / "tags.yaml")
+    (pack / "pack.yaml").write_text(yaml.safe_dump({
+        "name": "cel-pack", "title": "CEL", "standard": "Best practice", "description": "d",
+        "policies": [{"id": "cel-tags", "title": "t", "severity": "error",
+                      "template": "templates/tags.yaml", "constraint": "constraints/tags.yaml",
+                      "rationale": "r", "remediation": "m",
+                      "controls": [{"standard": "best-practice", "id": "Immutable images"}]}]}))
+    files = export_objects(load_catalog(tmp_path / "packs"), ["cel-pack"], None)
+    exported = parse_template(_res(yaml.safe_load(files["templates/k8sdisallowedtagscel.yaml"])))
+    assert exported.cel == parse_template(_res(TEMPLATE)).cel
+    assert exported.cel is not None and not exported.has_rego

@@ -97,12 +97,14 @@ def test_field_location_comes_from_the_manifest_marks() -> None:
     assert result.exit_code == 1, result.output
     found = [(f["rule"], f["location"]["line"], f["message"])
              for f in json.loads(result.output)["findings"] if f["rule"].startswith("vap/")]
+    # both point at spec.containers (line 14), the field the expressions (and the variable
+    # the first reads) name under spec; debug-pod is allowed by the params ConfigMap
     assert found == [
-        ("vap/no-privileged", 11, "ValidatingAdmissionPolicy 'no-privileged' (binding "
-         "'no-privileged-apps'): privileged containers: web (reason: Forbidden)"),
         ("vap/no-privileged", 14, "ValidatingAdmissionPolicy 'no-privileged' (binding "
          "'no-privileged-apps'): containers must not listen on ports below 1024"),
-    ]  # debug-pod is allowed by the params ConfigMap
+        ("vap/no-privileged", 14, "ValidatingAdmissionPolicy 'no-privileged' (binding "
+         "'no-privileged-apps'): privileged containers: web (reason: Forbidden)"),
+    ]
 
 
 def test_binding_match_resources_namespace_selector() -> None:
@@ -254,3 +256,14 @@ def test_plural_names() -> None:
                                     "Gateway", "Status")] == [
         "pods", "ingresses", "networkpolicies", "endpoints", "policies", "gateways",
         "statuses"]
+
+
+def test_other_versions_and_audit_annotations_are_said() -> None:
+    alpha = _with(POLICY, ("apiVersion",), "admissionregistration.k8s.io/v1alpha1")
+    annotated = _with(POLICY, ("spec", "auditAnnotations"),
+                      [{"key": "k", "valueExpression": "'v'"}])
+    for body, needle in ((alpha, "only admissionregistration.k8s.io/v1"),
+                         (annotated, "auditAnnotations are not evaluated")):
+        result = _run(body, BINDING, _deploy(1))
+        assert any(needle in f.message for f in result.findings
+                   if f.rule_id == vap.RULE_VAP_NOT_EVALUATED), needle

@@ -277,12 +277,17 @@ def rule_for(policy: VapPolicy) -> Rule:
                             "evaluated on the objects its bindings match.")
 
 
-def field_path(expression: str) -> FieldPath | None:
-    """The object field an expression names first (``object.spec.x`` -> spec, x)."""
-    m = _OBJECT_PATH.search(expression)
-    if m is None:
+def field_path(expression: str,
+               variables: Sequence[tuple[str, str]] = ()) -> FieldPath | None:
+    """The object field an expression names (``object.spec.x`` -> spec, x), looking into the
+    variables it reads too: the first one under ``spec``, else the first one."""
+    texts = [expression] + [expr for name, expr in variables
+                            if re.search(rf"\bvariables\.{re.escape(name)}\b", expression)]
+    paths = [tuple(m.group(1).split(".")) for text in texts
+             for m in _OBJECT_PATH.finditer(text)]
+    if not paths:
         return None
-    return tuple(m.group(1).split("."))
+    return next((p for p in paths if p[0] == "spec"), paths[0])
 
 
 def _params(policy: VapPolicy, binding: Binding, res: Resource,
@@ -333,11 +338,23 @@ def evaluate(resources: Sequence[Resource], operation: str = "CREATE",
     policies: dict[str, VapPolicy] = {}
     bindings: list[Binding] = []
     for res in resources:
-        if res.group != GROUP or res.version not in VERSIONS:
+        if res.group != GROUP or res.kind not in (POLICY_KIND, BINDING_KIND):
+            continue
+        if res.version not in VERSIONS:
+            out.findings.append(_policy_note(
+                RULE_VAP_NOT_EVALUATED, Severity.WARNING, res,
+                f"{res.kind} {res.name!r} ({res.api_version}) not evaluated: only "
+                f"{', '.join(f'{GROUP}/{v}' for v in VERSIONS)} are read"))
             continue
         try:
             if is_policy(res):
                 policies[res.name] = parse_policy(res)
+                if (res.body.get("spec") or {}).get("auditAnnotations"):
+                    out.findings.append(_policy_note(
+                        RULE_VAP_NOT_EVALUATED, Severity.NOTE, res,
+                        f"ValidatingAdmissionPolicy {res.name!r}: spec.auditAnnotations are "
+                        "not evaluated (they annotate the audit log and do not change the "
+                        "admission verdict)"))
             elif is_binding(res):
                 bindings.append(parse_binding(res))
         except PolicyError as err:
@@ -390,7 +407,7 @@ def evaluate(resources: Sequence[Resource], operation: str = "CREATE",
             out.findings.append(_policy_note(RULE_VAP_ERROR, Severity.ERROR, policy.resource,
                                              message))
             continue
-        out.findings.extend(result)
+        out.findings.extend(f for f in result if f not in out.findings)
     return out
 
 
@@ -447,7 +464,7 @@ def _run_binding(policy: VapPolicy, binding: Binding, resources: Sequence[Resour
             data = {**base, "params": params}
             for decision in program.run(data):
                 expression = decision.validation.expression if decision.validation else ""
-                path = field_path(expression)
+                path = field_path(expression, policy.source.variables)
                 message = f"{label}: {decision.message}"
                 if decision.validation is not None and decision.validation.reason \
                         and not decision.error:
