@@ -224,3 +224,36 @@ def test_policies_export_keeps_a_cel_only_template(tmp_path: Path) -> None:
     exported = parse_template(_res(yaml.safe_load(files["templates/k8sdisallowedtagscel.yaml"])))
     assert exported.cel == parse_template(_res(TEMPLATE)).cel
     assert exported.cel is not None and not exported.has_rego
+
+
+@pytest.mark.parametrize("data", [
+    {"object": {"a": 1}, "oldObject": None, "request": {"operation": "CREATE"},
+     "params": {"spec": {"parameters": {"x": 1}}}},
+    {"object": None, "oldObject": {"b": 2}, "request": {"operation": "DELETE"},
+     "params": {"spec": {}}},
+    {"object": {"a": 1}, "oldObject": {"b": 2}, "request": {"operation": "DELETE"},
+     "params": {"metadata": {}}},
+    {"object": {"a": 1}, "oldObject": None, "request": {}, "params": {"spec": {
+        "parameters": None}}},
+])
+def test_gatekeeper_variables_equal_the_drivers_cel_expressions(data: dict[str, Any]) -> None:
+    from checker.policy.cel import GATEKEEPER_VARIABLES, VARIABLES, gatekeeper_variables
+
+    env = k8scel.environment(VARIABLES)
+    full = {"namespaceObject": None, "variables": {}, **data}
+    expected = {name: k8scel.evaluate(env.compile(expr, name), full)
+                for name, expr in GATEKEEPER_VARIABLES}
+    assert all(error is None for _, error in expected.values())
+    assert gatekeeper_variables(data) == {k: v for k, (v, _) in expected.items()}
+
+
+def test_variables_carry_kubernetes_values_between_expressions() -> None:
+    t = _source(variables=[{"name": "q", "expression": "quantity('1Gi')"},
+                           {"name": "ip", "expression": "cidr('10.0.0.0/8')"},
+                           {"name": "t", "expression": "type(1)"}],
+                validations=[{"expression": "variables.q.isGreaterThan(quantity('1G')) && "
+                                            "variables.ip.containsIP('10.1.2.3')",
+                              "message": "values"},
+                             {"expression": "variables.t == int"}])
+    found = _messages(t, _pod("x:1"))
+    assert len(found) == 1 and "variable 't': its value is a type" in found[0]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +134,17 @@ GATEKEEPER_VARIABLES = (
 )
 
 
+def gatekeeper_variables(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``GATEKEEPER_VARIABLES`` computed here, with the same values (a test compares them with
+    the CEL expressions): evaluating them in CEL would convert the whole object back and forth
+    on every review."""
+    obj, request, params = data.get("object"), data.get("request"), data.get("params")
+    deleting = isinstance(request, Mapping) and request.get("operation") == "DELETE"
+    spec = params.get("spec") if isinstance(params, Mapping) else None
+    return {"anyObject": data.get("oldObject") if deleting and obj is None else obj,
+            "params": spec.get("parameters") if isinstance(spec, Mapping) else None}
+
+
 @dataclass(frozen=True)
 class Decision:
     """What one validation decided: a denial with its message, or an evaluation error."""
@@ -151,8 +162,10 @@ class Program:
     """
 
     def __init__(self, source: CelSource, what: str,
-                 bound: Sequence[tuple[str, str]] = (), authorizer: bool = True) -> None:
+                 bound: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+                 authorizer: bool = True) -> None:
         env = k8scel.environment(VARIABLES)
+        self.env = env
         self.source = source
         self.unsupported: list[str] = []
 
@@ -170,7 +183,8 @@ class Program:
         self.conditions = [(name, compile_(expr, f"matchCondition {name!r}"), expr)
                            for name, expr in source.match_conditions]
         self.variables = [(name, compile_(expr, f"variable {name!r}"), expr)
-                          for name, expr in (*bound, *source.variables)]
+                          for name, expr in source.variables]
+        self.bound = bound
         self.validations = []
         for i, v in enumerate(source.validations):
             program = compile_(v.expression, f"validations[{i}].expression")
@@ -182,12 +196,13 @@ class Program:
         """The denials (and errors) for one admission, ``data`` holding the variables other
         than ``variables``."""
         failing = self.source.failure_policy == "Fail"
-        data = {**data, "variables": {}}
+        variables: dict[str, Any] = self.bound(data) if self.bound is not None else {}
+        bound = self.env.activation({**data, "variables": variables})
         errors: list[str] = []
         for name, program, expression in self.conditions:
             if program is None:
                 continue
-            value, error = k8scel.evaluate(program, data)
+            value, error = k8scel.evaluate(program, bound)
             if error is not None:
                 errors.append(f"matchCondition {name!r}: expression '{expression.strip()}' "
                               f"resulted in error: {error}")
@@ -195,23 +210,25 @@ class Program:
                 return []  # a false condition wins over errors in the others
         if errors:
             return [Decision("; ".join(errors), error=True)] if failing else []
-        variables: dict[str, Any] = {}
         broken: dict[str, str] = {}
         for name, program, _ in self.variables:
             if program is None:
                 broken[name] = "it calls the authorizer"
                 continue
-            value, error = k8scel.evaluate(program, {**data, "variables": variables})
+            value, error = k8scel.evaluate(program, bound)
+            if error is None and k8scel.is_type(value):
+                error = ("its value is a type, which this CEL runtime binding cannot pass on "
+                         "to other expressions")
             if error is None:
                 variables[name] = value
+                bound = self.env.activation({**data, "variables": variables})
             else:
                 broken[name] = error
-        data["variables"] = variables
         out = []
         for validation, program, message_program in self.validations:
             if program is None:
                 continue
-            value, error = k8scel.evaluate(program, data)
+            value, error = k8scel.evaluate(program, bound)
             if error is not None:
                 for name, why in broken.items():
                     if re.search(rf"\bvariables\.{re.escape(name)}\b", validation.expression):
@@ -223,12 +240,12 @@ class Program:
                 continue
             if value is True:
                 continue
-            out.append(Decision(self._message(validation, message_program, data),
+            out.append(Decision(self._message(validation, message_program, bound),
                                 validation=validation))
         return out
 
     @staticmethod
-    def _message(validation: Validation, program: Any, data: dict[str, Any]) -> str:
+    def _message(validation: Validation, program: Any, data: Any) -> str:
         message = ""
         if program is not None:
             value, error = k8scel.evaluate(program, data)
@@ -261,7 +278,7 @@ class CompiledTemplate:
     """
 
     def __init__(self, source: CelSource, what: str) -> None:
-        self.program = Program(source, what, GATEKEEPER_VARIABLES, authorizer=False)
+        self.program = Program(source, what, gatekeeper_variables, authorizer=False)
 
     def evaluate(self, input_json: str) -> list[dict[str, Any]] | EvalError:
         """Violations (``{"msg": ...}``) for one input."""

@@ -620,6 +620,10 @@ class Environment:
     env: Any
     variables: tuple[str, ...]
 
+    def activation(self, data: Mapping[str, Any]) -> Any:
+        """The variables bound once for several evaluations."""
+        return self.env.Activation(data)
+
     def compile(self, expression: str, what: str) -> Any:
         """``expression`` type-checked and compiled; PolicyError names ``what`` it is."""
         if not isinstance(expression, str) or not expression.strip():
@@ -655,10 +659,12 @@ def environment(variables: tuple[str, ...]) -> Environment:
     return Environment(env, variables)
 
 
-def evaluate(program: Any, data: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """(value as plain data, None) or (None, error message) for one evaluation."""
+def evaluate(program: Any, data: Any) -> tuple[Any, str | None]:
+    """(value as plain data, None) or (None, error message) for one evaluation; ``data`` is a
+    mapping of the variables or an ``Environment.activation`` of them (cheaper when several
+    expressions read the same values: each value is converted once per activation)."""
     try:
-        result = program.eval(data=data)
+        result = program.eval(data=data) if isinstance(data, Mapping) else program.eval(data)
     except RuntimeError as err:
         text = _clean(str(err).removeprefix("INTERNAL: "))
         if "Iteration budget exceeded" in text:
@@ -667,7 +673,15 @@ def evaluate(program: Any, data: Mapping[str, Any]) -> tuple[Any, str | None]:
         return None, text
     if result.type() == _cel().Type.ERROR:
         return None, _clean(str(result.value()).split(": ", 1)[-1])
-    return _plain(result.value()), None
+    try:
+        return result.plain_value(), None
+    except (RuntimeError, TypeError, ValueError):  # a value without a plain form (a type)
+        return _plain(result.value()), None
+
+
+def is_type(value: Any) -> bool:
+    """Whether ``value`` is a CEL type value (``type(x)``)."""
+    return isinstance(value, _cel().Type)
 
 
 def _plain(value: Any) -> Any:
