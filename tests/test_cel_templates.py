@@ -205,7 +205,7 @@ def test_differential_against_the_runtime(expression: str) -> None:
 def test_policies_export_keeps_a_cel_only_template(tmp_path: Path) -> None:
     import shutil
 
-    from checker.policy.cli import export_objects
+    from checker.policy.export import export_objects
     from checker.policy.packs import load_catalog, packs_dir
 
     shutil.copytree(packs_dir(), tmp_path / "packs")
