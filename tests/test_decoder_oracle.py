@@ -280,3 +280,67 @@ def test_merged_and_repeated_keys_cross_processes_intact(body: str) -> None:
             enumerate(value) if isinstance(value, list) else ())
         stack += [((*at, k), v) for k, v in items]
     assert set(doc.spans) == paths
+
+
+BINARY = {
+    "plain": "!!binary aGVsbG8=",
+    "lines": "!!binary |\n    aGVs\n    bG8=",
+    "empty": '!!binary ""',
+    "not utf-8": '!!binary "/w=="',
+    "truncated utf-8": '!!binary "4oI="',
+}
+
+
+@needs_kubectl
+@pytest.mark.parametrize("value", list(BINARY.values()), ids=list(BINARY))
+def test_binary_scalars_decode_as_kubectl_decodes_them(tmp_path: Path, value: str) -> None:
+    """``!!binary`` is base64-decoded text, invalid UTF-8 bytes each as U+FFFD, as kubectl
+    sends it: a policy reading the value sees what the API server stores."""
+    path = tmp_path / "bin.yaml"
+    path.write_text(HEADER + f"data:\n  k: {value}\n  !!binary aGk=: v\n")
+    (theirs,), errors = kubectl_json(path)
+    assert errors == ""
+    (ours,) = documents(path)
+    assert isinstance(ours, Document)
+    assert ours.data["data"] == theirs["data"]
+
+
+@needs_kubectl
+@pytest.mark.parametrize("value", ['"aGVs bG8="', '"aGVsbG8"', '"aGk=aGk="', '"=aGk"'])
+def test_invalid_base64_is_rejected_as_kubectl_rejects_it(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "bin.yaml"
+    path.write_text(HEADER + f"data:\n  k: !!binary {value}\n")
+    objects, errors = kubectl_json(path)
+    assert objects == [] and "base64" in errors
+    (finding,) = load_paths([path], tmp_path).findings
+    assert finding.rule_id == "input.parse-error" and finding.location.line == 5
+    assert "base64" in finding.message
+
+
+METADATA = {
+    "number name": "metadata:\n  name: 5\n",
+    "bool namespace": "metadata:\n  name: a\n  namespace: true\n",
+    "number label": "metadata:\n  name: a\n  labels:\n    tier: 1\n",
+    "bool annotation": "metadata:\n  name: a\n  annotations:\n    x: yes\n",
+    "list labels": "metadata:\n  name: a\n  labels: [a]\n",
+}
+
+
+@needs_kubectl
+@pytest.mark.parametrize("meta", list(METADATA.values()), ids=list(METADATA))
+def test_metadata_the_decoder_rejects_is_an_error_with_its_line(tmp_path: Path,
+                                                                 meta: str) -> None:
+    """``ObjectMeta`` is typed: kubectl (and Flux's, Argo CD's apply) refuse such an object,
+    so it is an error at the field's line, never an object with an empty name."""
+    path = tmp_path / "meta.yaml"
+    good = tmp_path / "good.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\n" + meta)
+    good.write_text(HEADER)
+    objects, errors = kubectl_json(path)
+    assert objects == [] and "cannot unmarshal" in errors
+    result = load_paths([path, good], tmp_path)
+    assert [r.name for r in result.resources] == ["oracle"]  # the other file still loads
+    (finding,) = result.findings
+    assert finding.rule_id == "input.parse-error" and finding.severity.label == "error"
+    last = meta.rstrip("\n").count("\n") + 3
+    assert finding.location.path == "meta.yaml" and finding.location.line == last

@@ -25,6 +25,7 @@ Mapping keys become text: ``true``/``false``, integers in decimal, floats in Go'
 
 from __future__ import annotations
 
+import binascii
 import math
 import re
 import struct
@@ -145,6 +146,21 @@ def explicit(tag: str, text: str) -> Any:
     if tag == FLOAT and found == INT:
         return float(value)
     raise ValueError(f"cannot decode {text!r} as {tag.rsplit(':', 1)[-1]}")
+
+
+def binary(text: str) -> str:
+    """The string go-yaml makes of a ``!!binary`` scalar (what kubectl sends).
+
+    go-yaml v2 decodes the text with Go's ``base64.StdEncoding`` (padding required; line
+    breaks skipped, nothing else) into bytes it keeps as a Go string; the JSON encoder then
+    writes each byte that is not part of valid UTF-8 as U+FFFD. Raises ``ValueError`` for
+    text that is not base64 (kubectl: "!!binary value contains invalid base64 data").
+    """
+    try:
+        raw = binascii.a2b_base64(text.replace("\r", "").replace("\n", ""), strict_mode=True)
+    except binascii.Error as err:
+        raise ValueError("!!binary value contains invalid base64 data") from err
+    return re.sub("[\udc80-\udcff]", "\ufffd", raw.decode("utf-8", "surrogateescape"))
 
 
 def key_text(tag: str, value: Any) -> str:

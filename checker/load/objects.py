@@ -136,6 +136,65 @@ def make_resource(data: dict[str, Any], location: SourceLocation,
     )
 
 
+def _go_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else "a string"
+
+
+def metadata_problem(data: Mapping[str, Any]) -> tuple[tuple[str, ...], str] | None:
+    """Where and why the Kubernetes decoder refuses an object's ``metadata``, or None.
+
+    ``ObjectMeta`` is a typed struct: ``name``, ``generateName`` and ``namespace`` are strings
+    and labels and annotations map strings to strings, so ``name: 5`` or ``app: true`` under
+    labels makes kubectl (and Flux's and Argo CD's apply) fail with "cannot unmarshal ... of
+    type string". Such an object is never applied.
+    """
+    meta = data.get("metadata")
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        return ("metadata",), f"metadata is {_go_type(meta)}, not an object"
+    for key in ("name", "generateName", "namespace"):
+        value = meta.get(key)
+        if value is not None and not isinstance(value, str):
+            return ("metadata", key), f"metadata.{key} is {_go_type(value)}, not a string"
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return ("metadata", key), f"metadata.{key} is {_go_type(value)}, not an object"
+        for name, item in value.items():
+            if item is not None and not isinstance(item, str):
+                return (("metadata", key, name),
+                        f"metadata.{key}.{name} is {_go_type(item)}, not a string (quote it)")
+    return None
+
+
+def rejected_objects(doc: Document, rel: str) -> list[Finding]:
+    """An error for each object of ``doc`` whose metadata the Kubernetes decoder refuses."""
+    data = doc.data
+    listed = data.get("kind") == "List" or (
+        str(data.get("kind", "")).endswith("List") and isinstance(data.get("items"), list))
+    objects = ([(("items", i), item) for i, item in enumerate(data.get("items") or [])
+                if is_k8s_object(item)] if listed else [((), data)])
+    out = []
+    for prefix, obj in objects:
+        problem = metadata_problem(obj)
+        if problem is not None:
+            where, why = problem
+            line = doc.location(rel, (*prefix, *where)).line
+            out.append(input_finding(
+                RULE_PARSE, f"{why}: the Kubernetes decoder rejects this {obj.get('kind')}, "
+                "so it cannot be applied (it was not checked)", rel, line))
+    return out
+
+
 def resources_from_document(doc: Document, path: str) -> Iterator[Resource]:
     """One resource per object; ``kind: List`` objects are expanded into their items."""
     data = doc.data
@@ -143,11 +202,12 @@ def resources_from_document(doc: Document, path: str) -> Iterator[Resource]:
         str(data.get("kind", "")).endswith("List") and isinstance(data.get("items"), list)
     ):
         for index, item in enumerate(data.get("items") or []):
-            if is_k8s_object(item):
+            if is_k8s_object(item) and metadata_problem(item) is None:
                 marks = Marks(doc.spans, path, ("items", index))
                 yield make_resource(item, marks.get((), doc.location(path)), marks)
         return
-    yield make_resource(data, doc.location(path), Marks(doc.spans, path))
+    if metadata_problem(data) is None:
+        yield make_resource(data, doc.location(path), Marks(doc.spans, path))
 
 
 def read_documents(file: Path, rel: str,
@@ -251,6 +311,7 @@ def file_result(file: Path, rel: str, docs: list[Document],
     for doc in docs:
         if is_k8s_object(doc.data):
             result.resources.extend(resources_from_document(doc, rel))
+            result.findings.extend(rejected_objects(doc, rel))
             result.findings.extend(_list_items_not_objects(doc, rel))
         elif id(doc) in broken:
             result.findings.append(input_finding(

@@ -35,7 +35,7 @@ _STR = "tag:yaml.org,2002:str"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _BINARY = "tag:yaml.org,2002:binary"
 _MERGE = "tag:yaml.org,2002:merge"
-_AS_TEXT = frozenset({_STR, _TIMESTAMP, _BINARY})
+_AS_TEXT = frozenset({_STR, _TIMESTAMP})
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 
@@ -393,9 +393,15 @@ def _resolved_value(node: yaml.Node) -> Any:
 
 
 def _scalar(node: yaml.Node) -> Any:
-    """The value of a scalar node as the API server receives it (``checker.load.godecode``);
-    timestamps and binary stay text, as Kubernetes reads them."""
+    """The value of a scalar node as the API server receives it (``checker.load.godecode``):
+    timestamps stay text, ``!!binary`` is decoded, as kubectl does."""
     tag = node.tag
+    if tag == _BINARY and isinstance(node, _ScalarNode):
+        try:
+            return godecode.binary(str(node.value))
+        except ValueError as err:
+            raise YamlProblem(f"{err}: kubectl rejects the document",
+                              node.start_mark.line + 1, node.start_mark.column + 1) from err
     if tag in _AS_TEXT or not isinstance(node, _ScalarNode) or tag == _MERGE:
         return str(node.value)
     if tag not in _GO_TAGS:  # collections tags on a scalar, application tags: PyYAML decides
