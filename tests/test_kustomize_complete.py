@@ -150,7 +150,7 @@ def test_rendered_output_problems_are_findings(write: Write, tmp_path: Path,
     write("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
     deep = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\ndata: " + "[" * 300 + \
         "]" * 300 + "\n"
-    monkeypatch.setattr(kustomize, "run_build", lambda wrapper, root: (
+    monkeypatch.setattr(kustomize, "run_build", lambda wrapper, root, *_: (
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n---\n" + deep
         + "---\n- just\n- a list\n"))
     result = load_paths([tmp_path], tmp_path)
@@ -173,7 +173,7 @@ def test_remote_bases_are_not_fetched_without_an_allowed_host(
     write("app/kustomization.yaml", f"resources:\n  - deploy.yaml\n  - {entry}\n")
     write("app/deploy.yaml", DEPLOY)
     ran: list[Path] = []
-    monkeypatch.setattr(kustomize, "run_build", lambda wrapper, root: ran.append(wrapper) or "")
+    monkeypatch.setattr(kustomize, "run_build", lambda wrapper, root, *_: ran.append(wrapper) or "")
     result = load_paths([tmp_path], tmp_path)
     assert ran == []  # kustomize never ran, so nothing was fetched
     (finding,) = result.findings
@@ -214,7 +214,7 @@ def test_entries_that_leave_the_repository_are_never_built(write: Write, tmp_pat
     repo = tmp_path / "repo"
     write("repo/app/kustomization.yaml", "resources:\n  - ../../outside/secret\n")
     ran: list[Path] = []
-    monkeypatch.setattr(kustomize, "run_build", lambda wrapper, root: ran.append(wrapper) or "")
+    monkeypatch.setattr(kustomize, "run_build", lambda wrapper, root, *_: ran.append(wrapper) or "")
     result = load_paths([repo], repo)
     assert ran == []
     (finding,) = result.findings

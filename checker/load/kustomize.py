@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from checker.load import helmfetch, workspace, yamlfile
+from checker.load import helmfetch, netguard, workspace, yamlfile
 from checker.load.objects import (
     RULE_KUSTOMIZE,
     LoadResult,
@@ -454,12 +454,28 @@ class KustomizeFailed(Exception):
     """Kustomize exited non-zero; the message is already cleaned."""
 
 
-def run_build(wrapper: Path, root: Path) -> str:
-    """``kustomize build`` of a prepared folder; raises KustomizeFailed with a clean message."""
-    proc = subprocess.run(
-        [*command(), *helm_flags(), str(wrapper)], capture_output=True, text=True,
-        timeout=TIMEOUT_SECONDS, check=False,
-    )
+def run_build(wrapper: Path, root: Path, remote_hosts: Sequence[str] = ()) -> str:
+    """``kustomize build`` of a prepared folder; raises KustomizeFailed with a clean message.
+
+    The build gets a minimal environment and reaches the network only through
+    :class:`checker.load.netguard.ConnectProxy`, which admits ``remote_hosts`` (the trusted
+    config's, already checked) and checks each address when the connection is made; with no
+    host, every proxy variable points at a closed port.
+    """
+    home = Path(tempfile.mkdtemp(prefix="gitops-checker-home-"))
+    try:
+        if remote_hosts:
+            with netguard.ConnectProxy(remote_hosts) as proxy:
+                proc = subprocess.run(
+                    [*command(), *helm_flags(), str(wrapper)], capture_output=True, text=True,
+                    timeout=TIMEOUT_SECONDS, check=False,
+                    env=netguard.build_environment(home, proxy.url))
+        else:
+            proc = subprocess.run(
+                [*command(), *helm_flags(), str(wrapper)], capture_output=True, text=True,
+                timeout=TIMEOUT_SECONDS, check=False, env=netguard.build_environment(home))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     if proc.returncode != 0:
         raise KustomizeFailed(clean_message(proc.stderr, wrapper, root, proc.returncode))
     return proc.stdout
@@ -618,7 +634,7 @@ def render_prepared(prepare: Prepare, root: Path, *, what: str, declared: str,
     wrapper = Path(tempfile.mkdtemp(prefix="gitops-checker-kustomize-"))
     try:
         copies = prepare(wrapper)
-        output = run_build(wrapper, root)
+        output = run_build(wrapper, root, remote_hosts if remote else ())
     except KustomizeUnavailable:
         result.findings.append(input_finding(
             RULE_KUSTOMIZE, f"cannot render {what}: neither 'kustomize' nor 'kubectl' is "
