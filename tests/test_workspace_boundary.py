@@ -229,3 +229,34 @@ def test_every_command_refuses_output_through_a_link_out_of_the_root(
     assert result.exit_code == 2, result.output
     assert "outside the repository root" in result.stderr
     assert victim.read_text() == "original\n"
+
+
+@pytest.mark.parametrize("link", ["exported", "exported/templates"])
+def test_policies_export_does_not_write_or_delete_through_a_link_out(
+        tmp_path: Path, outside: Path, link: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A committed ``exported -> ~/.ssh`` (or a sub-folder link) is refused; nothing outside
+    is written, and a generated-looking file there is not deleted."""
+    from checker.policy.export import GENERATED_HEADER
+
+    repo = tmp_path / "repo"
+    (repo / link).parent.mkdir(parents=True, exist_ok=True)
+    victim = outside / "old.yaml"
+    victim.write_text(GENERATED_HEADER + "kind: X\n")
+    (repo / link).symlink_to(outside, target_is_directory=True)
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(cli, ["policies", "export", "--pack", "pss-baseline",
+                                      "--out", "exported"])
+    assert result.exit_code == 2, result.output
+    assert "outside the repository root" in result.output
+    assert sorted(p.name for p in outside.iterdir()) == ["kubeconfig.yaml", "old.yaml"]
+
+
+def test_policies_docs_does_not_write_through_a_link_out(
+        tmp_path: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "pages").symlink_to(outside, target_is_directory=True)
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(cli, ["policies", "docs", "--out", "pages"])
+    assert result.exit_code == 2, result.output
+    assert sorted(p.name for p in outside.iterdir()) == ["kubeconfig.yaml"]

@@ -133,7 +133,7 @@ def export_cmd(packs: tuple[str, ...], out: Path, enforcement: str | None,
     try:
         export = export_with_acceptances(catalog, packs, enforcement, include_disabled,
                                          found, cluster, day)
-        written = write_export(export.files, out)
+        written = write_export(export.files, out, root)
     except CheckerError as err:
         fail(str(err))
     except OSError as err:
@@ -161,6 +161,8 @@ def docs_cmd(out: Path, check: bool) -> None:
         sys.exit(EXIT_FINDINGS if stale or extra else EXIT_OK)
     try:
         write_pages(pages, out)
+    except CheckerError as err:
+        fail(str(err))
     except OSError as err:
         fail(f"cannot write {out}: {err}")
     click.echo(f"wrote {len(pages)} pages to {out}")

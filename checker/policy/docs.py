@@ -199,11 +199,19 @@ def out_of_date(pages: Mapping[str, str], out: Path) -> tuple[list[str], list[st
     return stale, extra
 
 
-def write_pages(pages: Mapping[str, str], out: Path) -> None:
-    """Write ``pages`` to ``out``; earlier pages no longer generated are removed."""
+def write_pages(pages: Mapping[str, str], out: Path, root: Path = Path(".")) -> None:
+    """Write ``pages`` to ``out``; earlier pages no longer generated are removed.
+
+    Inside ``root`` nothing is written or removed through a symlink that leads out of it
+    (``workspace.Refused``).
+    """
+    from checker.load import workspace
+
+    for name in pages:
+        workspace.output_path(out / name, root)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.md"):
-        if old.name not in pages:
+        if old.name not in pages and not old.is_symlink():
             old.unlink()
     for name, text in pages.items():
-        (out / name).write_text(text, encoding="utf-8")
+        workspace.write_text(out / name, text, root)

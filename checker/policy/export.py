@@ -154,20 +154,31 @@ def _inventory_kinds(rego: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def write_export(files: Mapping[str, str], out: Path) -> list[Path]:
-    """Write the export; earlier generated files no longer produced are removed."""
+def write_export(files: Mapping[str, str], out: Path, root: Path = Path(".")) -> list[Path]:
+    """Write the export; earlier generated files no longer produced are removed.
+
+    Inside ``root`` nothing is written or removed through a symlink that leads out of it (a
+    committed ``exported/templates -> ~/.ssh`` is refused): ``workspace.Refused``.
+    """
+    from checker.load import workspace
+
+    for rel in files:
+        workspace.output_path(out / rel, root)  # every target checked before any is written
     written = []
     for sub in ("templates", "constraints", "sync"):
         folder = out / sub
+        target = workspace.escapes(folder, root)
+        if target is not None:
+            raise workspace.Refused("symlink", f"output folder {folder} resolves to {target}, "
+                                               f"outside the repository root {root}")
         if folder.is_dir():
             for old in sorted(folder.glob("*.yaml")):
                 rel = f"{sub}/{old.name}"
-                if rel not in files and old.read_text(encoding="utf-8").startswith(
-                        GENERATED_HEADER):
+                if rel not in files and not old.is_symlink() and old.read_text(
+                        encoding="utf-8").startswith(GENERATED_HEADER):
                     old.unlink()
     for rel, text in files.items():
         path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        workspace.write_text(path, text, root)
         written.append(path)
     return written
