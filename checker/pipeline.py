@@ -125,7 +125,8 @@ def load_cluster(cluster: Cluster, root: Path, helm: helm_load.HelmSettings | No
     """
     synced = [s.path for s in cluster.syncs if not s.artifact]
     loaded = load_paths(cluster.declared_paths, root, exclude=synced, remote_hosts=remote_hosts)
-    parts = list(zip(cluster.syncs, flux_load.load_syncs(cluster.syncs, root, remote_hosts),
+    parts = list(zip(cluster.syncs,
+                     flux_load.load_syncs(cluster.syncs, root, load_paths, remote_hosts),
                      strict=True))
     every = [*loaded.resources, *(r for _, part in parts for r in part.resources)]
     for sync, part in parts:

@@ -43,10 +43,10 @@ from test_rvm_equivalence import (
 from checker.load.objects import make_resource
 from checker.model import Resource, SourceLocation
 from checker.policy import evaluate, opa, rvm
-from checker.policy.engine import RegorusEngine
 from checker.policy.evaluate import Evaluation, Evaluator
 from checker.policy.export import export_objects
 from checker.policy.packs import load_catalog, packs_dir, repository_policies
+from checker.policy.regorus_engine import RegorusEngine
 from checker.policy.suites import find_suites, read_objects, run_suite
 
 pytestmark = pytest.mark.skipif(not opa.available(),

@@ -16,11 +16,11 @@ from checker.errors import PolicyError
 from checker.load.objects import make_resource
 from checker.model import Severity, SourceLocation
 from checker.policy import evaluate, opa
-from checker.policy.engine import RegorusEngine
 from checker.policy.evaluate import RULE_ENGINE_DIFFERENCE, Evaluator
 from checker.policy.gatekeeper import parse_constraint, parse_template
 from checker.policy.model import Policy
 from checker.policy.packs import repository_policies
+from checker.policy.regorus_engine import RegorusEngine
 from checker.policy.semantics import split_bodies
 
 needs_opa = pytest.mark.skipif(not opa.available(), reason="the OPA binding is not installed")

@@ -42,6 +42,9 @@ from checker.load.yamlfile import Document
 from checker.model import Coverage, FieldPath, Finding, Resource, SourceLocation
 
 FLUX_GROUP = "kustomize.toolkit.fluxcd.io"
+# ``checker.load.loader.load_paths``, passed in by the caller: the loader imports Helm, which
+# imports this module, so this module cannot import the loader.
+FolderLoader = Callable[..., LoadResult]
 SUBSTITUTE_OPT_OUT = "kustomize.toolkit.fluxcd.io/substitute"
 _SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox"})
 # ${var}, ${var:=default}, ${var:-default}; $${var} is an escaped literal.
@@ -863,17 +866,17 @@ def _common_metadata(resources: list[Resource], sync: FluxSync) -> list[Resource
     return out
 
 
-def load_sync(sync: FluxSync, root: Path, remote_hosts: Sequence[str] = ()) -> LoadResult:
+def load_sync(sync: FluxSync, root: Path, load_folder: FolderLoader,
+              remote_hosts: Sequence[str] = ()) -> LoadResult:
     """The objects of one sync before ``postBuild`` substitution (see ``apply``).
 
-    A plain folder with nothing Kustomize-only is loaded directly (same objects, exact
-    positions, faster); everything else is rendered by ``render_sync``.
+    A plain folder with nothing Kustomize-only is loaded directly by ``load_folder`` (the
+    loader's ``load_paths``: same objects, exact positions, faster); everything else is
+    rendered by ``render_sync``.
     """
-    from checker.load.loader import load_paths  # the loader imports helm, which imports us
-
     if sync.needs_kustomize:
         return render_sync(sync, root, remote_hosts)
-    part = load_paths([sync.path], root, remote_hosts=remote_hosts)
+    part = load_folder([sync.path], root, remote_hosts=remote_hosts)
     part.coverage.append(Coverage("rendered", "flux", f"Flux Kustomization {sync.name} "
                                   f"(path {relpath(sync.path, root)})", sync.location.path,
                                   sync.location.line, produced=len(part.resources)))
@@ -927,7 +930,7 @@ def variables(sync: FluxSync, resources: Iterable[Resource], part: LoadResult,
     return out
 
 
-def load_syncs(syncs: Sequence[FluxSync], root: Path,
+def load_syncs(syncs: Sequence[FluxSync], root: Path, load_folder: FolderLoader,
                remote_hosts: Sequence[str] = ()) -> list[LoadResult]:
     """``load_sync`` of each sync, in order. Kustomize builds run concurrently (each is a
     separate process), as Kustomize roots are; plain folders load here, in this thread, since
@@ -938,5 +941,6 @@ def load_syncs(syncs: Sequence[FluxSync], root: Path,
         with ThreadPoolExecutor(max_workers=min(4, len(built))) as pool:
             rendered = dict(zip(map(id, built), pool.map(
                 lambda s: render_sync(s, root, remote_hosts), built), strict=True))
-    return [rendered[id(s)] if id(s) in rendered else load_sync(s, root, remote_hosts)
+    return [rendered[id(s)] if id(s) in rendered else load_sync(s, root, load_folder,
+                                                                 remote_hosts)
             for s in syncs]

@@ -1,9 +1,10 @@
 """The ``helm`` command Kustomize runs for ``helmCharts:``, backed by this package's Helm path.
 
 Kustomize renders ``helmCharts:`` only with ``--enable-helm`` and a ``helm`` executable
-(``--helm-command``). gitops-checker always gives it this shim (see :func:`shim_command`), so
-charts in kustomizations render through the same Helm as everything else (the binary when it
-is on PATH, else the SDK) and Kustomize never pulls a chart itself:
+(``--helm-command``). gitops-checker always gives it this shim (see
+:func:`checker.load.kustomize.helm_flags`), so charts in kustomizations render through the same
+Helm as everything else (the binary when it is on PATH, else the SDK) and Kustomize never pulls
+a chart itself:
 
 - ``helm version -c --short`` answers a Helm 3 version (Kustomize 5 refuses anything else;
   the shim speaks Helm 3's ``template`` command line), naming the engine behind it;
@@ -17,12 +18,7 @@ is on PATH, else the SDK) and Kustomize never pulls a chart itself:
 
 from __future__ import annotations
 
-import atexit
-import functools
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,28 +124,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Error: helm {args[0]} is not supported by gitops-checker's helm shim",
           file=sys.stderr)
     return 1
-
-
-@functools.lru_cache(maxsize=1)
-def shim_command() -> str:
-    """Path of an executable that runs :func:`main` with this interpreter and this package."""
-    package_parent = Path(__file__).resolve().parents[2]
-    folder = Path(tempfile.mkdtemp(prefix="gitops-checker-helm-shim-"))
-    creator = os.getpid()
-
-    def cleanup() -> None:
-        if os.getpid() == creator:  # not in a forked worker that exits through atexit
-            shutil.rmtree(folder, ignore_errors=True)
-    atexit.register(cleanup)
-    script = folder / "helm"
-    script.write_text(
-        f"#!{sys.executable}\n"
-        "import sys\n"
-        f"sys.path.insert(0, {str(package_parent)!r})\n"
-        "from checker.load.helmshim import main\n"
-        "sys.exit(main())\n", encoding="utf-8")
-    script.chmod(0o755)
-    return str(script)
 
 
 if __name__ == "__main__":

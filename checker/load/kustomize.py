@@ -7,6 +7,7 @@ the user's files are never modified.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -14,6 +15,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -443,10 +445,31 @@ def clean_message(stderr: str, wrapper: Path, root: Path, returncode: int) -> st
     return _TIMESTAMP.sub("<time>", text)
 
 
+@functools.lru_cache(maxsize=1)
+def shim_command() -> str:
+    """Path of an executable that runs ``checker.load.helmshim.main`` with this interpreter and
+    this package (imported by name only: the shim renders through ``checker.load.helm``)."""
+    package_parent = Path(__file__).resolve().parents[2]
+    folder = Path(tempfile.mkdtemp(prefix="gitops-checker-helm-shim-"))
+    creator = os.getpid()
+
+    def cleanup() -> None:
+        if os.getpid() == creator:  # not in a forked worker that exits through atexit
+            shutil.rmtree(folder, ignore_errors=True)
+    atexit.register(cleanup)
+    script = folder / "helm"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(package_parent)!r})\n"
+        "from checker.load.helmshim import main\n"
+        "sys.exit(main())\n", encoding="utf-8")
+    script.chmod(0o755)
+    return str(script)
+
+
 def helm_flags() -> list[str]:
     """``helmCharts:`` render through gitops-checker's helm shim (never a pull by Kustomize)."""
-    from checker.load.helmshim import shim_command
-
     return ["--enable-helm", "--helm-command", shim_command()]
 
 

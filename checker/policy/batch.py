@@ -8,8 +8,9 @@ constraint in one program: the package is renamed to ``gitops_checker.<id>`` and
 ``data.gitops_checker_params``), so the input is the review alone and is uploaded once per
 object, and one aggregate rule per set of matching constraints evaluates them together (shared
 library rules are then computed once).
-Templates verified for it (``checker.policy.rvm``) run as a program compiled for regorus's VM,
-the others in its interpreter.
+Members the caller allows (``may_compile``: the evaluator allows the shipped templates) run as a
+program the engine compiles ahead of time (``PolicyEngine.executable``: regorus's VM), the
+others in its interpreter.
 
 Only templates whose Rego reads the input exclusively as ``input.review`` and
 ``input.parameters`` (and uses no ``with``) are batched; everything else, and every object on
@@ -21,12 +22,11 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from checker.errors import PolicyError
-from checker.policy import rvm
 from checker.policy.engine import EvalError, Executable, PolicyEngine, Program
 from checker.policy.gatekeeper import Template
 from checker.policy.model import Policy
@@ -136,7 +136,7 @@ class BatchRunner:
     """
 
     def __init__(self, engine: PolicyEngine, group: Group, policies: Sequence[Policy],
-                 inventory: Inventory) -> None:
+                 inventory: Inventory, may_compile: Callable[[Template], bool]) -> None:
         self.members = group.members
         self._params = {f"c{i}": policies[i].constraint.parameters for i in group.members}
         self._inventory = inventory
@@ -157,7 +157,7 @@ class BatchRunner:
         self._signatures: dict[tuple[int, ...], str] = {}
         self._programs: dict[tuple[int, ...], tuple[Program, str] | None] = {}
         self._compiled = frozenset(i for i in group.members
-                                   if rvm.verified(policies[i].template))
+                                   if may_compile(policies[i].template))
         self._splits: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
         self._executables: dict[tuple[int, ...], Executable | None] = {}
 
@@ -232,8 +232,8 @@ class BatchRunner:
     def evaluate(self, review_json: str, members: tuple[int, ...]) -> dict[int, Outcome]:
         """Violations (or an error) of each member constraint for one review.
 
-        Members whose template is verified for ahead-of-time compilation (``rvm.verified``) run
-        on the compiled program; the others, and all of them when that program fails or gives a
+        Members whose template may be compiled ahead of time (``may_compile``) run on the
+        compiled program; the others, and all of them when that program fails or gives a
         value that is not one set per member, run on the interpreter.
         """
         input_json = '{"review":' + review_json + "}"
@@ -298,13 +298,18 @@ def _violations(value: Any) -> list[dict[str, Any]]:
 
 
 def build_runners(engine: PolicyEngine, policies: Sequence[Policy], indexes: Sequence[int],
-                  inventory: Inventory) -> tuple[list[BatchRunner], list[int]]:
-    """Runners for every group that compiles; members of a group that does not go alone."""
+                  inventory: Inventory, may_compile: Callable[[Template], bool],
+                  ) -> tuple[list[BatchRunner], list[int]]:
+    """Runners for every group that compiles; members of a group that does not go alone.
+
+    ``may_compile(template)``: whether that template may run on the engine's ahead-of-time
+    compiled program (``PolicyEngine.executable``) instead of its interpreter.
+    """
     groups, alone = plan(policies, indexes)
     runners = []
     for group in groups:
         try:
-            runners.append(BatchRunner(engine, group, policies, inventory))
+            runners.append(BatchRunner(engine, group, policies, inventory, may_compile))
         except PolicyError:
             alone.extend(group.members)
     return runners, sorted(alone)

@@ -33,17 +33,13 @@ from checker.parallel import (
 )
 from checker.policy import cel, opa, rvm, semantics
 from checker.policy.batch import BatchRunner, batchable, build_runners
-from checker.policy.engine import (
-    CompiledPolicy,
-    EvalError,
-    PolicyEngine,
-    default_engine,
-    describe,
-)
+from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, describe
 from checker.policy.gatekeeper import CI_POINTS, Template, gatekeeper_config
 from checker.policy.match import Matcher, MatchIndex, is_namespace, stored_namespace
 from checker.policy.model import Policy
+from checker.policy.packs import is_shipped, shipped_digests
 from checker.policy.referential import Inventory, union
+from checker.policy.regorus_engine import default_engine
 
 RULE_EVAL_ERROR = "policy.evaluation-error"
 RULE_INVALID_POLICY = "policy.invalid"
@@ -201,9 +197,15 @@ class Evaluator:
 
     def engine_for(self, template: Template) -> PolicyEngine:
         """The Rego engine that evaluates ``template`` (when it runs Rego)."""
-        if self.exact is not None and not rvm.verified(template):
+        if self.exact is not None and not is_shipped(template):
             return self.exact
         return self.engine
+
+    def may_compile(self, template: Template) -> bool:
+        """Whether ``template`` may run on the engine's ahead-of-time compiled program: only a
+        shipped template, whose results there are proven equal to the interpreter's and OPA's
+        in CI (checker.policy.rvm)."""
+        return is_shipped(template)
 
     def engines(self, templates: Sequence[Template]) -> tuple[str, ...]:
         """Which engine evaluates which of ``templates``, for reports."""
@@ -211,7 +213,7 @@ class Evaluator:
         if any(self.runs_cel(t) for t in templates):
             out.append(f"{cel.ENGINE_INSTANCE.version} (K8sNativeValidation CEL templates)")
         templates = [t for t in templates if not self.runs_cel(t)]
-        shipped = sum(1 for t in templates if rvm.verified(t))
+        shipped = sum(1 for t in templates if is_shipped(t))
         users = len(templates) - shipped
         if shipped and self.engine.name == "regorus" and self.batch:
             out.append(f"{describe(self.engine)} (shipped templates, compiled RVM)")
@@ -298,11 +300,11 @@ class Evaluator:
             data = Inventory(synced, self.prune_inventory)
             readers = [p.template.sync for p in self.policies if p.template.uses_inventory]
             if self.batch:
-                rvm.shipped()  # read once here, not once per worker
+                shipped_digests()  # read once here, not once per worker
             for policy in self.policies:  # caches filled here serve every run's workers
                 if self.batch:
                     batchable(policy.template)  # a text scan, safe on untrusted Rego
-                if (rvm.verified(policy.template)  # trusted Rego may compile here; never
+                if (is_shipped(policy.template)  # trusted Rego may compile here; never
                         and self.engine_for(policy.template).name != opa.NAME):  # OPA: see below
                     with contextlib.suppress(PolicyError):
                         self._compile(policy.template, None)
@@ -482,7 +484,8 @@ class Evaluator:
             on_main = [i for i in sorted(compiled)
                        if self.engine_for(policies[i].template) is self.engine
                        and not self.runs_cel(policies[i].template)]
-            runners, alone = build_runners(self.engine, policies, on_main, data)
+            runners, alone = build_runners(self.engine, policies, on_main, data,
+                                           self.may_compile)
             alone = sorted({*alone, *(i for i in compiled if i not in on_main)})
             guard.end()
         else:
@@ -575,7 +578,7 @@ class Evaluator:
 
     def _differences(self, template: Template) -> list[str]:
         """Known differences from OPA that affect ``template`` on the engine that runs it."""
-        if (self.engine_for(template).name != "regorus" or rvm.verified(template)
+        if (self.engine_for(template).name != "regorus" or is_shipped(template)
                 or self.runs_cel(template)):
             return []  # OPA itself, or a shipped template (proven against OPA in CI)
         out = []

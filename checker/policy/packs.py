@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -403,3 +405,26 @@ def load_repository_policies(folder: Path, root: Path) -> tuple[list[Policy], li
     errors = [f"{f.location}: {f.message}" for f in loaded.findings
               if f.severity is Severity.ERROR] + errors
     return policies, errors
+
+
+def template_digest(template: Template) -> str:
+    """Identity of a template's Rego and libs."""
+    return hashlib.sha256(json.dumps([template.rego, list(template.libs),
+                                      template.rego_v1]).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_digests() -> frozenset[str]:
+    """Digests of every template in the packs bundled with this installation."""
+    root = bundled_packs_dir()
+    if root is None:
+        return frozenset()
+    catalog = load_catalog(root)
+    return frozenset(template_digest(template_of(pdef)) for pdef in catalog.policies.values())
+
+
+def is_shipped(template: Template) -> bool:
+    """Whether the template is byte for byte a shipped one: trusted Rego, and proven in CI on
+    regorus's compiled VM and against real OPA (tests/test_rvm_equivalence.py,
+    tests/test_opa_differential.py)."""
+    return template_digest(template) in shipped_digests()

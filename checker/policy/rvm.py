@@ -11,8 +11,10 @@ used here:
   must; the VM goes on with a value that prints as ``"<undefined>"``. ``to_v1`` adds a guard
   ``x == x`` after every ``:=``, which the VM does evaluate as undefined, so the body stops as
   Rego requires;
-- so that a result is never taken from a construct the VM gets wrong, it runs only templates
-  whose Rego is byte for byte a shipped template (``verified``). CI evaluates every shipped
+- so that a result is never taken from a construct the VM gets wrong, callers run on it only
+  templates whose Rego is byte for byte a shipped template (``checker.policy.packs.is_shipped``;
+  this module does not read the catalog: the evaluator tells the batches which members may
+  run here). CI evaluates every shipped
   template on the VM and on the interpreter over the suites, the Pod Security fixtures and
   generated variants, and requires identical results (tests/test_rvm_equivalence.py), and the
   same findings as real OPA (tests/test_opa_differential.py). Any
@@ -22,15 +24,12 @@ used here:
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from checker.errors import PolicyError
 from checker.policy.engine import clean_error
-from checker.policy.gatekeeper import Template
 
 UNDEFINED = '"<undefined>"'
 
@@ -174,29 +173,6 @@ def _to_v1(source: str, rego_v1: bool, guards: bool) -> str:
     for start, end, replacement in sorted(edits, reverse=True):
         out = out[:start] + replacement.encode() + out[end:]
     return out.decode()
-
-
-def digest(template: Template) -> str:
-    """Identity of a template's Rego and libs."""
-    return hashlib.sha256(json.dumps([template.rego, list(template.libs),
-                                      template.rego_v1]).encode()).hexdigest()
-
-
-@functools.lru_cache(maxsize=1)
-def shipped() -> frozenset[str]:
-    """Digests of every template in the packs bundled with this installation."""
-    from checker.policy.packs import bundled_packs_dir, load_catalog, template_of
-
-    root = bundled_packs_dir()
-    if root is None:
-        return frozenset()
-    catalog = load_catalog(root)
-    return frozenset(digest(template_of(pdef)) for pdef in catalog.policies.values())
-
-
-def verified(template: Template) -> bool:
-    """Whether the template is one the RVM is checked against in CI (a shipped one)."""
-    return digest(template) in shipped()
 
 
 class Compiled:
