@@ -8,6 +8,14 @@ from pathlib import Path
 
 from checker.model import Severity
 
+# The thresholds of --fail-on (and the Action's fail-on input); "never" disables it.
+FAIL_ON = ("error", "warning", "note", "never")
+
+
+def parse_fail_on(value: str) -> Severity | None:
+    """A ``FAIL_ON`` word as a threshold; ``never`` is None (no severity fails)."""
+    return None if value == "never" else Severity.parse(value)
+
 
 @dataclass(frozen=True)
 class ScanOptions:

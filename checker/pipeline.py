@@ -16,7 +16,7 @@ from checker.config import (
     load_config,
     selection_findings,
 )
-from checker.errors import ConfigError
+from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, ConfigError
 from checker.load import LoadResult, load_paths
 from checker.load import argocd as argocd_load
 from checker.load import flux as flux_load
@@ -48,8 +48,6 @@ from checker.rules import (
     RULE_NOTHING_CHECKED,
 )
 from checker.trust import trusted_config
-
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | None,

@@ -18,10 +18,9 @@ from typing import Any
 
 from checker.errors import ConfigError
 from checker.model import Severity
-from checker.options import ScanOptions
+from checker.options import FAIL_ON, ScanOptions, parse_fail_on
 
 MODES = ("scan", "drift", "both")
-FAIL_ON = ("error", "warning", "note", "never")
 
 # Every input and its default. action.yml repeats these (a test keeps the two equal) so that
 # a step using the prebuilt image (``uses: docker://...``), which gets no defaults from
@@ -141,7 +140,7 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
         config=get_input(environ, "config"),
         snapshot=snapshot,
         mode=mode,
-        fail_on=None if fail_on_text == "never" else Severity.parse(fail_on_text),
+        fail_on=parse_fail_on(fail_on_text),
         files={fmt: get_input(environ, name) for fmt, name in FILE_INPUTS.items()},
         sarif_category=get_input(environ, "sarif-category"),
         annotations=annotations_text in TRUE,

@@ -15,12 +15,12 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from checker.model import Report, Severity
+from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+from checker.model import Report
+from checker.options import FAIL_ON, parse_fail_on
 from checker.report import RENDERERS, Rendered
 
 F = TypeVar("F", bound=Callable[..., Any])
-FAIL_ON = ["error", "warning", "note", "never"]
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 def fail(message: str) -> NoReturn:
@@ -141,11 +141,6 @@ def finish(report: Report, fmt: str, files: dict[str, Path | None],
     errors_and_exit(report.errors, exit_code(report, report.fail_on))
 
 
-def parse_fail_on(value: str) -> Severity | None:
-    """``never`` disables the threshold."""
-    return None if value == "never" else Severity.parse(value)
-
-
 def parse_today(value: str | None) -> dt.date | None:
     """``--today YYYY-MM-DD``; a bad date is a usage error (exit 2)."""
     if value is None:
@@ -155,3 +150,9 @@ def parse_today(value: str | None) -> dt.date | None:
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)",
                                  param_hint="'--today'") from None
+
+
+__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "FAIL_ON", "check_outputs", "config_option",
+           "errors_and_exit", "fail", "fail_on_option", "finish", "output_options",
+           "parse_fail_on", "parse_today", "report_options", "root_option", "today_option",
+           "write_file", "write_or_echo", "write_outputs"]

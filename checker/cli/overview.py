@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from checker.cli.common import FAIL_ON, check_outputs, fail, write_file
+from checker.cli.common import (
+    FAIL_ON,
+    check_outputs,
+    errors_and_exit,
+    fail,
+    parse_fail_on,
+    parse_today,
+    write_file,
+    write_or_echo,
+)
 from checker.errors import CheckerError
 from checker.inventory.scope import Scope
-from checker.model import Severity
 from checker.report import RENDERERS
 
 
@@ -99,10 +106,9 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path
     Exit codes: 0 done (and nothing at or above --fail-on), 1 flags at or above --fail-on,
     2 usage or tool error (including a registry that could not be read).
     """
-    from checker.inventory.images import findings
     from checker.inventory.registry import Credentials
     from checker.inventory.render_images import IMAGE_RENDERERS
-    from checker.inventory.run import ImageOptions, inventory, inventory_report
+    from checker.inventory.run import ImageOptions, exit_code, inventory, inventory_report
 
     check_outputs(root, sarif_file, junit_file)
 
@@ -121,15 +127,7 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path
         if path is not None:
             write_file(path, RENDERERS[name](report), root)
     click.echo(IMAGE_RENDERERS[fmt](inv), nl=False)
-    for problem in inv.errors:
-        click.echo(f"gitops-checker: error: {problem}", err=True)
-    if inv.errors:
-        sys.exit(2)
-    threshold = None if fail_on == "never" else Severity.parse(fail_on)
-    unreadable = any(f.category == "input" and f.severity is Severity.ERROR
-                     for f in inv.input_findings)
-    flagged = threshold is not None and any(f.severity >= threshold for f in findings(inv))
-    sys.exit(1 if unreadable or flagged else 0)
+    errors_and_exit(inv.errors, exit_code(inv, parse_fail_on(fail_on)))
 
 
 def _progress(done: int, total: int) -> None:
@@ -182,58 +180,33 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
     history, manifests without code owner) or the history is incomplete (a shallow clone),
     2 usage or git error.
     """
-    from dataclasses import replace
-
-    from checker.config import find_config, load_config
+    from checker.inventory.audit import AuditFilter, AuditOptions
+    from checker.inventory.guardrails import (
+        GuardrailOptions,
+        audit_with_guardrails,
+        exit_code,
+        required_by_repository,
+        violations,
+    )
+    from checker.inventory.render_audit import AUDIT_RENDERERS
 
     check_outputs(repo, output)
-    from checker.inventory.audit import AuditFilter, AuditOptions
-    from checker.inventory.audit import audit as run_audit
-    from checker.inventory.git import Git
-    from checker.inventory.guardrails import codeowners_check, history_check, unsigned_commits
-    from checker.inventory.render_audit import AUDIT_RENDERERS, guardrail_failures
-
-    if find_config(repo) is not None:  # guardrails the repository requires of itself
-        try:
-            config = load_config(repo)
-        except CheckerError as err:
-            fail(str(err))
-        require_signed = require_signed or config.require_signed
-        require_codeowners = require_codeowners or config.require_codeowners
     options = AuditOptions(
         repo=repo, paths=paths, revision=revision, first_parent=first_parent,
         filters=AuditFilter(kinds, namespaces, names, changes, authors, since, until),
     )
     try:
-        with Git(repo) as git:
-            trail = run_audit(options, git, progress=_progress if sys.stderr.isatty() else None)
-            guardrails: dict[str, object] = {}
-            if base:
-                guardrails["history"] = history_check(git, base, head)
-            if require_signed or base:
-                found = git.call("cat-file", "-e", f"{base}^{{commit}}").returncode == 0
-                signatures: dict[str, object] = {
-                    "required": require_signed, "range": f"{base}..{head}" if base else head}
-                if base and not found:  # the history guardrail reports it
-                    signatures.update(unsigned=[], skipped="base commit not found")
-                else:
-                    signatures["unsigned"] = unsigned_commits(git, base, head)
-                guardrails["signatures"] = signatures
-            if require_codeowners:
-                result = codeowners_check(git, head, list(trail.paths))
-                guardrails["codeowners"] = {"required": True, **result}
+        guardrails = required_by_repository(repo, GuardrailOptions(
+            base=base, head=head, require_signed=require_signed,
+            require_codeowners=require_codeowners))
+        trail = audit_with_guardrails(options, guardrails,
+                                      progress=_progress if sys.stderr.isatty() else None)
     except CheckerError as err:
         fail(str(err))
-    trail = replace(trail, guardrails=guardrails)
-    text = AUDIT_RENDERERS[fmt](trail)
-    if output is not None:
-        write_file(output, text, repo)
-    else:
-        click.echo(text, nl=False)
-    failures = guardrail_failures(trail)
-    for failure in failures:
+    write_or_echo(AUDIT_RENDERERS[fmt](trail), output, repo)
+    for failure in violations(trail):
         click.echo(f"gitops-checker: guardrail: {failure}", err=True)
-    sys.exit(1 if failures else 0)
+    sys.exit(exit_code(trail))
 
 
 @click.command()
@@ -264,12 +237,8 @@ def compliance(root: Path, config_file: Path | None, snapshots: tuple[str, ...],
 
     check_outputs(root, output)
 
-    try:
-        day = dt.date.fromisoformat(today) if today else None
-    except ValueError:
-        raise click.BadParameter(f"{today!r} is not a date (YYYY-MM-DD)",
-                                 param_hint="'--today'") from None
-    options = ScanOptions(paths=(), root=root, config_file=config_file, today=day)
+    options = ScanOptions(paths=(), root=root, config_file=config_file,
+                          today=parse_today(today))
     try:
         config = load_config(root, config_file)
         scopes = [Scope(c.name, c.environment, c.paths, c) for c in config.clusters]
@@ -277,13 +246,5 @@ def compliance(root: Path, config_file: Path | None, snapshots: tuple[str, ...],
         matrix = run(root, config, files, options)
     except CheckerError as err:
         fail(str(err))
-    text = COMPLIANCE_RENDERERS[fmt](matrix)
-    if output is not None:
-        write_file(output, text, root)
-    else:
-        click.echo(text, nl=False)
-    for problem in matrix.errors:
-        click.echo(f"gitops-checker: error: {problem}", err=True)
-    if matrix.errors:
-        sys.exit(2)
-    sys.exit(1 if strict and matrix.gaps() else 0)
+    write_or_echo(COMPLIANCE_RENDERERS[fmt](matrix), output, root)
+    errors_and_exit(matrix.errors, matrix.exit_code(strict))

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from checker.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
     check_outputs,
     config_option,
     fail,
@@ -105,4 +107,4 @@ def verify(suites: tuple[Path, ...], verbose: bool) -> None:
         passed += result.passed
         failed += result.failed
     click.echo(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)

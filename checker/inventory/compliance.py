@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.config import Config
+from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from checker.inventory.images import read_snapshot
 from checker.model import Report, Resource
 from checker.options import ScanOptions
@@ -93,6 +94,12 @@ class Matrix:
                                   "missing" if slot["missing"] == summary["policies"] else
                                   "partial")
         return out
+
+    def exit_code(self, strict: bool) -> int:
+        """2 on a tool error, 1 for gaps with ``strict``, else 0."""
+        if self.errors:
+            return EXIT_ERROR
+        return EXIT_FINDINGS if strict and self.gaps() else EXIT_OK
 
     def gaps(self) -> list[Row]:
         """Rows with at least one flag."""

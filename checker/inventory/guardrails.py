@@ -8,11 +8,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from checker.errors import InputError
-from checker.inventory.audit import is_manifest, parse_manifest, read_commits
+from checker.errors import EXIT_FINDINGS, EXIT_OK, InputError
+from checker.inventory.audit import (
+    AuditOptions,
+    AuditTrail,
+    Progress,
+    audit,
+    is_manifest,
+    parse_manifest,
+    read_commits,
+)
 from checker.inventory.git import Git
 
 CODEOWNERS_LOCATIONS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
@@ -150,3 +159,81 @@ def codeowners_check(git: Git, head: str, specs: list[str]) -> dict[str, Any]:
                               "line": rule.line if rule else 0})
     return {"file": file, "checked": len(manifests), "uncovered": uncovered}
 
+
+
+# --- the audit with its guardrails ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GuardrailOptions:
+    """Which guardrails ``audit`` checks (``--base``, ``--head``, ``--require-*``)."""
+
+    base: str = ""              # the last trusted commit; history and signatures from there
+    head: str = "HEAD"          # the commit under review
+    require_signed: bool = False
+    require_codeowners: bool = False
+
+
+def required_by_repository(repo: Path, options: GuardrailOptions) -> GuardrailOptions:
+    """``options`` plus the guardrails ``.gitops-checker.yaml`` in ``repo`` requires of itself
+    (``guardrails.requireSignedCommits``, ``guardrails.requireCodeowners``)."""
+    from checker.config import find_config, load_config
+
+    if find_config(repo) is None:
+        return options
+    config = load_config(repo)
+    return replace(options, require_signed=options.require_signed or config.require_signed,
+                   require_codeowners=options.require_codeowners or config.require_codeowners)
+
+
+def check(git: Git, options: GuardrailOptions, manifest_specs: list[str]) -> dict[str, Any]:
+    """The guardrails section of an audit trail: history, signatures, CODEOWNERS coverage."""
+    base, head = options.base, options.head
+    guardrails: dict[str, Any] = {}
+    if base:
+        guardrails["history"] = history_check(git, base, head)
+    if options.require_signed or base:
+        found = git.call("cat-file", "-e", f"{base}^{{commit}}").returncode == 0
+        signatures: dict[str, object] = {
+            "required": options.require_signed, "range": f"{base}..{head}" if base else head}
+        if base and not found:  # the history guardrail reports it
+            signatures.update(unsigned=[], skipped="base commit not found")
+        else:
+            signatures["unsigned"] = unsigned_commits(git, base, head)
+        guardrails["signatures"] = signatures
+    if options.require_codeowners:
+        result = codeowners_check(git, head, manifest_specs)
+        guardrails["codeowners"] = {"required": True, **result}
+    return guardrails
+
+
+def audit_with_guardrails(options: AuditOptions, guardrails: GuardrailOptions,
+                          progress: Progress | None = None) -> AuditTrail:
+    """The audit trail of ``options`` with its guardrails checked (raises CheckerError)."""
+    with Git(options.repo) as git:
+        trail = audit(options, git, progress=progress)
+        return replace(trail, guardrails=check(git, guardrails, list(trail.paths)))
+
+
+def violations(trail: AuditTrail) -> list[str]:
+    """One line per violated guardrail (empty when all checked guardrails hold)."""
+    out = list(trail.problems)
+    g = trail.guardrails
+    signatures = g.get("signatures")
+    if signatures and signatures.get("required") and signatures.get("unsigned"):
+        out.append(f"{len(signatures['unsigned'])} commit(s) without a good signature in "
+                   f"{signatures['range']}")
+    history = g.get("history")
+    if history and history.get("rewritten"):
+        out.append(f"history rewritten: {history['reason']}")
+    owners = g.get("codeowners")
+    if owners and owners.get("required") and owners.get("uncovered"):
+        where = owners.get("file") or "no CODEOWNERS file"
+        out.append(f"{len(owners['uncovered'])} manifest file(s) not covered by CODEOWNERS "
+                   f"({where})")
+    return out
+
+
+def exit_code(trail: AuditTrail) -> int:
+    """1 when a required guardrail is violated or the history is incomplete, else 0."""
+    return EXIT_FINDINGS if violations(trail) else EXIT_OK

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from checker.inventory.audit import AuditTrail, Commit, ObjectChange
+from checker.inventory.guardrails import violations
 
 
 def _change_json(change: ObjectChange) -> dict[str, Any]:
@@ -38,25 +39,6 @@ def summary(trail: AuditTrail) -> dict[str, int]:
     return out
 
 
-def guardrail_failures(trail: AuditTrail) -> list[str]:
-    """One line per violated guardrail (empty when all checked guardrails hold)."""
-    out = list(trail.problems)
-    g = trail.guardrails
-    signatures = g.get("signatures")
-    if signatures and signatures.get("required") and signatures.get("unsigned"):
-        out.append(f"{len(signatures['unsigned'])} commit(s) without a good signature in "
-                   f"{signatures['range']}")
-    history = g.get("history")
-    if history and history.get("rewritten"):
-        out.append(f"history rewritten: {history['reason']}")
-    owners = g.get("codeowners")
-    if owners and owners.get("required") and owners.get("uncovered"):
-        where = owners.get("file") or "no CODEOWNERS file"
-        out.append(f"{len(owners['uncovered'])} manifest file(s) not covered by CODEOWNERS "
-                   f"({where})")
-    return out
-
-
 def render_json(trail: AuditTrail) -> str:
     """The audit trail as JSON with sorted keys."""
     f = trail.filters
@@ -69,7 +51,7 @@ def render_json(trail: AuditTrail) -> str:
         "commits": [_commit_json(c) for c in trail.commits],
         "summary": summary(trail),
         "guardrails": dict(trail.guardrails),
-        "violations": guardrail_failures(trail),
+        "violations": violations(trail),
         "problems": list(trail.problems),
     }
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -112,7 +94,7 @@ def render_markdown(trail: AuditTrail) -> str:
         out.append("")
     if trail.guardrails:
         out += ["## Guardrails", ""]
-        failures = guardrail_failures(trail)
+        failures = violations(trail)
         out += [f"- ❌ {_md(x)}" for x in failures] or ["- ✅ all checked guardrails hold"]
         g = trail.guardrails
         for item in (g.get("signatures") or {}).get("unsigned", []):

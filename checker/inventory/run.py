@@ -8,6 +8,7 @@ from pathlib import Path
 
 from checker import __version__
 from checker.config import stage_order
+from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from checker.inventory.images import (
     SEVERITY,
     ImageUse,
@@ -27,7 +28,7 @@ from checker.inventory.registry import (
 )
 from checker.inventory.scope import Scope
 from checker.load import load_paths
-from checker.model import Finding, Report, Resource, Rule
+from checker.model import Finding, Report, Resource, Rule, Severity
 from checker.rules import BUILTIN_RULES
 
 
@@ -128,3 +129,15 @@ def inventory_report(inv: Inventory, files_checked: int = 0) -> Report:
         clusters=tuple(c for c in inv.clusters if c), tool_version=__version__,
         errors=inv.errors,
     )
+
+
+def exit_code(inv: Inventory, fail_on: Severity | None) -> int:
+    """2 on a tool error (a registry or snapshot that could not be read); 1 when a manifest
+    could not be read or an image is flagged at or above ``fail_on``; else 0."""
+    if inv.errors:
+        return EXIT_ERROR
+    if any(f.category == "input" and f.severity is Severity.ERROR for f in inv.input_findings):
+        return EXIT_FINDINGS
+    if fail_on is not None and any(f.severity >= fail_on for f in findings(inv)):
+        return EXIT_FINDINGS
+    return EXIT_OK
