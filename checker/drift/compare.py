@@ -142,7 +142,9 @@ def _differences(want: Any, have: Any, prefix: FieldPath = ()) -> Iterator[tuple
             if isinstance(want[key], dict) and isinstance(have[key], dict):
                 yield from _differences(want[key], have[key], (*prefix, key))
                 return
-    diff = DeepDiff(want, have, view="tree")
+    # threshold_to_diff_deeper=0: never report a mapping as one replaced value because it
+    # shares few keys; each drifted key or keyed-list entry is its own finding, at its line.
+    diff = DeepDiff(want, have, view="tree", threshold_to_diff_deeper=0)
     for change_type in sorted(diff):
         for level in sorted(diff[change_type], key=lambda lv: repr(lv.path())):
             yield prefix, level
@@ -213,6 +215,7 @@ class Comparer:
         apply_defaults(res.kind, desired)
         apply_defaults(res.kind, actual)
         if res.kind in SECRET_KINDS:
+            controller_filled(desired, actual)
             encrypted = is_encrypted(desired)
             desired.pop("sops", None)
             desired = hash_secret_values(desired, self.hasher)
@@ -314,6 +317,9 @@ class Comparer:
                 plain = res.body.get("stringData")
                 if isinstance(plain, Mapping) and norm[1] in plain:
                     path, declared = ("stringData", norm[1]), True
+                elif isinstance(plain, Mapping) and not isinstance(res.body.get("data"),
+                                                                   Mapping):
+                    path = ("stringData",)  # a key only the cluster has: at stringData:
             if any(r.covers([norm, path]) for r in rules):
                 continue
             out.append(self._field_finding(res, norm, path, declared, before, after,
@@ -411,6 +417,30 @@ class Comparer:
                 location=self.owner_locations.get(owner, self.options.entry), resource=display,
                 cluster=self.options.cluster, details={"change": "unmanaged", "owner": owner}))
         return out
+
+
+# pkg/controller/serviceaccount/tokens_controller.go (generateTokenIfNeeded): the token
+# controller fills these keys into a Secret of this type; Git declares the Secret empty.
+TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
+TOKEN_SECRET_KEYS = ("token", "ca.crt", "namespace")
+
+
+def controller_filled(desired: dict[str, Any], actual: dict[str, Any]) -> None:
+    """Drop the keys a controller fills into a Secret (and Git leaves out) from the live side."""
+    if desired.get("type") != TOKEN_SECRET_TYPE and actual.get("type") != TOKEN_SECRET_TYPE:
+        return
+    declared: set[str] = set()
+    for name in ("data", "stringData"):
+        values = desired.get(name)
+        if isinstance(values, Mapping):
+            declared.update(map(str, values))
+    data = actual.get("data")
+    if isinstance(data, Mapping):
+        kept = {k: v for k, v in data.items() if k in declared or k not in TOKEN_SECRET_KEYS}
+        if kept or "data" in desired:
+            actual["data"] = kept
+        else:
+            actual.pop("data")
 
 
 def compare(resources: Sequence[Resource], snapshot: Snapshot, hasher: SecretHasher,

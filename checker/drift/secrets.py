@@ -61,7 +61,13 @@ def is_hashed(value: Any) -> bool:
 
 
 def decode_data(value: Any) -> bytes:
-    """Bytes of a Secret ``data`` entry (base64); undecodable text is hashed as it stands."""
+    """Bytes of a Secret ``data`` entry (base64); undecodable text is hashed as it stands.
+
+    ``null`` is the empty value: the API server stores ``data: {k: null}`` as an empty byte
+    string and may return an empty value as ``null``.
+    """
+    if value is None:
+        return b""
     if not isinstance(value, str):
         return str(value).encode("utf-8")
     try:
