@@ -112,6 +112,10 @@ def snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, context
 @click.option("--cluster", default="", help="Cluster name in reports (default: the context).")
 @click.option("--ignore-file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML file of drift ignore rules (see docs/drift.md).")
+@click.option("--field-manager", "managers", multiple=True, metavar="NAME[:OPERATION]",
+              help="Field manager whose applied fields count when Git no longer declares "
+                   "them (repeatable; replaces drift.fieldManagers and the defaults; 'none' "
+                   "turns it off).")
 @click.option("--owner", "owners", multiple=True, metavar="NAME",
               help="GitOps owner of this cluster: Flux Kustomization NAMESPACE/NAME or Argo CD "
                    "Application NAME (repeatable). Default: those declared in PATHS, else any.")
@@ -131,7 +135,7 @@ def snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, context
 def drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: str,
           kubeconfig: str | None,
           context: str | None, in_cluster: bool, deadline: float, cluster: str,
-          ignore_file: Path | None,
+          ignore_file: Path | None, managers: tuple[str, ...],
           owners: tuple[str, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
           policies_ref: str, fail_on: str, default_namespace: str, root: Path, link_base: str,
           sarif_category: str, fmt: str, sarif_file: Path | None, junit_file: Path | None,
@@ -154,7 +158,15 @@ def drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: s
         exported = tuple(parse_kind(k) for k in snapshot_kinds.split(",") if k.strip())
     except CheckerError as err:
         fail(f"--snapshot-kinds: {err}")
+    from checker.drift.applied import parse_managers
+
+    try:
+        chosen = (None if not managers else () if managers == ("none",)
+                  else parse_managers(list(managers), "--field-manager"))
+    except CheckerError as err:
+        fail(str(err))
     options = DriftRunOptions(
+        field_managers=chosen,
         paths=paths or (Path("."),), root=root, snapshot=snapshot_file,
         snapshot_kinds=exported, kubeconfig=kubeconfig,
         context=context, in_cluster=in_cluster, live_deadline=deadline, cluster=cluster,

@@ -15,10 +15,12 @@ from typing import Any
 from deepdiff import DeepDiff
 from deepdiff.helper import notpresent
 
+from checker.drift.applied import DEFAULT_FIELD_MANAGERS, applied_fields, undeclared
 from checker.drift.ignore import IgnoreRule
 from checker.drift.normalize import (
     Keyed,
     apply_defaults,
+    canonical,
     desired_path,
     normalize_pair,
     path_text,
@@ -67,6 +69,7 @@ class DriftOptions:
     ignore: Sequence[IgnoreRule] = ()
     owners: Sequence[str] = ()
     default_namespace: str = "default"
+    field_managers: Sequence[str] = DEFAULT_FIELD_MANAGERS  # whose applied fields count
 
 
 @dataclass
@@ -263,6 +266,7 @@ class Comparer:
             pairs.append((res, live, rules))
         for res, live, rules in pairs:
             findings = self._modified(res, live, rules)
+            findings += self._no_longer_in_git(res, live, rules, findings)
             if findings:
                 result.findings.extend(findings)
                 result.drifted.append((res, live))
@@ -324,6 +328,48 @@ class Comparer:
                 continue
             out.append(self._field_finding(res, norm, path, declared, before, after,
                                            secret))
+        return out
+
+    def _no_longer_in_git(self, res: Resource, live: Mapping[str, Any],
+                          rules: list[IgnoreRule], reported: list[Finding]) -> list[Finding]:
+        """Fields a configured manager applied, Git no longer declares, and live still has."""
+        evidence = applied_fields(live, self.options.field_managers)
+        if not evidence:
+            return []
+        body = _copy_spec(strip_server_fields(res.body))
+        apply_defaults(res.kind, body)  # a default the server fills again is no change
+        secret = res.kind in SECRET_KINDS
+        if secret:
+            body = hash_secret_values(body, self.hasher)
+        want, have = canonical(body), canonical(live)
+        seen = {str(f.details.get("field")) for f in reported}
+        owners: dict[FieldPath, list[str]] = {}
+        for manager, fields in evidence:
+            for norm in undeclared(fields, want, have):
+                owners.setdefault(norm, []).append(manager)
+        out = []
+        for norm, managers in sorted(owners.items(), key=lambda item: repr(item[0])):
+            text = path_text(norm)
+            if any(text == s or text.startswith((s + ".", s + "[")) or
+                   s.startswith((text + ".", text + "[")) for s in seen):
+                continue  # already reported by the comparison
+            path, _ = desired_path(res.body, norm)
+            if any(r.covers([norm, path]) for r in rules):
+                continue
+            by = ", ".join(sorted(set(managers)))
+            if secret and norm[:1] == ("data",) and len(norm) > 1:
+                what, value = f"Secret key {norm[1]!r}", REDACTED
+                shown = "still exists in the cluster"
+            else:
+                value = _show(_value_at(have, norm))
+                what, shown = text, f"is still set in the cluster ({_short(value)})"
+            out.append(Finding(
+                rule_id=RULE_MODIFIED, category="drift", severity=Severity.ERROR,
+                message=f"{what} {shown}, applied by {by}, but Git no longer declares it",
+                location=res.locate(path), resource=res.display, field_path=path or norm,
+                cluster=self.options.cluster,
+                details={"field": text, "change": "not-in-git", "before": None,
+                         "after": value, "appliedBy": sorted(set(managers))}))
         return out
 
     def _field_finding(self, res: Resource, norm: FieldPath, path: FieldPath, declared: bool,

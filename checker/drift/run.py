@@ -56,6 +56,7 @@ class DriftRunOptions:
     link_base: str = ""
     sarif_category: str = ""
     default_namespace: str = "default"
+    field_managers: tuple[str, ...] | None = None  # None: drift.fieldManagers, else defaults
 
 
 def entry_location(paths: Sequence[Path], root: Path) -> SourceLocation:
@@ -196,6 +197,19 @@ def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
     return rules
 
 
+def field_managers(options: DriftRunOptions) -> tuple[str, ...]:
+    """The managers whose applied fields count: the options, the config, else the defaults."""
+    from checker.config import find_config
+    from checker.drift.applied import DEFAULT_FIELD_MANAGERS, load_field_managers
+
+    if options.field_managers is not None:
+        return options.field_managers
+    config = find_config(options.root)
+    found = (load_field_managers(config, relpath(config, options.root))
+             if config is not None else None)
+    return DEFAULT_FIELD_MANAGERS if found is None else found
+
+
 def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
               hasher: SecretHasher | None = None,
               environ: Mapping[str, str] | None = None) -> Report:
@@ -232,7 +246,8 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
     entry = entry_location(options.paths, options.root)
     result = compare(loaded.resources, snapshot, hasher, DriftOptions(
         entry=entry, cluster=cluster, ignore=tuple(ignore), owners=options.owners,
-        default_namespace=options.default_namespace))
+        default_namespace=options.default_namespace,
+        field_managers=field_managers(options)))
     with tempfile.TemporaryDirectory(prefix="gitops-checker-policies-") as tmp:
         policies, errors, packs = trusted_policies(options, desired, loaded, Path(tmp))
         violations, eval_errors, absorbed = policy_drift(policies, loaded.resources, result,

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from checker.drift.applied import evidence
 from checker.drift.secrets import (
     SECRET_KINDS,
     SecretHasher,
@@ -117,7 +118,10 @@ class SnapshotSource(Protocol):
 
 
 def protect(obj: Mapping[str, Any], hasher: SecretHasher) -> dict[str, Any]:
-    """A live object as a snapshot may hold it: Secret values hashed, no ``managedFields``.
+    """A live object as a snapshot may hold it: Secret values hashed, field sets value-free.
+
+    ``managedFields`` and the last-applied annotation are reduced to value-free field sets
+    (``applied.evidence``), which show fields the GitOps tool applied and Git no longer has.
 
     Annotations that copy an object (``last-applied-configuration``, kapp's ``original`` and
     ``original-diff``) are dropped from every object, and any other annotation whose value
@@ -125,10 +129,14 @@ def protect(obj: Mapping[str, Any], hasher: SecretHasher) -> dict[str, Any]:
     replaced by its keyed hash: a copy of a Secret must not ride along in an annotation.
     """
     secret = obj.get("kind") in SECRET_KINDS
+    original = obj.get("metadata")
+    applied = evidence(original, secret=secret) if isinstance(original, Mapping) else []
     out = hash_secret_values(obj, hasher) if secret else dict(obj)
     meta = out.get("metadata")
     if isinstance(meta, Mapping):
         meta = {k: v for k, v in meta.items() if k != "managedFields"}
+        if applied:  # value-free: what the tools applied, for fields Git no longer declares
+            meta["managedFields"] = applied
         out["metadata"] = protect_annotations(meta, hasher, secret=secret)
     return out
 
