@@ -2,7 +2,7 @@
 """Regenerate docs/policies/ from policy-packs/*/pack.yaml.
 
 Same as ``gitops-checker policies docs --out docs/policies``; pass ``--check`` to only verify
-that the committed pages are up to date (what tests/test_packs_catalog.py asserts).
+that the committed pages are up to date (what tests/policy/test_packs_catalog.py asserts).
 """
 
 import sys

@@ -6,7 +6,7 @@ numbers as float64). PyYAML's YAML 1.1 differs in the places that matter for pol
 ``y``/``Y``/``n``/``N`` are booleans, ``0o17`` and ``0x1F`` are integers, ``1e3`` is a number
 (1000), ``1:30`` is text, and a mapping key ``y`` arrives as ``"true"``. The rules here are
 written from the behaviour of that decoder (its resolve table and ``strconv`` number syntax)
-and checked against ``kubectl`` itself in ``tests/test_decoder_oracle.py``:
+and checked against ``kubectl`` itself in ``tests/load/test_decoder_oracle.py``:
 
 - booleans: ``y Y yes Yes YES true True TRUE on On ON`` and the same for false with
   ``n no false off``; null: empty, ``~``, ``null``, ``Null``, ``NULL``;

@@ -5,7 +5,7 @@ a C shared library behind a ctypes wrapper. It is optional (its metadata asks fo
 although the wheel runs on 3.11; the container image and CI install it). Where it is importable
 and ``GITOPS_CHECKER_OPA=1`` is set it evaluates every template that is not a shipped one
 (``checker.policy.evaluate``), and the
-test suite uses it as the oracle for every other path (tests/test_opa_differential.py).
+test suite uses it as the oracle for every other path (tests/policy/test_opa_differential.py).
 
 How Gatekeeper evaluates a template (frameworks/constraint, ``drivers/rego``): the template's
 Rego is compiled with its libs; for each constraint and object the hook module evaluates
@@ -90,7 +90,7 @@ def exact_engine() -> OpaEngine | None:
 
     Opt-in for now: the evaluation workers' memory cap (``Limits.memory_mb``) can be too small
     for Go's runtime to start in a worker, and the bounds on runaway Rego are proven for regorus
-    only (tests/test_bounded.py).
+    only (tests/policy/test_bounded.py).
     """
     import os
 

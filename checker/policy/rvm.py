@@ -16,8 +16,8 @@ used here:
   this module does not read the catalog: the evaluator tells the batches which members may
   run here). CI evaluates every shipped
   template on the VM and on the interpreter over the suites, the Pod Security fixtures and
-  generated variants, and requires identical results (tests/test_rvm_equivalence.py), and the
-  same findings as real OPA (tests/test_opa_differential.py). Any
+  generated variants, and requires identical results (tests/policy/test_rvm_equivalence.py), and the
+  same findings as real OPA (tests/policy/test_opa_differential.py). Any
   other template, and any object on which the VM fails or returns ``"<undefined>"``, goes to
   the interpreter.
 """

@@ -12,13 +12,14 @@ evaluates the negated call as undefined and the ``not`` as true:
   "a"``, ``not x.arr[x.missing] == 1``), which OPA evaluates first as well.
 
 ``hazards`` finds every such expression by its syntax (measured against OPA in
-tests/test_opa_semantics.py). An operand counts as possibly undefined when it is a reference
+tests/policy/test_opa_semantics.py). An operand counts as possibly undefined when it is a reference
 with a field or index (``x.y``, ``x[i]``; but ``input.review``, ``input.review.object`` and
 ``input.parameters`` always exist), a rule of the module, or a call other than a total built-in
 over defined operands; local variables are always defined where they are used.
 
-The shipped packs must have none (tests/test_opa_semantics.py); a repository template that has
-one and is evaluated by regorus (OPA not installed) gets a ``policy.engine-difference`` warning.
+The shipped packs must have none (tests/policy/test_opa_semantics.py); a repository template
+that has one and is evaluated by regorus (OPA not installed) gets a ``policy.engine-difference``
+warning.
 """
 
 from __future__ import annotations
