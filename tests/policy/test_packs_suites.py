@@ -8,6 +8,7 @@ the Rego has a failing example.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,42 @@ def test_suite_has_pass_and_fail_cases_with_messages(suite: Path) -> None:
                 if want not in ("no", 0):
                     assert assertion.get("message"), f"{case['name']}: no message regex"
     assert verdicts == {"pass", "fail"}
+
+
+def unlisted_files(suite_path: Path) -> list[str]:
+    """Files in a suite's folder that its ``suite.yaml`` does not name (gator would skip them)."""
+    suite_dir = suite_path.parent
+    data = yaml.safe_load(suite_path.read_text())
+    named = {suite_path.resolve()}
+    for test in data.get("tests") or []:
+        named |= {(suite_dir / test[k]).resolve() for k in ("template", "constraint") if test.get(k)}
+        for case in test.get("cases") or []:
+            named |= {(suite_dir / p).resolve()
+                      for p in [case.get("object"), *(case.get("inventory") or [])] if p}
+    return sorted(str(p.relative_to(suite_dir)) for p in suite_dir.rglob("*")
+                  if p.is_file() and p.resolve() not in named)
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda p: str(p.relative_to(PACKS)))
+def test_every_case_file_is_listed_in_its_suite(suite: Path) -> None:
+    """A case file the suite does not name would never run: it fails here instead."""
+    assert unlisted_files(suite) == []
+
+
+def test_every_pack_tests_folder_is_a_suite() -> None:
+    """Case files under a pack's tests/ sit in a folder with a suite.yaml."""
+    dirs = {s.parent for s in SUITES}
+    stray = [str(p.relative_to(PACKS)) for tests in PACKS.glob("*/tests") for p in tests.rglob("*")
+             if p.is_file() and not any(d == p.parent or d in p.parents for d in dirs)]
+    assert stray == []
+
+
+def test_unlisted_case_file_is_reported(tmp_path: Path) -> None:
+    src = PACKS / "best-practice" / "tests" / "replicas"
+    shutil.copytree(src, tmp_path / "replicas")
+    suite = tmp_path / "replicas" / "suite.yaml"
+    text = suite.read_text().replace("../../", str(src.parent.parent) + "/")
+    suite.write_text(text)
+    assert unlisted_files(suite) == []
+    (tmp_path / "replicas" / "fail-forgotten.yaml").write_text("kind: Deployment\n")
+    assert unlisted_files(suite) == ["fail-forgotten.yaml"]
