@@ -31,32 +31,13 @@ from checker.report.sarif import _result as sarif_result
 from checker.report.sarif import render_accepted
 from tests.conftest import GOLDEN, ROOT
 
-REPO = GOLDEN / "repo"
-SUFFIX = {"text": "txt", "json": "json", "sarif": "sarif", "junit": "xml", "markdown": "md"}
+REPO = GOLDEN / "basic" / "repo"
 VALIDATOR = ROOT / "node_modules" / "@microsoft" / "sarif-multitool-linux" / "Sarif.Multitool"
 
 
 def scan_args(fmt: str) -> list[str]:
     return ["scan", str(REPO / "manifests"), "--root", str(REPO), "--pack", "none",
             "--policies", str(REPO / "policies"), "--format", fmt]
-
-
-@pytest.mark.parametrize("fmt", sorted(RENDERERS))
-def test_golden_output(fmt: str, runner: CliRunner) -> None:
-    """Each renderer's output for the golden repository matches the committed file."""
-    result = runner.invoke(cli, scan_args(fmt))
-    assert result.exit_code == 1, result.output  # the broken file and an error finding
-    golden = GOLDEN / f"expected.{SUFFIX[fmt]}"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(result.stdout, encoding="utf-8")
-    assert result.stdout == golden.read_text(encoding="utf-8")
-
-
-def test_every_format_has_a_golden_file() -> None:
-    """The registry and the golden files agree (adding a format needs a golden file)."""
-    assert set(RENDERERS) == {"text", "json", "sarif", "junit", "markdown"}
-    for fmt in RENDERERS:
-        assert (GOLDEN / f"expected.{SUFFIX[fmt]}").is_file(), fmt
 
 
 def test_output_is_deterministic_across_runs(runner: CliRunner, tmp_path: Path) -> None:
