@@ -9,6 +9,8 @@ rewrites them; review the diff before committing it.
 - ``multi-cluster``: ``examples/multi-cluster`` (two clusters, one SARIF run each, risk
   acceptances active, expiring, expired and stale); ``accepted.sarif`` is the opt-in file of
   accepted findings with their suppressions.
+- ``cel``: a CEL-only ConstraintTemplate, a ValidatingAdmissionPolicy with Deny/Warn/Audit
+  bindings and params, an authorizer call.
 - ``drift``: the drift scenario (``tests/cases/drift``) against its snapshot with every planted
   change (``live-drifted.yaml``): modified, missing, unmanaged, a Secret and a hand-made policy
   violation.
@@ -31,6 +33,7 @@ from tests.conftest import CASES, GOLDEN, ROOT
 
 SUFFIX = {"text": "txt", "json": "json", "sarif": "sarif", "junit": "xml", "markdown": "md"}
 BASIC = GOLDEN / "basic" / "repo"
+CEL = GOLDEN / "cel" / "repo"
 EXAMPLE = ROOT / "examples" / "multi-cluster"
 DRIFT = CASES / "drift"
 
@@ -51,6 +54,9 @@ SCENARIOS = {
     "multi-cluster": Scenario(
         ("scan", str(EXAMPLE), "--root", str(EXAMPLE), "--today", "2026-11-27"), 1,
         {"--sarif-accepted": "accepted.sarif"}),
+    "cel": Scenario(
+        ("scan", str(CEL / "apps"), "--root", str(CEL), "--pack", "none", "--policies",
+         str(CEL / "policies")), 1),
     "drift": Scenario(
         ("drift", str(DRIFT / "repo"), "--root", str(DRIFT / "repo"), "--snapshot",
          str(DRIFT / "live-drifted.yaml"), "--cluster", "prod", "--pack", "pss-baseline"), 1),
@@ -104,6 +110,12 @@ def test_every_scenario_has_a_golden_file_per_format() -> None:
         on_disk = {p.name for p in (GOLDEN / scenario).iterdir() if p.is_file()}
         assert on_disk == set(golden_names(scenario)), scenario
     assert {p.name for p in GOLDEN.iterdir()} == set(SCENARIOS)
+
+
+def test_cel_scenario_reports_each_kind_of_cel_policy(tmp: Path) -> None:
+    for golden, text in outputs("cel", tmp).items():
+        for needle in ("vap/replica-limits", "replica-limits-audit", "K8sDisallowedTagsCel"):
+            assert needle in text, (golden, needle)
 
 
 def test_standard_output_matches_the_written_file(runner: CliRunner, tmp_path: Path) -> None:
