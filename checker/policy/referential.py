@@ -2,7 +2,7 @@
 
 Gatekeeper only holds the kinds that its sync configuration names, and a template declares the
 kinds it reads in the ``metadata.gatekeeper.sh/requires-sync-data`` annotation (the shipped
-referential templates all do; ``gitops-checker packs export`` turns that into a SyncSet). A
+referential templates all do; ``gitops-checker policies export`` turns that into a SyncSet). A
 template with that annotation sees only those kinds, as in a cluster synced per the
 annotation; one without it sees every scanned object.
 """
