@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 from checker.accept import (
     RULE_EXPIRED,
     RULE_EXPIRING,
@@ -225,3 +228,53 @@ BUILTIN_RULES.update(IMAGE_RULES)
 from checker.drift.rules import DRIFT_RULES  # noqa: E402
 
 BUILTIN_RULES.update(DRIFT_RULES)
+
+# Every built-in rule links to its entry on the rules page (SARIF's helpUri), unless it has a
+# page of its own; docs/rules.md is generated from these rules (scripts/gen_rule_docs.py).
+RULES_PAGE = "docs/rules.md"
+CATEGORY_PAGES = {
+    "input": ("Input: what could not be read or checked", "README.md#scan"),
+    "policy": ("Policy: templates and constraints that could not be run", "docs/packs.md"),
+    "vap": ("ValidatingAdmissionPolicy", "docs/cel.md"),
+    "acceptance": ("Risk acceptances", "docs/acceptance.md"),
+    "drift": ("Drift", "docs/drift.md"),
+    "image": ("Image inventory", "docs/images.md"),
+}
+
+
+def anchor(heading: str) -> str:
+    """The fragment GitHub gives a Markdown heading: lower case, punctuation dropped,
+    spaces as hyphens (``### `input.parse-error` `` -> ``inputparse-error``)."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+for _rid, _rule in list(BUILTIN_RULES.items()):
+    if not _rule.help_uri:
+        BUILTIN_RULES[_rid] = replace(_rule, help_uri=f"{RULES_PAGE}#{anchor(_rid)}")
+
+
+def rules_page(rules: dict[str, Rule]) -> str:
+    """docs/rules.md: every built-in rule by category, with severity, meaning and fix."""
+    out = ["# Built-in rules", "",
+           "Rules the checker itself reports, besides the policies of the packs "
+           "([policies/](policies/README.md)) and your repository's own. Each SARIF rule links "
+           "here (`helpUri`). Generated from `checker/rules.py` by `scripts/gen_rule_docs.py`; "
+           "do not edit by hand.", ""]
+    by_category: dict[str, list[Rule]] = {}
+    for rule in rules.values():
+        by_category.setdefault(rule.id.split(".", 1)[0], []).append(rule)
+    unknown = sorted(set(by_category) - set(CATEGORY_PAGES))
+    if unknown:
+        raise ValueError(f"rule categories without a heading in CATEGORY_PAGES: {unknown}")
+    for category, (title, page) in CATEGORY_PAGES.items():
+        if category not in by_category:
+            continue
+        link = page.removeprefix("docs/") if page.startswith("docs/") else f"../{page}"
+        out += [f"## {title}", "", f"See also [{page}]({link}).", ""]
+        for rule in sorted(by_category[category], key=lambda r: r.id):
+            out += [f"### `{rule.id}`", "", f"**{rule.title}** ({rule.severity.label})", ""]
+            if rule.description:
+                out += [rule.description, ""]
+            if rule.help:
+                out += [f"Fix: {rule.help}", ""]
+    return "\n".join(out).rstrip("\n") + "\n"

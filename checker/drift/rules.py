@@ -50,6 +50,7 @@ DRIFT_RULES: dict[str, Rule] = {
 }
 DRIFT_PACK = "drift"
 DRIFT_RULES = {
-    rid: Rule(r.id, r.title, r.severity, r.description, r.help, pack=DRIFT_PACK)
+    rid: Rule(r.id, r.title, r.severity, r.description, r.help, pack=DRIFT_PACK,
+              help_uri=f"docs/rules.md#{rid.replace('.', '')}")  # its heading's anchor
     for rid, r in DRIFT_RULES.items()
 }

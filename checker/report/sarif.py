@@ -61,7 +61,17 @@ def _rule_name(rule_id: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in parts) or "Rule"
 
 
-def _descriptor(rule: Rule) -> om.ReportingDescriptor:
+def help_uri(rule: Rule, version: str) -> str | None:
+    """The absolute link to a rule's docs page (SARIF ``helpUri``), at the release that wrote
+    the report (``main`` when the version is not known); None for a rule without a page."""
+    if not rule.help_uri:
+        return None
+    if "://" in rule.help_uri:
+        return rule.help_uri
+    return f"{INFO_URI}/blob/{f'v{version}' if version else 'main'}/{rule.help_uri}"
+
+
+def _descriptor(rule: Rule, version: str = "") -> om.ReportingDescriptor:
     tags = ["security", "kubernetes", *sorted({c.standard for c in rule.controls})]
     controls = "".join(f"\n- {c.standard}: {c.id}" for c in rule.controls)
     help_text = rule.help or rule.description or rule.title
@@ -72,6 +82,7 @@ def _descriptor(rule: Rule) -> om.ReportingDescriptor:
         short_description=om.MultiformatMessageString(text=rule.title),
         full_description=om.MultiformatMessageString(text=rule.description or rule.title),
         help=om.MultiformatMessageString(text=help_text + controls, markdown=help_md),
+        help_uri=help_uri(rule, version),
         default_configuration=om.ReportingConfiguration(level=LEVEL[rule.severity]),
         properties={
             "security-severity": SECURITY_SEVERITY[rule.severity],
@@ -206,8 +217,9 @@ def _run(report: Report, findings: Iterable[Finding], *, accepted: bool) -> dict
     rule_ids = sorted({f.rule_id for f in chosen} | {
         r for r in report.rules if not accepted and report.rules[r].pack != ""})
     index = {rid: i for i, rid in enumerate(rule_ids)}
-    rules = [_descriptor(report.rules[rid]) if rid in report.rules else _descriptor(
-        Rule(id=rid, title=rid, severity=Severity.ERROR)) for rid in rule_ids]
+    rules = [_descriptor(report.rules[rid], report.tool_version) if rid in report.rules
+             else _descriptor(Rule(id=rid, title=rid, severity=Severity.ERROR))
+             for rid in rule_ids]
     uri_base = {"uriBaseId": "%SRCROOT%"}
     lines = _Lines(index)
     results: list[dict[str, Any] | RawJSON] = []
