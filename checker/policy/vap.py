@@ -27,16 +27,15 @@ is not in the repository are findings on the policy or binding.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from checker.errors import PolicyError
 from checker.model import FieldPath, Finding, Resource, Rule, Severity
-from checker.parallel import DEFAULT_LIMITS, Failure, Guard, Limits, run_guarded
-from checker.policy import k8scel
+from checker.parallel import DEFAULT_LIMITS, Failure, Guard, Limits, available_cpus, run_guarded
+from checker.policy import k8scel, opa
 from checker.policy.cel import (
     VARIABLES,
     CelSource,
@@ -291,19 +290,28 @@ def field_path(expression: str,
 
 
 def _params(policy: VapPolicy, binding: Binding, res: Resource,
-            known: Sequence[Resource]) -> list[Any] | None:
-    """The params objects for one review ([None] without paramKind; None: not found)."""
+            candidates: Sequence[Resource],
+            memo: dict[str, list[Any] | None]) -> list[Any] | None:
+    """The params objects for one review ([None] without paramKind; None: not found);
+    ``candidates`` are the objects of the policy's paramKind, ``memo`` the results so far by
+    namespace."""
     if policy.param_kind is None:
         return [None]
     ref = binding.param_ref
     if ref is None:
         return None
-    api_version, kind = policy.param_kind
     namespace = ref.get("namespace")
-    candidates = [r for r in known if r.api_version == api_version and r.kind == kind]
     if namespace is None:
         namespaced = any(r.namespace for r in candidates)
         namespace = res.namespace if namespaced else ""
+    if namespace in memo:
+        return memo[namespace]
+    memo[namespace] = found = _select(ref, candidates, namespace)
+    return found
+
+
+def _select(ref: Mapping[str, Any], candidates: Sequence[Resource],
+            namespace: str) -> list[Any] | None:
     candidates = [r for r in candidates if r.namespace == (namespace or "")]
     if "name" in ref:
         chosen = [r for r in candidates if r.name == ref.get("name")]
@@ -390,86 +398,116 @@ def evaluate(resources: Sequence[Resource], operation: str = "CREATE",
                 scope.plurals[(spec["group"], str(names["kind"]))] = str(names["plural"])
 
     def run(item: tuple[VapPolicy, Binding], guard: Guard) -> list[Finding]:
-        guard.begin(0, 0)
-        found = _run_binding(item[0], item[1], resources, scope, operation)
-        guard.end()
-        return found
+        return _run_binding(item[0], item[1], resources, scope, operation, guard)
 
-    results = run_guarded(run, items, limits, quiet=True) if items else []
+    results: list[list[Finding] | Failure] = []
+    if opa.loaded():  # Go's runtime hangs in a forked child: evaluate here (see evaluate.py)
+        results = [run(item, Guard()) for item in items]
+    width = available_cpus()
+    for start in range(0, len(items) if not results else 0, width):  # a worker per CPU
+        results += run_guarded(run, items[start:start + width], limits, quiet=True)
+    seen: set[tuple[object, ...]] = set()
     for (policy, binding), result in zip(items, results, strict=True):
         rule = rule_for(policy)
         out.rules[rule.id] = rule
         if isinstance(result, Failure):
+            where = (f" on {resources[result.key[0]].display}" if result.key[0] >= 0 else "")
             message = (f"ValidatingAdmissionPolicy {policy.name!r} (binding {binding.name!r}): "
-                       f"the evaluation {result.reason}; the objects it matches are not "
+                       f"the evaluation{where} {result.reason}; the objects it matches are not "
                        "checked")
             out.errors.append(f"{policy.resource.location}: {message}")
             out.findings.append(_policy_note(RULE_VAP_ERROR, Severity.ERROR, policy.resource,
                                              message))
             continue
-        out.findings.extend(f for f in result if f not in out.findings)
+        for finding in result:
+            key = (finding.rule_id, finding.message, finding.location, finding.resource)
+            if key not in seen:
+                seen.add(key)
+                out.findings.append(finding)
     return out
 
 
 def _run_binding(policy: VapPolicy, binding: Binding, resources: Sequence[Resource],
-                 scope: Scope, operation: str) -> list[Finding]:
+                 scope: Scope, operation: str, guard: Guard | None = None) -> list[Finding]:
+    """One binding on every object: each object one guarded step (index, 0); compiling is
+    step (-1, 0)."""
+    guard = guard or Guard()
     rule = rule_for(policy)
     label = f"ValidatingAdmissionPolicy {policy.name!r} (binding {binding.name!r})"
+    guard.begin(-1, 0)
     try:
         program = Program(policy.source, f"ValidatingAdmissionPolicy {policy.name!r}")
     except PolicyError as err:
         return [_policy_note(RULE_VAP_INVALID, Severity.ERROR, policy.resource, str(err))]
+    finally:
+        guard.end()
+    candidates = ([r for r in resources if (r.api_version, r.kind) == policy.param_kind]
+                  if policy.param_kind is not None else [])
+    memo: dict[str, list[Any] | None] = {}
     out = [_policy_note(RULE_VAP_NOT_EVALUATED, Severity.WARNING, policy.resource, why)
            for why in program.unsupported]
     details = {"policy": policy.name, "binding": binding.name,
                "validationActions": ",".join(binding.actions)}
     undecided: set[str] = set()
-    for res in resources:
-        try:
-            ok, why = matches(policy.match, res, scope, operation)
-            if ok and binding.match is not None:
-                ok, why = matches(binding.match, res, scope, operation)
-        except MatchError as err:
-            return [_policy_note(RULE_VAP_INVALID, Severity.ERROR, binding.resource,
-                                 f"{label}: invalid selector: {err}")]
-        if why is not None and res.namespace not in undecided:
-            undecided.add(res.namespace)
-            out.append(Finding(rule_id=RULE_VAP_NOT_EVALUATED, category="policy",
-                               severity=Severity.NOTE,
-                               message=f"{label} not evaluated for namespace "
-                                       f"{res.namespace!r}: {why}",
-                               location=res.location, resource=res.display,
-                               cluster=res.cluster))
-        if not ok:
-            continue
-        params_list = _params(policy, binding, res, resources)
-        if params_list is None:
-            action = (binding.param_ref or {}).get("parameterNotFoundAction", "Deny")
-            if action == "Deny":
-                out.append(_finding(rule, binding.severity,
-                                    f"{label}: no params found for policy binding with `Deny` "
-                                    "parameterNotFoundAction", res, None, details))
-            continue
-        request = admission_request(res, operation or "CREATE")
-        namespace = scope.namespaces.get(res.namespace) if res.namespace else None
-        base = {
-            "object": res.body, "oldObject": None,
-            "request": {k: v for k, v in request.items() if k not in ("object", "oldObject")}
-            | {"resource": {"group": res.group, "version": res.version,
-                            "resource": scope.resource_of(res)}},
-            "namespaceObject": stored_namespace(namespace) if namespace is not None else None,
-        }
-        base = json.loads(json.dumps(base, default=str))
-        for params in params_list:
-            data = {**base, "params": params}
-            for decision in program.run(data):
-                expression = decision.validation.expression if decision.validation else ""
-                path = field_path(expression, policy.source.variables)
-                message = f"{label}: {decision.message}"
-                if decision.validation is not None and decision.validation.reason \
-                        and not decision.error:
-                    message += f" (reason: {decision.validation.reason})"
-                out.append(_finding(rule, binding.severity, message, res, path, details))
+    for number, res in enumerate(resources):
+        guard.begin(number, 0)
+        out.extend(_review(policy, binding, program, res, scope, operation,
+                           lambda r: _params(policy, binding, r, candidates, memo),
+                           undecided, rule, label, details))
+        guard.end()
+    return out
+
+
+def _review(policy: VapPolicy, binding: Binding, program: Program, res: Resource,
+            scope: Scope, operation: str, params_of: Callable[[Resource], list[Any] | None],
+            undecided: set[str], rule: Rule, label: str,
+            details: dict[str, str]) -> list[Finding]:
+    """One binding on one object."""
+    out: list[Finding] = []
+    try:
+        ok, why = matches(policy.match, res, scope, operation)
+        if ok and binding.match is not None:
+            ok, why = matches(binding.match, res, scope, operation)
+    except MatchError as err:
+        return [_policy_note(RULE_VAP_INVALID, Severity.ERROR, binding.resource,
+                             f"{label}: invalid selector: {err}")]
+    if why is not None and res.namespace not in undecided:
+        undecided.add(res.namespace)
+        out.append(Finding(rule_id=RULE_VAP_NOT_EVALUATED, category="policy",
+                           severity=Severity.NOTE,
+                           message=f"{label} not evaluated for namespace "
+                                   f"{res.namespace!r}: {why}",
+                           location=res.location, resource=res.display,
+                           cluster=res.cluster))
+    if not ok:
+        return out
+    params_list = params_of(res)
+    if params_list is None:
+        action = (binding.param_ref or {}).get("parameterNotFoundAction", "Deny")
+        if action == "Deny":
+            out.append(_finding(rule, binding.severity,
+                                f"{label}: no params found for policy binding with `Deny` "
+                                "parameterNotFoundAction", res, None, details))
+        return out
+    request = admission_request(res, operation or "CREATE")
+    namespace = scope.namespaces.get(res.namespace) if res.namespace else None
+    base = {
+        "object": res.body, "oldObject": None,
+        "request": {k: v for k, v in request.items() if k not in ("object", "oldObject")}
+        | {"resource": {"group": res.group, "version": res.version,
+                        "resource": scope.resource_of(res)}},
+        "namespaceObject": stored_namespace(namespace) if namespace is not None else None,
+    }
+    for params in params_list:
+        data = {**base, "params": params}
+        for decision in program.run(data):
+            expression = decision.validation.expression if decision.validation else ""
+            path = field_path(expression, policy.source.variables)
+            message = f"{label}: {decision.message}"
+            if decision.validation is not None and decision.validation.reason \
+                    and not decision.error:
+                message += f" (reason: {decision.validation.reason})"
+            out.append(_finding(rule, binding.severity, message, res, path, details))
     return out
 
 

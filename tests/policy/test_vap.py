@@ -267,3 +267,18 @@ def test_other_versions_and_audit_annotations_are_said() -> None:
         result = _run(body, BINDING, _deploy(1))
         assert any(needle in f.message for f in result.findings
                    if f.rule_id == vap.RULE_VAP_NOT_EVALUATED), needle
+
+
+def test_a_step_over_the_time_bound_stops_the_binding_with_an_error() -> None:
+    from checker.parallel import Limits, can_fork
+
+    if not can_fork():
+        pytest.skip("bounds need fork")
+    body = _with(POLICY, ("spec", "validations"), [
+        {"expression": "object.spec.s.findAll('a').size() == 0"}])
+    deploy = _deploy(1)
+    deploy["spec"]["s"] = "a" * 3_000_000
+    result = vap.evaluate([_res(body), _res(BINDING), _res(deploy)],
+                          limits=Limits(seconds=0.2))
+    assert result.errors and "Deployment apps/web" in result.errors[0]
+    assert [f.rule_id for f in result.findings] == [vap.RULE_VAP_ERROR]
