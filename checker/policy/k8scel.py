@@ -107,6 +107,7 @@ _QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi
 _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _INT64 = (-(2**63), 2**63 - 1)
+MAX_EXPONENT = 1000  # a larger exponent (or number) is refused, not computed
 
 
 def parse_quantity(text: str) -> Fraction:
@@ -119,6 +120,8 @@ def parse_quantity(text: str) -> Fraction:
     if suffix in _BINARY:
         return number * Fraction(2 ** _BINARY[suffix])
     exponent = _DECIMAL[suffix] if suffix in _DECIMAL else int(suffix[1:])
+    if abs(exponent) > MAX_EXPONENT or len(m.group(1)) > MAX_EXPONENT:
+        raise CelError(f"quantity {text[:40]!r} is too large")
     return number * (Fraction(10) ** exponent if exponent >= 0
                      else Fraction(1, 10 ** -exponent))
 

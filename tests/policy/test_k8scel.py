@@ -130,6 +130,7 @@ def test_errors_are_evaluation_errors_not_values() -> None:
     assert "not a CIDR" in error_of("ip('1.2.3.4').masked() == cidr('1.2.3.0/24')")
     assert "RE2" in error_of("'aa'.find('(a)\\\\1') == ''")
     assert "cannot convert" in error_of("quantity('1.5').asInteger() == 1")
+    assert "too large" in error_of("quantity('1e999999999').isInteger()")
 
 
 def test_undeclared_function_does_not_compile() -> None:
