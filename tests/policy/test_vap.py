@@ -269,11 +269,15 @@ def test_other_versions_and_audit_annotations_are_said() -> None:
                    if f.rule_id == vap.RULE_VAP_NOT_EVALUATED), needle
 
 
-def test_a_step_over_the_time_bound_stops_the_binding_with_an_error() -> None:
+def test_a_step_over_the_time_bound_stops_the_binding_with_an_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from checker.parallel import Limits, can_fork
 
     if not can_fork():
         pytest.skip("bounds need fork")
+    # an earlier test may have loaded OPA into this process, which keeps evaluation here; the
+    # forked worker below never calls into Go
+    monkeypatch.setattr(vap.opa, "loaded", lambda: False)
     body = _with(POLICY, ("spec", "validations"), [
         {"expression": "object.spec.s.findAll('a').size() == 0"}])
     deploy = _deploy(1)
