@@ -328,6 +328,7 @@ def test_build_context_holds_what_the_dockerfile_copies_and_nothing_else() -> No
     assert not any("__pycache__" in f for f in files)
 
 
+@pytest.mark.slow
 def test_the_build_context_installs_the_action_and_the_packs(tmp_path: Path) -> None:
     """What `pip install .` in the build stage gets: a wheel with entrypoint and packs."""
     context = tmp_path / "context"

@@ -115,6 +115,7 @@ def _objects(files: dict[str, str]) -> dict[str, Any]:
     return {name: yaml.safe_load(text) for name, text in files.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pack", PACK_NAMES)
 @pytest.mark.parametrize("enforcement", ["dryrun", "warn", "deny"])
 def test_export_is_valid_gatekeeper(pack: str, enforcement: str) -> None:
@@ -239,6 +240,7 @@ def _key(f: Any) -> tuple[Any, ...]:
     return (f.rule_id, f.message, f.resource, f.location, f.field_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pack", PACK_NAMES)
 def test_round_trip_gives_the_same_findings(tmp_path: Path, pack: str) -> None:
     tree = _manifest_tree(tmp_path)

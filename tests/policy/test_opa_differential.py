@@ -118,6 +118,7 @@ def _exported(level: str) -> list[Resource]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", ["baseline", "restricted"])
 def test_exported_pss_pack_classifies_fixtures_exactly_under_opa(level: str) -> None:
     exported, errors = repository_policies(_exported(level))

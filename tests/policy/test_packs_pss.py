@@ -69,6 +69,7 @@ def test_fixture_set_is_complete() -> None:
                       ("restricted", "pass"): 23, ("restricted", "fail"): 76}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapper", sorted(WRAPPERS))
 @pytest.mark.parametrize("level", LEVELS)
 def test_fixtures_classify_exactly(evaluators: dict[str, Evaluator], level: str,
@@ -83,6 +84,7 @@ def test_fixtures_classify_exactly(evaluators: dict[str, Evaluator], level: str,
     assert wrong == [], f"{len(wrong)} fixtures misclassified as {wrapper}"
 
 
+@pytest.mark.slow
 def test_every_pss_policy_is_exercised_by_the_fixtures(evaluators: dict[str, Evaluator]) -> None:
     """The fixtures are not vacuous: each PSS policy fires on at least one fail fixture."""
     fired: set[str] = set()

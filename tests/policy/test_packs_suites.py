@@ -38,6 +38,7 @@ def test_suites_exist_for_every_policy() -> None:
         assert pdef.tests_path.resolve() in suites, pid
 
 
+@pytest.mark.slow
 def test_verify_command_passes_every_suite() -> None:
     result = CliRunner().invoke(cli, ["verify", str(PACKS)])
     assert result.exit_code == 0, result.output
@@ -141,6 +142,7 @@ def uncovered_rules(pid: str, template_path: Path,
     return missing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("pid", "template_path", "suite_path"), _catalog_items(),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_every_violation_rule_has_a_failing_case(pid: str, template_path: Path,

@@ -196,6 +196,7 @@ class _Pruning(Evaluator):
         super().__init__(*args, **kwargs)
 
 
+@pytest.mark.slow
 def test_shipped_suites_pass_when_templates_see_only_what_they_declare(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """An annotation that leaves out a kind the template reads fails its suite here."""

@@ -166,6 +166,7 @@ def test_every_shipped_template_is_verified() -> None:
     assert all(is_shipped(p.template) for p in policies())
 
 
+@pytest.mark.slow
 def test_rvm_matches_interpreter_on_suites_fixtures_and_variants(
         monkeypatch: pytest.MonkeyPatch, rvm_runs: RvmRuns) -> None:
     counter = rvm_runs

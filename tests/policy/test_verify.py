@@ -225,6 +225,7 @@ def test_verify_command_exit_codes(suite: Path, write: Write, runner: CliRunner)
     assert missing.exit_code == 2
 
 
+@pytest.mark.slow
 def test_shipped_pack_suites_pass(runner: CliRunner) -> None:
     """Every gator suite shipped with the built-in packs passes through `verify`."""
     from tests.conftest import ROOT
