@@ -27,6 +27,7 @@ from typing import Any
 
 import jsonschema
 
+from checker.admit.settings import AdmissionSettings
 from checker.errors import ConfigError
 from checker.load import workspace, yamlfile
 from checker.load.argocd import ArgoSettings, settings_from_config
@@ -124,6 +125,8 @@ class Config:
     # gatekeeper.templateEngine: a template with CEL and Rego runs its CEL (Gatekeeper's
     # default, K8sNativeValidation) or, when False (Rego), its Rego
     cel_templates: bool = True
+    # admission.mutation / expansion / expansionTemplates (checker.admit.stage)
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
 
     @property
     def named(self) -> bool:
@@ -501,6 +504,7 @@ def load_config(root: Path, config_file: Path | None = None,
     group_by = ""
     limits = DEFAULT_LIMITS
     cel_templates = True
+    admission = AdmissionSettings()
     allowed_registries: tuple[str, ...] = ()
     require_signed = require_codeowners = False
     helm = HelmSettings()
@@ -526,6 +530,13 @@ def load_config(root: Path, config_file: Path | None = None,
         group_by = str(data.get("groupBy", ""))
         engine = (data.get("gatekeeper") or {}).get("templateEngine", "K8sNativeValidation")
         cel_templates = engine == "K8sNativeValidation"
+        admit = data.get("admission") or {}
+        admission = AdmissionSettings(
+            mutation=bool(admit.get("mutation", True)),
+            expansion=bool(admit.get("expansion", True)),
+            templates=tuple(_repo_path(p, root, label, _line(
+                doc, ["admission", "expansionTemplates", i]))
+                for i, p in enumerate(admit.get("expansionTemplates", []))))
         bounds = data.get("limits") or {}
         limits = Limits(seconds=float(bounds.get("evaluationSeconds", limits.seconds)),
                         memory_mb=int(bounds.get("memoryMiB", limits.memory_mb)),
@@ -587,4 +598,4 @@ def load_config(root: Path, config_file: Path | None = None,
                   security_tower=tuple(st_files), allowed_registries=allowed_registries,
                   require_signed=require_signed, require_codeowners=require_codeowners,
                   helm=helm, not_checked=not_checked, remote_hosts=remote_hosts,
-                  limits=limits, cel_templates=cel_templates)
+                  limits=limits, cel_templates=cel_templates, admission=admission)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from checker import __version__, accept
+from checker.admit import stage as admit
 from checker.config import (
     SECURITY_TOWER_DIR,
     Cluster,
@@ -186,6 +187,8 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         config, untrusted = trusted_config(config, approval, options.root,
                                            options.config_file, tuple(options.paths))
         findings += untrusted
+    templates, problems_read = admit.load_templates(config.admission, options.root)
+    findings += problems_read
     for cluster in config.clusters:
         policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)
         errors += problems
@@ -204,9 +207,17 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         coverage.update(dict.fromkeys(loaded.coverage))
         tagged = [r if r.cluster == cluster.name else replace(r, cluster=cluster.name)
                   for r in loaded.resources]
-        evaluation = Evaluator(policies, operation=options.operation,
-                               limits=evaluation_limits(options, config),
-                               prefer_cel=config.cel_templates).run(tagged)
+        # admit: mutate -> expand -> validate (checker.admit), as the cluster's Gatekeeper
+        admitted = admit.admit(tagged, config.admission, options.operation, templates)
+        tagged = admitted.resources
+        evaluator = Evaluator(policies, operation=options.operation,
+                              limits=evaluation_limits(options, config),
+                              prefer_cel=config.cel_templates)
+        evaluation = evaluator.run(tagged)
+        implied = admit.validate_generated(evaluator, admitted.generated, tagged)
+        findings += admitted.findings + implied.findings
+        errors += implied.errors
+        coverage.update(dict.fromkeys(admitted.coverage))
         admission = vap.evaluate(tagged, options.operation, evaluation_limits(options, config))
         resources += tagged
         findings += [f if f.rule_id != RULE_NOT_CHECKED else replace(f, severity=config.not_checked)

@@ -189,6 +189,9 @@ class Evaluator:
         # Gatekeeper's semantics exactly; an engine chosen by the caller runs everything.
         self.exact: PolicyEngine | None = opa.exact_engine() if engine is None else None
         self.operation = operation
+        # what constraints' match.source sees: Original (objects as applied) or Generated
+        # (objects Gatekeeper's expansion creates; checker.admit.stage sets it)
+        self.source = "Original"
         self._compiled: dict[str, CompiledPolicy | PolicyError] = {}
 
     def runs_cel(self, template: Template) -> bool:
@@ -502,7 +505,7 @@ class Evaluator:
         stopped = sorted(isolation.failed)
         index_of = MatchIndex({i: Matcher(policies[i].constraint.match)
                                for i in sorted([*compiled, *stopped])},
-                              namespaces, stored=self.cluster_view)
+                              namespaces, stored=self.cluster_view, source=self.source)
         reads_ns = {i for i in compiled if policies[i].template.uses_namespace_object}
         ns_json: dict[str, str | None] = {}  # namespace -> namespaceObject JSON (None: absent)
         for number, res in enumerate(resources, offset):

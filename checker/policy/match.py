@@ -188,14 +188,16 @@ class MatchIndex:
     for constraints with a labelSelector, a namespaceSelector or a name - its labels and
     name; objects that agree on those get the answer computed for the first of them.
     ``namespaces`` (name -> Namespace resource) must not change while the index is used;
-    ``stored`` is passed to each Matcher.
+    ``stored`` and ``source`` are passed to each Matcher.
     """
 
     def __init__(self, matchers: Mapping[int, Matcher],
-                 namespaces: Mapping[str, Resource], stored: bool = True) -> None:
+                 namespaces: Mapping[str, Resource], stored: bool = True,
+                 source: str = "Original") -> None:
         self._matchers = matchers
         self._namespaces = namespaces
         self._stored = stored
+        self._source = source  # Original or Generated, for every object this index sees
         self._by_kind: dict[tuple[str, str], tuple[list[int], bool, bool]] = {}
         self._cache: dict[tuple[Any, ...], tuple[tuple[int, ...],
                                                  tuple[tuple[int, str], ...]]] = {}
@@ -229,7 +231,8 @@ class MatchIndex:
             undecided: list[tuple[int, str]] = []
             for index in candidates:
                 try:
-                    if self._matchers[index](res, self._namespaces, stored=self._stored):
+                    if self._matchers[index](res, self._namespaces, source=self._source,
+                                             stored=self._stored):
                         matching.append(index)
                 except MatchError as err:
                     undecided.append((index, str(err)))

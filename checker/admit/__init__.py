@@ -1,0 +1,1 @@
+"""Admission as the cluster runs it, before validation: Gatekeeper mutation and expansion."""
