@@ -13,7 +13,7 @@ not used. Violations on a generated object are the workload's, their message pre
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -175,9 +175,11 @@ def expand_one(res: Resource, template: Template) -> Generated:
     meta["name"] = name
     owners = meta.get("ownerReferences")
     owners = list(owners) if isinstance(owners, list) else []
-    ref = {"apiVersion": res.api_version, "kind": res.kind, "name": res.name}
+    # an OwnerReference without uid serializes "uid": "" (the field has no omitempty)
+    ref = {"apiVersion": res.api_version, "kind": res.kind, "name": res.name, "uid": ""}
     if res.api_version and res.kind and res.name and not any(
-            isinstance(o, Mapping) and all(o.get(k) == v for k, v in ref.items())
+            isinstance(o, Mapping) and all(o.get(k) == ref[k] for k in ("apiVersion", "kind",
+                                                                      "name"))
             for o in owners):
         owners.append(ref)
     meta["ownerReferences"] = owners
@@ -195,6 +197,7 @@ def expand_one(res: Resource, template: Template) -> Generated:
 
 def expand(res: Resource, templates: Sequence[Template],
            mutators: Sequence[mutation.Mutator], namespaces: Mapping[str, Resource],
+           namespaced: Callable[[Resource], bool | None] = lambda r: None,
            ) -> tuple[list[Generated], list[tuple[Generated, mutation.Outcome]]]:
     """Every object ``res`` expands into (recursively, children first), each mutated with
     source Generated; the mutation outcomes that changed or failed. ExpansionError when
@@ -212,7 +215,7 @@ def expand(res: Resource, templates: Sequence[Template],
                 continue
             child = expand_one(base, template)
             outcome = mutation.mutate(child, mutators, namespaces, source="Generated",
-                                      operation="")
+                                      operation="", namespaced=namespaced(child))
             if outcome.error:
                 raise ExpansionError(f"failed to mutate resultant resource {child.name}: "
                                      f"{outcome.error}")

@@ -24,7 +24,13 @@ from typing import Any
 from checker.admit.location import Field, Keyed, LocationError, Node, parse, render
 from checker.model import Resource, SourceLocation
 from checker.policy.gatekeeper import SOURCES
-from checker.policy.match import Matcher, MatchError
+from checker.policy.match import (
+    MatchError,
+    is_namespace,
+    namespace_labels,
+    selector_matches,
+    wildcard,
+)
 
 GROUP = "mutations.gatekeeper.sh"
 KINDS = ("Assign", "AssignImage", "AssignMetadata", "ModifySet")
@@ -106,7 +112,7 @@ class Mutator:
     path: tuple[Node, ...]
     tests: dict[int, str]          # depth -> MustExist / MustNotExist
     apply_to: tuple[ApplyTo, ...]  # empty for AssignMetadata
-    matcher: Matcher
+    match: Mapping[str, Any]
     setter: Callable[[dict[str, Any], str, Resource], None]
     keyed_value: Any = None        # the value a keyed-list terminal assigns (Assign only)
     keyed_ok: bool = False
@@ -137,16 +143,96 @@ class Mutator:
         return out
 
     def matches(self, res: Resource, namespaces: Mapping[str, Resource], source: str,
-                operation: str) -> bool:
-        """Whether the mutator applies; MatchError when that cannot be decided."""
+                operation: str, namespaced: bool | None = None) -> bool:
+        """Whether the mutator applies; MatchError when that cannot be decided.
+
+        ``namespaced`` is the scope of the object's kind (None: unknown). An object of a
+        namespaced (or unknown) kind without a namespace is matched as gator expand matches
+        it: with an empty Namespace, so that ``scope: Namespaced`` selects it.
+        """
         if self.kind != "AssignMetadata" and not any(
                 a.admits(res.group, res.version, res.kind, operation) for a in self.apply_to):
             return False
-        return self.matcher(res, namespaces, source=source, stored=True)
+        return mutation_match(self.match, res, namespaces, source, namespaced is not False)
 
     def mutate(self, body: dict[str, Any], res: Resource) -> None:
         """Apply the mutator to ``body`` in place; MutationError when Gatekeeper's fails."""
         _Walk(self, res).object(body, 0)
+
+
+def _labels(body: Mapping[str, Any]) -> dict[str, str]:
+    meta = body.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+
+
+def mutation_match(match: Mapping[str, Any], res: Resource,
+                   namespaces: Mapping[str, Resource], source: str,
+                   namespaced_kind: bool = True) -> bool:
+    """A mutator's ``spec.match`` as Gatekeeper's mutation matcher reads it (kinds, scope,
+    namespaces, excludedNamespaces, labelSelector, namespaceSelector, name, source).
+
+    The object's Namespace is the manifest of its namespace (labels as stored), an empty
+    Namespace for an object of a namespaced kind without a namespace (as gator expand
+    passes), none for a cluster-scoped object. MatchError when a namespaceSelector needs a
+    Namespace that is not among the manifests."""
+    is_ns = is_namespace(res)
+    ns_name: str | None = None  # the Namespace object's name; None: no Namespace object
+    ns_labels: dict[str, str] = {}
+    if res.namespace:
+        found = namespaces.get(res.namespace)
+        if found is not None or res.namespace == "default":
+            ns_name = res.namespace
+            ns_labels = namespace_labels(found) if found is not None else {
+                "kubernetes.io/metadata.name": "default"}
+    elif not is_ns and namespaced_kind:
+        ns_name = ""
+    kinds = match.get("kinds") or []
+    if kinds and not any(
+            isinstance(k, Mapping)
+            and (not k.get("kinds") or "*" in k["kinds"] or res.kind in k["kinds"])
+            and (not k.get("apiGroups") or "*" in k["apiGroups"] or res.group in k["apiGroups"])
+            for k in kinds):
+        return False
+    has_namespace = bool(res.namespace) or ns_name is not None
+    scope = match.get("scope")
+    if scope == "Cluster" and not (is_ns or not has_namespace):
+        return False
+    if scope == "Namespaced" and not (not is_ns and has_namespace):
+        return False
+    own = res.name if is_ns else (ns_name if ns_name is not None else res.namespace)
+    decided = is_ns or ns_name is not None or bool(res.namespace)
+    included = [str(p) for p in match.get("namespaces") or []]
+    if included and decided and not any(wildcard(p, own) for p in included):
+        return False
+    excluded = [str(p) for p in match.get("excludedNamespaces") or []]
+    if excluded and decided and any(wildcard(p, own) for p in excluded):
+        return False
+    if match.get("labelSelector") is not None and not selector_matches(
+            match["labelSelector"], _labels(res.body)):
+        return False
+    selector = match.get("namespaceSelector")
+    if selector is not None:
+        if is_ns:
+            if not selector_matches(selector, _labels(res.body)):
+                return False
+        elif ns_name is not None:
+            if not selector_matches(selector, ns_labels):
+                return False
+        elif res.namespace:
+            raise MatchError(f"namespaceSelector needs Namespace {res.namespace!r}, which is "
+                             "not in the scanned manifests")
+    name = str(match.get("name") or "")
+    if name:
+        meta = res.body.get("metadata")
+        generate = meta.get("generateName") if isinstance(meta, Mapping) else None
+        by_prefix = isinstance(generate, str) and (
+            generate.startswith(name[:-1]) if name.endswith("*") and not name.startswith("*")
+            else name.endswith("*") and len(name) > 1 and name.strip("*") in generate)
+        if not (wildcard(name, res.name) or by_prefix):
+            return False
+    wanted = str(match.get("source") or "All")
+    return wanted == "All" or wanted == source
 
 
 class _Walk:
@@ -520,7 +606,7 @@ def parse_mutator(res: Resource) -> Mutator:
             _image_parts(*parts)
             setter = _image_setter(*parts)
     return Mutator(kind=kind, name=name, namespace=res.namespace, location=res.location,
-                   path=path, tests=tests, apply_to=apply_to, matcher=Matcher(match),
+                   path=path, tests=tests, apply_to=apply_to, match=match,
                    setter=setter, keyed_value=keyed_value, keyed_ok=keyed_ok,
                    terminal=_TERMINAL.get(kind, "Unknown"),
                    must_terminate=kind == "AssignImage" or bool(external),
@@ -660,9 +746,11 @@ class Outcome:
 
 
 def mutate(res: Resource, mutators: Sequence[Mutator], namespaces: Mapping[str, Resource],
-           source: str = "Original", operation: str = "CREATE") -> Outcome:
+           source: str = "Original", operation: str = "CREATE",
+           namespaced: bool | None = None) -> Outcome:
     """Apply ``mutators`` (in Gatekeeper's order, conflicting ones already left out) to
-    ``res`` until nothing changes, as Gatekeeper's mutation system does."""
+    ``res`` until nothing changes, as Gatekeeper's mutation system does. ``namespaced`` is
+    the scope of its kind (None: unknown)."""
     out = Outcome()
     body: dict[str, Any] = copy.deepcopy(dict(res.body))
     changes: dict[str, list[str]] = {}
@@ -674,7 +762,7 @@ def mutate(res: Resource, mutators: Sequence[Mutator], namespaces: Mapping[str, 
                 res.api_version, res.kind, res.namespace, res.name, body, res.location,
                 res.marks, res.cluster)
             try:
-                if not m.matches(current, namespaces, source, operation):
+                if not m.matches(current, namespaces, source, operation, namespaced):
                     continue
             except MatchError as err:
                 if iteration == 1:

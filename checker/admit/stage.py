@@ -18,6 +18,8 @@ from checker.admit import expand as expansion
 from checker.admit import mutate as mutation
 from checker.admit.location import render
 from checker.admit.settings import AdmissionSettings
+from checker.drift.scope import Scopes
+from checker.drift.sources import KindRef
 from checker.model import Coverage, Finding, Resource, Severity
 from checker.policy.evaluate import (
     RULE_ENGINE_DIFFERENCE,
@@ -175,6 +177,11 @@ def admit(resources: Sequence[Resource], settings: AdmissionSettings | None = No
         return out
     config, _ = gatekeeper_config(resources)
     namespaces = {r.name: r for r in resources if is_namespace(r)}
+    scopes = Scopes.build(resources)
+
+    def namespaced(r: Resource) -> bool | None:
+        return scopes.namespaced(KindRef(r.group, r.kind))
+
     if mutators:
         # Namespaces first: the others' namespaceSelectors see them as stored (mutated)
         order = sorted(range(len(resources)), key=lambda i: not is_namespace(resources[i]))
@@ -182,7 +189,8 @@ def admit(resources: Sequence[Resource], settings: AdmissionSettings | None = No
             res = resources[i]
             if config is not None and config.excluded("mutation-webhook", res):
                 continue
-            outcome = mutation.mutate(res, mutators, namespaces, "Original", operation)
+            outcome = mutation.mutate(res, mutators, namespaces, "Original", operation,
+                                      namespaced(res))
             if outcome.error:
                 out.findings.append(_finding(RULE_MUTATION_ERROR, Severity.ERROR,
                                              outcome.error, res))
@@ -197,7 +205,8 @@ def admit(resources: Sequence[Resource], settings: AdmissionSettings | None = No
         if not any((res.group, res.version, res.kind) in t.applies for t in templates):
             continue
         try:
-            generated, mutated = expansion.expand(res, templates, mutators, namespaces)
+            generated, mutated = expansion.expand(res, templates, mutators, namespaces,
+                                                  namespaced)
         except expansion.ExpansionError as err:
             out.findings.append(_finding(
                 RULE_EXPANSION_ERROR, Severity.ERROR,

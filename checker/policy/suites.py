@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ import yaml
 
 from checker.errors import CheckerError, PolicyError
 from checker.load.objects import is_k8s_object, make_resource, read_documents
-from checker.model import Resource, Rule
+from checker.model import Finding, Resource, Rule
 from checker.policy.evaluate import (
     RULE_ENGINE_DIFFERENCE,
     RULE_NOT_EVALUATED,
@@ -128,7 +128,8 @@ def _policy(suite_dir: Path, test: dict[str, Any]) -> Policy:
     return Policy(template, constraint, rule, constraint.severity, "suite")
 
 
-def _messages(evaluator: Evaluator, obj: Resource, inventory: list[Resource]) -> list[str]:
+def _messages(evaluator: Evaluator, obj: Resource, inventory: list[Resource],
+              templates: Sequence[Any] = ()) -> list[str]:
     evaluator.requests.clear()
     if obj.kind == "AdmissionReview" and obj.group == "admission.k8s.io":
         # gator reviews the AdmissionRequest as given: operation, oldObject, userInfo and all
@@ -148,10 +149,46 @@ def _messages(evaluator: Evaluator, obj: Resource, inventory: list[Resource]) ->
     findings = [f for f in evaluation.findings
                 if f.rule_id not in (RULE_TEMPLATE_NOTE, RULE_NOT_EVALUATED,
                                      RULE_ENGINE_DIFFERENCE)]
+    if templates and not evaluator.requests:  # gator expands objects, not AdmissionReviews
+        findings += _implied(evaluator, obj, inventory, templates, evaluation.errors)
     errors = [f.message for f in findings if f.rule_id in BUILTIN_RULES]
     if evaluation.errors or errors:
         raise PolicyError("; ".join([*evaluation.errors, *errors]))
     return [f.message for f in findings]
+
+
+def _implied(evaluator: Evaluator, obj: Resource, inventory: list[Resource],
+             templates: Sequence[Any], errors: list[str]) -> list[Finding]:
+    """The violations of the objects ``obj`` expands into, as ``gator verify`` adds them to
+    the object's: ``[Implied by <template>]`` messages, reviewed with source Generated."""
+    from checker.admit import expand, stage  # only suites with an ``expansion:`` need them
+
+    try:
+        generated, _ = expand.expand(obj, templates, [], {})
+    except expand.ExpansionError as err:
+        raise PolicyError(f"expanding resource {obj.name}: {err}") from err
+    implied = stage.validate_generated(evaluator, generated, inventory)
+    errors += implied.errors
+    return implied.findings
+
+
+def _expansion(suite_dir: Path, test: dict[str, Any]) -> list[Any]:
+    """The ExpansionTemplates of a test's ``expansion:`` file (none without one)."""
+    if not test.get("expansion"):
+        return []
+    from checker.admit import expand
+
+    path = suite_dir / str(test["expansion"])
+    objects = read_objects(path)
+    if not all(expand.is_expansion_template(o) for o in objects):
+        raise PolicyError(f"not an Expansion Template: {path}")
+    try:
+        templates = [expand.parse_template(o) for o in objects]
+    except expand.TemplateError as err:
+        raise PolicyError(f"{path}: {err}") from err
+    if expand.cyclic(templates):
+        raise PolicyError(f"{path}: template forms expansion cycle")
+    return templates
 
 
 def run_suite(path: Path) -> SuiteResult:
@@ -178,6 +215,7 @@ def run_suite(path: Path) -> SuiteResult:
             continue
         try:
             policy = _policy(suite_dir, test)
+            templates = _expansion(suite_dir, test)
         except PolicyError as err:
             if test.get("invalid") and "invalid spec.parameters" in str(err):
                 result.passed += 1
@@ -198,7 +236,7 @@ def run_suite(path: Path) -> SuiteResult:
             if case.get("skip"):
                 result.skipped += 1
                 continue
-            error = _run_case(evaluator, suite_dir, case)
+            error = _run_case(evaluator, suite_dir, case, templates)
             if error is None:
                 result.passed += 1
                 result.passes.append(label)
@@ -208,7 +246,8 @@ def run_suite(path: Path) -> SuiteResult:
     return result
 
 
-def _run_case(evaluator: Evaluator, suite_dir: Path, case: dict[str, Any]) -> str | None:
+def _run_case(evaluator: Evaluator, suite_dir: Path, case: dict[str, Any],
+              templates: Sequence[Any] = ()) -> str | None:
     if not case.get("object"):
         return "must define object"
     assertions = case.get("assertions") or []
@@ -219,7 +258,7 @@ def _run_case(evaluator: Evaluator, suite_dir: Path, case: dict[str, Any]) -> st
         if len(objects) != 1:
             return f"{case['object']!r} defines {len(objects)} objects"
         inventory = [o for p in case.get("inventory") or [] for o in read_objects(suite_dir / p)]
-        messages = _messages(evaluator, objects[0], inventory)
+        messages = _messages(evaluator, objects[0], inventory, templates)
     except CheckerError as err:
         return str(err)
     for raw in assertions:
