@@ -410,3 +410,14 @@ def test_expansion_templates_from_a_config_folder(runner: CliRunner, tmp_path: P
         "admission:\n  expansionTemplates: [platform]\n", encoding="utf-8")
     found = json.loads(runner.invoke(cli, args).stdout)["findings"]
     assert [f["location"]["line"] for f in found if "Implied by" in f["message"]] == [21]
+
+
+def test_mutation_work_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the run's budget of mutator applications, objects are reported, not mutated
+    (each Pod here takes two: the iteration that changes it and the one that confirms)."""
+    monkeypatch.setattr(mutate, "MAX_STEPS", 4)
+    monkeypatch.setattr(mutate.Budget.__init__, "__defaults__", (4,))
+    objects, findings = run([pod("a"), pod("b"), pod("c"), assign("x", "spec.hostPID", False)])
+    assert [o.body["spec"].get("hostPID") for o in objects[:3]] == [False, False, None]
+    errors = [f for f in findings if f.rule_id == RULE_MUTATION_ERROR]
+    assert [f.resource for f in errors] == ["Pod apps/c"] and "exceeded 4" in errors[0].message

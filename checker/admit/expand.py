@@ -198,6 +198,7 @@ def expand_one(res: Resource, template: Template) -> Generated:
 def expand(res: Resource, templates: Sequence[Template],
            mutators: Sequence[mutation.Mutator], namespaces: Mapping[str, Resource],
            namespaced: Callable[[Resource], bool | None] = lambda r: None,
+           budget: mutation.Budget | None = None,
            ) -> tuple[list[Generated], list[tuple[Generated, mutation.Outcome]]]:
     """Every object ``res`` expands into (recursively, children first), each mutated with
     source Generated; the mutation outcomes that changed or failed. ExpansionError when
@@ -215,7 +216,8 @@ def expand(res: Resource, templates: Sequence[Template],
                 continue
             child = expand_one(base, template)
             outcome = mutation.mutate(child, mutators, namespaces, source="Generated",
-                                      operation="", namespaced=namespaced(child))
+                                      operation="", namespaced=namespaced(child),
+                                      budget=budget)
             if outcome.error:
                 raise ExpansionError(f"failed to mutate resultant resource {child.name}: "
                                      f"{outcome.error}")

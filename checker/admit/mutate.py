@@ -36,6 +36,16 @@ GROUP = "mutations.gatekeeper.sh"
 KINDS = ("Assign", "AssignImage", "AssignMetadata", "ModifySet")
 OPERATIONS = ("CREATE", "UPDATE")  # what Gatekeeper's mutating webhook handles
 MAX_CHANGES_SHOWN = 8
+# mutator applications per run (objects x iterations x matching mutators): a bound on the
+# work a hostile set of mutators can cause; beyond it objects are not mutated (an error)
+MAX_STEPS = 2_000_000
+
+
+class Budget:
+    """What is left of MAX_STEPS for one run."""
+
+    def __init__(self, steps: int = MAX_STEPS) -> None:
+        self.left = steps
 
 _MATCH_KEYS = {"kinds", "scope", "namespaces", "excludedNamespaces", "labelSelector",
                "namespaceSelector", "name", "source"}
@@ -747,7 +757,7 @@ class Outcome:
 
 def mutate(res: Resource, mutators: Sequence[Mutator], namespaces: Mapping[str, Resource],
            source: str = "Original", operation: str = "CREATE",
-           namespaced: bool | None = None) -> Outcome:
+           namespaced: bool | None = None, budget: Budget | None = None) -> Outcome:
     """Apply ``mutators`` (in Gatekeeper's order, conflicting ones already left out) to
     ``res`` until nothing changes, as Gatekeeper's mutation system does. ``namespaced`` is
     the scope of its kind (None: unknown)."""
@@ -772,6 +782,13 @@ def mutate(res: Resource, mutators: Sequence[Mutator], namespaces: Mapping[str, 
                 if iteration == 1:
                     out.external.append(m)
                 continue
+            if budget is not None:
+                budget.left -= 1
+                if budget.left < 0:
+                    out.error = (f"not mutated: the run exceeded {MAX_STEPS} mutator "
+                                 f"applications, so {res.display} and the objects after it "
+                                 "were validated without mutation")
+                    return out
             before = copy.deepcopy(body)
             try:
                 m.mutate(body, res)

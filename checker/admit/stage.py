@@ -178,6 +178,7 @@ def admit(resources: Sequence[Resource], settings: AdmissionSettings | None = No
     config, _ = gatekeeper_config(resources)
     namespaces = {r.name: r for r in resources if is_namespace(r)}
     scopes = Scopes.build(resources)
+    budget = mutation.Budget()
 
     def namespaced(r: Resource) -> bool | None:
         return scopes.namespaced(KindRef(r.group, r.kind))
@@ -190,7 +191,7 @@ def admit(resources: Sequence[Resource], settings: AdmissionSettings | None = No
             if config is not None and config.excluded("mutation-webhook", res):
                 continue
             outcome = mutation.mutate(res, mutators, namespaces, "Original", operation,
-                                      namespaced(res))
+                                      namespaced(res), budget)
             if outcome.error:
                 out.findings.append(_finding(RULE_MUTATION_ERROR, Severity.ERROR,
                                              outcome.error, res))
@@ -206,7 +207,7 @@ def admit(resources: Sequence[Resource], settings: AdmissionSettings | None = No
             continue
         try:
             generated, mutated = expansion.expand(res, templates, mutators, namespaces,
-                                                  namespaced)
+                                                  namespaced, budget)
         except expansion.ExpansionError as err:
             out.findings.append(_finding(
                 RULE_EXPANSION_ERROR, Severity.ERROR,
