@@ -80,10 +80,10 @@ BUILTIN_RULES: dict[str, Rule] = {
              "With a base ref (--accept-base, the Action's default on pull requests), what the "
              "check does comes from the base ref's config: policy selection (packs, policy "
              "folders, overrides), acceptance settings, drift ignore rules, evaluation limits, "
-             "the severity of not-checked inputs, allowed registries and guardrails. A change "
-             "to them in the pull request is reported here and takes effect once merged, so a "
-             "change cannot switch off its own check. Changed cluster paths are checked as the "
-             "change declares them, with a note.",
+             "the severity of not-checked inputs, allowed registries, guardrails and admission "
+             "(mutation, expansion). A change to them in the pull request is reported here "
+             "and takes effect once merged, so a change cannot switch off its own check. "
+             "Changed cluster paths are checked as the change declares them, with a note.",
              "Make the config change in its own reviewed pull request first."),
         Rule(RULE_NO_POLICIES, "Cluster has no policies", Severity.ERROR,
              "No policy applies to this cluster (its policies folder is empty, or no pack "

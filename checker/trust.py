@@ -133,17 +133,20 @@ def _removed(base: Cluster, config: Config) -> tuple[Cluster | None, Finding]:
 
 
 _GLOBAL = ("acceptances", "drift_ignore", "limits", "not_checked", "allowed_registries",
-           "require_signed", "require_codeowners")
+           "require_signed", "require_codeowners", "admission")
 _KEYS = {"acceptances": "acceptances", "drift_ignore": "drift.ignore", "limits": "limits",
          "not_checked": "coverage.notChecked", "allowed_registries": "images.allowedRegistries",
          "require_signed": "guardrails.requireSignedCommits",
-         "require_codeowners": "guardrails.requireCodeowners"}
+         "require_codeowners": "guardrails.requireCodeowners", "admission": "admission"}
 
 
 def _describe(name: str, value: Any, root: Path) -> str:
     if name == "acceptances":
         return (f"paths {_show(_rel(value.paths, root))}, inline {value.inline}, "
                 f"warnDays {value.warn_days}")
+    if name == "admission":
+        return (f"mutation {value.mutation}, expansion {value.expansion}, expansionTemplates "
+                f"{_show(_rel(value.templates, root))}")
     if name == "limits":
         return f"evaluationSeconds {value.seconds:g}, memoryMiB {value.memory_mb}"
     return _show(value)
