@@ -1,6 +1,7 @@
 """Benchmark: scan a generated repository with every shipped policy.
 
 Usage: python benchmarks/scan_bench.py [--resources 10000] [--files 500] [--keep DIR] [--cel]
+       [--admission]
 
 Generates a repository of N resources (Deployments, StatefulSets, CronJobs, Pods, Services,
 ConfigMaps, Namespaces) spread over files, then runs load and evaluation in this process with
@@ -8,7 +9,9 @@ every shipped policy - every built-in pack, and the policies that are off by def
 (``--default-only`` keeps them off) - and prints seconds per phase, resources per second and
 peak memory (RSS). ``--cel`` adds three K8sNativeValidation (CEL-only) ConstraintTemplates with
 their Constraints (as repository policies) and a ValidatingAdmissionPolicy with a binding and a
-params ConfigMap (among the manifests), evaluated on Google's CEL runtime.
+params ConfigMap (among the manifests), evaluated on Google's CEL runtime. ``--admission`` adds
+four Gatekeeper mutators (Assign, AssignMetadata, ModifySet, AssignImage) and ExpansionTemplates
+for Deployments, StatefulSets and CronJobs (through Jobs) into Pods, among the manifests.
 Not a test: machines are shared and noisy; compare ratios within one run.
 """
 
@@ -201,6 +204,49 @@ def write_cel(root: Path) -> Path:
     return folder
 
 
+def write_admission(root: Path) -> None:
+    """Mutators and ExpansionTemplates among the manifests (``apps/admission.yaml``)."""
+    pods = [{"groups": [""], "versions": ["v1"], "kinds": ["Pod"]}]
+
+    def mutator(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "mutations.gatekeeper.sh/v1", "kind": kind,
+                "metadata": {"name": name}, "spec": spec}
+
+    def template(name: str, applies: list[dict[str, Any]], source: str,
+                 generated: dict[str, str]) -> dict[str, Any]:
+        return {"apiVersion": "expansion.gatekeeper.sh/v1alpha1", "kind": "ExpansionTemplate",
+                "metadata": {"name": name},
+                "spec": {"applyTo": applies, "templateSource": source,
+                         "generatedGVK": generated}}
+
+    objects = [
+        mutator("Assign", "run-as-non-root", {
+            "applyTo": pods, "match": {"scope": "Namespaced"},
+            "location": "spec.containers[name: *].securityContext.runAsNonRoot",
+            "parameters": {"assign": {"value": True}}}),
+        mutator("AssignMetadata", "owner", {
+            "match": {"kinds": [{"apiGroups": ["*"], "kinds": ["*"]}]},
+            "location": "metadata.labels.owner",
+            "parameters": {"assign": {"fromMetadata": {"field": "namespace"}}}}),
+        mutator("ModifySet", "no-debug", {
+            "applyTo": pods, "location": "spec.containers[name: *].args",
+            "parameters": {"operation": "prune", "values": {"fromList": ["--debug"]}}}),
+        mutator("AssignImage", "mirror", {
+            "applyTo": pods, "match": {"source": "Generated"},
+            "location": "spec.containers[name: *].image",
+            "parameters": {"assignDomain": "mirror.example.com"}}),
+        template("workload-pods", [{"groups": ["apps"], "versions": ["v1"],
+                                    "kinds": ["Deployment", "StatefulSet"]},
+                                   {"groups": ["batch"], "versions": ["v1"], "kinds": ["Job"]}],
+                 "spec.template", {"group": "", "version": "v1", "kind": "Pod"}),
+        template("cronjob-jobs", [{"groups": ["batch"], "versions": ["v1"],
+                                   "kinds": ["CronJob"]}],
+                 "spec.jobTemplate", {"group": "batch", "version": "v1", "kind": "Job"}),
+    ]
+    (root / "apps" / "admission.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False),
+                                                  encoding="utf-8")
+
+
 def write_config(root: Path, catalog: Catalog, default_only: bool) -> None:
     """A .gitops-checker.yaml selecting every pack (and every policy unless default_only)."""
     config: dict[str, Any] = {"version": 1, "defaults": {"packs": sorted(catalog.packs)}}
@@ -223,6 +269,8 @@ def main() -> int:
                         help="leave the policies that are off by default off")
     parser.add_argument("--cel", action="store_true",
                         help="add CEL templates and a ValidatingAdmissionPolicy")
+    parser.add_argument("--admission", action="store_true",
+                        help="add Gatekeeper mutators and ExpansionTemplates")
     args = parser.parse_args()
     phases = Phases()
     run = Evaluator.run
@@ -239,6 +287,10 @@ def main() -> int:
         catalog = load_catalog()
         write_config(root, catalog, args.default_only)
         policies = (write_cel(root),) if args.cel else ()
+        if args.admission:
+            write_admission(root)
+            pipeline.admit.admit = phases.wrap(  # type: ignore[assignment]
+                "admit (mutate, expand)", pipeline.admit.admit)
         if args.cel:
             pipeline_vap = pipeline.vap.evaluate
             pipeline.vap.evaluate = phases.wrap(  # type: ignore[assignment]

@@ -94,7 +94,10 @@ def test_location_errors(text: str) -> None:
 
 
 def test_assign_creates_missing_keyed_element_and_fields() -> None:
-    objects, findings = run([pod(), assign("a", "spec.containers[name: side].image", "x:1")])
+    original = pod()
+    objects, findings = run([original, assign("a", "spec.containers[name: side].image",
+                                              "x:1")])
+    assert original.body == pod().body  # the loaded object is never modified
     containers = objects[0].body["spec"]["containers"]
     assert containers == [{"name": "main", "image": "nginx:1"}, {"name": "side", "image": "x:1"}]
     mutated = [f for f in findings if f.rule_id == RULE_MUTATED]

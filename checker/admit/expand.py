@@ -12,7 +12,6 @@ not used. Violations on a generated object are the workload's, their message pre
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -163,7 +162,7 @@ def expand_one(res: Resource, template: Template) -> Generated:
     if not isinstance(current, Mapping):
         raise ExpansionError(f"could not extract source field from unstructured: "
                              f"{'.'.join(template.source)} is not a map")
-    body: dict[str, Any] = copy.deepcopy(dict(current))
+    body: dict[str, Any] = dict(current)  # shallow: mutation copies what it changes
     group, version, kind = template.generated
     body["apiVersion"] = f"{group}/{version}" if group else version
     body["kind"] = kind

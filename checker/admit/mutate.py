@@ -15,7 +15,6 @@ had offline, so such a mutator is reported as not checked and left out.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,8 +85,15 @@ def is_mutator(res: Resource) -> bool:
 
 def same(a: Any, b: Any) -> bool:
     """Equality as Go compares decoded JSON: 1, 1.0 and true are three different values."""
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True,
-                                                                    default=str)
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 @dataclass(frozen=True)
@@ -165,9 +171,11 @@ class Mutator:
             return False
         return mutation_match(self.match, res, namespaces, source, namespaced is not False)
 
-    def mutate(self, body: dict[str, Any], res: Resource) -> None:
-        """Apply the mutator to ``body`` in place; MutationError when Gatekeeper's fails."""
-        _Walk(self, res).object(body, 0)
+    def mutate(self, body: dict[str, Any], res: Resource) -> dict[str, Any]:
+        """``body`` with the mutator applied (``body`` itself is not modified; unchanged
+        parts are shared); MutationError when Gatekeeper's mutation fails."""
+        mutated, new = _Walk(self, res).object(body, 0)
+        return new if mutated and isinstance(new, dict) else body
 
 
 def _labels(body: Mapping[str, Any]) -> dict[str, str]:
@@ -188,13 +196,11 @@ def mutation_match(match: Mapping[str, Any], res: Resource,
     Namespace that is not among the manifests."""
     is_ns = is_namespace(res)
     ns_name: str | None = None  # the Namespace object's name; None: no Namespace object
-    ns_labels: dict[str, str] = {}
+    found: Resource | None = None
     if res.namespace:
         found = namespaces.get(res.namespace)
         if found is not None or res.namespace == "default":
             ns_name = res.namespace
-            ns_labels = namespace_labels(found) if found is not None else {
-                "kubernetes.io/metadata.name": "default"}
     elif not is_ns and namespaced_kind:
         ns_name = ""
     kinds = match.get("kinds") or []
@@ -227,6 +233,8 @@ def mutation_match(match: Mapping[str, Any], res: Resource,
             if not selector_matches(selector, _labels(res.body)):
                 return False
         elif ns_name is not None:
+            ns_labels = (namespace_labels(found) if found is not None else
+                         {"kubernetes.io/metadata.name": ns_name} if ns_name else {})
             if not selector_matches(selector, ns_labels):
                 return False
         elif res.namespace:
@@ -246,7 +254,11 @@ def mutation_match(match: Mapping[str, Any], res: Resource,
 
 
 class _Walk:
-    """Gatekeeper's ``core.Mutate``: walk the location, creating what is missing."""
+    """Gatekeeper's ``core.Mutate``: walk the location, creating what is missing.
+
+    Copy on write: every mapping and list on the way is copied before it changes, so the
+    object given is never modified and unchanged parts are shared with the result (which
+    makes comparing before and after cheap)."""
 
     def __init__(self, mutator: Mutator, res: Resource) -> None:
         self.m = mutator
@@ -272,12 +284,13 @@ class _Walk:
         if not exists and not self.missing_ok(depth):
             return False, None
         if depth == self.last:
+            current = dict(current)
             self.m.setter(current, node.name, self.res)
             return True, current
         nxt = current[node.name] if exists else self.create(depth)
         mutated, nxt = self.object(nxt, depth + 1)
         if mutated:
-            current[node.name] = nxt
+            current = {**current, node.name: nxt}
         return mutated, current
 
     def keyed(self, current: Any, node: Keyed, depth: int) -> tuple[bool, Any]:
@@ -290,22 +303,21 @@ class _Walk:
         if node.glob and not self.exists_ok(depth):
             return False, None
         mutated = found = False
-        for item in items:
-            if node.glob:
-                changed, _ = self.object(item, depth + 1)
-                mutated, found = mutated or changed, True
-            elif isinstance(item, dict) and node.key in item and same(item[node.key],
-                                                                       node.value):
-                if not self.exists_ok(depth):
+        for i, item in enumerate(current):
+            if node.glob or (isinstance(item, dict) and node.key in item
+                             and same(item[node.key], node.value)):
+                if not node.glob and not self.exists_ok(depth):
                     return False, None
-                changed, _ = self.object(item, depth + 1)
+                changed, new = self.object(item, depth + 1)
+                if changed:
+                    items[i] = new
                 mutated, found = mutated or changed, True
         if not node.glob and not found:
             if not self.missing_ok(depth):
                 return False, None
-            nxt = self.create(depth)
-            items.append(nxt)
-            changed, _ = self.object(nxt, depth + 1)
+            changed, new = self.object(self.create(depth), depth + 1)
+            if changed:
+                items.append(new)
             mutated = mutated or changed
         return mutated, items
 
@@ -727,6 +739,8 @@ def conflicts(mutators: Sequence[Mutator]) -> set[int]:
 
 def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
     """Dotted paths (``spec.containers[0].image``) where ``after`` differs from ``before``."""
+    if before is after:
+        return []
     if isinstance(before, dict) and isinstance(after, dict):
         out: list[str] = []
         for key in [*before, *(k for k in after if k not in before)]:
@@ -762,10 +776,10 @@ def mutate(res: Resource, mutators: Sequence[Mutator], namespaces: Mapping[str, 
     ``res`` until nothing changes, as Gatekeeper's mutation system does. ``namespaced`` is
     the scope of its kind (None: unknown)."""
     out = Outcome()
-    body: dict[str, Any] = copy.deepcopy(dict(res.body))
+    body: dict[str, Any] = res.body if isinstance(res.body, dict) else dict(res.body)
     changes: dict[str, list[str]] = {}
     for iteration in range(1, len(mutators) + 2):
-        old = copy.deepcopy(body)
+        old = body  # never modified: the walk copies what it changes
         applied = False
         for m in mutators:
             current = res if body is res.body else Resource(
@@ -789,9 +803,9 @@ def mutate(res: Resource, mutators: Sequence[Mutator], namespaces: Mapping[str, 
                                  f"applications, so {res.display} and the objects after it "
                                  "were validated without mutation")
                     return out
-            before = copy.deepcopy(body)
+            before = body
             try:
-                m.mutate(body, res)
+                body = m.mutate(body, res)
             except MutationError as err:
                 out.error = (f"mutation by {m.label} failed for {res.display}: {err}; the "
                              "mutating webhook rejects the object")
