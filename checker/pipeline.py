@@ -207,18 +207,19 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
         coverage.update(dict.fromkeys(loaded.coverage))
         tagged = [r if r.cluster == cluster.name else replace(r, cluster=cluster.name)
                   for r in loaded.resources]
-        # admit: mutate -> expand -> validate (checker.admit), as the cluster's Gatekeeper
+        # admit: mutate -> expand -> validate (checker.admit), as the cluster's Gatekeeper;
+        # acceptances read the manifests as written (a mutator cannot add an exclusion)
         admitted = admit.admit(tagged, config.admission, options.operation, templates)
-        tagged = admitted.resources
         evaluator = Evaluator(policies, operation=options.operation,
                               limits=evaluation_limits(options, config),
                               prefer_cel=config.cel_templates)
-        evaluation = evaluator.run(tagged)
-        implied = admit.validate_generated(evaluator, admitted.generated, tagged)
+        evaluation = evaluator.run(admitted.resources)
+        implied = admit.validate_generated(evaluator, admitted.generated, admitted.resources)
         findings += admitted.findings + implied.findings
         errors += implied.errors
         coverage.update(dict.fromkeys(admitted.coverage))
-        admission = vap.evaluate(tagged, options.operation, evaluation_limits(options, config))
+        admission = vap.evaluate(admitted.resources, options.operation,
+                                 evaluation_limits(options, config))
         resources += tagged
         findings += [f if f.rule_id != RULE_NOT_CHECKED else replace(f, severity=config.not_checked)
                      for f in loaded.findings if f not in seen_input]

@@ -424,3 +424,27 @@ def test_mutation_work_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [o.body["spec"].get("hostPID") for o in objects[:3]] == [False, False, None]
     errors = [f for f in findings if f.rule_id == RULE_MUTATION_ERROR]
     assert [f.resource for f in errors] == ["Pod apps/c"] and "exceeded 4" in errors[0].message
+
+
+def test_a_mutator_cannot_add_an_acceptance(runner: CliRunner, tmp_path: Path) -> None:
+    """An AssignMetadata that adds a Security Tower exclusion annotation changes what the
+    cluster stores, not what the repository accepted: the violation stays active."""
+    import json
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO, repo)
+    with (repo / "manifests" / "admission.yaml").open("a", encoding="utf-8") as out:
+        out.write("---\napiVersion: mutations.gatekeeper.sh/v1\nkind: AssignMetadata\n"
+                  "metadata: {name: sneaky}\nspec:\n  location: metadata.annotations."
+                  '"securitytower.io/policy.exclusion.admallowedregistry"\n'
+                  "  parameters: {assign: {value: accepted}}\n")
+    args = ["scan", str(repo / "manifests"), "--root", str(repo), "--pack", "none",
+            "--policies", str(repo / "policies"), "--format", "json"]
+    report = json.loads(runner.invoke(cli, args).stdout)
+    mutated = [f for f in report["findings"] if f["resource"] == "Pod apps/api"
+               and f["rule"] == "admission.mutated"]
+    assert "AssignMetadata/sneaky" in mutated[0]["message"]
+    assert [f["rule"] for f in report["findings"] if f["severity"] == "error"] == [
+        "AdmAllowedRegistry/internal-registry"]
+    assert report["accepted"] == []

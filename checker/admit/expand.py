@@ -121,6 +121,7 @@ class Generated(Resource):
     template: str = ""    # the ExpansionTemplate that generated it
     action: str = ""      # the template's enforcement action ("" keeps the constraint's)
     described: str = field(default="", compare=False)  # "Pod ns/name" of the object itself
+    prefix: FieldPath = ()  # where in the workload its fields are (the template sources)
 
     @property
     def display(self) -> str:
@@ -185,13 +186,14 @@ def expand_one(res: Resource, template: Template) -> Generated:
     body["metadata"] = meta
     prefix: FieldPath = template.source
     origin = res.origin if isinstance(res, Generated) else res.display
+    within = (res.prefix if isinstance(res, Generated) else ()) + prefix
     location = res.locate(prefix)
     described = f"{kind} {res.namespace}/{name}" if res.namespace else f"{kind} {name}"
     return Generated(api_version=str(body["apiVersion"]), kind=kind,
                      namespace=res.namespace, name=name, body=body, location=location,
                      marks=_Under(res.marks, prefix), cluster=res.cluster, origin=origin,
                      template=template.name, action=template.enforcement_action,
-                     described=described)
+                     described=described, prefix=within)
 
 
 def expand(res: Resource, templates: Sequence[Template],

@@ -232,13 +232,14 @@ def validate_generated(evaluator: Evaluator, generated: Sequence[expansion.Gener
     ``known`` (the cluster's objects) as referential data; violations are the workload's,
     prefixed ``[Implied by <template>]``, at the enforcement action the template sets."""
     out = Evaluation()
-    by_template: dict[str, list[expansion.Generated]] = {}
-    for g in generated:
-        by_template.setdefault(g.template, []).append(g)
+    by_template: dict[tuple[str, tuple[str | int, ...]], list[expansion.Generated]] = {}
+    for g in generated:  # one run per template and place in the workload (field paths)
+        by_template.setdefault((g.template, g.prefix), []).append(g)
     previous = evaluator.source
     evaluator.source = "Generated"
     try:
-        for name, group in sorted(by_template.items()):
+        for (name, within), group in sorted(by_template.items(), key=lambda kv: (
+                kv[0][0], [str(p) for p in kv[0][1]])):
             action = group[0].action
             result = evaluator.run(group, known=known)
             out.errors += [e for e in result.errors if e not in out.errors]
@@ -251,8 +252,9 @@ def validate_generated(evaluator: Evaluator, generated: Sequence[expansion.Gener
                 if action and f.category == "policy" and "constraint" in f.details:
                     severity = ACTIONS[action]
                     details["enforcementAction"] = action
-                out.findings.append(replace(f, message=f"{prefix} {f.message}",
-                                            severity=severity, details=details))
+                out.findings.append(replace(
+                    f, message=f"{prefix} {f.message}", severity=severity, details=details,
+                    field_path=within + f.field_path if f.field_path else ()))
     finally:
         evaluator.source = previous
     return out
