@@ -146,6 +146,15 @@ def test_invalid_mutators_are_findings_and_never_run() -> None:
                               "Assign/meta", "Assign/test"])
 
 
+def test_unknown_kinds_of_the_admission_groups_are_findings() -> None:
+    out = admit([pod(), res("apiVersion: mutations.gatekeeper.sh/v1\nkind: AssignFuture\n"
+                            "metadata: {name: f}\nspec: {}\n"),
+                 res("apiVersion: expansion.gatekeeper.sh/v1alpha1\nkind: Expander\n"
+                     "metadata: {name: e}\n")])
+    assert sorted(f.rule_id for f in out.findings) == [RULE_EXPANSION_INVALID,
+                                                       "admission.mutator-unsupported"]
+
+
 def test_assign_metadata_only_adds_and_reads_metadata() -> None:
     labelled = pod()
     labelled.body["metadata"]["labels"] = {"team": "a"}  # type: ignore[index]

@@ -67,6 +67,13 @@ def _mutators(resources: Sequence[Resource]) -> tuple[list[mutation.Mutator], li
     found: list[mutation.Mutator] = []
     findings: list[Finding] = []
     for res in resources:
+        if res.group == mutation.GROUP and res.kind not in mutation.KINDS:
+            findings.append(_finding(
+                RULE_MUTATOR_UNSUPPORTED, Severity.WARNING,
+                f"{res.kind} {res.name!r} ({res.api_version}) is not a mutator kind this check "
+                f"knows ({', '.join(mutation.KINDS)}): whatever it does in the cluster was not "
+                "applied here", res))
+            continue
         if not mutation.is_mutator(res):
             continue
         label = f"{res.kind}/{res.name}"
@@ -105,6 +112,12 @@ def _templates(resources: Sequence[Resource]) -> tuple[list[expansion.Template],
     findings: list[Finding] = []
     names: set[str] = set()
     for res in resources:
+        if res.group == expansion.GROUP and res.kind != expansion.KIND:
+            findings.append(_finding(
+                RULE_EXPANSION_INVALID, Severity.ERROR,
+                f"{res.kind} {res.name!r} ({res.api_version}) is not an ExpansionTemplate, the "
+                "only kind of expansion.gatekeeper.sh this check knows: not used", res))
+            continue
         if not expansion.is_expansion_template(res):
             continue
         try:
