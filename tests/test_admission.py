@@ -82,9 +82,39 @@ def test_location_parses_fields_keys_globs_and_quotes() -> None:
         'metadata.labels."kubernetes.io/name"')
 
 
-@pytest.mark.parametrize("text", ["spec.", "spec..a", "spec[name]", "spec[name: foo",
-                                  "spec.[name: a]", "spec.a b", "spec$", '"unterminated',
-                                  ""])
+# Inputs and outcomes from Gatekeeper's parser tests (pkg/mutation/path/parser), as data.
+PARSED = {
+    "": (),
+    '"sp\\"ec"': (Field('sp"ec'),),
+    "-123-_456_": (Field("-123-_456_"),),
+    "area51": (Field("area51"),),
+    '"012345"': (Field("012345"),),
+    'spec."123"': (Field("spec"), Field("123")),
+    'foo."".bar': (Field("foo"), Field(""), Field("bar")),
+    '    spec   .    "containers"    ': (Field("spec"), Field("containers")),
+    'spec.containers[name: "*"]': (Field("spec"), Field("containers"), Keyed("name", "*")),
+    'spec.containers[name: ""]': (Field("spec"), Field("containers"), Keyed("name", "")),
+    'spec.containers["": "someValue"]': (Field("spec"), Field("containers"),
+                                         Keyed("", "someValue")),
+    'spec.containers["my key": "foo bar"]': (Field("spec"), Field("containers"),
+                                             Keyed("my key", "foo bar")),
+    "spec[bignum: 9223372036854775807]": (Field("spec"), Keyed("bignum", 2 ** 63 - 1)),
+    'spec[quoted: "123"]': (Field("spec"), Keyed("quoted", "123")),
+}
+REJECTED = [".spec", "spec.", 'spec.containers[my key: "foo bar"]', "spec.containers[key: foo bar]",
+            "spec.containers[name: ].x", "spec.containers[].x", "spec.containers[:].x",
+            "spec.containers[:foo].x", "spec.containers[foo].x", "spec.containers[*].x",
+            "foo..bar", "[foo: bar]", "spec.containers[foo: bar][bar: *]", "spec.[foo: bar]",
+            "spec.containers[123: opa]", "spec[bignum: 9223372036854775808]", "012345",
+            "spec.123.bar", "spec$", '"unterminated']
+
+
+@pytest.mark.parametrize("text", sorted(PARSED))
+def test_location_parses_as_gatekeeper(text: str) -> None:
+    assert parse(text) == PARSED[text]
+
+
+@pytest.mark.parametrize("text", REJECTED)
 def test_location_errors(text: str) -> None:
     with pytest.raises(LocationError):
         parse(text)

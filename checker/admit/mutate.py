@@ -565,6 +565,8 @@ def parse_mutator(res: Resource) -> Mutator:
         path = parse(str(spec.get("location") or ""))
     except LocationError as err:
         raise MutatorError(f"invalid location format `{spec.get('location')}`: {err}") from err
+    if not path:
+        raise MutatorError("empty location")
     metadata_root = path[0] == Field("metadata")
     apply_to: tuple[ApplyTo, ...] = ()
     external = ""
