@@ -227,49 +227,46 @@ BUILTIN_RULES.update(IMAGE_RULES)
 
 from checker.admit import stage as _admit  # noqa: E402
 
-_ADMISSION_DOCS = "docs/admission.md"
 BUILTIN_RULES.update({r.id: r for r in (
     Rule(_admit.RULE_MUTATED, "Object validated as mutated", Severity.NOTE,
          "Gatekeeper mutators in the repository change this object before the cluster "
          "validates it; its policies were evaluated on the mutated object. The message names "
          "each mutator and the fields it changed.",
          "Nothing to do if the mutation is intended; set admission.mutation: false to "
-         "validate objects as written (as gator does).", help_uri=_ADMISSION_DOCS),
+         "validate objects as written (as gator does)."),
     Rule(_admit.RULE_MUTATOR_INVALID, "Mutator not accepted by Gatekeeper", Severity.ERROR,
          "A mutator (Assign, AssignMetadata, ModifySet, AssignImage) is invalid as Gatekeeper "
          "validates it (location syntax, applyTo, pathTests, value): the cluster never runs "
-         "it, and it was not applied here.", "Fix the mutator as the message says.",
-         help_uri=_ADMISSION_DOCS),
+         "it, and it was not applied here.", "Fix the mutator as the message says."),
     Rule(_admit.RULE_MUTATOR_UNSUPPORTED, "Mutator field not supported", Severity.WARNING,
          "A mutator has a field that is not part of Gatekeeper's API (assignIf was removed in "
          "v3.10): the API server drops or rejects it, so the mutator was applied without it.",
-         "Remove the field; use pathTests for conditions.", help_uri=_ADMISSION_DOCS),
+         "Remove the field; use pathTests for conditions."),
     Rule(_admit.RULE_MUTATOR_CONFLICT, "Mutators disagree about a schema", Severity.WARNING,
          "Two mutators treat the same field differently (an object and a list, lists keyed "
          "by different fields): Gatekeeper applies neither, and neither was applied here.",
-         "Make the mutators' locations agree.", help_uri=_ADMISSION_DOCS),
+         "Make the mutators' locations agree."),
     Rule(_admit.RULE_MUTATION_ERROR, "Mutation fails", Severity.ERROR,
          "Applying the mutators to this object fails (a location that does not fit the "
          "object, mutators that never converge): the mutating webhook rejects the object.",
-         "Fix the mutator or the object.", help_uri=_ADMISSION_DOCS),
+         "Fix the mutator or the object."),
     Rule(_admit.RULE_MUTATION_UNDECIDED, "Mutation undecided", Severity.WARNING,
          "Whether a mutator applies to this object depends on a Namespace that is not among "
          "the scanned manifests; the object was validated without that mutation.",
-         "Add the Namespace manifest to the scanned paths.", help_uri=_ADMISSION_DOCS),
+         "Add the Namespace manifest to the scanned paths."),
     Rule(_admit.RULE_MUTATION_EXTERNAL, "Mutation from external data not reproduced",
          Severity.WARNING,
          "A mutator takes its value from an external data provider, which CI does not call: "
          "the object was validated without that mutation, so the cluster's verdict may "
-         "differ.", "Check the object against the provider's answers by other means.",
-         help_uri=_ADMISSION_DOCS),
+         "differ.", "Check the object against the provider's answers by other means."),
     Rule(_admit.RULE_EXPANSION_INVALID, "ExpansionTemplate not accepted", Severity.ERROR,
          "An ExpansionTemplate is invalid as Gatekeeper validates it, or forms a cycle with "
          "others: the cluster does not use it, and nothing was expanded by it here.",
-         "Fix the template as the message says.", help_uri=_ADMISSION_DOCS),
+         "Fix the template as the message says."),
     Rule(_admit.RULE_EXPANSION_ERROR, "Expansion fails", Severity.ERROR,
          "Expanding this workload fails (its template source field is missing, a mutator "
          "fails on the generated object): the validating webhook rejects it.",
-         "Fix the workload or the template.", help_uri=_ADMISSION_DOCS),
+         "Fix the workload or the template."),
 )})
 
 from checker.drift.rules import DRIFT_RULES  # noqa: E402
@@ -283,6 +280,7 @@ CATEGORY_PAGES = {
     "input": ("Input: what could not be read or checked", "README.md#scan"),
     "policy": ("Policy: templates and constraints that could not be run", "docs/packs.md"),
     "vap": ("ValidatingAdmissionPolicy", "docs/cel.md"),
+    "admission": ("Admission: mutation and expansion before validation", "docs/admission.md"),
     "acceptance": ("Risk acceptances", "docs/acceptance.md"),
     "drift": ("Drift", "docs/drift.md"),
     "image": ("Image inventory", "docs/images.md"),

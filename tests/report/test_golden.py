@@ -11,6 +11,9 @@ rewrites them; review the diff before committing it.
   accepted findings with their suppressions.
 - ``cel``: a CEL-only ConstraintTemplate, a ValidatingAdmissionPolicy with Deny/Warn/Audit
   bindings and params, an authorizer call.
+- ``admission``: Gatekeeper mutators that make one Pod compliant and another fail, an
+  unsupported mutator field, and an ExpansionTemplate whose generated Pod violates a Pod-only
+  constraint (``[Implied by ...]`` on the Deployment's line, at the template's warn action).
 - ``drift``: the drift scenario (``tests/cases/drift``) against its snapshot with every planted
   change (``live-drifted.yaml``): modified, missing, unmanaged, a Secret and a hand-made policy
   violation.
@@ -34,6 +37,7 @@ from tests.conftest import CASES, GOLDEN, ROOT
 SUFFIX = {"text": "txt", "json": "json", "sarif": "sarif", "junit": "xml", "markdown": "md"}
 BASIC = GOLDEN / "basic" / "repo"
 CEL = GOLDEN / "cel" / "repo"
+ADMISSION = GOLDEN / "admission" / "repo"
 EXAMPLE = ROOT / "examples" / "multi-cluster"
 DRIFT = CASES / "drift"
 
@@ -57,6 +61,9 @@ SCENARIOS = {
     "cel": Scenario(
         ("scan", str(CEL / "apps"), "--root", str(CEL), "--pack", "none", "--policies",
          str(CEL / "policies")), 1),
+    "admission": Scenario(
+        ("scan", str(ADMISSION / "manifests"), "--root", str(ADMISSION), "--pack", "none",
+         "--policies", str(ADMISSION / "policies")), 1),
     "drift": Scenario(
         ("drift", str(DRIFT / "repo"), "--root", str(DRIFT / "repo"), "--snapshot",
          str(DRIFT / "live-drifted.yaml"), "--cluster", "prod", "--pack", "pss-baseline"), 1),
