@@ -16,6 +16,7 @@ from deepdiff import DeepDiff
 from deepdiff.helper import notpresent
 
 from checker.drift.applied import DEFAULT_FIELD_MANAGERS, applied_fields, undeclared
+from checker.drift.engines import create_only, kept_when_not_in_git, not_reconciled
 from checker.drift.ignore import IgnoreRule
 from checker.drift.normalize import (
     Keyed,
@@ -30,6 +31,7 @@ from checker.drift.rules import (
     RULE_MISSING,
     RULE_MODIFIED,
     RULE_NAMESPACE_IGNORED,
+    RULE_NOT_RECONCILED,
     RULE_UNMANAGED,
     RULE_UNREADABLE,
 )
@@ -254,14 +256,25 @@ class Comparer:
             if ref not in self.snapshot.read_kinds or ref in self.unreadable:
                 not_compared.setdefault(ref, []).append(res)
                 continue
-            result.managed += 1
             live = self.live.get(ident)
+            why = not_reconciled(res.body, live)
+            if why is not None:
+                result.findings.append(Finding(
+                    rule_id=RULE_NOT_RECONCILED, category="drift", severity=Severity.NOTE,
+                    message=f"not compared: Flux does not reconcile this object ({why})",
+                    location=res.location, resource=res.display, cluster=self.options.cluster,
+                    details={"change": "not-reconciled", "reason": why}))
+                continue
+            result.managed += 1
             if live is None:
                 result.findings.append(Finding(
                     rule_id=RULE_MISSING, category="drift", severity=Severity.ERROR,
                     message="declared in Git but does not exist in the cluster",
                     location=res.location, resource=res.display, cluster=self.options.cluster,
                     details={"change": "missing"}))
+                continue
+            if create_only(res.body, live):
+                result.in_sync += 1  # ssa: IfNotPresent: Flux never updates it
                 continue
             pairs.append((res, live, rules))
         for res, live, rules in pairs:
@@ -455,6 +468,8 @@ class Comparer:
             owner = self.owner(obj, flux, argo)
             if owner is None or any(r.whole_object for r in self._rules_for(ident)):
                 continue
+            if kept_when_not_in_git(obj) is not None:
+                continue  # its engine keeps it out of Git on purpose
             result.unmanaged.append(obj)
             display = display_of(ident)
             out.append(Finding(

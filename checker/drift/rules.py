@@ -10,6 +10,7 @@ RULE_UNMANAGED = "drift.unmanaged"
 RULE_UNREADABLE = "drift.unreadable"
 RULE_POLICY = "drift.policy-violation"
 RULE_NAMESPACE_IGNORED = "drift.namespace-ignored"
+RULE_NOT_RECONCILED = "drift.not-reconciled"
 
 DRIFT_RULES: dict[str, Rule] = {
     r.id: r
@@ -46,6 +47,11 @@ DRIFT_RULES: dict[str, Rule] = {
              "The scope comes from the snapshot's discovery data, the CRDs in the "
              "repository, or the built-in table.",
              "Remove the namespace from the manifest, or keep it: it has no effect."),
+        Rule(RULE_NOT_RECONCILED, "Object Flux does not reconcile", Severity.NOTE,
+             "The object carries kustomize.toolkit.fluxcd.io/reconcile: disabled or "
+             "kustomize.toolkit.fluxcd.io/ssa: Ignore, in Git or in the cluster: Flux does "
+             "not apply it, so its live state is not compared with Git.",
+             "Remove the annotation when Flux should manage the object again."),
     )
 }
 DRIFT_PACK = "drift"
