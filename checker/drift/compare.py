@@ -83,6 +83,7 @@ class DriftResult:
     in_sync: int = 0
     not_compared: int = 0
     drifted: list[tuple[Resource, dict[str, Any]]] = field(default_factory=list)
+    compared: list[tuple[Resource, dict[str, Any]]] = field(default_factory=list)  # every pair
     unmanaged: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -278,6 +279,7 @@ class Comparer:
                 continue
             pairs.append((res, live, rules))
         for res, live, rules in pairs:
+            result.compared.append((res, live))
             findings = self._modified(res, live, rules)
             findings += self._no_longer_in_git(res, live, rules, findings)
             if findings:

@@ -15,7 +15,7 @@ from checker import __version__
 from checker.config import Cluster
 from checker.drift.compare import DriftOptions, DriftResult, compare
 from checker.drift.ignore import IgnoreRule, autoscaler_rules, load_ignore_file
-from checker.drift.normalize import desired_path, keyed_path, path_text
+from checker.drift.normalize import apply_defaults, desired_path, keyed_path, path_text
 from checker.drift.rules import DRIFT_RULES, RULE_MODIFIED, RULE_POLICY, RULE_UNMANAGED
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource, KindRef, Snapshot, SnapshotSource
@@ -88,8 +88,11 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
                  ) -> tuple[list[Finding], list[str], list[Finding]]:
     """Violations the live objects have and their manifests do not: changed into a violation.
 
-    Only objects that drifted (or are unmanaged) are evaluated, so an API default can never
-    create such a finding. Each finding points at the desired manifest's line of the field.
+    Every live object is evaluated in full (also one whose declared fields are all in sync:
+    a hand change to a field Git does not declare, a hostPath volume or ``runAsUser: 0``, is
+    seen), against its manifest with the API defaults filled in, so a default the server
+    fills can never create such a finding. Each finding points at the desired manifest's
+    line of the field (its deepest declared parent for a field Git does not declare).
     When the violation is about a field that also drifted, the field's ``drift.modified``
     finding is absorbed (returned third), so one change is reported once, with its before
     and after values. A violation that names a mapping or list (a container that lacks a
@@ -97,16 +100,17 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
     removed by hand, so it absorbs nothing. A violation of an unmanaged object is reported
     where its ``drift.unmanaged`` finding is (its owner in Git, else the entry file).
     """
-    if not policies or not (result.drifted or result.unmanaged):
+    checked = result.compared or result.drifted
+    if not policies or not (checked or result.unmanaged):
         return [], [], []
-    pairs = {res.display: (res, live) for res, live in result.drifted}
+    pairs = {res.display: (res, live) for res, live in checked}
     unmanaged_at = {f.resource: f.location for f in result.findings
                     if f.rule_id == RULE_UNMANAGED}
-    before_res = [res for res, _ in result.drifted]
+    before_res = [replace(res, body=defaulted(res)) for res, _ in checked]
     live_res = [Resource(api_version=str(live.get("apiVersion", res.api_version)),
                          kind=res.kind, namespace=res.namespace, name=res.name, body=live,
                          location=res.location, marks=res.marks, cluster=cluster)
-                for res, live in result.drifted]
+                for res, live in checked]
     for obj in result.unmanaged:
         meta = obj.get("metadata") or {}
         made = Resource(api_version=str(obj["apiVersion"]), kind=str(obj["kind"]),
@@ -151,6 +155,15 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
             controls=f.controls, pack=f.pack, cluster=cluster, details=details))
     return (out, list(dict.fromkeys([*before.errors, *after.errors])),
             list(absorbed.values()))
+
+
+def defaulted(res: Resource) -> dict[str, Any]:
+    """A manifest's body with the API defaults the server fills (``normalize.apply_defaults``)."""
+    import json
+
+    body: dict[str, Any] = json.loads(json.dumps(res.body, default=str))
+    apply_defaults(res.kind, body)
+    return body
 
 
 def _value_at(body: Any, path: Sequence[str | int]) -> Any:

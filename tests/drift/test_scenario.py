@@ -309,3 +309,33 @@ def test_removed_or_changed_field_is_folded_into_its_violation(tmp_path: Path) -
         ("drift.policy-violation", line_of("apps/web.yaml", "image: ghcr.io"), "image-tag",
          f"{prefix}.image", "ghcr.io/acme/web:1.4.2", "ghcr.io/acme/web:latest"),
     ])
+
+
+def test_hand_changes_to_undeclared_fields_are_live_violations(tmp_path: Path) -> None:
+    """Live objects are checked in full: fields Git does not declare are not drift, but a
+    hand change to one that violates a trusted policy is a live violation."""
+    items = copy.deepcopy(clean_items())
+    web = find(items, "Deployment", "web")
+    pod = web["spec"]["template"]["spec"]
+    pod["securityContext"] = {"seccompProfile": {"type": "Unconfined"}, "runAsUser": 0}
+    http = next(p for p in pod["containers"][0]["ports"] if p["name"] == "http")
+    http["hostPort"] = 8080  # the live list is in another order than Git's
+    pod["containers"][0]["securityContext"] = {"allowPrivilegeEscalation": True}
+    report = run(write_list(tmp_path, items), packs=("pss-baseline", "pss-restricted"))
+    drift = [f for f in report.findings if f.category == "drift"]
+    assert drift and all(f.rule_id == "drift.policy-violation" for f in drift), drift
+    assert all(f.resource == "Deployment shop/web" for f in drift)
+    # allowPrivilegeEscalation: Git already violates restricted (it does not set it false),
+    # so the live value is no hand change into a violation
+    assert {f.details["policy"] for f in drift} == {
+        "pss-host-ports", "pss-run-as-user", "pss-seccomp-baseline", "pss-seccomp-restricted"}
+    ports = next(f for f in drift if f.details["policy"] == "pss-host-ports")
+    assert (ports.location.path, ports.location.line) == (
+        "apps/web.yaml", line_of("apps/web.yaml", "- name: http"))
+    # the same hand changes without trusted policies: not drift (Git does not declare them)
+    quiet = run(write_list(tmp_path, items), packs=("none",))
+    assert [f for f in quiet.findings if f.category == "drift"] == []
+    # and the clean cluster, every object evaluated: no violation from an API default
+    clean = run(CASE / "live-clean.yaml", packs=("pss-baseline", "pss-restricted",
+                                                 "best-practice"))
+    assert [f for f in clean.findings if f.category == "drift"] == []
