@@ -18,6 +18,9 @@ runs in a bounded worker (``checker.parallel``), so a runaway expression is an e
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime
 import functools
 import ipaddress
 import itertools
@@ -67,6 +70,10 @@ class CelError(ValueError):
 _TYPES = {
     "Quantity": ("v",), "URL": ("v",), "IP": ("v",),
     "Semver": ("major", "minor", "patch", "pre"),
+    # format library: a named format, and the optional values format.named and validate
+    # return (one type: the runtime registers one implementation per message-typed member);
+    # v is "" for none, "format:<name>" or "errors:<errors, one a line>"
+    "Format": ("v",), "Optional": ("v",),
 }
 _PACKAGE = "kubernetes"
 
@@ -489,13 +496,14 @@ def _declarations(cel: Any) -> tuple[list[Any], Any]:
                                            for p in params))
         first = runtime_key not in impls
         table = impls.setdefault(runtime_key, {})
-        table[params[0].name() if member else params[-1].name()] = impl
+        table[(params[0] if member else params[-1]).name() if params else ""] = impl
         if first:
             overload = cel.Overload(oid, ret, params, is_member=member,
                                     impl=_safe(_dispatch(table, member)))
         else:  # declared for the type checker; the first one's implementation runs it
             overload = cel.Overload(oid, ret, params, is_member=member)
-        (extended if name in ("indexOf", "lastIndexOf", "string") else decls).setdefault(
+        (extended if name in ("indexOf", "lastIndexOf", "string", "hasValue", "value")
+         else decls).setdefault(
             name, []).append(overload)
 
     # lists
@@ -576,6 +584,16 @@ def _declarations(cel: Any) -> tuple[list[Any], Any]:
        lambda a, b: _semver_key(a) > _semver_key(b), True)
     fn("isLessThan", "semver_is_less_than", B, [SV, SV],
        lambda a, b: _semver_key(a) < _semver_key(b), True)
+    # format (Kubernetes 1.31+): validate gives an optional list of errors; the optional values
+    # are messages here with the optional members they are used with
+    F, OPT = T(f"{_PACKAGE}.Format"), T(f"{_PACKAGE}.Optional")
+    for name in FORMATS:
+        fn(f"format.{name}", f"format_{name}", F, [], functools.partial(_make, "Format", v=name))
+    fn("format.named", "format_named", OPT, [S],
+       lambda n: _make("Optional", v=f"format:{n}" if n in FORMATS else ""))
+    fn("validate", "format_validate", OPT, [F, S], _validate, True)
+    fn("hasValue", "k8s_optional_has_value", B, [OPT], lambda o: bool(_v(o)), True)
+    fn("value", "k8s_optional_value", DYN, [OPT], _optional_value, True)
     # sets (cel-go ext.Sets)
     fn("sets.contains", "list_sets_contains_list", B, [L, L], _sets_contains)
     fn("sets.equivalent", "list_sets_equivalent_list", B, [L, L], _sets_equivalent)
@@ -592,6 +610,8 @@ def _declarations(cel: Any) -> tuple[list[Any], Any]:
 def _dispatch(table: Mapping[str, Callable[..., Any]], member: bool) -> Callable[..., Any]:
     """One implementation for overloads that differ in the Kubernetes type they take."""
     def run(*args: Any) -> Any:
+        if not args:
+            return table[""]()
         subject = args[0] if member else args[-1]
         descriptor = getattr(subject, "DESCRIPTOR", None)
         name = descriptor.full_name if descriptor is not None else None
@@ -603,6 +623,105 @@ def _dispatch(table: Mapping[str, Callable[..., Any]], member: bool) -> Callable
             raise CelError("no matching overload")
         return impl(*args)
     return run
+
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+                                r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                   r"[0-9a-fA-F]{12}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _pattern(pattern: re.Pattern[str], limit: int, what: str,
+             example: str) -> Callable[[str], list[str]]:
+    def check(value: str) -> list[str]:
+        out = []
+        if len(value) > limit:
+            out.append(f"must be no more than {limit} characters")
+        if not pattern.match(value):
+            out.append(f"a {what} must match the regex {pattern.pattern[1:-1]!r} "
+                       f"(e.g. {example!r})")
+        return out
+    return check
+
+
+def _prefix(check: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """The *Prefix formats: a trailing '-' is allowed (generateName), as Kubernetes masks it."""
+    return lambda value: check(value[:-1] + "a" if value.endswith("-") else value)
+
+
+def _qualified_name(value: str) -> list[str]:
+    prefix, slash, name = value.rpartition("/")
+    out = []
+    if slash and not prefix:
+        out.append("prefix part must be non-empty")
+    elif slash:
+        out += [f"prefix part {e}" for e in _FORMAT_CHECKS["dns1123Subdomain"](prefix)]
+    if not name:
+        out.append("name part must be non-empty")
+    else:
+        out += [f"name part {e}" for e in _pattern(_QUALIFIED, 63, "qualified name",
+                                                  "MyName")(name)]
+    return out
+
+
+def _parses(check: Callable[[str], Any], what: str) -> Callable[[str], list[str]]:
+    def run(value: str) -> list[str]:
+        try:
+            check(value)
+        except (ValueError, CelError, binascii.Error):
+            return [f"must be a valid {what}"]
+        return []
+    return run
+
+
+def _date(value: str) -> None:
+    if not _DATE.match(value):
+        raise ValueError(value)
+    datetime.date.fromisoformat(value)
+
+
+def _datetime(value: str) -> None:
+    if not _DATETIME.match(value):
+        raise ValueError(value)
+    datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+
+
+_FORMAT_CHECKS: dict[str, Callable[[str], list[str]]] = {
+    "dns1123Label": _pattern(_DNS1123_LABEL, 63, "lowercase RFC 1123 label", "my-name"),
+    "dns1123Subdomain": _pattern(_DNS1123_SUBDOMAIN, 253, "lowercase RFC 1123 subdomain",
+                                 "example.com"),
+    "dns1035Label": _pattern(_DNS1035_LABEL, 63, "DNS-1035 label", "my-name"),
+    "labelValue": lambda v: [] if v == "" else _pattern(_QUALIFIED, 63, "valid label value",
+                                                        "MyValue")(v),
+    "uri": _parses(lambda v: _parse_url(v), "URI"),
+    "uuid": _parses(lambda v: None if _UUID.match(v) else int("x"), "UUID"),
+    "byte": _parses(lambda v: base64.b64decode(v, validate=True), "base64 string"),
+    "date": _parses(_date, "RFC 3339 full-date"),
+    "datetime": _parses(_datetime, "RFC 3339 date-time"),
+}
+_FORMAT_CHECKS["qualifiedName"] = _qualified_name
+for _name in ("dns1123Label", "dns1123Subdomain", "dns1035Label"):
+    _FORMAT_CHECKS[f"{_name}Prefix"] = _prefix(_FORMAT_CHECKS[_name])
+FORMATS = tuple(sorted(_FORMAT_CHECKS))
+
+
+def _validate(fmt: Any, value: str) -> Any:
+    errors = _FORMAT_CHECKS[_v(fmt)](value)
+    return _make("Optional", v="errors:" + "\n".join(errors) if errors else "")
+
+
+def _optional_value(optional: Any) -> Any:
+    kind, _, value = _v(optional).partition(":")
+    if not kind:
+        raise CelError("optional.none() dereference")
+    if kind == "format":
+        return _make("Format", v=value)
+    return value.split("\n")
 
 
 def _no_overload() -> Any:

@@ -102,6 +102,26 @@ DOC_EXAMPLES = [
     ("semver('2.0.0').isGreaterThan(semver('1.0.0'))", True),
     ("semver('1.0.0-alpha').compareTo(semver('1.0.0')) == -1", True),
     ("semver('v01.1', true) == semver('1.1.0')", True),
+    # format (Kubernetes 1.31+)
+    ("!format.dns1123Label().validate('my-name').hasValue()", True),
+    ("format.dns1123Label().validate('MyName').hasValue()", True),
+    ("format.named('dns1123Label').hasValue()", True),
+    ("format.named('nope').hasValue()", False),
+    ("!format.named('dns1123Subdomain').value().validate('example.com').hasValue()", True),
+    ("!format.dns1123LabelPrefix().validate('my-name-').hasValue()", True),
+    ("format.dns1123Label().validate('my-name-').hasValue()", True),
+    ("!format.dns1035Label().validate('my-name').hasValue()", True),
+    ("format.dns1035Label().validate('1-name').hasValue()", True),
+    ("!format.qualifiedName().validate('example.com/MyName').hasValue()", True),
+    ("format.qualifiedName().validate('/name').hasValue()", True),
+    ("!format.labelValue().validate('').hasValue()", True),
+    ("!format.uuid().validate('123e4567-e89b-12d3-a456-426614174000').hasValue()", True),
+    ("!format.date().validate('2024-02-29').hasValue()", True),
+    ("format.date().validate('2023-02-29').hasValue()", True),
+    ("!format.datetime().validate('2024-01-01T00:00:00Z').hasValue()", True),
+    ("!format.byte().validate('aGVsbG8=').hasValue()", True),
+    ("!format.uri().validate('https://example.com/x').hasValue()", True),
+    ("format.uri().validate('example.com').hasValue()", True),
     # sets (cel-go ext.Sets)
     ("sets.contains([1, 2, 3], [2, 3])", True),
     ("sets.equivalent([1, 2, 2], [2, 1])", True),
@@ -131,6 +151,12 @@ def test_errors_are_evaluation_errors_not_values() -> None:
     assert "RE2" in error_of("'aa'.find('(a)\\\\1') == ''")
     assert "cannot convert" in error_of("quantity('1.5').asInteger() == 1")
     assert "too large" in error_of("quantity('1e999999999').isInteger()")
+
+
+def test_format_errors_are_a_list_of_messages() -> None:
+    assert run("format.dns1123Label().validate(object).value()", "a" * 64) == [
+        "must be no more than 63 characters"]
+    assert "dereference" in error_of("format.dns1123Label().validate('ok').value() == []")
 
 
 def test_undeclared_function_does_not_compile() -> None:
