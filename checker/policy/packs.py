@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ PACK_SCHEMA: dict[str, Any] = {
         "description": {"type": "string"},
         "url": {"type": "string"},
         "include": {"type": "array", "items": {"type": "string"}},
+        "select": {"enum": ["mapped"]},
         "policies": {
             "type": "array",
             "items": {
@@ -73,7 +74,7 @@ PACK_SCHEMA: dict[str, Any] = {
                          "parameters": {"type": "string"},
                          "enabled": {"type": "boolean"},
                          "controls": {
-                             "type": "array", "minItems": 1,
+                             "type": "array",
                              "items": {"type": "object", "required": ["standard", "id"],
                                        "additionalProperties": False,
                                        "properties": {"standard": {"type": "string"},
@@ -82,6 +83,39 @@ PACK_SCHEMA: dict[str, Any] = {
                          },
                      }},
                 ]
+            },
+        },
+    },
+}
+
+
+CHECKS = ("manifests", "partly", "outside")
+
+STANDARD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["key", "title", "edition", "url", "scope"],
+    "additionalProperties": False,
+    "properties": {
+        "key": {"type": "string", "pattern": "^[a-z0-9-]+$"},
+        "title": {"type": "string"},
+        "edition": {"type": "string"},
+        "url": {"type": "string"},
+        "scope": {"type": "string"},
+        "requirements": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "title", "checks", "note"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "title": {"type": "string", "minLength": 1},
+                    "level": {"enum": ["basic", "standard", "elevated"]},
+                    "checks": {"enum": list(CHECKS)},
+                    "note": {"type": "string", "minLength": 1},
+                    "policies": {"type": "array", "items": {"type": "string"},
+                                 "uniqueItems": True},
+                },
             },
         },
     },
@@ -125,6 +159,45 @@ class PolicyDef:
     enabled: bool = True
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """One requirement of a standard and how far manifests decide it.
+
+    ``checks`` is ``manifests`` (the listed policies decide it), ``partly`` (they decide the
+    part a manifest shows; ``note`` says what is left) or ``outside`` (not decidable from
+    manifests: organisation, images, registries, nodes, run time; ``note`` says why).
+    """
+
+    id: str
+    title: str
+    checks: str
+    note: str
+    level: str = ""
+    policies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Standard:
+    """A security standard policies map to (``policy-packs/standards/<key>.yaml``).
+
+    Standards with ``requirements`` list every requirement in scope, with the policies that serve
+    each (those mappings are added to the policies' controls); the others name their controls in
+    the policies' ``pack.yaml`` entries only.
+    """
+
+    key: str
+    title: str
+    edition: str
+    url: str
+    scope: str
+    requirements: tuple[Requirement, ...] = ()
+
+    @property
+    def enumerated(self) -> bool:
+        """Whether every requirement in scope is listed (coverage can count the gaps)."""
+        return bool(self.requirements)
+
+
 @dataclass
 class Pack:
     """A pack: metadata and the ids of the policies it contains (after includes)."""
@@ -136,14 +209,29 @@ class Pack:
     url: str
     policy_ids: list[str] = field(default_factory=list)
     includes: list[str] = field(default_factory=list)
+    mapped: bool = False  # ``select: mapped``: every policy with a control of this standard
 
 
 @dataclass
 class Catalog:
-    """Every built-in pack and policy."""
+    """Every built-in pack, policy and standard."""
 
     packs: dict[str, Pack]
     policies: dict[str, PolicyDef]
+    standards: dict[str, Standard] = field(default_factory=dict)
+
+    def standard(self, key: str) -> Standard:
+        """The standard of this key; an unknown key is ``invalid config`` naming the known."""
+        found = self.standards.get(key)
+        if found is None:
+            known = ", ".join(sorted(self.standards))
+            raise ConfigError(f"invalid config: unknown standard {key!r} (known: {known})")
+        return found
+
+    def serving(self, standard: str, requirement: str) -> list[str]:
+        """Policy ids with a control of ``standard`` whose id is ``requirement``."""
+        return [pid for pid, p in self.policies.items()
+                if any(c.standard == standard and c.id == requirement for c in p.rule.controls)]
 
     def resolve(self, names: Sequence[str]) -> list[str]:
         """Policy ids of the named packs, includes followed, each id once, in pack order."""
@@ -179,9 +267,60 @@ def _read_yaml(path: Path) -> Any:
         raise PolicyError(f"{path}: cannot read: {err}") from err
 
 
+def load_standards(folder: Path) -> dict[str, Standard]:
+    """Read and validate ``policy-packs/standards/*.yaml`` (none when the folder is absent)."""
+    validator = jsonschema.Draft7Validator(STANDARD_SCHEMA)
+    out: dict[str, Standard] = {}
+    for file in sorted(folder.glob("*.yaml")):
+        data = _read_yaml(file)
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path)
+            raise PolicyError(f"{file}: invalid standard at {where or '(root)'}: "
+                              f"{errors[0].message}")
+        if data["key"] != file.stem:
+            raise PolicyError(f"{file}: key {data['key']!r} must match the file name")
+        requirements = []
+        for n, req in enumerate(data.get("requirements", [])):
+            policies = tuple(req.get("policies", []))
+            if (req["checks"] == "outside") == bool(policies):
+                raise PolicyError(
+                    f"{file}: requirement {req['id']} (requirements/{n}): "
+                    + ("'outside' lists no policies" if policies else
+                       f"'{req['checks']}' needs the policies that serve it"))
+            requirements.append(Requirement(req["id"], req["title"], req["checks"],
+                                            " ".join(req["note"].split()), req.get("level", ""),
+                                            policies))
+        ids = [r.id for r in requirements]
+        if len(ids) != len(set(ids)):
+            raise PolicyError(f"{file}: a requirement id is listed twice")
+        out[data["key"]] = Standard(data["key"], data["title"], " ".join(data["edition"].split()),
+                                    data["url"], " ".join(data["scope"].split()),
+                                    tuple(requirements))
+    return out
+
+
+def _add_mapped_controls(policies: dict[str, PolicyDef],
+                         standards: Mapping[str, Standard]) -> None:
+    """Add each enumerated standard's requirement to the controls of the policies serving it."""
+    extra: dict[str, list[Control]] = {}
+    for std in standards.values():
+        for req in std.requirements:
+            for pid in req.policies:
+                if pid not in policies:
+                    raise PolicyError(f"standard {std.key!r}: requirement {req.id} names "
+                                      f"unknown policy {pid!r}")
+                extra.setdefault(pid, []).append(Control(std.key, req.id, req.title))
+    for pid, controls in extra.items():
+        pdef = policies[pid]
+        rule = replace(pdef.rule, controls=(*pdef.rule.controls, *controls))
+        policies[pid] = replace(pdef, rule=rule)
+
+
 def load_catalog(root: Path | None = None) -> Catalog:
-    """Read and validate every ``pack.yaml`` below the packs folder."""
+    """Read and validate every ``pack.yaml`` and standard below the packs folder."""
     root = root or packs_dir()
+    standards = load_standards(root / "standards")
     packs: dict[str, Pack] = {}
     policies: dict[str, PolicyDef] = {}
     refs: list[tuple[str, str]] = []
@@ -195,7 +334,8 @@ def load_catalog(root: Path | None = None) -> Catalog:
                               f"{errors[0].message}")
         home = pack_file.parent
         pack = Pack(data["name"], data["title"], data["standard"], data.get("description", ""),
-                    data.get("url", ""), includes=list(data.get("include", [])))
+                    data.get("url", ""), includes=list(data.get("include", [])),
+                    mapped=data.get("select") == "mapped")
         if pack.name != home.name:
             raise PolicyError(f"{pack_file}: name {pack.name!r} must match folder {home.name!r}")
         for entry in data.get("policies", []):
@@ -233,7 +373,28 @@ def load_catalog(root: Path | None = None) -> Catalog:
         for inc in pack.includes:
             if inc not in packs:
                 raise PolicyError(f"pack {pack.name!r} includes unknown pack {inc!r}")
-    return Catalog(packs, policies)
+    _add_mapped_controls(policies, standards)
+    for pid, pdef in policies.items():
+        if not pdef.rule.controls:
+            raise PolicyError(f"policy {pid!r} maps to no control of any standard")
+    if standards:
+        for pid, pdef in policies.items():
+            for c in pdef.rule.controls:
+                std = standards.get(c.standard)
+                if std is None:
+                    raise PolicyError(f"policy {pid!r}: control of unknown standard "
+                                      f"{c.standard!r} (known: {', '.join(sorted(standards))})")
+                if std.enumerated and c.id not in {r.id for r in std.requirements}:
+                    raise PolicyError(f"policy {pid!r}: {c.standard} has no requirement {c.id!r}")
+    for pack in packs.values():
+        if pack.mapped:
+            if standards and pack.name not in standards:
+                raise PolicyError(f"pack {pack.name!r} selects the policies mapped to an unknown "
+                                  f"standard")
+            mapped = [pid for pid, p in policies.items()
+                      if any(c.standard == pack.name for c in p.rule.controls)]
+            pack.policy_ids = list(dict.fromkeys([*pack.policy_ids, *mapped]))
+    return Catalog(packs, policies, standards)
 
 
 def read_single_object(path: Path) -> Resource:

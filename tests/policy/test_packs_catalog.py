@@ -25,7 +25,7 @@ from tests.conftest import ROOT
 
 DOCS = ROOT / "docs" / "policies"
 STANDARDS = {"pss-baseline", "pss-restricted", "cis-kubernetes", "nsa-cisa-hardening",
-             "best-practice"}
+             "best-practice", "bsi-sys-1-6", "bsi-app-4-4", "nist-800-190", "bsi-c5"}
 
 
 def test_every_pack_loads_and_compiles() -> None:
