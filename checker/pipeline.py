@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from checker.policy.model import Policy
 from checker.policy.packs import (
     DEFAULT_PACKS,
     Catalog,
+    default_overrides,
     load_catalog,
     load_repository_policies,
     pack_policies,
@@ -59,6 +61,10 @@ def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | 
     """
     packs = options.packs or cluster.packs or DEFAULT_PACKS
     packs = tuple(p for p in packs if p != "none")
+    overrides: Mapping[str, Mapping[str, Any]] = cluster.overrides
+    if not (options.packs or cluster.packs):
+        catalog = catalog or load_catalog()
+        overrides = default_overrides(catalog, cluster.overrides)
     if cluster.overrides:
         catalog = catalog or load_catalog()
         for pid in sorted(cluster.overrides):
@@ -70,7 +76,7 @@ def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | 
     errors: list[str] = []
     if packs:
         try:
-            policies += pack_policies(catalog or load_catalog(), packs, cluster.overrides)
+            policies += pack_policies(catalog or load_catalog(), packs, overrides)
         except ConfigError as err:
             where = f"{cluster.source}: " if cluster.source else ""
             raise ConfigError(f"{where}{err}") from err

@@ -37,7 +37,13 @@ from checker.policy.gatekeeper import (
 )
 from checker.policy.model import Policy
 
-DEFAULT_PACKS = ("pss-baseline", "best-practice")
+DEFAULT_PACKS = ("pss-restricted", "best-practice")
+"""What runs when neither ``--pack`` nor the configuration names packs (see README, "Defaults")."""
+
+DEFAULT_WARNING_PACK = "pss-restricted"
+"""By default, the policies this pack adds to ``pss-baseline`` (running as root, privilege
+escalation, seccomp, capabilities, volume types, /proc) report at ``warning``: visible in every
+report, not failing a pipeline at the default ``--fail-on error``."""
 
 PACK_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -395,6 +401,20 @@ def load_catalog(root: Path | None = None) -> Catalog:
                       if any(c.standard == pack.name for c in p.rule.controls)]
             pack.policy_ids = list(dict.fromkeys([*pack.policy_ids, *mapped]))
     return Catalog(packs, policies, standards)
+
+
+def default_overrides(catalog: Catalog,
+                      overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                      ) -> dict[str, dict[str, Any]]:
+    """Per-policy overrides of the default selection: the restricted-only policies at warning,
+    under the configuration's own ``overrides`` (which win, key by key)."""
+    baseline = set(catalog.resolve(["pss-baseline"]))
+    out: dict[str, dict[str, Any]] = {
+        pid: {"severity": "warning"} for pid in catalog.resolve([DEFAULT_WARNING_PACK])
+        if pid not in baseline}
+    for pid, override in (overrides or {}).items():
+        out[pid] = {**out.get(pid, {}), **override}
+    return out
 
 
 def read_single_object(path: Path) -> Resource:
