@@ -28,8 +28,8 @@ from checker.options import ScanOptions
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--pack", "packs", multiple=True, metavar="NAME",
-              help="Built-in policy pack (repeatable). Default: pss-baseline, best-practice; "
-                   "'none' uses only --policies.")
+              help="Built-in policy pack (repeatable). Default: pss-restricted (what it adds to "
+                   "pss-baseline at warning) and best-practice; 'none' uses only --policies.")
 @click.option("--policies", "policies", multiple=True, metavar="DIR",
               type=click.Path(path_type=Path, file_okay=False),
               help="Folder of the repository's own Gatekeeper ConstraintTemplates and "

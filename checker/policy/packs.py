@@ -408,10 +408,12 @@ def default_overrides(catalog: Catalog,
                       ) -> dict[str, dict[str, Any]]:
     """Per-policy overrides of the default selection: the restricted-only policies at warning,
     under the configuration's own ``overrides`` (which win, key by key)."""
-    baseline = set(catalog.resolve(["pss-baseline"]))
-    out: dict[str, dict[str, Any]] = {
-        pid: {"severity": "warning"} for pid in catalog.resolve([DEFAULT_WARNING_PACK])
-        if pid not in baseline}
+    out: dict[str, dict[str, Any]] = {}
+    if DEFAULT_WARNING_PACK in catalog.packs:  # absent from a trimmed GITOPS_CHECKER_PACKS
+        baseline = set(catalog.resolve(["pss-baseline"])) if "pss-baseline" in catalog.packs \
+            else set()
+        out = {pid: {"severity": "warning"} for pid in catalog.resolve([DEFAULT_WARNING_PACK])
+               if pid not in baseline}
     for pid, override in (overrides or {}).items():
         out[pid] = {**out.get(pid, {}), **override}
     return out

@@ -141,7 +141,8 @@ def run_action(ws: Path, inputs: dict[str, str], extra_env: dict[str, str] | Non
 def cli(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI (``python -m checker``) run in ``ws``: the independent source of expectations."""
     return subprocess.run([sys.executable, "-m", "checker", *args], cwd=ws,
-                          env={"PATH": os.environ.get("PATH", ""), "HOME": str(ws.parent)},
+                          env={"PATH": os.environ.get("PATH", ""), "HOME": str(ws.parent),
+                               "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
                           capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -312,8 +313,9 @@ def test_no_inputs_at_all_scans_the_whole_workspace_with_default_packs(tmp_path:
     # The same findings as the CLI with no flags on the same repository: the default packs
     # and none of the repository's own policies (those are only read when named).
     expected = cli_json(workspace(tmp_path / "c"), ".", "--root", ".")
-    assert expected["packs"] == ["pss-baseline", "best-practice"]
-    assert {f["pack"] for f in expected["findings"]} == {"pss-baseline", "best-practice"}
+    assert expected["packs"] == ["pss-restricted", "best-practice"]
+    assert {f["pack"] for f in expected["findings"]} == {"pss-baseline", "pss-restricted",
+                                                         "best-practice"}
     found = sorted((r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
                     r["locations"][0]["physicalLocation"]["region"]["startLine"])
                    for r in results)
@@ -324,7 +326,7 @@ def test_no_inputs_at_all_scans_the_whole_workspace_with_default_packs(tmp_path:
     assert int(bare.outputs["total-count"]) == len(expected["findings"])
     assert {"infrastructure/monitoring.yaml", "infrastructure/cache.yaml",
             "apps/podinfo/base/deployment.yaml"} <= {path for _, path, _ in found}
-    assert "pss-baseline, best-practice" in bare.summary
+    assert "pss-restricted, best-practice" in bare.summary
 
 
 def test_hyphenated_input_names_are_read_as_the_runner_sets_them(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ def test_list_shows_packs_policies_severities_and_controls() -> None:
     result = CliRunner().invoke(cli, ["policies", "list"])
     assert result.exit_code == 0, result.output
     out = result.output
-    for pack in ("pss-baseline [default]", "pss-restricted", "cis-kubernetes",
+    for pack in ("pss-baseline", "pss-restricted [default]", "cis-kubernetes",
                  "nsa-cisa-hardening", "best-practice [default]"):
         assert pack in out
     assert "pss-privileged" in out and "error" in out
