@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from checker import __version__, accept
 from checker.admit import stage as admit
@@ -167,6 +168,19 @@ def evaluation_limits(options: ScanOptions, config: Config) -> Limits:
     return limits
 
 
+GROUPINGS = ("cluster", "pack")
+
+
+def check_group_by(value: str) -> None:
+    """``cluster``, ``pack`` or the key of a standard (``bsi-app-4-4``: one group per requirement);
+    anything else is ``invalid config`` naming what is known."""
+    if value and value not in GROUPINGS:
+        catalog = load_catalog()
+        if value not in catalog.standards:
+            known = ", ".join([*GROUPINGS, *sorted(catalog.standards)])
+            raise ConfigError(f"invalid config: unknown grouping {value!r} (known: {known})")
+
+
 def scan(options: ScanOptions, config: Config | None = None) -> Report:
     """Run a scan and return the report (no I/O beyond reading the inputs).
 
@@ -174,6 +188,7 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
     against is read here, once, unless ``options.today`` fixes it.
     """
     config = config or load_config(options.root, options.config_file, options.paths)
+    check_group_by(options.group_by or config.group_by)
     today = options.today or dt.date.today()
     catalog = load_catalog() if (options.packs or any(
         c.packs != ("none",) for c in config.clusters)) else None

@@ -46,8 +46,9 @@ def policies() -> None:
 @policies.command("list")
 @click.option("--pack", "packs", multiple=True, metavar="NAME", help="Only this pack (repeatable).")
 @click.option("--standard", default="", metavar="STD",
-              help="Only policies mapped to this standard (pss-baseline, pss-restricted, "
-                   "cis-kubernetes, nsa-cisa-hardening, best-practice).")
+              help="Only policies mapped to this standard: pss-baseline, pss-restricted, "
+                   "cis-kubernetes, nsa-cisa-hardening, best-practice, bsi-sys-1-6, "
+                   "bsi-app-4-4, nist-800-190, bsi-c5 (policy-packs/standards/).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def list_cmd(packs: tuple[str, ...], standard: str, fmt: str) -> None:
@@ -56,6 +57,11 @@ def list_cmd(packs: tuple[str, ...], standard: str, fmt: str) -> None:
     unknown = [p for p in packs if p not in catalog.packs]
     if unknown:
         fail(f"unknown pack {unknown[0]!r} (known: {', '.join(sorted(catalog.packs))})")
+    if standard:
+        try:
+            catalog.standard(standard)
+        except CheckerError as err:
+            fail(str(err))
     if fmt == "json":
         data = {
             "packs": [{"name": n, "title": catalog.packs[n].title,

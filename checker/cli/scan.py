@@ -41,9 +41,11 @@ from checker.options import ScanOptions
               help="Four eyes: risk acceptances (files and annotations) count only when they "
                    "are on REF as they are here; give the pull request's base. New or changed "
                    "ones are reported as pending approval and accept nothing.")
-@click.option("--group-by", type=click.Choice(["cluster", "pack"]), default=None,
-              help="Group reports per cluster or per pack (default: per cluster when several "
-                   "clusters are configured).")
+@click.option("--group-by", default=None, metavar="cluster|pack|STANDARD",
+              help="Group reports per cluster, per pack, or per requirement of a standard "
+                   "(bsi-sys-1-6, bsi-app-4-4, nist-800-190, bsi-c5, cis-kubernetes, ...; see "
+                   "'policies list --standard'). Default: per cluster when several clusters "
+                   "are configured.")
 @click.option("--eval-seconds", "eval_seconds", type=click.FloatRange(min=0, min_open=True,
               max=300), default=None, metavar="SECONDS",
               help="Time one evaluation step may take (default: limits.evaluationSeconds in "

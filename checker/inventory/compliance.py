@@ -56,6 +56,33 @@ class Row:
 
 
 @dataclass(frozen=True)
+class RequirementCell:
+    """One requirement of a standard in one cluster.
+
+    ``status``: ``complete`` (every policy serving it enforces, deny or warn), ``partial`` (some
+    do), ``missing`` (none does) or ``outside`` (not decidable from manifests: never covered).
+    """
+
+    status: str
+    enforcing: int = 0
+    violations: int = 0
+    accepted: int = 0
+
+
+@dataclass(frozen=True)
+class RequirementRow:
+    """A requirement (or, for a standard that is not enumerated, a control the policies name)."""
+
+    standard: str
+    id: str
+    title: str
+    checks: str  # manifests, partly, outside; "mapped" when the standard is not enumerated
+    note: str
+    policies: tuple[str, ...]
+    cells: Mapping[str, RequirementCell]
+
+
+@dataclass(frozen=True)
 class Matrix:
     """Everything the compliance renderers read."""
 
@@ -65,6 +92,27 @@ class Matrix:
     snapshots: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     input_findings: int = 0
+    requirements: tuple[RequirementRow, ...] = ()
+
+    def standards(self) -> list[dict[str, Any]]:
+        """Coverage per standard and cluster: requirements in all, how many manifests cannot
+        decide, and of the others how many are enforced completely, partly or not at all."""
+        out: dict[str, dict[str, Any]] = {}
+        for req in self.requirements:
+            entry = out.setdefault(req.standard, {
+                "standard": req.standard, "requirements": 0, "outside": 0,
+                "enumerated": req.checks != "mapped",
+                "cells": {c: {"complete": 0, "partial": 0, "missing": 0, "violations": 0,
+                              "accepted": 0} for c in self.clusters}})
+            entry["requirements"] += 1
+            entry["outside"] += req.checks == "outside"
+            for cluster, cell in req.cells.items():
+                if cell.status != "outside":
+                    slot = entry["cells"][cluster]
+                    slot[cell.status] += 1
+                    slot["violations"] += cell.violations
+                    slot["accepted"] += cell.accepted
+        return list(out.values())
 
     def packs(self) -> list[dict[str, Any]]:
         """One summary per pack (not repository or live-only rows): per cluster, how many of
@@ -222,7 +270,35 @@ def build(config: Config, catalog: Catalog, selected: Mapping[str, Sequence[Poli
                         constraint_id, cells, _flags(cells, [c for c in clusters if c in live])))
     inputs = sum(1 for f in report.findings if f.category == "input")
     return Matrix(clusters, {c.name: c.environment for c in config.clusters}, tuple(rows),
-                  tuple(sorted(live)), tuple([*errors, *report.errors]), inputs)
+                  tuple(sorted(live)), tuple([*errors, *report.errors]), inputs,
+                  requirement_rows(catalog, clusters, by_cluster, counts))
+
+
+def requirement_rows(catalog: Catalog, clusters: Sequence[str],
+                     by_cluster: Mapping[str, Mapping[str, Policy]],
+                     counts: Mapping[tuple[str, str], Sequence[int]]) -> tuple[RequirementRow, ...]:
+    """Every requirement of every standard, with the state of its policies in each cluster."""
+    from checker.policy.docs import standard_rows
+
+    out: list[RequirementRow] = []
+    for key in sorted(catalog.standards):
+        for r in standard_rows(catalog, key):
+            cells: dict[str, RequirementCell] = {}
+            for cluster in clusters:
+                if r["checks"] == "outside":
+                    cells[cluster] = RequirementCell("outside")
+                    continue
+                enforcing = [pid for pid in r["policies"] if pid in by_cluster[cluster]
+                             and by_cluster[cluster][pid].constraint.enforcement_action
+                             in ("deny", "warn")]
+                status = ("complete" if len(enforcing) == len(r["policies"]) else
+                          "partial" if enforcing else "missing")
+                violations = sum(counts.get((pid, cluster), (0, 0))[0] for pid in enforcing)
+                accepted = sum(counts.get((pid, cluster), (0, 0))[1] for pid in enforcing)
+                cells[cluster] = RequirementCell(status, len(enforcing), violations, accepted)
+            out.append(RequirementRow(key, r["id"], r["title"], r["checks"], r["note"],
+                                      tuple(r["policies"]), cells))
+    return tuple(out)
 
 
 def run(root: Path, config: Config, snapshot_files: Mapping[str, Path],
@@ -262,6 +338,14 @@ def as_json(matrix: Matrix) -> dict[str, Any]:
                             for c, cell in r.cells.items()}} for r in matrix.rows],
         "totals": matrix.totals(),
         "packs": matrix.packs(),
+        "standards": matrix.standards(),
+        "requirements": [{"standard": r.standard, "id": r.id, "title": r.title,
+                          "checks": r.checks, "note": r.note, "policies": list(r.policies),
+                          "cells": {c: {"status": cell.status, "enforcing": cell.enforcing,
+                                        "violations": cell.violations,
+                                        "accepted": cell.accepted}
+                                    for c, cell in r.cells.items()}}
+                         for r in matrix.requirements],
         "snapshots": list(matrix.snapshots),
         "errors": list(matrix.errors),
         "gaps": len(matrix.gaps()),

@@ -42,6 +42,9 @@ def render_text(matrix: Matrix) -> str:
                           f"({pack['cells'][c]['enforcing']}/{pack['policies']})"
                           for c in matrix.clusters)
         lines.append(f"pack {pack['pack']}: {cells}")
+    lines.append("")
+    for std in matrix.standards():
+        lines.append(f"standard {std['standard']}: " + standard_summary(std, matrix))
     lines += ["", "Cells: enforcement action, violations/accepted risks"
               + (", live enforcement from the snapshot" if matrix.snapshots else "") + "."]
     totals = matrix.totals()
@@ -53,6 +56,26 @@ def render_text(matrix: Matrix) -> str:
     lines.append(f"{len(matrix.gaps())} policies with gaps")
     lines += [f"error: {e}" for e in matrix.errors]
     return "\n".join(lines) + "\n"
+
+
+def standard_summary(std: dict[str, object], matrix: Matrix) -> str:
+    """``prod 5/8 enforced (2 partly), ...; 13 of 21 not decidable from manifests``."""
+    cells = std["cells"]
+    assert isinstance(cells, dict)
+    decidable = int(str(std["requirements"])) - int(str(std["outside"]))
+    parts = []
+    for c in matrix.clusters:
+        slot = cells[c]
+        covered = slot["complete"] + slot["partial"]
+        parts.append(f"{_title(c, matrix)} {covered}/{decidable} enforced"
+                     + (f" ({slot['partial']} partly)" if slot["partial"] else ""))
+    tail = (f"; {std['outside']} of {std['requirements']} not decidable from manifests"
+            if std["enumerated"] else "; controls as mapped (the standard is not enumerated)")
+    return ", ".join(parts) + tail
+
+
+REQUIREMENT_CELL = {"complete": "✅", "partial": "⚠️ some", "missing": "❌ MISSING",
+                    "outside": "not decidable"}
 
 
 def _md(text: str) -> str:
@@ -92,9 +115,52 @@ def render_markdown(matrix: Matrix) -> str:
         cells = " | ".join(_md(cell_text(row.cells[c])) for c in matrix.clusters)
         flags = "⚠️ " + _md("; ".join(row.flags)) if row.flags else "-"
         out.append(f"| `{_md(row.policy)}` {_md(row.title)} | {cells} | {flags} |")
+    out += _md_standards(matrix, names)
     if matrix.errors:
         out += ["", "## Errors", ""] + [f"- {_md(e)}" for e in matrix.errors]
     return "\n".join(out) + "\n"
+
+
+def _md_standards(matrix: Matrix, names: list[str]) -> list[str]:
+    """``## Coverage per standard``: a summary, then every requirement of each enumerated
+    standard with its policies and, per cluster, whether they enforce it."""
+    summaries = matrix.standards()
+    if not summaries:
+        return []
+    out = ["", "## Coverage per standard", "",
+           "A requirement is enforced in a cluster when the policies serving it run there with "
+           "deny or warn (✅ all of them, ⚠️ some, then violations/accepted risks). \"Checked\" "
+           "says how far manifests decide the requirement; those they cannot decide are never "
+           "counted as covered.", "",
+           "| Standard | " + " | ".join(_md(n) for n in names) + " | Not decidable |",
+           "|---|" + "---|" * len(names) + "---|"]
+    for std in summaries:
+        cells = std["cells"]
+        decidable = std["requirements"] - std["outside"]
+        row = [f"{cells[c]['complete'] + cells[c]['partial']}/{decidable}"
+               + (f" ({cells[c]['partial']} partly)" if cells[c]["partial"] else "")
+               for c in matrix.clusters]
+        outside = (f"{std['outside']} of {std['requirements']}" if std["enumerated"]
+                   else "not enumerated")
+        out.append(f"| `{_md(std['standard'])}` | " + " | ".join(row) + f" | {outside} |")
+    for std in summaries:
+        if not std["enumerated"]:
+            continue
+        out += ["", f"### `{_md(std['standard'])}`", "",
+                "| Requirement | Checked | Policies | " + " | ".join(_md(n) for n in names)
+                + " |", "|---|---|---|" + "---|" * len(names)]
+        for req in matrix.requirements:
+            if req.standard != std["standard"]:
+                continue
+            cells = " | ".join(
+                REQUIREMENT_CELL[req.cells[c].status]
+                + (f" {req.cells[c].violations}/{req.cells[c].accepted}"
+                   if req.cells[c].status in ("complete", "partial") else "")
+                for c in matrix.clusters)
+            policies = ", ".join(f"`{p}`" for p in req.policies) or "-"
+            out.append(f"| {_md(req.id)} {_md(req.title)} | {req.checks} | {policies} | "
+                       f"{cells} |")
+    return out
 
 
 def render_json(matrix: Matrix) -> str:

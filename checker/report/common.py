@@ -53,6 +53,36 @@ def group_of(finding: Finding, report: Report) -> str:
     return finding.pack or finding.category
 
 
+GROUPINGS = ("cluster", "pack")
+
+
+def standard_grouping(report: Report) -> str:
+    """The standard key when the report is grouped by a standard's requirements, else ``""``."""
+    return report.group_by if report.group_by and report.group_by not in GROUPINGS else ""
+
+
+def requirement_group(standard: str, control_id: str, title: str) -> str:
+    """The JUnit suite / Markdown row name of one requirement of a standard."""
+    return f"{standard} {control_id}" + (f": {title}" if title else "")
+
+
+def unmapped_group(standard: str) -> str:
+    """The group of findings and rules that map to no requirement of ``standard``."""
+    return f"not mapped to {standard}"
+
+
+def groups_of(finding: Finding, report: Report) -> list[str]:
+    """The groups a finding belongs to: ``group_of``'s one group, or, grouped by a standard,
+    one per requirement of that standard the finding's rule serves (a finding that fails two
+    requirements is listed under both)."""
+    standard = standard_grouping(report)
+    if not standard or finding.category == "input":
+        return [group_of(finding, report)]
+    groups = [requirement_group(standard, c.id, c.title) for c in finding.controls
+              if c.standard == standard]
+    return list(dict.fromkeys(groups)) or [unmapped_group(standard)]
+
+
 def by_severity(findings: tuple[Finding, ...] | list[Finding]) -> list[Finding]:
     """Most severe first, then the deterministic finding order."""
     return sorted(findings, key=lambda f: (-int(f.severity), f.sort_key()))

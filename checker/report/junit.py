@@ -21,7 +21,14 @@ from typing import Any
 from junit_xml import TestCase, TestSuite
 
 from checker.model import Finding, Report, Severity
-from checker.report.common import group_of, without_cycle_collection
+from checker.report.common import (
+    group_of,
+    groups_of,
+    requirement_group,
+    standard_grouping,
+    unmapped_group,
+    without_cycle_collection,
+)
 
 _LABEL = {s: s.label for s in Severity}
 
@@ -69,22 +76,28 @@ def suites(report: Report) -> list[TestSuite]:
 
 def _cases(report: Report) -> Iterator[tuple[str, Finding | TestCase]]:
     """(group, case) in document order within each group; a violation stays a Finding."""
+    standard = standard_grouping(report)
     violated: dict[str, set[str]] = {}
     drifted: dict[tuple[str, str], list[Finding]] = {}
     for f in report.active:
-        group = group_of(f, report)
-        violated.setdefault(group, set()).add(f.rule_id)
-        if f.category == "drift":
-            drifted.setdefault((group, f.resource or f.location.path), []).append(f)
-            continue
-        yield group, f
+        for group in (groups_of(f, report) if standard else (group_of(f, report),)):
+            violated.setdefault(group, set()).add(f.rule_id)
+            if f.category == "drift":
+                drifted.setdefault((group, f.resource or f.location.path), []).append(f)
+                continue
+            yield group, f
     for (group, _), findings in drifted.items():
         yield group, _drift_case(findings, group, report)
     for rule in sorted(report.rules.values(), key=lambda r: r.id):
         if not rule.pack:
             continue
-        groups_for_rule = ([c for c in report.clusters] if report.group_by == "cluster"
-                           and report.clusters else [rule.pack])
+        if standard:
+            groups_for_rule = list(dict.fromkeys(
+                requirement_group(standard, c.id, c.title) for c in rule.controls
+                if c.standard == standard)) or [unmapped_group(standard)]
+        else:
+            groups_for_rule = ([c for c in report.clusters] if report.group_by == "cluster"
+                               and report.clusters else [rule.pack])
         for group in groups_for_rule:
             if rule.id not in violated.get(group, set()):
                 yield group, TestCase(name=f"{rule.id}: {rule.title}", classname=group)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from operator import attrgetter
 
 from checker.model import Finding, Report
 from checker.report.common import (
     coverage_summary,
+    groups_of,
     most_severe,
+    requirement_group,
     severity_counts,
+    standard_grouping,
     standards,
     without_cycle_collection,
 )
@@ -78,6 +82,44 @@ def _clusters(report: Report, active: tuple[Finding, ...],
     return out
 
 
+def _requirements(report: Report, active: tuple[Finding, ...]) -> list[str]:
+    """Grouped by a standard: one row per requirement the selected rules serve, with the
+    rules, the active findings and the most severe level; then findings mapped to none."""
+    standard = standard_grouping(report)
+    rows: dict[str, list[str]] = {}
+    for rule in sorted(report.rules.values(), key=lambda r: r.id):
+        for c in rule.controls:
+            if c.standard == standard:
+                rows.setdefault(requirement_group(standard, c.id, c.title), [])
+                if rule.id not in rows[requirement_group(standard, c.id, c.title)]:
+                    rows[requirement_group(standard, c.id, c.title)].append(rule.id)
+    found: dict[str, list[Finding]] = {}
+    for f in active:
+        for group in groups_of(f, report):
+            found.setdefault(group, []).append(f)
+    out = [f"### By {_cell(standard)} requirement", "",
+           "| Requirement | Policies | Findings | Worst |", "| --- | --- | ---: | --- |"]
+    for group in sorted(rows, key=_requirement_order):
+        mine = found.get(group, [])
+        worst = max((f.severity for f in mine), default=None)
+        out.append(f"| {_cell(group.removeprefix(standard + ' '))} | "
+                   + ", ".join(f"`{r}`" for r in rows[group]) + f" | {len(mine)} | "
+                   + (f"{ICON[worst.label]} {worst.label}" if worst else "✅") + " |")
+    others = [g for g in found if g not in rows]
+    for group in sorted(others):
+        out.append(f"| {_cell(group)} | | {len(found[group])} | |")
+    out += ["", f"Requirements of {_cell(standard)} that no selected policy serves are not "
+            "listed; `gitops-checker compliance` shows every requirement and whether manifests "
+            "can decide it.", ""]
+    return out
+
+
+def _requirement_order(group: str) -> list[object]:
+    """APP.4.4.A2 before APP.4.4.A10; 4.1.2 before 4.1.10."""
+    return [int(part) if part.isdigit() else part
+            for part in re.split(r"(\d+)", group.partition(":")[0])]
+
+
 @without_cycle_collection
 def render(report: Report) -> str:
     """Summary counts, counts by standard, the top findings, accepted risks and errors."""
@@ -104,6 +146,8 @@ def render(report: Report) -> str:
         lines.append("")
     if report.group_by == "cluster" and report.clusters:
         lines += _clusters(report, active, suppressed)
+    if standard_grouping(report):
+        lines += _requirements(report, active)
     if active:
         lines += [f"### Top findings ({min(TOP, len(active))} of {len(active)})", ""]
         lines += _table(most_severe(active, TOP), report)
