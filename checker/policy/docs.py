@@ -5,6 +5,7 @@ and the generated ``docs/policies/`` pages. Pure functions of the catalog.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,13 @@ def standard_rows(catalog: Catalog, key: str) -> list[dict[str, Any]]:
                 row["title"] = row["title"] or c.title
                 if pid not in row["policies"]:
                     row["policies"].append(pid)
-    return list(seen.values())
+    return sorted(seen.values(), key=lambda row: natural_order(str(row["id"])))
+
+
+def natural_order(text: str) -> list[tuple[int, str]]:
+    """Sort key that puts 5.1.2 before 5.1.10 and A2 before A10."""
+    return [(int(part), "") if part.isdigit() else (-1, part)
+            for part in re.split(r"(\d+)", text)]
 
 
 def render_standard_page(catalog: Catalog, key: str) -> str:
