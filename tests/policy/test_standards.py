@@ -25,7 +25,7 @@ from checker.policy.packs import (
 )
 from checker.report import RENDERERS
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 EXAMPLE = ROOT / "examples" / "gitops-repo"
 
 # How each standard publishes its requirement ids (checked with the published texts; see
