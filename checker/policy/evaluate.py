@@ -307,8 +307,9 @@ class Evaluator:
             for policy in self.policies:  # caches filled here serve every run's workers
                 if self.batch:
                     batchable(policy.template)  # a text scan, safe on untrusted Rego
-                if (is_shipped(policy.template)  # trusted Rego may compile here; never
-                        and self.engine_for(policy.template).name != opa.NAME):  # OPA: see below
+                if ((is_shipped(policy.template)  # trusted Rego may compile here; never
+                        and self.engine_for(policy.template).name != opa.NAME)  # OPA: see below
+                        or self.runs_cel(policy.template)):  # CEL compiles once, here: no I/O
                     with contextlib.suppress(PolicyError):
                         self._compile(policy.template, None)
             if readers:  # built before forking, so that no worker builds it again

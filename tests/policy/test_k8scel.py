@@ -176,6 +176,11 @@ def test_runaway_expression_is_an_error_not_a_hang() -> None:
     assert f"budget of {k8scel.ITERATION_BUDGET}" in message
 
 
+def test_deeply_nested_expression_is_a_compile_error_not_a_crash() -> None:
+    with pytest.raises(PolicyError, match="recursion"):
+        ENV.compile("(" * 200 + "1" + ")" * 200, "test")
+
+
 def test_overlong_expression_is_refused() -> None:
     with pytest.raises(PolicyError, match="longer than"):
         ENV.compile("true && " * 1000 + "true", "test")
