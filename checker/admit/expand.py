@@ -70,6 +70,8 @@ def parse_template(res: Resource) -> Template:
         raise TemplateError(f"ExpansionTemplate {name} has empty source field")
     gvk = spec.get("generatedGVK")
     gvk = gvk if isinstance(gvk, Mapping) else {}
+    if not all(isinstance(gvk.get(k) or "", str) for k in ("group", "version", "kind")):
+        raise TemplateError(f"ExpansionTemplate {name}: generatedGVK fields must be strings")
     generated = tuple(str(gvk.get(k) or "") for k in ("group", "version", "kind"))
     if not any(generated):
         raise TemplateError(f"ExpansionTemplate {name} has empty generatedGVK field")
@@ -78,7 +80,12 @@ def parse_template(res: Resource) -> Template:
     if not raw or not isinstance(raw, list):
         raise TemplateError(f"ExpansionTemplate {name} must specify ApplyTo")
     for entry in raw:
-        entry = entry if isinstance(entry, Mapping) else {}
+        if not isinstance(entry, Mapping) or not all(
+                isinstance(entry.get(k) or [], list)
+                and all(isinstance(v, str) for v in entry.get(k) or [])
+                for k in ("groups", "versions", "kinds")):
+            raise TemplateError(f"ExpansionTemplate {name}: applyTo entries must be "
+                                "{groups: [...], versions: [...], kinds: [...]} of strings")
         applies.update((str(g), str(v), str(k)) for g in entry.get("groups") or []
                        for v in entry.get("versions") or [] for k in entry.get("kinds") or [])
     g3 = (generated[0], generated[1], generated[2])
@@ -86,7 +93,7 @@ def parse_template(res: Resource) -> Template:
         raise TemplateError(f"ExpansionTemplate {name} generates GVK {'/'.join(g3)}, but "
                             "also applies to that same GVK")
     action = spec.get("enforcementAction") or ""
-    if action and action not in ACTIONS:
+    if action and (not isinstance(action, str) or action not in ACTIONS):
         raise TemplateError(f"unknown enforcementAction {action!r} (expected one of: "
                             f"{', '.join(ACTIONS)})")
     return Template(name=name, location=res.location, applies=frozenset(applies),

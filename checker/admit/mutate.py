@@ -465,6 +465,55 @@ def _key_not_changed(path: tuple[Node, ...]) -> None:
         raise MutatorError("invalid path format: changing the item key is not allowed")
 
 
+def _string_list(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+def _selector_problem(selector: Any) -> str:
+    """Why a LabelSelector is malformed (the API server's schema), or ''."""
+    if selector is None:
+        return ""
+    if not isinstance(selector, Mapping):
+        return "must be a mapping"
+    labels = selector.get("matchLabels")
+    if labels is not None and not (isinstance(labels, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items())):
+        return "matchLabels must map strings to strings"
+    exprs = selector.get("matchExpressions")
+    if exprs is None:
+        return ""
+    if not isinstance(exprs, list):
+        return "matchExpressions must be a list"
+    for e in exprs:
+        if not (isinstance(e, Mapping) and isinstance(e.get("key"), str)
+                and e.get("operator") in ("In", "NotIn", "Exists", "DoesNotExist")
+                and _string_list(e.get("values"))):
+            return ("matchExpressions entries need a key, an operator (In, NotIn, Exists, "
+                    "DoesNotExist) and a list of string values")
+    return ""
+
+
+def _check_match(match: Mapping[str, Any]) -> None:
+    """``spec.match`` shaped as the mutator CRDs' schema requires; MutatorError otherwise."""
+    kinds = match.get("kinds")
+    if kinds is not None and not (isinstance(kinds, list) and all(
+            isinstance(k, Mapping) and _string_list(k.get("apiGroups"))
+            and _string_list(k.get("kinds")) for k in kinds)):
+        raise MutatorError("spec.match.kinds must be a list of {apiGroups: [...], kinds: [...]}")
+    if match.get("scope") not in (None, "*", "Cluster", "Namespaced"):
+        raise MutatorError(f"spec.match.scope {match.get('scope')!r} must be Cluster, "
+                           "Namespaced or *")
+    for key in ("namespaces", "excludedNamespaces"):
+        if not _string_list(match.get(key)):
+            raise MutatorError(f"spec.match.{key} must be a list of strings")
+    for key in ("labelSelector", "namespaceSelector"):
+        problem = _selector_problem(match.get(key))
+        if problem:
+            raise MutatorError(f"spec.match.{key}: {problem}")
+    if match.get("name") is not None and not isinstance(match.get("name"), str):
+        raise MutatorError("spec.match.name must be a string")
+
+
 def _assign_field(raw: Any, kind: str, name: str) -> tuple[str, Any]:
     """(``value`` | ``fromMetadata`` | ``externalData``, its argument), validated."""
     if not isinstance(raw, Mapping):
@@ -557,6 +606,7 @@ def parse_mutator(res: Resource) -> Mutator:
     notes += _unknown(params, _PARAMETER_KEYS[kind], "spec.parameters")
     if isinstance(params.get("assign"), Mapping):
         notes += _unknown(params["assign"], _ASSIGN_KEYS, "spec.parameters.assign")
+    _check_match(match)
     source = match.get("source")
     if source is not None and source not in SOURCES:
         raise MutatorError(f"invalid source field {source!r} (expected one of: "
@@ -790,6 +840,10 @@ def mutate(res: Resource, mutators: Sequence[Mutator], namespaces: Mapping[str, 
             try:
                 if not m.matches(current, namespaces, source, operation, namespaced):
                     continue
+            except (TypeError, AttributeError, KeyError, ValueError) as err:
+                out.error = (f"mutator {m.label} could not be matched against {res.display} "
+                             f"({type(err).__name__}: {err}); the object was not mutated")
+                return out
             except MatchError as err:
                 if iteration == 1:
                     out.undecided.append((m.label, str(err)))
@@ -808,6 +862,10 @@ def mutate(res: Resource, mutators: Sequence[Mutator], namespaces: Mapping[str, 
             before = body
             try:
                 body = m.mutate(body, res)
+            except (TypeError, AttributeError, KeyError) as err:
+                out.error = (f"mutation by {m.label} failed for {res.display} "
+                             f"({type(err).__name__}: {err}); the object was not mutated")
+                return out
             except MutationError as err:
                 out.error = (f"mutation by {m.label} failed for {res.display}: {err}; the "
                              "mutating webhook rejects the object")

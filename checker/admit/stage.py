@@ -79,7 +79,7 @@ def _mutators(resources: Sequence[Resource]) -> tuple[list[mutation.Mutator], li
         label = f"{res.kind}/{res.name}"
         try:
             m = mutation.parse_mutator(res)
-        except mutation.MutatorError as err:
+        except (mutation.MutatorError, TypeError, AttributeError, KeyError) as err:
             findings.append(_finding(
                 RULE_MUTATOR_INVALID, Severity.ERROR,
                 f"mutator {label} is not accepted by Gatekeeper ({err}): it never mutates "
@@ -122,7 +122,7 @@ def _templates(resources: Sequence[Resource]) -> tuple[list[expansion.Template],
             continue
         try:
             template = expansion.parse_template(res)
-        except expansion.TemplateError as err:
+        except (expansion.TemplateError, TypeError, AttributeError, KeyError) as err:
             findings.append(_finding(
                 RULE_EXPANSION_INVALID, Severity.ERROR,
                 f"ExpansionTemplate {res.name!r} is not accepted by Gatekeeper ({err}): "

@@ -472,3 +472,49 @@ def test_a_mutator_cannot_add_an_acceptance(runner: CliRunner, tmp_path: Path) -
     assert [f["rule"] for f in report["findings"] if f["severity"] == "error"] == [
         "AdmAllowedRegistry/internal-registry"]
     assert report["accepted"] == []
+
+
+_MALFORMED = ["x", 5, None, [], {}, [1], {"a": 1}, True, [{"a": 1}],
+              {"matchExpressions": [1]},
+              {"matchExpressions": [{"key": "x", "operator": "In", "values": "abc"}]},
+              {"matchLabels": [1]}, {"matchLabels": {"a": 1}}]
+
+
+def _malformed_mutators() -> list[Resource]:
+    out = []
+    for kind in mutate.KINDS:
+        base: dict[str, Any] = {
+            "applyTo": [{"groups": [""], "versions": ["v1"], "kinds": ["Pod"]}], "match": {},
+            "location": ("metadata.labels.z" if kind == "AssignMetadata"
+                         else "spec.containers[name: *].image"),
+            "parameters": {"assign": {"value": "x"}, "assignTag": ":v1",
+                           "values": {"fromList": ["a"]}}}
+        specs = [{**base, key: v} for key in ("applyTo", "match", "location", "parameters")
+                 for v in _MALFORMED]
+        specs += [{**base, "match": {key: v}} for key in (
+            "kinds", "scope", "namespaces", "excludedNamespaces", "labelSelector",
+            "namespaceSelector", "name", "source") for v in _MALFORMED]
+        specs += [{**base, "parameters": {**base["parameters"], key: v}} for key in (
+            "assign", "pathTests", "operation", "values", "assignDomain", "assignPath",
+            "assignTag") for v in _MALFORMED]
+        out += [res({"apiVersion": "mutations.gatekeeper.sh/v1", "kind": kind,
+                     "metadata": {"name": f"m{i}"}, "spec": spec})
+                for i, spec in enumerate(specs)]
+    for key in ("applyTo", "templateSource", "generatedGVK", "enforcementAction"):
+        for i, v in enumerate(_MALFORMED):
+            spec = {"applyTo": [{"groups": [""], "versions": ["v1"], "kinds": ["Pod"]}],
+                    "templateSource": "spec", "generatedGVK": {"group": "x", "version": "v1",
+                                                               "kind": "K"}, key: v}
+            out.append(res({"apiVersion": "expansion.gatekeeper.sh/v1alpha1",
+                            "kind": "ExpansionTemplate", "metadata": {"name": f"t-{key}-{i}"},
+                            "spec": spec}))
+    return out
+
+
+@pytest.mark.parametrize("hostile", _malformed_mutators(), ids=lambda r: f"{r.kind}-{r.name}")
+def test_malformed_mutators_and_templates_are_results_not_crashes(hostile: Resource) -> None:
+    """Whatever shape a pull request gives a mutator or template, admit returns findings."""
+    target = pod()
+    target.body["metadata"]["labels"] = {"x": "y"}  # type: ignore[index]
+    out = admit([target, hostile])
+    assert all(f.message for f in out.findings)
