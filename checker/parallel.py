@@ -164,6 +164,40 @@ def _address_space() -> int:
         return 0
 
 
+GO_RESERVE_MB = 4096  # address space Go's runtime reserves (not uses) when OPA starts in a worker
+
+
+def _data_size() -> int:
+    """Bytes of this process's data (heap and private anonymous memory; Linux ``VmData``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        pass
+    return 0
+
+
+def _cap_memory(memory_mb: int) -> None:
+    """Cap what a worker may allocate at ``memory_mb`` above what it inherits.
+
+    The memory a worker uses is capped (``RLIMIT_DATA``: heap and private anonymous mappings,
+    Linux 4.7 and later); its address space is capped too, with room for what Go's runtime
+    reserves without using (real OPA starts in the worker; under an address-space cap alone
+    it could not start below about 1 GiB).
+    """
+    extra = memory_mb * 1024 * 1024
+    for kind, used, room in ((resource.RLIMIT_DATA, _data_size(), 0),
+                             (resource.RLIMIT_AS, _address_space(), GO_RESERVE_MB << 20)):
+        if used <= 0:
+            continue
+        limit = used + extra + room
+        _soft, hard = resource.getrlimit(kind)
+        if hard == resource.RLIM_INFINITY or limit < hard:
+            resource.setrlimit(kind, (limit, hard))
+
+
 def _child(func: Callable[[Any, Guard], Any], item: Any, guard: Guard, out: int,
            quiet: bool, memory_mb: int) -> None:
     """Run in the forked worker: never returns."""
@@ -174,11 +208,8 @@ def _child(func: Callable[[Any, Guard], Any], item: Any, guard: Guard, out: int,
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
-        if memory_mb > 0 and _address_space() > 0:
-            limit = _address_space() + memory_mb * 1024 * 1024
-            _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-            if hard == resource.RLIM_INFINITY or limit < hard:
-                resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        if memory_mb > 0:
+            _cap_memory(memory_mb)
         try:
             payload = pickle.dumps(("ok", func(item, guard)), pickle.HIGHEST_PROTOCOL)
         except MemoryError:
@@ -224,7 +255,11 @@ def _death(status: int, limits: Limits) -> str:
             return (f"aborted ({name}; most often memory over the limit of "
                     f"{limits.memory_mb} MiB)")
         return f"was killed ({name})"
-    return f"exited with status {os.WEXITSTATUS(status)} before sending its result"
+    code = os.WEXITSTATUS(status)
+    if code == 2:  # how Go's runtime ends on a fatal error, "out of memory" among them
+        return (f"exited with status 2 before sending its result (Go's runtime, when its "
+                f"memory is over the limit of {limits.memory_mb} MiB or it fails otherwise)")
+    return f"exited with status {code} before sending its result"
 
 
 def run_guarded(func: Callable[[T, Guard], R], items: Sequence[T],

@@ -131,9 +131,9 @@ BUILTIN_RULES: dict[str, Rule] = {
              "operand can be undefined: OPA makes such a negation fail, regorus makes it "
              "succeed, so on objects without that field the verdict may differ from the "
              "cluster's. The message names the line.",
-             "Install opa-golib-python-bindings (the container image has it) and set "
-             "GITOPS_CHECKER_OPA=1 for exact verdicts, or give the operand a default "
-             "(object.get) so both engines agree."),
+             "Run with OPA for exact verdicts: install opa-golib-python-bindings (the "
+             "container image has it; it is used unless GITOPS_CHECKER_OPA=0), or give the "
+             "operand a default (object.get) so both engines agree."),
         Rule(RULE_TEMPLATE_NOTE, "ConstraintTemplate note", Severity.NOTE,
              "A ConstraintTemplate has a problem that Gatekeeper tolerates: the template loads "
              "and is evaluated, but part of it (named in the message) is ignored, as it is in "

@@ -591,11 +591,13 @@ class Evaluator:
                 found = semantics.hazards(module, template.rego_v1)
             except PolicyError:
                 continue  # reported as policy.invalid when it is compiled
-            out += [f"evaluated by regorus (OPA not enabled); at line {h.line} of its "
+            why = (f"{opa.SWITCH}=0 is set" if opa.available() else
+                   "opa-golib-python-bindings is not installed")
+            out += [f"evaluated by regorus (OPA not enabled: {why}); at line {h.line} of its "
                     f"Rego, `{h.text}` fails in Gatekeeper (OPA) when an operand is undefined "
                     "but succeeds here, so verdicts on objects without that field may differ "
-                    "from the cluster's (for exact verdicts install opa-golib-python-bindings "
-                    f"and set {opa.SWITCH}=1)" for h in found]
+                    "from the cluster's (for exact verdicts run with OPA: the container image "
+                    "has it)" for h in found]
         return out
 
     @staticmethod

@@ -3,7 +3,7 @@
 The binding is the PyPI package ``opa-golib-python-bindings``: OPA's ``rego`` package built as
 a C shared library behind a ctypes wrapper. It is optional (its metadata asks for Python 3.14,
 although the wheel runs on 3.11; the container image and CI install it). Where it is importable
-and ``GITOPS_CHECKER_OPA=1`` is set it evaluates every template that is not a shipped one
+(and ``GITOPS_CHECKER_OPA=0`` is not set) it evaluates every template that is not a shipped one
 (``checker.policy.evaluate``), and the
 test suite uses it as the oracle for every other path (tests/policy/test_opa_differential.py).
 
@@ -86,15 +86,16 @@ SWITCH = "GITOPS_CHECKER_OPA"
 
 
 def exact_engine() -> OpaEngine | None:
-    """Real OPA for repository templates: when it is installed and ``GITOPS_CHECKER_OPA=1``.
+    """Real OPA for repository templates: whenever it is installed (``GITOPS_CHECKER_OPA=0``
+    turns it off, for a comparison with regorus).
 
-    Opt-in for now: the evaluation workers' memory cap (``Limits.memory_mb``) can be too small
-    for Go's runtime to start in a worker, and the bounds on runaway Rego are proven for regorus
-    only (tests/policy/test_bounded.py).
+    Each evaluation worker starts its own Go runtime under the worker's bounds
+    (``checker.parallel``: a time limit per step, a memory cap that leaves room for what Go
+    reserves without using); tests/policy/test_bounded_opa.py runs hostile templates through it.
     """
     import os
 
-    return OpaEngine() if available() and os.environ.get(SWITCH) == "1" else None
+    return OpaEngine() if available() and os.environ.get(SWITCH) != "0" else None
 
 
 @functools.lru_cache(maxsize=1)

@@ -33,6 +33,16 @@ HOSTILE = FIXTURES / "hostile"
 needs_fork = pytest.mark.skipif(not can_fork(), reason="bounded workers need fork")
 
 
+@pytest.fixture(autouse=True)
+def _on_regorus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These hostile templates run on regorus: this process may have loaded OPA for other
+    tests, and Go's runtime does not survive a fork (tests/test_bounded_opa.py runs them on
+    OPA in fresh processes, as the CLI does)."""
+    from checker.policy import opa
+
+    monkeypatch.setenv(opa.SWITCH, "0")
+
+
 def pod(name: str = "web") -> Resource:
     body = {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "default"},

@@ -90,15 +90,17 @@ def without_opa(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def with_opa(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Repository templates on OPA (opted in with GITOPS_CHECKER_OPA=1)."""
-    monkeypatch.setenv(opa.SWITCH, "1")
-
-
-def test_opa_for_repository_templates_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repository templates on OPA (the default where it is installed)."""
     monkeypatch.delenv(opa.SWITCH, raising=False)
-    assert opa.exact_engine() is None
+
+
+def test_opa_for_repository_templates_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(opa.SWITCH, raising=False)
+    assert (opa.exact_engine() is not None) == opa.available()
     monkeypatch.setenv(opa.SWITCH, "1")
     assert (opa.exact_engine() is not None) == opa.available()
+    monkeypatch.setenv(opa.SWITCH, "0")  # a comparison with regorus
+    assert opa.exact_engine() is None
 
 
 @needs_opa
