@@ -40,6 +40,7 @@ from checker.action.inputs import (
     ActionInputs,
     Workspace,
     build_options,
+    input_variable,
     parse_inputs,
 )
 from checker.action.outputs import (
@@ -157,6 +158,13 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
         summary = environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             append(summary, rendered["markdown"] + "\n", "GITHUB_STEP_SUMMARY")
+        if inputs.comment:
+            from checker.action.comment import post
+
+            token = (environ.get(input_variable("github-token"))
+                     or environ.get(input_variable("github_token")) or "")
+            post(report, environ, token.strip(), inputs.sarif_category, stdout,
+                 space.link_base(environ))
     except CheckerError as err:
         stdout.write(command("error", str(err), title="gitops-checker") + "\n")
         code = EXIT_ERROR

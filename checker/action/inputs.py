@@ -42,6 +42,8 @@ DEFAULTS: dict[str, str] = {
     "sarif-category": "gitops-checker",
     "annotations": "true",
     "max-annotations": "50",
+    "comment": "false",
+    "github-token": "",  # read by checker.action.comment only, never stored or logged
     "working-directory": "",
 }
 
@@ -80,6 +82,7 @@ class ActionInputs:
     working_directory: str
     acceptance_base: str = "auto"
     policies_ref: str = ""
+    comment: bool = False          # the sticky pull-request comment (checker.action.comment)
 
 
 def input_variable(name: str) -> str:
@@ -126,6 +129,9 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
     annotations_text = get_input(environ, "annotations")
     if annotations_text not in TRUE + FALSE:
         raise ActionError(f"input annotations: {annotations_text!r} is not true or false")
+    comment_text = get_input(environ, "comment") or "false"
+    if comment_text not in TRUE + FALSE:
+        raise ActionError(f"input comment: {comment_text!r} is not true or false")
     max_text = get_input(environ, "max-annotations")
     if not max_text.isdigit():
         raise ActionError(f"input max-annotations: {max_text!r} is not a whole number >= 0")
@@ -148,6 +154,7 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
         working_directory=get_input(environ, "working-directory"),
         acceptance_base=get_input(environ, "acceptance-base") or "auto",
         policies_ref=get_input(environ, "policies-ref"),
+        comment=comment_text in TRUE,
     )
 
 
