@@ -455,6 +455,22 @@ class BaseApproval:
         """The bytes of ``path`` (relative to the root) at the base commit, or None."""
         return self._blob(path)
 
+    def folder(self, path: str) -> dict[str, bytes]:
+        """The regular files directly in folder ``path`` (relative to the root) at the base
+        commit, by name (empty when the folder is not there)."""
+        proc = self._git.call("ls-tree", "-z", f"{self.commit}:{self.prefix}{path}")
+        if proc.returncode != 0:
+            return {}
+        out: dict[str, bytes] = {}
+        for entry in proc.stdout.split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            if meta.split(b" ")[:2] == [b"100644", b"blob"] or meta.startswith(b"100755 blob"):
+                text = name.decode("utf-8", "replace")
+                blob = self._blob(f"{path}/{text}")
+                if blob is not None:
+                    out[text] = blob
+        return out
+
     def _blob(self, path: str) -> bytes | None:
         if path not in self._files:
             proc = self._git.call("cat-file", "blob", f"{self.commit}:{self.prefix}{path}")

@@ -279,18 +279,22 @@ def _st_application(doc: Document, label: str, root: Path,
     return stages, problems
 
 
-def _security_tower(root: Path) -> tuple[list[_Draft], list[str],
-                                                tuple[list[Stage], list[Finding]]]:
+def _security_tower(root: Path, contents: Mapping[str, bytes] | None = None,
+                    ) -> tuple[list[_Draft], list[str], tuple[list[Stage], list[Finding]]]:
     folder = root / SECURITY_TOWER_DIR
-    if not folder.is_dir():
+    if contents is None and not folder.is_dir():
         return [], [], ([], [])
     drafts: list[_Draft] = []
     files: list[str] = []
     stages: list[Stage] = []
     problems: list[Finding] = []
-    for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-        label = f"{SECURITY_TOWER_DIR}/{file.name}"
-        for doc in _read_yaml(file, label, root):
+    names = (sorted(contents) if contents is not None else
+             sorted(f.name for f in [*folder.glob("*.yaml"), *folder.glob("*.yml")]))
+    for name in names:
+        file = folder / name
+        label = f"{SECURITY_TOWER_DIR}/{name}"
+        raw = contents[name] if contents is not None else None
+        for doc in _read_yaml(file, label, root, raw):
             data = doc.data
             if not isinstance(data, dict):
                 raise ConfigError(f"{label}:{doc.line}: expected a Security Tower Cluster object")
@@ -482,17 +486,19 @@ def find_config(root: Path) -> Path | None:
 
 
 def load_config(root: Path, config_file: Path | None = None,
-                default_paths: Sequence[Path] = (), content: bytes | None = None) -> Config:
+                default_paths: Sequence[Path] = (), content: bytes | None = None,
+                security_tower: Mapping[str, bytes] | None = None) -> Config:
     """Read the repository configuration under ``root`` (or ``config_file``).
 
     ``content`` is the config file's text read elsewhere (the base ref's, from git), used in
-    place of what ``config_file`` holds on disk.
+    place of what ``config_file`` holds on disk; ``security_tower`` likewise holds the Security
+    Tower files (name -> bytes) in place of those in ``.securitytower/``.
 
     ``default_paths`` (the command line's PATHS) are the desired state of clusters that name
     no paths themselves: the unnamed default cluster and Security Tower clusters; without them
     such clusters scan the whole repository. Raises ``ConfigError("<file>:<line>: ...")``.
     """
-    st_drafts, st_files, (st_stages, st_problems) = _security_tower(root)
+    st_drafts, st_files, (st_stages, st_problems) = _security_tower(root, security_tower)
     file = config_file if config_file is not None else find_config(root)
     if config_file is not None and content is None and not config_file.is_file():
         raise ConfigError(f"config file does not exist: {config_file}")

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from checker.accept import BaseApproval
-from checker.config import CONFIG_NAMES, Cluster, Config, load_config
+from checker.config import CONFIG_NAMES, SECURITY_TOWER_DIR, Cluster, Config, load_config
 from checker.errors import ConfigError
 from checker.load import workspace
 from checker.load.yamlfile import MAX_FILE_BYTES, run_budget
@@ -51,6 +51,18 @@ def _base_bytes(approval: BaseApproval, path: str | None) -> tuple[str, bytes | 
         if blob is not None:
             return name, blob
     return CONFIG_NAMES[0], None
+
+
+def _head_tower(root: Path) -> dict[str, bytes]:
+    folder = root / SECURITY_TOWER_DIR
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for file in [*folder.glob("*.yaml"), *folder.glob("*.yml")]:
+        data = _head_bytes(root, f"{SECURITY_TOWER_DIR}/{file.name}")
+        if data is not None:
+            out[file.name] = data
+    return out
 
 
 def _head_bytes(root: Path, path: str) -> bytes | None:
@@ -225,12 +237,16 @@ def trusted_config(head: Config, approval: BaseApproval, root: Path,
     if not ours:  # a --config file outside the repository: the workflow's, trusted
         return head, []
     name, blob = _base_bytes(approval, path)
-    if blob is None and path is None:  # no config on either side: the defaults, as before
-        return head, []
-    if blob is not None and path is not None and _head_bytes(root, path) == blob:
-        return head, []  # the change leaves the config as it is
+    tower = {n: b for n, b in approval.folder(SECURITY_TOWER_DIR).items()
+             if n.endswith((".yaml", ".yml"))}
+    if tower == _head_tower(root):
+        if blob is None and path is None:  # no config on either side: the defaults
+            return head, []
+        if blob is not None and path is not None and _head_bytes(root, path) == blob:
+            return head, []  # the change leaves the config as it is
     try:
-        base = load_config(root, root / name, default_paths, content=blob or b"")
+        base = load_config(root, root / name, default_paths, content=blob or b"",
+                           security_tower=tower)
     except (ConfigError, yaml.YAMLError) as err:
         return head, [_finding(
             f"the config on the base ref {approval.base} cannot be read ({err}); this run uses "

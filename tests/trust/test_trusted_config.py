@@ -160,3 +160,57 @@ def test_a_base_config_that_cannot_be_read_fails_the_run(tmp_path: Path, broken:
     code, findings = _scan(r, "--accept-base", "main", "--fail-on", "never")
     errors = [f for f in findings if f["rule"] == "input.untrusted-config"]
     assert code == 1 and len(errors) == 1 and errors[0]["severity"] == "error"
+
+
+NEED_TEAM = """apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: needteam
+spec:
+  crd:
+    spec:
+      names:
+        kind: NeedTeam
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package needteam
+
+        violation[{"msg": "label team is required"}] {
+          not input.review.object.metadata.labels.team
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: NeedTeam
+metadata:
+  name: team
+spec:
+  match:
+    kinds:
+      - apiGroups: [""]
+        kinds: ["Pod"]
+"""
+ST = ("apiVersion: securitytower.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: prod\n"
+      "spec:\n  policies:\n    path: {path}\n")
+
+
+def test_security_tower_policy_folders_come_from_the_base(tmp_path: Path) -> None:
+    """A Security Tower Cluster file is config too: pointing it at a folder without the
+    policy does not drop the policy in the pull request's own check."""
+    r = tmp_path / "repo"
+    put(r, "prod/pod.yaml", PRIVILEGED)
+    put(r, "strict/team.yaml", NEED_TEAM)
+    put(r, "lax/README.md", "nothing here\n")
+    put(r, ".securitytower/prod.yaml", ST.format(path="strict"))
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "base")
+    git(r, "checkout", "-q", "-b", "change")
+    put(r, ".securitytower/prod.yaml", ST.format(path="lax"))
+    git(r, "commit", "-q", "-am", "point prod at an empty folder")
+    _code, findings = _scan(r, str(r / "prod"), "--accept-base", "main", "--fail-on", "never")
+    assert [f["rule"] for f in findings if f["category"] == "policy"] == ["NeedTeam/team"]
+    (changed,) = _untrusted(findings)
+    assert "cluster prod" in changed and "'lax'" in changed and "'strict'" in changed
+    _code, without = _scan(r, str(r / "prod"), "--fail-on", "never")
+    assert not [f for f in without if f["category"] == "policy"]
