@@ -290,10 +290,10 @@ def _security_tower(root: Path, contents: Mapping[str, bytes] | None = None,
     problems: list[Finding] = []
     names = (sorted(contents) if contents is not None else
              sorted(f.name for f in [*folder.glob("*.yaml"), *folder.glob("*.yml")]))
-    for name in names:
-        file = folder / name
-        label = f"{SECURITY_TOWER_DIR}/{name}"
-        raw = contents[name] if contents is not None else None
+    for file_name in names:
+        file = folder / file_name
+        label = f"{SECURITY_TOWER_DIR}/{file_name}"
+        raw = contents[file_name] if contents is not None else None
         for doc in _read_yaml(file, label, root, raw):
             data = doc.data
             if not isinstance(data, dict):
