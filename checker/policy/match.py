@@ -36,12 +36,23 @@ def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
     """A Kubernetes LabelSelector (matchLabels AND matchExpressions)."""
     if not isinstance(selector, Mapping):
         raise MatchError("label selector must be a mapping")
-    for key, value in (selector.get("matchLabels") or {}).items():
+    match_labels = selector.get("matchLabels") or {}
+    if not isinstance(match_labels, Mapping):
+        raise MatchError("matchLabels must be a mapping")
+    for key, value in match_labels.items():
         if labels.get(str(key)) != str(value):
             return False
-    for expr in selector.get("matchExpressions") or []:
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(expressions, list):
+        raise MatchError("matchExpressions must be a list")
+    for expr in expressions:
+        if not isinstance(expr, Mapping):
+            raise MatchError("each matchExpressions entry must be a mapping")
         key, op = str(expr.get("key", "")), expr.get("operator")
-        values = [str(v) for v in expr.get("values") or []]
+        raw = expr.get("values") or []
+        if not isinstance(raw, list):
+            raise MatchError(f"values of the matchExpressions entry for {key!r} must be a list")
+        values = [str(v) for v in raw]
         if op == "In":
             ok = key in labels and labels[key] in values
         elif op == "NotIn":

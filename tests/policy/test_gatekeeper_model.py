@@ -412,3 +412,24 @@ def test_a_scan_honours_the_repositorys_gatekeeper_config(tmp_path: Path) -> Non
     notes = [f for f in report.findings if f.rule_id == RULE_NOT_EVALUATED]
     assert [(n.location.path, n.location.line) for n in notes] == [("gatekeeper.yaml", 1)]
     assert "namespace 'kube-system' not evaluated" in notes[0].message
+
+
+@pytest.mark.parametrize("selector", [
+    {"matchExpressions": ["env"]},
+    {"matchExpressions": {"key": "env"}},
+    {"matchExpressions": [{"key": "env", "operator": "In", "values": "prod"}]},
+    {"matchLabels": ["env"]},
+])
+def test_a_malformed_selector_is_undecided_for_that_constraint_not_a_crash(
+        selector: dict[str, Any]) -> None:
+    """A pull request's constraint with a selector of the wrong shape gives a finding on that
+    constraint; the other constraint still runs."""
+    objects = [template("Echo", ECHO),
+               constraint("Echo", name="bad", parameters={"word": "w"},
+                          match={"labelSelector": selector}),
+               constraint("Echo", name="good", parameters={"word": "w"})]
+    found = evaluate(objects, [res("ConfigMap", "a", "prod")])
+    assert sorted((f.rule_id, f.resource) for f in found) == [
+        ("Echo/good", "ConfigMap prod/a"), (RULE_MATCH_UNDECIDED, "ConfigMap prod/a")]
+    (undecided,) = [f for f in found if f.rule_id == RULE_MATCH_UNDECIDED]
+    assert "must be" in undecided.message
