@@ -258,3 +258,33 @@ def test_variables_carry_kubernetes_values_between_expressions() -> None:
                              {"expression": "variables.t == int"}])
     found = _messages(t, _pod("x:1"))
     assert len(found) == 1 and "variable 't': its value is a type" in found[0]
+
+
+@pytest.mark.parametrize(("engine", "expected"), [
+    (None, "container <app> uses a disallowed tag; constraint no-latest"),
+    ("K8sNativeValidation", "container <app> uses a disallowed tag; constraint no-latest"),
+    ("Rego", "from rego")])
+def test_repository_config_chooses_the_engine(tmp_path: Path, engine: str | None,
+                                              expected: str) -> None:
+    template = copy.deepcopy(TEMPLATE)
+    template["spec"]["targets"][0]["code"].append({"engine": "Rego", "source": {"rego": (
+        "package k8sdisallowedtagscel\n"
+        "violation[{\"msg\": \"from rego\"}] { true }\n")}})
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "policies" / "p.yaml").write_text(yaml.safe_dump_all([template, CONSTRAINT]))
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "app", "image": "nginx:latest"}]}}
+    (tmp_path / "apps" / "pod.yaml").write_text(yaml.safe_dump(pod))
+    if engine:
+        (tmp_path / ".gitops-checker.yaml").write_text(yaml.safe_dump(
+            {"version": 1, "gatekeeper": {"templateEngine": engine}}))
+    result = CliRunner().invoke(main, [
+        "scan", str(tmp_path / "apps"), "--root", str(tmp_path), "--pack", "none",
+        "--policies", str(tmp_path / "policies"), "--format", "json", "--fail-on", "never"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [f["message"] for f in report["findings"]
+            if f["rule"] == "K8sDisallowedTagsCel/no-latest"] == [expected]
+    engines = " ".join(report["tool"]["regoEngines"])
+    assert ("K8sNativeValidation" in engines) is (engine != "Rego")
