@@ -31,13 +31,13 @@ import yaml
 
 from checker.load.objects import make_resource
 from checker.model import Resource, SourceLocation
-from checker.policy import evaluate, opa, rvm
+from checker.policy import evaluate, opa
 from checker.policy.evaluate import Evaluation, Evaluator
 from checker.policy.export import export_objects
 from checker.policy.packs import load_catalog, packs_dir, repository_policies
 from checker.policy.regorus_engine import RegorusEngine
 from checker.policy.suites import find_suites, read_objects, run_suite
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, RvmRuns
 from tests.policy.test_rvm_equivalence import (
     ODD_VALUES,
     by_pair,
@@ -192,15 +192,19 @@ def _compare(ours: Evaluation, oracle: Evaluation, retyped: set[str]) -> Tally[s
 
 
 @pytest.mark.slow
-def test_scan_paths_give_opas_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scan_paths_give_opas_verdicts(monkeypatch: pytest.MonkeyPatch,
+                                       rvm_runs: RvmRuns) -> None:
     resources, known, retyped = _corpus()
     chosen = policies()
     oracle = Evaluator(chosen, engine=opa.OpaEngine()).run(resources, known=known, workers=1)
     compiled = Evaluator(chosen).run(resources, known=known, workers=1)
+    assert rvm_runs.runs > 0  # the scan's path: the compiled VM
     with monkeypatch.context() as patch:  # regorus's interpreter only (engine given: no OPA)
-        patch.setattr(rvm, "verified", lambda template: False)
+        patch.setattr(Evaluator, "may_compile", lambda self, template: False)
+        before = rvm_runs.runs
         interpreted = Evaluator(chosen, engine=RegorusEngine()).run(resources, known=known,
                                                                     workers=1)
+        assert rvm_runs.runs == before  # really the interpreter
     assert oracle.errors == compiled.errors == interpreted.errors == []
     assert oracle.engines[0].startswith("opa ") and compiled.engines[0].startswith("regorus ")
     assert all(e.startswith("regorus ") for e in interpreted.engines)
