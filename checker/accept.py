@@ -33,7 +33,7 @@ import jsonschema
 
 from checker.load.objects import YAML_SUFFIXES, read_documents, relpath
 from checker.load.yamlfile import Document
-from checker.model import Finding, Resource, Severity, SourceLocation, Suppression
+from checker.model import Finding, ObjectRef, Resource, Severity, SourceLocation, Suppression
 
 RULE_EXPIRED = "acceptance.expired"
 RULE_EXPIRING = "acceptance.expiring"
@@ -274,16 +274,14 @@ def inline_acceptances(cluster: str, res: Resource,
     return found
 
 
-def _from_display(display: str, finding: Finding) -> Resource:
-    """A bare Resource from ``Kind namespace/name`` (objects not in the desired state)."""
-    kind, _, rest = display.partition(" ")
-    namespace, _, name = rest.rpartition("/")
-    return Resource(api_version="", kind=kind, namespace=namespace, name=name, body={},
-                    location=finding.location, cluster=finding.cluster)
+def _from_ref(ref: ObjectRef, finding: Finding) -> Resource:
+    """A bare Resource for an object not in the desired state (e.g. only live)."""
+    return Resource(api_version=ref.api_version, kind=ref.kind, namespace=ref.namespace,
+                    name=ref.name, body={}, location=finding.location, cluster=ref.cluster)
 
 
-def _display_index(resources: Iterable[Resource]) -> dict[tuple[str, str], Resource]:
-    return {(r.cluster, r.display): r for r in resources}
+def _ref_index(resources: Iterable[Resource]) -> dict[ObjectRef, Resource]:
+    return {r.ref: r for r in resources}
 
 
 class _NameIndex:
@@ -314,8 +312,11 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
           base: str = "") -> Outcome:
     """Mark accepted findings, and report expired, expiring, stale and ignored acceptances.
 
-    ``resources`` carry their ``cluster``; a finding is tied to its resource by cluster and
-    ``Resource.display``. File acceptances win over annotations; the first that matches is used.
+    ``resources`` carry their ``cluster``; a finding is tied to its resource by its
+    ``ObjectRef`` (cluster, group, kind, namespace, name), never by the display string, so an
+    annotation on one object cannot accept a finding on another of the same kind and name in
+    another API group. A finding without a ``ref`` is about a file, not an object, and is not
+    accepted. File acceptances win over annotations; the first that matches is used.
 
     Four eyes: with ``approved`` (see ``BaseApproval``), an acceptance for which it is false
     (new or changed since ``base``, the reviewed branch) accepts nothing; it is reported as
@@ -328,7 +329,7 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
         # Nothing can accept anything (a Namespace's annotations are its own, walked here too)
         outcome.findings = list(findings)
         return outcome
-    index = _display_index(resources)
+    index = _ref_index(resources)
     namespaces: dict[str, dict[str, Resource]] = {}
     for r in resources:
         if r.kind == "Namespace" and r.group == "":
@@ -345,17 +346,18 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
         return a.expires is not None and a.expires < today
 
     for finding in findings:
-        res = index.get((finding.cluster, finding.resource)) if finding.resource else None
-        if res is None and finding.resource and finding.category == "drift":
-            res = _from_display(finding.resource, finding)  # e.g. an object only live
+        ref = finding.ref
+        res = index.get(ref) if ref is not None else None
+        if res is None and ref is not None and finding.category == "drift":
+            res = _from_ref(ref, finding)  # e.g. an object only live
         if (res is None or finding.category not in ACCEPTABLE_CATEGORIES
                 or finding.rule_id in NOT_ACCEPTABLE or finding.suppression is not None):
             outcome.findings.append(finding)
             continue
-        cache_key = (finding.cluster, res.key)
+        cache_key = (res.cluster, res.key)
         if cache_key not in inline_cache:
             inline_cache[cache_key] = inline_acceptances(
-                finding.cluster, res, namespaces.get(finding.cluster, {}))
+                res.cluster, res, namespaces.get(res.cluster, {}))
         if not acceptances and not inline_cache[cache_key]:
             outcome.findings.append(finding)  # nothing could accept it
             continue
@@ -364,7 +366,7 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
             by_policy[policy_key] = _NameIndex(
                 [a for a in acceptances if a.covers_policy(finding)])
         candidates = [a for a in by_policy[policy_key].candidates(res.name)
-                      if any(s.matches(finding.cluster, res) for s in a.selectors)]
+                      if any(s.matches(res.cluster, res) for s in a.selectors)]
         for a in inline_cache[cache_key]:
             annotation_seen.setdefault(key(a), a)
             if a.covers_policy(finding):

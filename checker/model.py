@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 FieldPath = tuple[str | int, ...]
@@ -46,6 +46,52 @@ class Severity(enum.IntEnum):
         return self.name.lower()
 
 
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """The identity of a Kubernetes object: what every join between stages uses.
+
+    Acceptance (annotations and files), drift pairing, SARIF fingerprints and the Action's
+    Secret handling compare ``ObjectRef`` values, never display strings. ``version`` is kept
+    for display and output but is not part of equality, hashing or order: the API server
+    stores one object per group, kind, namespace and name and serves it at every version of
+    the group, so ``apps/v1`` and ``apps/v1beta2`` ``Deployment prod/web`` are one object,
+    while ``apps.kruise.io/v1beta1`` and ``apps/v1`` ``StatefulSet prod/db`` are two.
+    """
+
+    cluster: str
+    group: str
+    version: str = field(compare=False)
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, api_version: str, kind: str, namespace: str, name: str,
+           cluster: str = "") -> ObjectRef:
+        """The reference of an object given its ``apiVersion`` (``group/version`` or ``v1``)."""
+        group, _, version = api_version.rpartition("/")
+        return cls(cluster, group, version, kind, namespace, name)
+
+    @property
+    def api_version(self) -> str:
+        """``group/version``, or the version alone for the core group."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def display(self) -> str:
+        """Human-readable ``Kind namespace/name`` (for display only: it is not unique)."""
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else (
+            f"{self.kind} {self.name}")
+
+    def __str__(self) -> str:
+        cluster = f"{self.cluster}:" if self.cluster else ""
+        return f"{cluster}{self.group}/{self.version}/{self.kind}/{self.namespace}/{self.name}"
+
+    def in_cluster(self, cluster: str) -> ObjectRef:
+        """The same object reference in ``cluster``."""
+        return self if cluster == self.cluster else replace(self, cluster=cluster)
+
+
 @dataclass(frozen=True)
 class Resource:
     """One Kubernetes object of the desired state, with the source position of its fields."""
@@ -75,8 +121,14 @@ class Resource:
         return f"{self.group}/{self.version}/{self.kind}/{self.namespace}/{self.name}"
 
     @property
+    def ref(self) -> ObjectRef:
+        """The object's identity (``ObjectRef``), in its cluster."""
+        return ObjectRef(self.cluster, self.group, self.version, self.kind, self.namespace,
+                         self.name)
+
+    @property
     def display(self) -> str:
-        """Human-readable ``Kind namespace/name``."""
+        """Human-readable ``Kind namespace/name`` (for display only: it is not unique)."""
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else (
             f"{self.kind} {self.name}"
         )
@@ -127,6 +179,14 @@ class Finding:
     cluster: str = ""
     suppression: Suppression | None = None
     details: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    ref: ObjectRef | None = None  # the object the finding is about; None: a file or a run
+
+    def in_cluster(self, cluster: str) -> Finding:
+        """The finding (and its object reference) attributed to ``cluster``."""
+        if cluster == self.cluster and (self.ref is None or self.ref.cluster == cluster):
+            return self
+        return replace(self, cluster=cluster,
+                       ref=self.ref.in_cluster(cluster) if self.ref is not None else None)
 
     def sort_key(self) -> tuple[Any, ...]:
         """Deterministic order: by file, line, rule and message."""

@@ -45,7 +45,10 @@ def command(name: str, message: str, **properties: str | int | None) -> str:
 
 
 def _is_secret(finding: Finding) -> bool:
-    return finding.resource.split(" ", 1)[0] == "Secret"
+    """Whether the finding is about a Secret (of any API group: when in doubt, redact)."""
+    from checker.drift.secrets import SECRET_KINDS
+
+    return finding.ref is not None and finding.ref.kind in SECRET_KINDS
 
 
 def annotation(finding: Finding, report: Report, prefix: str) -> str:

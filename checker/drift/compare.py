@@ -45,7 +45,7 @@ from checker.drift.secrets import (
     is_encrypted,
 )
 from checker.drift.sources import KindRef, Snapshot, group_of
-from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
+from checker.model import FieldPath, Finding, ObjectRef, Resource, Severity, SourceLocation
 
 Ident = tuple[str, str, str, str]
 Pair = tuple[Resource, dict[str, Any], list[IgnoreRule]]
@@ -272,7 +272,7 @@ class Comparer:
                     rule_id=RULE_MISSING, category="drift", severity=Severity.ERROR,
                     message="declared in Git but does not exist in the cluster",
                     location=res.location, resource=res.display, cluster=self.options.cluster,
-                    details={"change": "missing"}))
+                    details={"change": "missing"}, ref=res.ref.in_cluster(self.options.cluster)))
                 continue
             if create_only(res.body, live):
                 result.in_sync += 1  # ssa: IfNotPresent: Flux never updates it
@@ -413,6 +413,7 @@ class Comparer:
             message=message, location=res.locate(path), resource=res.display,
             field_path=path if declared else norm, cluster=self.options.cluster,
             details={"field": text, "change": change, "before": before, "after": after},
+            ref=res.ref.in_cluster(self.options.cluster),
         )
 
     def _owners(self, resources: Sequence[Resource]) -> tuple[set[str], set[str]]:
@@ -478,7 +479,9 @@ class Comparer:
                 rule_id=RULE_UNMANAGED, category="drift", severity=Severity.ERROR,
                 message=f"exists in the cluster, owned by {owner}, but is not in Git",
                 location=self.owner_locations.get(owner, self.options.entry), resource=display,
-                cluster=self.options.cluster, details={"change": "unmanaged", "owner": owner}))
+                cluster=self.options.cluster, details={"change": "unmanaged", "owner": owner},
+                ref=ObjectRef.of(str(obj.get("apiVersion", "")), *ident[1:],
+                                 cluster=self.options.cluster)))
         return out
 
 

@@ -23,7 +23,7 @@ from checker.drift.trusted import export_policies, refuse_in_pull_request
 from checker.load.flux import follow_all
 from checker.load.kustomize import kustomization_file
 from checker.load.objects import LoadResult, relpath
-from checker.model import Finding, Report, Resource, Rule, Severity, SourceLocation
+from checker.model import Finding, ObjectRef, Report, Resource, Rule, Severity, SourceLocation
 from checker.options import ScanOptions
 from checker.policy.evaluate import Evaluator
 from checker.policy.model import Policy
@@ -103,9 +103,9 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
     checked = result.compared or result.drifted
     if not policies or not (checked or result.unmanaged):
         return [], [], []
-    pairs = {res.display: (res, live) for res, live in checked}
-    unmanaged_at = {f.resource: f.location for f in result.findings
-                    if f.rule_id == RULE_UNMANAGED}
+    pairs = {res.ref.in_cluster(cluster): (res, live) for res, live in checked}
+    unmanaged_at = {f.ref: f.location for f in result.findings
+                    if f.rule_id == RULE_UNMANAGED and f.ref is not None}
     before_res = [replace(res, body=defaulted(res)) for res, _ in checked]
     live_res = [Resource(api_version=str(live.get("apiVersion", res.api_version)),
                          kind=res.kind, namespace=res.namespace, name=res.name, body=live,
@@ -117,23 +117,28 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
                         namespace=str(meta.get("namespace") or ""),
                         name=str(meta.get("name") or ""), body=obj, location=entry,
                         cluster=cluster)
-        live_res.append(replace(made, location=unmanaged_at.get(made.display, entry)))
+        live_res.append(replace(made, location=unmanaged_at.get(made.ref, entry)))
     evaluator = Evaluator(policies)
     known = list(desired)
     before = evaluator.run(before_res, known=known)
     after = evaluator.run(live_res, known=known)
-    seen = {(f.rule_id, f.resource, f.message) for f in before.findings}
-    modified = {(f.resource, f.details.get("field")): f for f in result.findings
+
+    def ref_of(f: Finding) -> ObjectRef | None:
+        return f.ref.in_cluster(cluster) if f.ref is not None else None
+
+    seen = {(f.rule_id, ref_of(f), f.message) for f in before.findings}
+    modified = {(ref_of(f), f.details.get("field")): f for f in result.findings
                 if f.rule_id == RULE_MODIFIED}
     out: list[Finding] = []
     absorbed: dict[int, Finding] = {}
     for f in after.findings:
-        if f.rule_id in INTERNAL_POLICY_RULES or (f.rule_id, f.resource, f.message) in seen:
+        ref = ref_of(f)
+        if f.rule_id in INTERNAL_POLICY_RULES or (f.rule_id, ref, f.message) in seen:
             continue
         details: dict[str, Any] = {"policy": f.rule_id, "change": "policy-violation",
                                    **dict(f.details)}
         location, field_path = f.location, f.field_path
-        pair = pairs.get(f.resource)
+        pair = pairs.get(ref) if ref is not None else None
         if pair is not None and f.field_path:
             res, live = pair
             # The policy names a path in the live object; its list indexes may differ from
@@ -141,7 +146,7 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
             norm = keyed_path(live, f.field_path)
             path, _ = desired_path(res.body, norm)
             location, field_path = res.locate(path), path
-            drifted = modified.get((f.resource, path_text(norm)))
+            drifted = modified.get((ref, path_text(norm)))
             if drifted is not None and not isinstance(_value_at(live, f.field_path),
                                                       (Mapping, list)):
                 # several policies may object to one changed field: each carries the change
@@ -152,7 +157,7 @@ def policy_drift(policies: Sequence[Policy], desired: Sequence[Resource], result
             rule_id=RULE_POLICY, category="drift", severity=f.severity,
             message=f"changed by hand into a violation of {f.rule_id}: {f.message}",
             location=location, resource=f.resource, field_path=field_path,
-            controls=f.controls, pack=f.pack, cluster=cluster, details=details))
+            controls=f.controls, pack=f.pack, cluster=cluster, details=details, ref=ref))
     return (out, list(dict.fromkeys([*before.errors, *after.errors])),
             list(absorbed.values()))
 
@@ -326,4 +331,4 @@ def trusted_policies(options: DriftRunOptions, desired: Cluster, loaded: LoadRes
 
 
 def _with_cluster(f: Finding, cluster: str) -> Finding:
-    return replace(f, cluster=cluster)
+    return f.in_cluster(cluster)

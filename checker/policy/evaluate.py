@@ -616,7 +616,7 @@ class Evaluator:
             rule_id=RULE_MATCH_UNDECIDED, category="policy", severity=Severity.NOTE,
             message=f"{policy.constraint.kind}/{policy.constraint.name} not evaluated for "
                     f"namespace {res.namespace!r}: {why}",
-            location=res.location, resource=res.display, cluster=res.cluster,
+            location=res.location, resource=res.display, cluster=res.cluster, ref=res.ref,
         )
 
     @staticmethod
@@ -635,11 +635,12 @@ class Evaluator:
                 message=f"template {policy.template.name!r} (constraint {constraint}) failed "
                         f"on {res.display}: {outcome.message}",
                 location=res.location, resource=display, cluster=res.cluster,
-                pack=policy.rule.pack,
+                pack=policy.rule.pack, ref=res.ref,
             )]
         out = []
         rule, severity, controls, pack = (policy.rule.id, policy.severity, policy.rule.controls,
                                           policy.rule.pack)
+        ref = res.ref
         if len(outcome) > 1:
             outcome = sorted(outcome, key=lambda v: json.dumps(v, sort_keys=True))
         for violation in outcome:
@@ -651,6 +652,6 @@ class Evaluator:
                 rule_id=rule, category="policy", severity=severity,
                 message=str(violation.get("msg", "")), location=location, resource=display,
                 field_path=path or (), controls=controls, pack=pack, cluster=res.cluster,
-                details=shared,
+                details=shared, ref=ref,
             ))
         return out

@@ -36,11 +36,21 @@ SECURITY_SEVERITY = {Severity.ERROR: "7.5", Severity.WARNING: "5.0", Severity.NO
 INPUT_GROUP = "input"
 
 
+FINGERPRINT = "gitopsChecker/v2"  # v2: the object is its ObjectRef, not its display string
+
+
 def fingerprint(finding: Finding) -> str:
-    """Stable identity of a finding that survives line moves: rule, resource, field, message."""
+    """Stable identity of a finding that survives line moves: rule, object, field, message.
+
+    The object is its ``ObjectRef`` (group, kind, namespace, name; not the served version),
+    so two objects of one kind and name in different API groups never share a fingerprint.
+    A finding about a file (no object) is identified by its path.
+    """
     path = "/".join(str(p) for p in finding.field_path)
-    raw = "\x1f".join((finding.rule_id, finding.cluster, finding.resource or finding.location.path,
-                       path, finding.message))
+    ref = finding.ref
+    what = (f"{ref.group}/{ref.kind}/{ref.namespace}/{ref.name}" if ref is not None
+            else finding.location.path)
+    raw = "\x1f".join((finding.rule_id, finding.cluster, what, path, finding.message))
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
 

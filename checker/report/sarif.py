@@ -19,8 +19,8 @@ import attr
 import sarif_om as om
 
 from checker.model import Finding, Report, Rule, Severity
-from checker.report.common import ONE_LINE as _encode
 from checker.report.common import (
+    FINGERPRINT,
     SECURITY_SEVERITY,
     RawJSON,
     coverage_counts,
@@ -29,6 +29,7 @@ from checker.report.common import (
     fingerprint,
     without_cycle_collection,
 )
+from checker.report.common import ONE_LINE as _encode
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/gitops-checker/gitops-checker"
@@ -120,7 +121,7 @@ def _result(f: Finding, index: int, uri_base: dict[str, str]) -> dict[str, Any]:
             "artifactLocation": {"uri": loc.path, **uri_base},
             "region": region,
         }}],
-        "partialFingerprints": {"gitopsChecker/v1": fingerprint(f)},
+        "partialFingerprints": {FINGERPRINT: fingerprint(f)},
         "properties": properties,
     }
 
@@ -167,7 +168,7 @@ class _Lines:
             f'{{"artifactLocation": {artifact}, "region": {{{region}"startColumn": '
             f'{int(start_column)}, "startLine": {int(max(loc.line, 1))}}}}}}}], '
             f'"message": {{"text": {_string(text or f.rule_id)}}}, '
-            f'"partialFingerprints": {{"gitopsChecker/v1": "{fingerprint(f)}"}}, '
+            f'"partialFingerprints": {{"{FINGERPRINT}": "{fingerprint(f)}"}}, '
             f'"properties": {properties}, {rule}}}')
 
 

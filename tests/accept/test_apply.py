@@ -10,7 +10,7 @@ import pytest
 from checker import accept
 from checker.accept import Acceptance, Selector, apply, load_acceptances
 from checker.load.objects import make_resource
-from checker.model import Finding, Resource, Severity, SourceLocation
+from checker.model import Finding, ObjectRef, Resource, Severity, SourceLocation
 
 TODAY = dt.date(2026, 11, 27)
 VALID = """\
@@ -49,7 +49,7 @@ def finding(r: Resource, rule: str = "pss-privileged",
             constraint: str = "GcPssPrivileged/pss-privileged") -> Finding:
     return Finding(rule_id=rule, category="policy", severity=Severity.ERROR, message="bad",
                    location=r.location, resource=r.display, cluster=r.cluster,
-                   details={"constraint": constraint})
+                   details={"constraint": constraint}, ref=r.ref)
 
 
 def write(tmp_path: Path, text: str, name: str = "a.yaml") -> Path:
@@ -205,7 +205,7 @@ def test_tool_and_input_findings_are_never_accepted() -> None:
     d = res("Deployment", "a", "ns")
     broken = Finding(rule_id="policy.evaluation-error", category="policy",
                      severity=Severity.ERROR, message="boom", location=d.location,
-                     resource=d.display, cluster="prod")
+                     resource=d.display, cluster="prod", ref=d.ref)
     out = apply([broken], [d], [acc(policy="*")], TODAY)
     assert out.findings[0].suppression is None
     assert [p.rule_id for p in out.problems] == [accept.RULE_STALE]
@@ -230,7 +230,8 @@ def test_first_matching_acceptance_in_file_order_wins() -> None:
 def test_drift_of_an_object_only_in_the_cluster_can_be_accepted() -> None:
     drift = Finding(rule_id="drift.extra", category="drift", severity=Severity.WARNING,
                     message="only live", location=SourceLocation("clusters/prod", 1),
-                    resource="ConfigMap kube-system/hotfix", cluster="prod")
+                    resource="ConfigMap kube-system/hotfix", cluster="prod",
+                    ref=ObjectRef.of("v1", "ConfigMap", "kube-system", "hotfix", cluster="prod"))
     a = Acceptance(id="RA-d", policy="drift.*",
                    selectors=(Selector(namespace="kube-system", kind="ConfigMap"),),
                    justification="hotfix", owner="ops", expires=None,

@@ -73,7 +73,7 @@ def test_sarif_points_at_field_line_and_has_rules(runner: CliRunner) -> None:
     assert parse["locations"][0]["physicalLocation"]["region"]["startLine"] == 5
     for result in run["results"]:
         assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
-        assert len(result["partialFingerprints"]["gitopsChecker/v1"]) == 32
+        assert len(result["partialFingerprints"]["gitopsChecker/v2"]) == 32
 
 
 def test_sarif_fingerprints_survive_line_moves(runner: CliRunner, tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_sarif_fingerprints_survive_line_moves(runner: CliRunner, tmp_path: Path
 
     def prints() -> dict[str, tuple[str, int]]:
         run = json.loads(runner.invoke(cli, args).stdout)["runs"][0]
-        return {r["ruleId"]: (r["partialFingerprints"]["gitopsChecker/v1"],
+        return {r["ruleId"]: (r["partialFingerprints"]["gitopsChecker/v2"],
                               r["locations"][0]["physicalLocation"]["region"]["startLine"])
                 for r in run["results"] if r["ruleId"].startswith("GoldenForbidden")}
 
