@@ -31,6 +31,7 @@ from typing import Any
 
 import jsonschema
 
+from checker.drift.rules import DRIFT_RULES
 from checker.load.objects import YAML_SUFFIXES, read_documents, relpath
 from checker.load.yamlfile import Document
 from checker.model import Finding, ObjectRef, Resource, Severity, SourceLocation, Suppression
@@ -309,7 +310,7 @@ class _NameIndex:
 def apply(findings: Sequence[Finding], resources: Sequence[Resource],
           acceptances: Sequence[Acceptance], today: dt.date, *, inline: bool = True,
           warn_days: int = 14, approved: Callable[[Acceptance], bool] | None = None,
-          base: str = "") -> Outcome:
+          base: str = "", ran: frozenset[str] = ACCEPTABLE_CATEGORIES) -> Outcome:
     """Mark accepted findings, and report expired, expiring, stale and ignored acceptances.
 
     ``resources`` carry their ``cluster``; a finding is tied to its resource by its
@@ -322,6 +323,11 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
     (new or changed since ``base``, the reviewed branch) accepts nothing; it is reported as
     ``acceptance.pending-approval`` instead, so the change's author cannot waive their own
     finding.
+
+    ``ran`` names the categories of findings the run looked for (``policy``: the admit stage,
+    ``drift``: the drift stage). An acceptance that matched nothing is stale only when every
+    category it can accept was looked for: a scan does not call a drift acceptance stale, nor
+    a drift run a policy acceptance.
     """
     approved = approved or (lambda a: True)
     outcome = Outcome()
@@ -391,19 +397,34 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
         for a in inline_cache[ck]:
             annotation_seen.setdefault(key(a), a)
 
+    def judged(a: Acceptance) -> bool:  # unused counts as stale, or was never looked for
+        return key(a) in used or not categories(a) <= ran
+
     for a in acceptances:
-        outcome.problems += (_lifecycle(a, today, warn_days, key(a) in used) if approved(a)
+        outcome.problems += (_lifecycle(a, today, warn_days, judged(a)) if approved(a)
                              else [_pending(a, base)])
-    for k, a in sorted(annotation_seen.items()):
+    for _, a in sorted(annotation_seen.items()):
         if not inline:
             outcome.problems.append(_problem(
                 RULE_INLINE_IGNORED, Severity.WARNING,
                 f"annotation {a.id} is ignored: this repository accepts risks only in "
                 "acceptance files (acceptances: files-only)", a.location, acceptance=a.id))
             continue
-        outcome.problems += (_lifecycle(a, today, warn_days, k in used) if approved(a)
+        outcome.problems += (_lifecycle(a, today, warn_days, judged(a)) if approved(a)
                              else [_pending(a, base)])
     return outcome
+
+
+def categories(a: Acceptance) -> frozenset[str]:
+    """The finding categories an acceptance can accept: ``drift`` when its policy names a
+    drift rule, ``policy`` unless it names only drift rules (``drift.*``)."""
+    wanted = a.policy.lower() if a.kind == "annotation" else a.policy
+    out = set()
+    if any(fnmatchcase(rule, wanted) for rule in DRIFT_RULES):
+        out.add("drift")
+    if not wanted.startswith("drift."):
+        out.add("policy")
+    return frozenset(out)
 
 
 def _pending(a: Acceptance, base: str) -> Finding:

@@ -112,7 +112,8 @@ class Config:
     clusters: tuple[Cluster, ...]
     source: str                    # file the config came from, "" when none
     acceptances: AcceptanceSettings = AcceptanceSettings()
-    drift_ignore: tuple[Mapping[str, Any], ...] = ()
+    drift_ignore: tuple[Mapping[str, Any], ...] = ()  # drift.ignore entries, as written
+    drift_ignore_lines: tuple[int, ...] = ()  # the line of each drift.ignore entry
     group_by: str = ""             # "cluster", "pack" or "" (decide from the clusters)
     security_tower: tuple[str, ...] = ()  # Security Tower cluster files that were read
     allowed_registries: tuple[str, ...] = ()  # images.allowedRegistries
@@ -507,6 +508,7 @@ def load_config(root: Path, config_file: Path | None = None,
         None, None, None)
     acceptances = AcceptanceSettings(paths=tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS))
     drift_ignore: tuple[Mapping[str, Any], ...] = ()
+    drift_ignore_lines: tuple[int, ...] = ()
     group_by = ""
     limits = DEFAULT_LIMITS
     cel_templates = True
@@ -533,6 +535,8 @@ def load_config(root: Path, config_file: Path | None = None,
                                for pid in defaults[2] or {}}
         acceptances = _acceptance_settings(data.get("acceptances"), root, label, doc)
         drift_ignore = tuple(dict(r) for r in (data.get("drift") or {}).get("ignore", []))
+        drift_ignore_lines = tuple(_line(doc, ["drift", "ignore", i])
+                                   for i in range(len(drift_ignore)))
         group_by = str(data.get("groupBy", ""))
         engine = (data.get("gatekeeper") or {}).get("templateEngine", "K8sNativeValidation")
         cel_templates = engine == "K8sNativeValidation"
@@ -600,7 +604,8 @@ def load_config(root: Path, config_file: Path | None = None,
     argocd = settings_from_config(argocd_data, {c.name: c.paths for c in clusters if c.name})
     clusters = tuple(replace(c, argocd=argocd) for c in clusters)
     return Config(clusters=clusters, source=label, acceptances=acceptances,
-                  drift_ignore=drift_ignore, group_by=group_by,
+                  drift_ignore=drift_ignore, drift_ignore_lines=drift_ignore_lines,
+                  group_by=group_by,
                   security_tower=tuple(st_files), allowed_registries=allowed_registries,
                   require_signed=require_signed, require_codeowners=require_codeowners,
                   helm=helm, not_checked=not_checked, remote_hosts=remote_hosts,

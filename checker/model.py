@@ -238,6 +238,25 @@ class Coverage:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """What one part of a limited format holds (a SARIF run): chosen by the assemble stage.
+
+    ``run`` names the part (a cluster, or ""), ``kept`` are its findings in report order,
+    ``left_out`` counts by severity label what the cap (``limit``; 0: none) left out.
+    """
+
+    run: str
+    kept: tuple[Finding, ...]
+    left_out: Mapping[str, int] = field(default_factory=dict)
+    limit: int = 0
+
+    @property
+    def total(self) -> int:
+        """Findings of the part before the cap."""
+        return len(self.kept) + sum(self.left_out.values())
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything a renderer needs. Renderers read it; they never filter or recompute."""
 
@@ -256,6 +275,8 @@ class Report:
     drift_summary: Mapping[str, Any] = field(default_factory=dict)  # coverage of a drift run
     coverage: tuple[Coverage, ...] = ()  # what the load rendered, followed, did not check
     engines: tuple[str, ...] = ()  # Rego engines that evaluated: "name version (what)"
+    # per limited format ("sarif", "sarif-accepted"): its parts, as the assemble stage chose
+    selections: Mapping[str, tuple[Selection, ...]] = field(default_factory=dict)
 
     def fails(self, finding: Finding) -> bool:
         """Whether a finding is at or above the ``--fail-on`` threshold."""

@@ -1,16 +1,22 @@
-"""The scan pipeline: load -> evaluate -> report. Plain data in, plain data out."""
+"""The pipeline: config -> load -> admit -> drift -> accept -> assemble, one Report.
+
+Each stage takes plain data and returns plain data. ``scan``, ``drift`` and the GitHub
+Action's modes are configurations of ``run`` (``Stages``): every finding, drift findings
+included, passes through the acceptance stage, and the assemble stage decides what limited
+formats hold and the exit code (``checker.assemble``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from checker import __version__, accept
 from checker.admit import stage as admit
+from checker.assemble import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, assemble, exit_code
 from checker.config import (
     SECURITY_TOWER_DIR,
     Cluster,
@@ -19,73 +25,41 @@ from checker.config import (
     load_config,
     selection_findings,
 )
-from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, ConfigError
+from checker.drift import run as drift_run
+from checker.drift.ignore import parse_ignore_rules
+from checker.drift.rules import DRIFT_RULES
+from checker.drift.secrets import SecretHasher
+from checker.drift.sources import SnapshotSource
+from checker.drift.trusted import refuse_in_pull_request
+from checker.errors import ConfigError
 from checker.load import LoadResult, load_paths
 from checker.load import argocd as argocd_load
 from checker.load import flux as flux_load
 from checker.load import helm as helm_load
 from checker.load.objects import RULE_NOT_CHECKED, input_finding, relpath
+from checker.load.yamlfile import run_budget
 from checker.model import (
     Coverage,
     Finding,
     Report,
     Resource,
     Rule,
-    Severity,
 )
-from checker.options import ScanOptions
+from checker.options import DriftRunOptions, ScanOptions
 from checker.parallel import Limits
 from checker.policy import vap
 from checker.policy.evaluate import Evaluator
 from checker.policy.model import Policy
-from checker.policy.packs import (
-    DEFAULT_PACKS,
-    Catalog,
-    default_overrides,
-    load_catalog,
-    load_repository_policies,
-    pack_policies,
-)
+from checker.policy.packs import load_catalog
+from checker.policy.select import cluster_policies
 from checker.rules import (
-    BUILTIN_RULES,
     RULE_NO_POLICIES,
     RULE_NOTHING_CHECKED,
 )
 from checker.trust import trusted_config
 
-
-def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | None,
-                     ) -> tuple[list[Policy], list[str], tuple[str, ...]]:
-    """Policies of one cluster: its packs and overrides, its policy folders, plus the flags.
-
-    ``--pack`` replaces the cluster's packs; ``--policies`` adds to its folders.
-    """
-    packs = options.packs or cluster.packs or DEFAULT_PACKS
-    packs = tuple(p for p in packs if p != "none")
-    overrides: Mapping[str, Mapping[str, Any]] = cluster.overrides
-    if not (options.packs or cluster.packs):
-        catalog = catalog or load_catalog()
-        overrides = default_overrides(catalog, cluster.overrides)
-    if cluster.overrides:
-        catalog = catalog or load_catalog()
-        for pid in sorted(cluster.overrides):
-            if pid not in catalog.policies:
-                where = cluster.override_sources.get(pid) or cluster.source
-                raise ConfigError(f"{where}: invalid config: unknown policy id {pid!r} in "
-                                  f"overrides (known: {', '.join(sorted(catalog.policies))})")
-    policies: list[Policy] = []
-    errors: list[str] = []
-    if packs:
-        try:
-            policies += pack_policies(catalog or load_catalog(), packs, overrides)
-        except ConfigError as err:
-            where = f"{cluster.source}: " if cluster.source else ""
-            raise ConfigError(f"{where}{err}") from err
-    for folder in dict.fromkeys([*cluster.policies, *options.policies]):
-        found, problems = load_repository_policies(folder, options.root)
-        policies += found
-        errors += problems
-    return policies, errors, packs
+__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SCAN", "ScanOptions", "Stages",
+           "cluster_policies", "drift", "exit_code", "load_cluster", "run", "scan"]
 
 
 def load_stage(stage: Stage, root: Path, remote_hosts: tuple[str, ...] = ()) -> LoadResult:
@@ -181,51 +155,152 @@ def check_group_by(value: str) -> None:
             raise ConfigError(f"invalid config: unknown grouping {value!r} (known: {known})")
 
 
-def scan(options: ScanOptions, config: Config | None = None) -> Report:
-    """Run a scan and return the report (no I/O beyond reading the inputs).
+@dataclass(frozen=True)
+class Stages:
+    """Which stages of the pipeline run; ``scan``, ``drift`` and the Action's modes are these.
 
-    config -> load -> evaluate (per cluster) -> accept -> Report. The date acceptances expire
-    against is read here, once, unless ``options.today`` fixes it.
+    ``admit`` evaluates the desired state against the clusters' policies (``scan``);
+    ``drift`` compares it with a live cluster (``drift``); the Action's ``mode: both`` is
+    both. Loading, acceptance and assembly always run.
     """
+
+    admit: bool = True
+    drift: DriftRunOptions | None = None
+
+
+SCAN = Stages()
+
+
+@dataclass
+class _Run:
+    """What the stages hand on: findings, the objects they are about, and the run's facts."""
+
+    findings: list[Finding] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
+    files: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    rules: dict[str, Rule] = field(default_factory=dict)
+    packs: dict[str, None] = field(default_factory=dict)
+    coverage: dict[Coverage, None] = field(default_factory=dict)
+    engines: dict[str, None] = field(default_factory=dict)  # Rego engines, in first-use order
+    seen_input: set[Finding] = field(default_factory=set)
+    loads: dict[tuple[object, ...], LoadResult] = field(default_factory=dict)
+    checked: int = 0  # objects the admit stage evaluated
+
+    def load(self, cluster: Cluster, options: ScanOptions, config: Config) -> LoadResult:
+        """The load stage for one cluster; clusters with the same inputs share one load."""
+        key = (cluster.declared_paths, cluster.problems, cluster.coverage, tuple(
+            (s.path, s.artifact_path, s.spec_key, s.target_namespace,
+             tuple(sorted(s.substitute.items()))) for s in cluster.syncs),
+            cluster.name if cluster.argocd and cluster.argocd.destinations else "",
+            cluster.stages)
+        if key not in self.loads:
+            self.loads[key] = load_cluster(cluster, options.root, config.helm,
+                                           config.remote_hosts)
+        loaded = self.loads[key]
+        self.files |= loaded.files
+        self.coverage.update(dict.fromkeys(loaded.coverage))
+        return loaded
+
+    def input_findings(self, loaded: LoadResult, config: Config, cluster: str = "") -> None:
+        """The load's own findings (unreadable files, inputs not checked), once per run."""
+        for f in loaded.findings:
+            if f in self.seen_input:
+                continue  # input findings of paths two clusters share: once
+            self.seen_input.add(f)
+            if f.rule_id == RULE_NOT_CHECKED:
+                f = replace(f, severity=config.not_checked)
+            self.findings.append(f.in_cluster(cluster) if cluster and not f.cluster else f)
+
+
+def scan(options: ScanOptions, config: Config | None = None) -> Report:
+    """Run a scan (the admit stage, no drift) and return the report; see ``run``."""
+    return run(options, SCAN, config=config)
+
+
+def drift(options: DriftRunOptions, *, source: SnapshotSource | None = None,
+          hasher: SecretHasher | None = None,
+          environ: Mapping[str, str] | None = None) -> Report:
+    """Run drift (the drift stage, no admission) and return the report; see ``run``."""
+    return run(options.scan_options(), Stages(admit=False, drift=options), source=source,
+               hasher=hasher, environ=environ)
+
+
+@run_budget()  # one alias-expansion budget for every file the run reads
+def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = None,
+        source: SnapshotSource | None = None, hasher: SecretHasher | None = None,
+        environ: Mapping[str, str] | None = None) -> Report:
+    """The pipeline: config -> load -> admit -> drift -> accept -> assemble, one Report.
+
+    No I/O beyond reading the inputs (and, for drift, the snapshot: ``source``, else the
+    snapshot file or live cluster of ``stages.drift``). The date acceptances expire against
+    is read here, once, unless ``options.today`` fixes it. Drift is refused in a pull-request
+    job (``environ``, default the process environment).
+    """
+    if stages.drift is not None:
+        refuse_in_pull_request(environ)
     config = config or load_config(options.root, options.config_file, options.paths)
     check_group_by(options.group_by or config.group_by)
     today = options.today or dt.date.today()
-    catalog = load_catalog() if (options.packs or any(
-        c.packs != ("none",) for c in config.clusters)) else None
-    findings: list[Finding] = []
-    resources: list[Resource] = []
-    files: set[str] = set()
-    errors: list[str] = []
-    rules: dict[str, Rule] = {}
-    packs: dict[str, None] = {}
-    loads: dict[tuple[object, ...], LoadResult] = {}
-    coverage: dict[Coverage, None] = {}
-    engines: dict[str, None] = {}  # Rego engines that evaluated, in first-use order
-    seen_input: set[Finding] = set()
+    state = _Run()
     approval = (accept.BaseApproval(options.root, options.accept_base)
                 if options.accept_base else None)  # four eyes (see accept.apply)
     if approval is not None:
         config, untrusted = trusted_config(config, approval, options.root,
                                            options.config_file, tuple(options.paths))
-        findings += untrusted
+        state.findings += untrusted
+    if stages.admit:
+        _admit(options, config, state)
+    drifted = None
+    if stages.drift is not None:
+        drifted = _drift(stages.drift, options, config, state, source, hasher)
+    # accept: every finding of every stage, against the objects they are about
+    acceptances, problems_found = accept.load_acceptances(config.acceptances.paths, options.root)
+    ran = frozenset({*(["policy"] if stages.admit else []),
+                     *(["drift"] if drifted is not None else [])})
+    outcome = accept.apply(state.findings, state.resources, acceptances, today,
+                           inline=config.acceptances.inline,
+                           warn_days=config.acceptances.warn_days, approved=approval,
+                           base=options.accept_base, ran=ran)
+    findings = [*outcome.findings, *problems_found, *outcome.problems]
+    clusters = tuple(c.name for c in config.clusters if c.name) if stages.admit else ()
+    group_by = (options.group_by or config.group_by
+                or ("cluster" if len(clusters) > 1 else "pack")) if stages.admit else "cluster"
+    if drifted is not None:
+        clusters = tuple(dict.fromkeys((*clusters, drifted.cluster)))
+    return assemble(Report(
+        findings=tuple(findings),
+        rules=state.rules,
+        resources_checked=drifted.managed if drifted is not None and not stages.admit
+        else state.checked,
+        files_checked=len(state.files),
+        packs=tuple(state.packs),
+        clusters=clusters,
+        tool_version=__version__,
+        errors=tuple(state.errors),
+        link_base=options.link_base,
+        sarif_category=options.sarif_category,
+        group_by=group_by,
+        fail_on=options.fail_on,
+        drift_summary=drifted.summary if drifted is not None else {},
+        coverage=tuple(sorted(state.coverage)),
+        engines=tuple(state.engines),
+    ))
+
+
+def _admit(options: ScanOptions, config: Config, state: _Run) -> None:
+    """Load each cluster and evaluate it against its policies (the admit stage)."""
+    catalog = load_catalog() if (options.packs or any(
+        c.packs != ("none",) for c in config.clusters)) else None
     templates, problems_read = admit.load_templates(config.admission, options.root)
-    findings += problems_read
+    state.findings += problems_read
     for cluster in config.clusters:
         policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)
-        errors += problems
-        findings += selection_findings(cluster, options.packs, len(policies), config.source)
-        packs.update(dict.fromkeys(cluster_packs))
-        cache_key = (cluster.declared_paths, cluster.problems, cluster.coverage, tuple(
-            (s.path, s.artifact_path, s.spec_key, s.target_namespace,
-             tuple(sorted(s.substitute.items()))) for s in cluster.syncs),
-            cluster.name if cluster.argocd and cluster.argocd.destinations else "",
-            cluster.stages)
-        if cache_key not in loads:
-            loads[cache_key] = load_cluster(cluster, options.root, config.helm,
-                                            config.remote_hosts)
-        loaded = loads[cache_key]
-        files |= loaded.files
-        coverage.update(dict.fromkeys(loaded.coverage))
+        state.errors += problems
+        state.findings += selection_findings(cluster, options.packs, len(policies),
+                                             config.source)
+        state.packs.update(dict.fromkeys(cluster_packs))
+        loaded = state.load(cluster, options, config)
         tagged = [r if r.cluster == cluster.name else replace(r, cluster=cluster.name)
                   for r in loaded.resources]
         # admit: mutate -> expand -> validate (checker.admit), as the cluster's Gatekeeper;
@@ -236,49 +311,43 @@ def scan(options: ScanOptions, config: Config | None = None) -> Report:
                               prefer_cel=config.cel_templates)
         evaluation = evaluator.run(admitted.resources)
         implied = admit.validate_generated(evaluator, admitted.generated, admitted.resources)
-        findings += admitted.findings + implied.findings
-        errors += implied.errors
-        coverage.update(dict.fromkeys(admitted.coverage))
+        state.findings += admitted.findings + implied.findings
+        state.errors += implied.errors
+        state.coverage.update(dict.fromkeys(admitted.coverage))
         admission = vap.evaluate(admitted.resources, options.operation,
                                  evaluation_limits(options, config))
-        resources += tagged
-        findings += [f if f.rule_id != RULE_NOT_CHECKED else replace(f, severity=config.not_checked)
-                     for f in loaded.findings if f not in seen_input]
-        seen_input.update(loaded.findings)  # input findings of shared paths, once
-        findings += _never_a_pass(cluster, options.root, policies, tagged)
-        findings += evaluation.findings + admission.findings
-        errors += evaluation.errors + admission.errors
-        engines.update(dict.fromkeys((*evaluation.engines, *admission.engines)))
-        rules.update(admission.rules)
-        rules.update({p.rule.id: p.rule for p in policies})
-    acceptances, problems_found = accept.load_acceptances(config.acceptances.paths, options.root)
-    outcome = accept.apply(findings, resources, acceptances, today,
-                           inline=config.acceptances.inline,
-                           warn_days=config.acceptances.warn_days, approved=approval,
-                           base=options.accept_base)
-    findings = [*outcome.findings, *problems_found, *outcome.problems]
-    for f in findings:
-        if f.rule_id not in rules and f.rule_id in BUILTIN_RULES:
-            rules[f.rule_id] = BUILTIN_RULES[f.rule_id]
-    clusters = tuple(c.name for c in config.clusters if c.name)
-    group_by = options.group_by or config.group_by or ("cluster" if len(clusters) > 1
-                                                       else "pack")
-    return Report(
-        findings=tuple(sorted(findings, key=Finding.sort_key)),
-        rules=dict(sorted(rules.items())),
-        resources_checked=len(resources),
-        files_checked=len(files),
-        packs=tuple(packs),
-        clusters=clusters,
-        tool_version=__version__,
-        errors=tuple(dict.fromkeys(errors)),
-        link_base=options.link_base,
-        sarif_category=options.sarif_category,
-        group_by=group_by,
-        fail_on=options.fail_on,
-        coverage=tuple(sorted(coverage)),
-        engines=tuple(engines),
-    )
+        state.resources += tagged
+        state.checked += len(tagged)
+        state.input_findings(loaded, config)
+        state.findings += _never_a_pass(cluster, options.root, policies, tagged)
+        state.findings += evaluation.findings + admission.findings
+        state.errors += evaluation.errors + admission.errors
+        state.engines.update(dict.fromkeys((*evaluation.engines, *admission.engines)))
+        state.rules.update(admission.rules)
+        state.rules.update({p.rule.id: p.rule for p in policies})
+
+
+def _drift(options: DriftRunOptions, scan_options: ScanOptions, config: Config, state: _Run,
+           source: SnapshotSource | None, hasher: SecretHasher | None) -> drift_run.Drift:
+    """Compare the desired state of PATHS with the snapshot (the drift stage).
+
+    The desired state is loaded as ``scan`` loads it (a scan in the same run shares the
+    load), with the config's ``drift.ignore`` rules.
+    """
+    desired = drift_run.desired_cluster(options.paths, options.root)
+    loaded = state.load(desired, scan_options, config)
+    ignore = parse_ignore_rules(list(config.drift_ignore), config.source,
+                                list(config.drift_ignore_lines)) if config.drift_ignore else []
+    drifted = drift_run.compare_live(options, desired, loaded, ignore, source, hasher)
+    state.input_findings(loaded, config, drifted.cluster)
+    state.findings += drifted.findings
+    state.resources += drifted.resources
+    state.errors += drifted.errors
+    state.coverage.update(dict.fromkeys(drifted.coverage))
+    state.rules.update({**DRIFT_RULES, **state.rules})
+    if not state.packs:
+        state.packs.update(dict.fromkeys(drifted.packs))
+    return drifted
 
 
 def _never_a_pass(cluster: Cluster, root: Path, policies: list[Policy],
@@ -303,18 +372,3 @@ def _never_a_pass(cluster: Cluster, root: Path, policies: list[Policy],
             RULE_NOTHING_CHECKED, f"{label} has no Kubernetes objects in its paths: nothing "
             "was checked", path, line), cluster=cluster.name))
     return out
-
-
-def exit_code(report: Report, fail_on: Severity | None) -> int:
-    """0: nothing at or above the threshold; 1: findings; 2: configuration or tool errors.
-
-    A file that could not be read is never a pass, whatever the threshold.
-    """
-    if report.errors:
-        return EXIT_ERROR
-    for f in report.active:
-        if f.category == "input" and f.severity is Severity.ERROR:
-            return EXIT_FINDINGS
-        if fail_on is not None and f.severity >= fail_on:
-            return EXIT_FINDINGS
-    return EXIT_OK

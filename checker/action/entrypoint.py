@@ -18,23 +18,21 @@ Contract with the runner (see docs/github-action.md):
 - the exit code is the CLI's: 0 pass, 1 findings at or above ``fail-on``, 2 usage,
   configuration or tool error.
 
-Drift (``mode: drift`` or ``both``) calls ``checker.drift.run_drift(paths, snapshot, root,
-packs=..., policies=...)``, which must return a :class:`~checker.model.Report` of drift
-findings (category ``drift``).
-When that module is not installed the action exits 2 with "drift support is not installed".
+The modes are configurations of the one pipeline (``checker.pipeline.run``): ``scan`` runs
+the admit stage, ``drift`` the drift stage against the ``snapshot`` file, ``both`` the two in
+one run, so every finding, drift included, goes through acceptance once and one Report comes
+back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import importlib
 import os
 import sys
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TextIO
 
+from checker import pipeline
 from checker.action.inputs import (
     ActionError,
     ActionInputs,
@@ -53,74 +51,31 @@ from checker.action.outputs import (
     report_files,
     write_reports,
 )
+from checker.assemble import exit_code
 from checker.errors import EXIT_ERROR, CheckerError
-from checker.model import Finding, Report
-from checker.options import ScanOptions
+from checker.model import Report
+from checker.options import DriftRunOptions, ScanOptions
+from checker.pipeline import SCAN, Stages
 from checker.report import Rendered
 
-DriftRunner = Callable[..., Report]
 
-
-def drift_runner() -> DriftRunner:
-    """``checker.drift.run_drift``, or an ActionError when drift support is not installed."""
-    try:
-        module = importlib.import_module("checker.drift")
-    except ModuleNotFoundError as err:
-        if err.name != "checker.drift":
-            raise  # a broken drift module is a tool error, not "not installed"
-        raise ActionError("drift support is not installed (mode drift/both needs "
-                          "checker.drift.run_drift)") from None
-    runner = getattr(module, "run_drift", None)
-    if not callable(runner):
-        raise ActionError("drift support is not installed (checker.drift has no run_drift)")
-    return runner  # type: ignore[no-any-return]
-
-
-def _identity(finding: Finding) -> tuple[object, ...]:
-    """What makes two findings the same problem, whichever run (and cluster) reported it."""
-    return (finding.rule_id, finding.location, finding.resource, finding.message)
-
-
-def merge(first: Report, second: Report) -> Report:
-    """One report from a scan and a drift run: findings, rules and errors together.
-
-    Both runs load the same manifests, so a file that cannot be loaded is reported by each;
-    a finding of the drift run that is not drift and that the scan already has is kept once.
-    The drift run's summary (coverage, for the Markdown drift section) is kept.
-    """
-    seen = {_identity(f) for f in first.findings}
-    extra = [f for f in second.findings if f.category == "drift" or _identity(f) not in seen]
-    merged = dataclasses.replace(
-        first,
-        findings=tuple(sorted((*first.findings, *extra), key=Finding.sort_key)),
-        rules=dict(sorted({**second.rules, **first.rules}.items())),
-        clusters=tuple(dict.fromkeys((*first.clusters, *second.clusters))),
-        errors=tuple(dict.fromkeys((*first.errors, *second.errors))),
-        drift_summary=second.drift_summary or first.drift_summary,
-    )
-    return merged
+def stages(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Stages:
+    """The pipeline stages of ``mode``; the snapshot is checked before anything runs."""
+    if inputs.mode == "scan":
+        return SCAN
+    snapshot = space.resolve(inputs.snapshot, "snapshot")
+    if not snapshot.is_file():
+        raise ActionError(f"input snapshot: {inputs.snapshot} is not a file in the workspace")
+    drift = DriftRunOptions(paths=options.paths, root=options.root, snapshot=snapshot,
+                            packs=options.packs, policies=options.policies,
+                            policies_ref=inputs.policies_ref, fail_on=options.fail_on,
+                            link_base=options.link_base, sarif_category=options.sarif_category)
+    return Stages(admit=inputs.mode == "both", drift=drift)
 
 
 def run_checks(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Report:
-    """Scan, drift, or both, as ``mode`` says; drift's inputs are checked before the scan."""
-    from checker.pipeline import scan
-
-    drift: DriftRunner | None = None
-    snapshot = Path()
-    if inputs.mode in ("drift", "both"):
-        snapshot = space.resolve(inputs.snapshot, "snapshot")
-        if not snapshot.is_file():
-            raise ActionError(f"input snapshot: {inputs.snapshot} is not a file in the workspace")
-        drift = drift_runner()
-    report: Report | None = scan(options) if inputs.mode in ("scan", "both") else None
-    if drift is not None:
-        drifted = drift(options.paths, snapshot, options.root, packs=options.packs,
-                        policies=options.policies, fail_on=options.fail_on,
-                        link_base=options.link_base, sarif_category=options.sarif_category,
-                        **({"policies_ref": inputs.policies_ref} if inputs.policies_ref else {}))
-        report = drifted if report is None else merge(report, drifted)
-    assert report is not None
-    return report
+    """Scan, drift, or both, as ``mode`` says: one pipeline run, one Report."""
+    return pipeline.run(options, stages(inputs, options, space))
 
 
 def run(environ: Mapping[str, str], stdout: TextIO) -> int:
@@ -145,7 +100,6 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
         rendered.prepare([*files, "text",
                           *(["markdown"] if environ.get("GITHUB_STEP_SUMMARY") else [])])
         written = write_reports(rendered, files, space)
-        from checker.pipeline import exit_code
         code = exit_code(report, inputs.fail_on)
         prefix = space.relative(space.workdir)
         prefix = "" if prefix == "." else prefix + "/"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from checker.admit import mutate as mutation
-from checker.model import FieldPath, Resource, SourceLocation
+from checker.model import FieldPath, ObjectRef, Resource, SourceLocation
 from checker.policy.gatekeeper import ACTIONS
 
 GROUP = "expansion.gatekeeper.sh"
@@ -129,11 +129,20 @@ class Generated(Resource):
     action: str = ""      # the template's enforcement action ("" keeps the constraint's)
     described: str = field(default="", compare=False)  # "Pod ns/name" of the object itself
     prefix: FieldPath = ()  # where in the workload its fields are (the template sources)
+    origin_ref: ObjectRef | None = field(default=None, compare=False)  # the workload's
 
     @property
     def display(self) -> str:
         """The workload the generated object stands for (Gatekeeper denies the workload)."""
         return self.origin
+
+    @property
+    def ref(self) -> ObjectRef:
+        """The workload's identity: its findings, and the acceptances that cover them, are
+        the workload's."""
+        if self.origin_ref is None:
+            return super().ref
+        return self.origin_ref.in_cluster(self.cluster)
 
 
 class _Under(Mapping[FieldPath, SourceLocation]):
@@ -193,6 +202,7 @@ def expand_one(res: Resource, template: Template) -> Generated:
     body["metadata"] = meta
     prefix: FieldPath = template.source
     origin = res.origin if isinstance(res, Generated) else res.display
+    origin_ref = res.ref
     within = (res.prefix if isinstance(res, Generated) else ()) + prefix
     location = res.locate(prefix)
     described = f"{kind} {res.namespace}/{name}" if res.namespace else f"{kind} {name}"
@@ -200,7 +210,7 @@ def expand_one(res: Resource, template: Template) -> Generated:
                      namespace=res.namespace, name=name, body=body, location=location,
                      marks=_Under(res.marks, prefix), cluster=res.cluster, origin=origin,
                      template=template.name, action=template.enforcement_action,
-                     described=described, prefix=within)
+                     described=described, prefix=within, origin_ref=origin_ref)
 
 
 def expand(res: Resource, templates: Sequence[Template],

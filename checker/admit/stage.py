@@ -60,7 +60,7 @@ def _finding(rule: str, severity: Severity, message: str, res: Resource,
              details: dict[str, Any] | None = None, category: str = "policy") -> Finding:
     return Finding(rule_id=rule, category=category, severity=severity, message=message,
                    location=res.location, resource=res.display, cluster=res.cluster,
-                   details=details or {})
+                   details=details or {}, ref=res.ref)
 
 
 def _mutators(resources: Sequence[Resource]) -> tuple[list[mutation.Mutator], list[Finding]]:

@@ -145,8 +145,9 @@ def drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: s
     Exit 1 when drift is found (at or above --fail-on), 2 on usage, configuration or cluster
     access errors.
     """
-    from checker.drift.run import DriftRunOptions, run_drift
     from checker.drift.sources import parse_kind
+    from checker.options import DriftRunOptions
+    from checker.pipeline import drift as run_drift
 
     check_outputs(root, sarif_file, junit_file, markdown_file, json_file)
     live = bool(kubeconfig or context or in_cluster)

@@ -196,7 +196,8 @@ class Comparer:
                         f"{res.namespace!r} is ignored by the API server and for matching",
                 location=res.locate(("metadata", "namespace")), resource=res.display,
                 field_path=("metadata", "namespace"), cluster=self.options.cluster,
-                details={"namespace": res.namespace, "scope": "Cluster"})
+                details={"namespace": res.namespace, "scope": "Cluster"},
+                ref=res.ref.in_cluster(self.options.cluster))
             return cluster_scoped, note
         return (res.group, res.kind, res.namespace or self.options.default_namespace,
                 res.name), None
@@ -264,7 +265,8 @@ class Comparer:
                     rule_id=RULE_NOT_RECONCILED, category="drift", severity=Severity.NOTE,
                     message=f"not compared: Flux does not reconcile this object ({why})",
                     location=res.location, resource=res.display, cluster=self.options.cluster,
-                    details={"change": "not-reconciled", "reason": why}))
+                    details={"change": "not-reconciled", "reason": why},
+                    ref=res.ref.in_cluster(self.options.cluster)))
                 continue
             result.managed += 1
             if live is None:
@@ -384,7 +386,8 @@ class Comparer:
                 location=res.locate(path), resource=res.display, field_path=path or norm,
                 cluster=self.options.cluster,
                 details={"field": text, "change": "not-in-git", "before": None,
-                         "after": value, "appliedBy": sorted(set(managers))}))
+                         "after": value, "appliedBy": sorted(set(managers))},
+                ref=res.ref.in_cluster(self.options.cluster)))
         return out
 
     def _field_finding(self, res: Resource, norm: FieldPath, path: FieldPath, declared: bool,

@@ -1,62 +1,52 @@
-"""The drift pipeline: load the desired state, read a snapshot, compare, check policies live.
+"""The drift stage: read a snapshot, compare the desired state with it, check policies live.
 
-Plain data in (``DriftRunOptions``), a ``Report`` out; the CLI only parses flags and writes.
+``checker.pipeline`` loads the desired state (``desired_cluster``) and hands it here
+(``compare_live``); what comes back goes through acceptance and assembly like every other
+finding. ``DriftRunOptions`` lives in ``checker.options``.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from checker import __version__
 from checker.config import Cluster
 from checker.drift.compare import DriftOptions, DriftResult, compare
 from checker.drift.ignore import IgnoreRule, autoscaler_rules, load_ignore_file
 from checker.drift.normalize import apply_defaults, desired_path, keyed_path, path_text
-from checker.drift.rules import DRIFT_RULES, RULE_MODIFIED, RULE_POLICY, RULE_UNMANAGED
+from checker.drift.rules import RULE_MODIFIED, RULE_POLICY, RULE_UNMANAGED
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource, KindRef, Snapshot, SnapshotSource
-from checker.drift.trusted import export_policies, refuse_in_pull_request
+from checker.drift.trusted import export_policies
 from checker.load.flux import follow_all
 from checker.load.kustomize import kustomization_file
-from checker.load.objects import LoadResult, relpath
-from checker.model import Finding, ObjectRef, Report, Resource, Rule, Severity, SourceLocation
-from checker.options import ScanOptions
+from checker.load.objects import RULE_NOT_CHECKED, LoadResult, input_finding, relpath
+from checker.model import Coverage, Finding, ObjectRef, Resource, Severity, SourceLocation
+from checker.options import DriftRunOptions, ScanOptions
 from checker.policy.evaluate import Evaluator
 from checker.policy.model import Policy
+from checker.policy.select import cluster_policies
 
 INTERNAL_POLICY_RULES = frozenset({"policy.evaluation-error", "policy.invalid",
                                    "policy.match-undecided", "policy.template-note",
                                    "policy.not-evaluated"})
 
 
-@dataclass(frozen=True)
-class DriftRunOptions:
-    """Everything ``drift`` needs; the CLI only parses flags into this."""
+@dataclass
+class Drift:
+    """What the drift stage hands on to acceptance and assembly."""
 
-    paths: tuple[Path, ...]
-    root: Path
-    snapshot: Path | None = None
-    snapshot_kinds: tuple[KindRef, ...] = ()  # kinds a kubectl export was made from
-    kubeconfig: str | None = None
-    context: str | None = None
-    in_cluster: bool = False
-    policies_ref: str = ""  # the trusted ref whose --policies folders run on live objects
-    live_deadline: float = 600.0  # seconds for the whole live read
-    cluster: str = ""
-    ignore_file: Path | None = None
-    ignore: tuple[IgnoreRule, ...] = ()
-    owners: tuple[str, ...] = ()
+    cluster: str                                        # the live cluster's name in reports
+    findings: list[Finding] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)  # the desired objects, in it
+    errors: list[str] = field(default_factory=list)
+    coverage: list[Coverage] = field(default_factory=list)
     packs: tuple[str, ...] = ()
-    policies: tuple[Path, ...] = ()
-    fail_on: Severity | None = Severity.ERROR
-    link_base: str = ""
-    sarif_category: str = ""
-    default_namespace: str = "default"
-    field_managers: tuple[str, ...] | None = None  # None: drift.fieldManagers, else defaults
+    managed: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def entry_location(paths: Sequence[Path], root: Path) -> SourceLocation:
@@ -199,22 +189,6 @@ def desired_cluster(paths: Sequence[Path], root: Path) -> Cluster:
                    coverage=tuple(followed.coverage))
 
 
-def read_ignore(options: DriftRunOptions) -> list[IgnoreRule]:
-    """Ignore rules: the options, ``drift.ignore`` of the repository config, the ignore file.
-
-    ConfigError (naming the file and line) on bad input.
-    """
-    from checker.config import find_config
-
-    rules = list(options.ignore)
-    config = find_config(options.root)
-    if config is not None:
-        rules += load_ignore_file(config, display=relpath(config, options.root))
-    if options.ignore_file is not None:
-        rules += load_ignore_file(options.ignore_file)
-    return rules
-
-
 def field_managers(options: DriftRunOptions) -> tuple[str, ...]:
     """The managers whose applied fields count: the options, the config, else the defaults."""
     from checker.config import find_config
@@ -228,22 +202,22 @@ def field_managers(options: DriftRunOptions) -> tuple[str, ...]:
     return DEFAULT_FIELD_MANAGERS if found is None else found
 
 
-def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
-              hasher: SecretHasher | None = None,
-              environ: Mapping[str, str] | None = None) -> Report:
-    """Load, read the snapshot (``source`` or the file in the options), compare, evaluate.
+def compare_live(options: DriftRunOptions, desired: Cluster, loaded: LoadResult,
+                 ignore: Sequence[IgnoreRule], source: SnapshotSource | None = None,
+                 hasher: SecretHasher | None = None) -> Drift:
+    """Read the snapshot (``source``, else the file or live cluster of the options), compare
+    the loaded desired state with it, and evaluate the trusted policies on what drifted.
 
-    Refused in a pull-request job (``environ``, default the process environment). Only
-    trusted policies run on live objects: the packs, and the ``policies`` folders as they are
-    at ``policies_ref``; without a ref those folders are not run, and a finding says so.
+    ``ignore`` are the repository config's ``drift.ignore`` rules; the options' rules, the
+    ignore file's and the autoscaler rules are added here. Only trusted policies run on live
+    objects: the packs, and the ``policies`` folders as they are at ``policies_ref``; without
+    a ref those folders are not run, and a finding says so.
     """
-    refuse_in_pull_request(environ)
     hasher = hasher or SecretHasher.from_env()
-    from checker.pipeline import load_cluster
-
-    desired = desired_cluster(options.paths, options.root)
-    loaded = load_cluster(desired, options.root)
-    ignore = read_ignore(options) + autoscaler_rules(loaded.resources)
+    rules = [*options.ignore, *ignore]
+    if options.ignore_file is not None:
+        rules += load_ignore_file(options.ignore_file)
+    rules += autoscaler_rules(loaded.resources)
     if source is None:
         if options.snapshot is None:
             from checker.drift.live import LiveSource, context_name, load_configuration
@@ -263,47 +237,29 @@ def run_drift(options: DriftRunOptions, source: SnapshotSource | None = None,
                or (options.snapshot.stem if options.snapshot is not None else "") or "cluster")
     entry = entry_location(options.paths, options.root)
     result = compare(loaded.resources, snapshot, hasher, DriftOptions(
-        entry=entry, cluster=cluster, ignore=tuple(ignore), owners=options.owners,
+        entry=entry, cluster=cluster, ignore=tuple(rules), owners=options.owners,
         default_namespace=options.default_namespace,
         field_managers=field_managers(options)))
+    out = Drift(cluster=cluster, managed=result.managed)
     with tempfile.TemporaryDirectory(prefix="gitops-checker-policies-") as tmp:
-        policies, errors, packs = trusted_policies(options, desired, loaded, Path(tmp))
+        policies, errors, out.packs = trusted_policies(options, desired, out, Path(tmp))
         violations, eval_errors, absorbed = policy_drift(policies, loaded.resources, result,
                                                          entry, cluster)
     kept = [f for f in result.findings if not any(f is a for a in absorbed)]
-    findings = [*loaded.findings, *kept, *violations]
-    findings = [f if f.cluster else _with_cluster(f, cluster) for f in findings]
-    rules: dict[str, Rule] = dict(DRIFT_RULES)
-    from checker.rules import BUILTIN_RULES
-
-    for f in findings:
-        if f.rule_id not in rules and f.rule_id in BUILTIN_RULES:
-            rules[f.rule_id] = BUILTIN_RULES[f.rule_id]
-    summary = {"managed": result.managed, "inSync": result.in_sync,
-               "notCompared": result.not_compared,
-               "coverage": round(result.coverage * 100, 1),
-               "unreadable": sorted(f"{u.ref}: {u.reason}" for u in set(snapshot.unreadable)),
-               "notSearched": sorted(str(u.ref) for u in set(snapshot.not_searched)),
-               "secretValuesCompared": snapshot.key_id == hasher.key_id}
-    return Report(
-        findings=tuple(sorted(findings, key=Finding.sort_key)),
-        rules=dict(sorted(rules.items())),
-        resources_checked=result.managed,
-        files_checked=len(loaded.files),
-        packs=packs,
-        clusters=(cluster,),
-        tool_version=__version__,
-        errors=tuple(dict.fromkeys([*errors, *eval_errors])),
-        link_base=options.link_base,
-        sarif_category=options.sarif_category,
-        group_by="cluster",
-        fail_on=options.fail_on,
-        drift_summary=summary,
-        coverage=tuple(sorted(set(loaded.coverage))),
-    )
+    out.findings = [f.in_cluster(cluster) for f in (*out.findings, *kept, *violations)]
+    out.resources = [r if r.cluster == cluster else replace(r, cluster=cluster)
+                     for r in loaded.resources]
+    out.errors = list(dict.fromkeys([*errors, *eval_errors]))
+    out.summary = {"managed": result.managed, "inSync": result.in_sync,
+                   "notCompared": result.not_compared,
+                   "coverage": round(result.coverage * 100, 1),
+                   "unreadable": sorted(f"{u.ref}: {u.reason}" for u in set(snapshot.unreadable)),
+                   "notSearched": sorted(str(u.ref) for u in set(snapshot.not_searched)),
+                   "secretValuesCompared": snapshot.key_id == hasher.key_id}
+    return out
 
 
-def trusted_policies(options: DriftRunOptions, desired: Cluster, loaded: LoadResult,
+def trusted_policies(options: DriftRunOptions, desired: Cluster, out: Drift,
                      tmp: Path) -> tuple[list[Policy], list[str], tuple[str, ...]]:
     """The policies that may run on live objects: packs, and the folders at the trusted ref.
 
@@ -311,24 +267,20 @@ def trusted_policies(options: DriftRunOptions, desired: Cluster, loaded: LoadRes
     controls: they are not run, and each is a not-checked finding (an error: the check asked
     for was not made) that names the way out.
     """
-    from checker.pipeline import cluster_policies
-
     root, folders = options.root, options.policies
     if folders and options.policies_ref:
         root, folders = export_policies(options.root, options.policies_ref, folders, tmp)
     elif folders:
         for folder in folders:
-            loaded.not_checked(
-                "policies", f"policy folder {relpath(folder, options.root)} on live objects",
-                relpath(folder, options.root),
-                "repository policies run on live objects only from a trusted ref: the working "
-                "tree may hold a pull request's policies, which could copy live data into the "
-                "report. Give --policies-ref REF (the default branch; the Action's "
-                "policies-ref input); the packs still ran", severity=Severity.ERROR)
+            what, rel = (f"policy folder {relpath(folder, options.root)} on live objects",
+                         relpath(folder, options.root))
+            reason = ("repository policies run on live objects only from a trusted ref: the "
+                      "working tree may hold a pull request's policies, which could copy live "
+                      "data into the report. Give --policies-ref REF (the default branch; the "
+                      "Action's policies-ref input); the packs still ran")
+            out.coverage.append(Coverage("not-checked", "policies", what, rel, 1, reason))
+            out.findings.append(input_finding(RULE_NOT_CHECKED, f"{what} was not checked: "
+                                              f"{reason}", rel, 1, severity=Severity.ERROR))
         folders = ()
     return cluster_policies(ScanOptions(paths=options.paths, root=root, packs=options.packs,
                                         policies=folders), desired, None)
-
-
-def _with_cluster(f: Finding, cluster: str) -> Finding:
-    return f.in_cluster(cluster)

@@ -327,7 +327,7 @@ def _finding(rule: Rule, severity: Severity, message: str, res: Resource,
              path: FieldPath | None, details: dict[str, str]) -> Finding:
     return Finding(rule_id=rule.id, category="policy", severity=severity, message=message,
                    location=res.locate(path), resource=res.display, field_path=path or (),
-                   cluster=res.cluster, details=details)
+                   cluster=res.cluster, details=details, ref=res.ref)
 
 
 def _policy_note(rule_id: str, severity: Severity, res: Resource, message: str) -> Finding:
@@ -478,7 +478,7 @@ def _review(policy: VapPolicy, binding: Binding, program: Program, res: Resource
                            message=f"{label} not evaluated for namespace "
                                    f"{res.namespace!r}: {why}",
                            location=res.location, resource=res.display,
-                           cluster=res.cluster))
+                           cluster=res.cluster, ref=res.ref))
     if not ok:
         return out
     params_list = params_of(res)

@@ -10,7 +10,6 @@ findings are left out of this file (see ``render_accepted`` for the opt-in file)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
 from json.encoder import encode_basestring_ascii as _string
 from typing import Any
@@ -18,7 +17,8 @@ from typing import Any
 import attr
 import sarif_om as om
 
-from checker.model import Finding, Report, Rule, Severity
+from checker import assemble
+from checker.model import Finding, Report, Rule, Selection, Severity
 from checker.report.common import (
     FINGERPRINT,
     SECURITY_SEVERITY,
@@ -34,7 +34,6 @@ from checker.report.common import ONE_LINE as _encode
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/gitops-checker/gitops-checker"
 LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "note"}
-MAX_RESULTS = 25_000
 ONE_LINE = frozenset({"results"})  # lists written one element per line
 _ALWAYS = frozenset({"version", "level"})  # written even when equal to the SARIF default
 
@@ -172,49 +171,28 @@ class _Lines:
             f'"properties": {properties}, {rule}}}')
 
 
-def select(findings: Iterable[Finding], limit: int = MAX_RESULTS) -> tuple[list[Finding], int]:
-    """At most ``limit`` findings, the most severe first, and how many were left out.
-
-    GitHub code scanning reads at most 25,000 results of a run; cutting in file order would let
-    thousands of warnings push every error out (and, on the default branch, close its alerts).
-    So errors are kept before warnings and warnings before notes; within a severity the report's
-    order decides. The chosen findings keep the report's order.
-    """
-    items = list(findings)
-    if len(items) <= limit:
-        return items, 0
-    ranked = sorted(range(len(items)), key=lambda i: (-int(items[i].severity), i))
-    keep = sorted(ranked[:limit])
-    return [items[i] for i in keep], len(items) - len(keep)
-
-
-def _left_out(findings: list[Finding], chosen: list[Finding], count: int) -> dict[str, Any]:
-    """The run-level notification that says what the cap left out."""
-    by_severity: dict[str, int] = {}
-    kept = {id(f) for f in chosen}
-    for f in findings:
-        if id(f) not in kept:
-            by_severity[f.severity.label] = by_severity.get(f.severity.label, 0) + 1
-    detail = ", ".join(f"{by_severity[s.label]} {s.label}" for s in sorted(Severity, reverse=True)
-                       if s.label in by_severity)
+def _left_out(part: Selection) -> dict[str, Any]:
+    """The run-level notification that says what the cap left out (chosen in assemble)."""
+    count = sum(part.left_out.values())
+    detail = ", ".join(f"{n} {label}" for label, n in part.left_out.items())
     return {
         "level": "warning",
         "descriptor": {"id": "gitops-checker/sarif-results-left-out"},
-        "message": {"text": f"{count} of {len(findings)} results were left out of this run "
-                            f"({detail}): code scanning reads at most {MAX_RESULTS} results "
+        "message": {"text": f"{count} of {part.total} results were left out of this run "
+                            f"({detail}): code scanning reads at most {part.limit} results "
                             "per run, so the most severe were kept. The JSON report has them "
                             "all."},
     }
 
 
-def _run(report: Report, findings: Iterable[Finding], *, accepted: bool) -> dict[str, Any]:
+def _run(report: Report, part: Selection, *, accepted: bool) -> dict[str, Any]:
     """One SARIF run: tool and rules through sarif_om, results as plain data.
 
-    More than ``MAX_RESULTS`` findings: the most severe are kept (``select``) and a
-    ``toolExecutionNotifications`` entry of the run's invocation says how many were left out.
+    The results are the ones the assemble stage kept for this run; when it left some out (a
+    run holds at most 25,000), a ``toolExecutionNotifications`` entry of the run's invocation
+    says how many.
     """
-    everything = list(findings)
-    chosen, left_out = select(everything, MAX_RESULTS)
+    chosen = part.kept
     rule_ids = sorted({f.rule_id for f in chosen} | {
         r for r in report.rules if not accepted and report.rules[r].pack != ""})
     index = {rid: i for i, rid in enumerate(rule_ids)}
@@ -253,10 +231,9 @@ def _run(report: Report, findings: Iterable[Finding], *, accepted: bool) -> dict
         data.update(_coverage(report))
     if report.engines:  # which Rego engine gave the verdicts
         data.setdefault("properties", {})["regoEngines"] = list(report.engines)
-    if left_out:
+    if part.left_out:
         invocation = (data.get("invocations") or [{"executionSuccessful": True}])[0]
-        invocation.setdefault("toolExecutionNotifications", []).append(
-            _left_out(everything, chosen, left_out))
+        invocation.setdefault("toolExecutionNotifications", []).append(_left_out(part))
         data["invocations"] = [invocation]
     data["results"] = results
     return data
@@ -293,40 +270,33 @@ def _log(runs: list[dict[str, Any]]) -> str:
     return dump_json(log, ONE_LINE)
 
 
-def _cluster_runs(report: Report, findings: Iterable[Finding], *, accepted: bool) -> str:
-    """One run per cluster, each with its own category ``<category>/<cluster>``.
+def _runs(report: Report, *, accepted: bool) -> str:
+    """The runs the assemble stage chose; grouped per cluster, each run has the category
+    ``<category>/<cluster>`` and the coverage ledger is written once, in the first run.
 
-    GitHub code scanning no longer merges several runs of one tool and category in one upload,
-    and closes an alert only when a later analysis of the same category lacks it, so every
-    cluster always gets its run (empty or not), and findings of no cluster (input and
-    acceptance problems) a run of the plain category.
+    A Report that did not go through ``assemble`` (built by hand) has every finding.
     """
+    key = assemble.SARIF_ACCEPTED if accepted else assemble.SARIF
+    parts = report.selections.get(key) or assemble.sarif_selection(report, accepted=accepted,
+                                                                     limit=None)
+    if not (report.group_by == "cluster" and report.clusters):
+        return _log([_run(report, part, accepted=accepted) for part in parts])
     base = report.sarif_category or "gitops-checker"
-    chosen = list(findings)
-    by_cluster: dict[str, list[Finding]] = {c: [] for c in report.clusters}
-    loose: list[Finding] = []
-    for f in chosen:
-        by_cluster.get(f.cluster, loose).append(f)
-    groups = [("", loose), *by_cluster.items()]
     runs = []
-    for cluster, items in groups:
-        sub = replace(report, sarif_category=f"{base}/{cluster}" if cluster else base,
-                      coverage=() if cluster else report.coverage)  # the ledger: once
-        runs.append(_run(sub, items, accepted=accepted))
+    for part in parts:
+        sub = replace(report, sarif_category=f"{base}/{part.run}" if part.run else base,
+                      coverage=() if part.run else report.coverage)  # the ledger: once
+        runs.append(_run(sub, part, accepted=accepted))
     return _log(runs)
 
 
 @without_cycle_collection
 def render(report: Report) -> str:
     """SARIF for upload: active findings only (accepted risks are left out)."""
-    if report.group_by == "cluster" and report.clusters:
-        return _cluster_runs(report, report.active, accepted=False)
-    return _log([_run(report, report.active, accepted=False)])
+    return _runs(report, accepted=False)
 
 
 @without_cycle_collection
 def render_accepted(report: Report) -> str:
     """Opt-in SARIF of accepted findings, each with a ``suppressions`` entry."""
-    if report.group_by == "cluster" and report.clusters:
-        return _cluster_runs(report, report.suppressed, accepted=True)
-    return _log([_run(report, report.suppressed, accepted=True)])
+    return _runs(report, accepted=True)

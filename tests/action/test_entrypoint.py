@@ -9,14 +9,12 @@ summary, the files and the workflow commands in the log.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,6 @@ from checker.action import entrypoint as action_entrypoint
 from checker.action import inputs as action_inputs
 from checker.action import outputs as action_outputs
 from checker.model import Finding, Report, Rule, Severity, SourceLocation
-from checker.report import RENDERERS
 from tests.conftest import ROOT
 
 REPO = ROOT
@@ -608,46 +605,6 @@ def test_annotation_cap_keeps_the_most_severe() -> None:
     assert action_outputs.annotation_commands(report, 0)[0].startswith("::notice ")
 
 
-def test_drift_reports_are_merged_through_run_drift(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The wiring the lead relies on: mode both calls run_drift(paths, snapshot, root, packs=,
-    policies=) with the inputs, and adds its findings to the scan's."""
-    calls: list[tuple[tuple[Path, ...], Path, Path, dict[str, object]]] = []
-    drift = _finding(Severity.WARNING, "infrastructure/cache.yaml", 8, rule="drift.changed")
-    drift = Finding(**{**drift.__dict__, "category": "drift"})
-
-    def run_drift(paths: tuple[Path, ...], snapshot: Path, root: Path,
-                  **kwargs: object) -> Report:
-        calls.append((paths, snapshot, root, kwargs))
-        return Report(findings=(drift,), rules={}, resources_checked=1, files_checked=1)
-
-    import checker.drift
-
-    monkeypatch.setattr(checker.drift, "run_drift", run_drift)
-    ws = workspace(tmp_path)
-    (ws / "snap.json").write_text("{}", encoding="utf-8")
-    output = tmp_path / "out"
-    output.write_text("", encoding="utf-8")
-    env = {"GITHUB_WORKSPACE": str(ws), "GITHUB_OUTPUT": str(output),
-           "INPUT_PACKS": "pss-baseline", "INPUT_POLICIES": "policies",
-           "INPUT_MODE": "scan", "INPUT_FAIL-ON": "never"}
-    assert action_entrypoint.run(env, io.StringIO()) == 0  # the scan alone, for its count
-    scanned = int(parse_outputs(output.read_text(encoding="utf-8"))["total-count"])
-    assert scanned > 0 and calls == []
-    output.write_text("", encoding="utf-8")
-    log = io.StringIO()
-    assert action_entrypoint.run({**env, "INPUT_MODE": "both", "INPUT_SNAPSHOT": "snap.json"}, log) == 0
-    assert calls == [((ws.resolve(),), (ws / "snap.json").resolve(), ws.resolve(),
-                      {"packs": ("pss-baseline",), "policies": ((ws / "policies").resolve(),),
-                       "fail_on": None, "link_base": "", "sarif_category": "gitops-checker"})]
-    out = parse_outputs(output.read_text(encoding="utf-8"))
-    assert out["drift-count"] == "1"
-    assert int(out["total-count"]) == scanned + 1
-    assert "drift.changed" in log.getvalue()
-    markdown = RENDERERS["markdown"]
-    assert markdown  # the registry the summary uses
-
-
 def drift_workspace(tmp_path: Path) -> Path:
     """The example with a file that cannot be parsed, and a snapshot of two live objects."""
     ws = workspace(tmp_path)
@@ -661,10 +618,11 @@ def drift_workspace(tmp_path: Path) -> Path:
 def test_mode_both_reports_a_broken_file_once_and_keeps_the_drift_summary(
         tmp_path: Path) -> None:
     """Scan and drift both load the manifests: the parse error is one finding, not two."""
-    import checker.drift
+    from checker.options import DriftRunOptions
+    from checker.pipeline import drift
 
     ws = drift_workspace(tmp_path)
-    drifted = checker.drift.run_drift((ws,), ws / "snapshot.yaml", ws)
+    drifted = drift(DriftRunOptions(paths=(ws,), root=ws, snapshot=ws / "snapshot.yaml"))
     assert [f.rule_id for f in drifted.findings].count("input.parse-error") == 1  # drift has it
     summary = drifted.drift_summary
     scan = run_action(ws, {"mode": "scan", "fail-on": "never"})
@@ -707,23 +665,6 @@ def test_missing_snapshot_file_is_exit_2_before_any_scan(tmp_path: Path) -> None
     assert run.code == 2
     assert any("input snapshot: nope.json is not a file" in a[2] for a in run.annotations)
     assert run.outputs["error-count"] == ""  # no report: the scan did not run
-
-
-def test_a_broken_drift_module_is_not_reported_as_missing(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(name: str) -> types.ModuleType:
-        raise ModuleNotFoundError("No module named 'somedep'", name="somedep")
-
-    monkeypatch.setattr(action_entrypoint.importlib, "import_module", broken)
-    with pytest.raises(ModuleNotFoundError):
-        action_entrypoint.drift_runner()
-
-    def absent(name: str) -> types.ModuleType:
-        raise ModuleNotFoundError(f"No module named '{name}'", name=name)
-
-    monkeypatch.setattr(action_entrypoint.importlib, "import_module", absent)
-    with pytest.raises(action_inputs.ActionError, match="drift support is not installed"):
-        action_entrypoint.drift_runner()
 
 
 def test_an_unexpected_error_is_exit_2_with_result_error(

@@ -30,10 +30,11 @@ from cryptography.x509.oid import NameOID
 
 from checker.cli import cli
 from checker.drift.live import LiveSource, load_configuration
-from checker.drift.run import DriftRunOptions, run_drift
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource, KindRef, write_snapshot
 from checker.errors import ClusterError
+from checker.options import DriftRunOptions
+from checker.pipeline import drift as run_drift
 
 TOKEN = "test-token-0123"
 SECRET_VALUE = "s3cr3t-live-value"

@@ -12,9 +12,10 @@ import yaml
 from click.testing import CliRunner
 
 from checker.cli import cli
-from checker.drift.run import DriftRunOptions, run_drift
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource
+from checker.options import DriftRunOptions
+from checker.pipeline import drift as run_drift
 from checker.report import RENDERERS
 from tests.conftest import CASES
 

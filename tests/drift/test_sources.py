@@ -104,7 +104,8 @@ def test_in_cluster_without_a_pod_is_exit_2(tmp_path: Path,
 
 
 def test_markdown_says_when_secret_values_were_not_compared(tmp_path: Path) -> None:
-    from checker.drift.run import DriftRunOptions, run_drift
+    from checker.options import DriftRunOptions
+    from checker.pipeline import drift as run_drift
     from checker.report.markdown import drift_section
 
     (tmp_path / "s.yaml").write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n"

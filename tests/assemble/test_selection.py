@@ -1,4 +1,7 @@
-"""The SARIF cap keeps the most severe results and says what it left out."""
+"""The SARIF cap keeps the most severe results and says what it left out.
+
+The assemble stage chooses (``checker.assemble``); the renderer writes what it chose.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from checker import assemble
 from checker.model import Finding, Report, Rule, Severity, SourceLocation
-from checker.report import RENDERERS, sarif
+from checker.report import RENDERERS
 from tests.conftest import ROOT
 
 VALIDATOR_DIRS = (ROOT, Path("/work/main"))
@@ -27,9 +31,9 @@ def _flood(warnings: int, errors: int) -> Report:
     rules = {"demo-cheap": Rule("demo-cheap", "Cheap", Severity.WARNING),
              "demo-privileged": Rule("demo-privileged", "Privileged", Severity.ERROR),
              "demo-hint": Rule("demo-hint", "Hint", Severity.NOTE)}
-    return Report(findings=tuple(sorted(findings, key=Finding.sort_key)), rules=rules,
-                  resources_checked=len(findings), files_checked=len(findings),
-                  tool_version="1.0.0")
+    return assemble.assemble(Report(
+        findings=tuple(sorted(findings, key=Finding.sort_key)), rules=rules,
+        resources_checked=len(findings), files_checked=len(findings), tool_version="1.0.0"))
 
 
 def test_30000_warnings_do_not_push_errors_out_of_sarif() -> None:
@@ -38,11 +42,11 @@ def test_30000_warnings_do_not_push_errors_out_of_sarif() -> None:
     log = json.loads(RENDERERS["sarif"](report))
     run = log["runs"][0]
     results = run["results"]
-    assert len(results) == sarif.MAX_RESULTS
+    assert len(results) == assemble.SARIF_MAX_RESULTS
     levels = [r["level"] for r in results]
     assert levels.count("error") == 3
     assert levels.count("note") == 0  # the note ranks below every warning
-    assert levels.count("warning") == sarif.MAX_RESULTS - 3
+    assert levels.count("warning") == assemble.SARIF_MAX_RESULTS - 3
     # the kept results stay in the report's order (file order here)
     uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results]
     assert uris == sorted(uris)
@@ -65,7 +69,7 @@ def test_sarif_under_the_cap_has_no_notification() -> None:
 def test_select_orders_by_severity_then_report_order() -> None:
     """``select`` with a small limit: errors first, then warnings in report order."""
     report = _flood(5, 2)
-    chosen, left = sarif.select(report.findings, 4)
+    chosen, left = assemble.select(report.findings, 4)
     assert left == 4
     assert [f.severity for f in chosen].count(Severity.ERROR) == 2
     assert [f.message for f in chosen if f.severity == Severity.WARNING] == ["w0", "w1"]
@@ -80,7 +84,7 @@ def test_capped_sarif_passes_microsoft_validator(tmp_path: Path,
                           ).exists()), None)
     if validator is None:
         pytest.skip("run `npm install --no-save @microsoft/sarif-multitool@5.7.0` first")
-    monkeypatch.setattr(sarif, "MAX_RESULTS", 5)
+    monkeypatch.setattr(assemble, "SARIF_MAX_RESULTS", 5)
     path = tmp_path / "capped.sarif"
     path.write_text(RENDERERS["sarif"](_flood(20, 2)), encoding="utf-8")
     assert len(json.loads(path.read_text())["runs"][0]["results"]) == 5
@@ -92,3 +96,28 @@ def test_capped_sarif_passes_microsoft_validator(tmp_path: Path,
                 json.loads(out.read_text())["runs"][0]["results"]
                 if r.get("level", "warning") in ("error", "warning")]
     assert problems == [], problems
+
+
+def test_the_renderer_writes_what_assemble_chose_and_never_cuts() -> None:
+    """A report that did not go through assemble is written whole (the renderer does not
+    filter); the assembled one holds the assemble stage's choice, per run."""
+    report = _flood(30_000, 3)
+    whole = Report(**{**report.__dict__, "selections": {}})
+    assert len(json.loads(RENDERERS["sarif"](whole))["runs"][0]["results"]) == 30_004
+    (part,) = report.selections[assemble.SARIF]
+    assert (len(part.kept), dict(part.left_out), part.total) == (
+        assemble.SARIF_MAX_RESULTS, {"warning": 5003, "note": 1}, 30_004)
+
+
+def test_each_cluster_run_is_capped_on_its_own() -> None:
+    """Grouped per cluster, the cap applies to each SARIF run, as code scanning reads them."""
+    base = _flood(2, 1)
+    findings = tuple(Finding(**{**f.__dict__, "cluster": c}) for c in ("a", "b")
+                     for f in base.findings)
+    report = assemble.assemble(Report(**{**base.__dict__, "findings": findings,
+                                         "clusters": ("a", "b"), "group_by": "cluster"}))
+    parts = report.selections[assemble.SARIF]
+    assert [p.run for p in parts] == ["", "a", "b"]
+    assert [p.total for p in parts] == [0, 4, 4]
+    runs = json.loads(RENDERERS["sarif"](report))["runs"]
+    assert [len(r["results"]) for r in runs] == [0, 4, 4]
