@@ -34,7 +34,8 @@ def synthetic(n_findings: int, n_acceptances: int) -> tuple[list[Finding], list[
         findings.append(Finding(rule_id=f"policy-{i % 12}", category="policy",
                                 severity=Severity.ERROR, message="m", location=r.location,
                                 resource=r.display, cluster=cluster,
-                                details={"constraint": f"K{i % 12}/policy-{i % 12}"}))
+                                details={"constraint": f"K{i % 12}/policy-{i % 12}"},
+                                ref=r.ref))
     acceptances = [Acceptance(
         id=f"RA-{j}", policy=f"policy-{j % 12}",
         selectors=(Selector(cluster="*", namespace=f"team-{j % 40}",
