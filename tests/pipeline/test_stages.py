@@ -161,3 +161,13 @@ def test_drift_uses_the_config_the_pipeline_loaded(write: Write, tmp_path: Path)
                                   "    - kindd: x\n")
     with pytest.raises(ConfigError, match=r"^\.gitops-checker\.yaml:4: unknown key"):
         pipeline.drift(drift_options(root))
+
+
+def test_an_annotation_on_the_object_accepts_its_drift(write: Write, tmp_path: Path) -> None:
+    annotated = DESIRED.replace("  namespace: shop\n", "  namespace: shop\n  annotations:\n"
+                                "    gitops-checker.io/accept.drift.modified: incident 7\n")
+    write("manifests/settings.yaml", annotated)
+    write("live.yaml", annotated.replace("mode: safe", "mode: debug"))
+    report = pipeline.drift(drift_options(tmp_path))
+    assert rules(report) == [("drift.modified", True)]
+    assert assemble.exit_code(report, report.fail_on) == 0
