@@ -104,7 +104,7 @@ def mini_catalog(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         (mini / pack / "pack.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     monkeypatch.setenv("GITOPS_CHECKER_PACKS", str(mini))
     # The mini catalog has no pss-restricted: its default selection is its two packs.
-    monkeypatch.setattr("checker.pipeline.DEFAULT_PACKS", tuple(MINI_CATALOG))
+    monkeypatch.setattr("checker.policy.select.DEFAULT_PACKS", tuple(MINI_CATALOG))
 
 
 def write(root: Path, rel: str, text: str) -> None:
