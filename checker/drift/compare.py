@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from deepdiff import DeepDiff
@@ -343,8 +343,14 @@ class Comparer:
                     path = ("stringData",)  # a key only the cluster has: at stringData:
             if any(r.covers([norm, path]) for r in rules):
                 continue
-            out.append(self._field_finding(res, norm, path, declared, before, after,
-                                           secret))
+            finding = self._field_finding(res, norm, path, declared, before, after, secret)
+            if not secret and not declared and before is not None and after is not None:
+                # Git does not write this field: its value in Git is the API default
+                finding = replace(finding, message=(
+                    f"{path_text(norm)} differs: Git does not set it (API default "
+                    f"{_short(before)}), cluster {_short(after)}"),
+                    details={**finding.details, "gitDefault": True})
+            out.append(finding)
         return out
 
     def _no_longer_in_git(self, res: Resource, live: Mapping[str, Any],

@@ -32,6 +32,11 @@ BOOKKEEPING_PREFIXES = (
     "kapp.k14s.io/",
 )
 
+# Defaults follow the API server's defaulting functions (kubernetes/kubernetes,
+# pkg/apis/<group>/v1/defaults.go); each table names the function it mirrors.
+# core/v1 SetDefaults_PodSpec: DNSPolicy, RestartPolicy, TerminationGracePeriodSeconds,
+# SchedulerName. The host namespaces and shareProcessNamespace are false when unset (the
+# Go zero value), listed so that a live true is drift when Git is silent.
 POD_DEFAULTS: dict[str, Any] = {
     "dnsPolicy": "ClusterFirst",
     "restartPolicy": "Always",
@@ -42,6 +47,9 @@ POD_DEFAULTS: dict[str, Any] = {
     "hostIPC": False,
     "shareProcessNamespace": False,
 }
+# core/v1 SetDefaults_Container: TerminationMessagePath, TerminationMessagePolicy (and
+# ImagePullPolicy, see _image_pull_policy). privileged, capabilities.add, command and args
+# are unset (zero) by default, listed so that a live value is drift when Git is silent.
 CONTAINER_DEFAULTS: dict[str, Any] = {
     "terminationMessagePath": "/dev/termination-log",
     "terminationMessagePolicy": "File",
@@ -49,9 +57,14 @@ CONTAINER_DEFAULTS: dict[str, Any] = {
     "command": [],
     "args": [],
 }
+# core/v1 SetDefaults_Probe.
 PROBE_DEFAULTS: dict[str, Any] = {
     "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3,
 }
+# apps/v1 SetDefaults_Deployment, SetDefaults_StatefulSet, SetDefaults_DaemonSet
+# (RevisionHistoryLimit, ProgressDeadlineSeconds, PodManagementPolicy); batch/v1
+# SetDefaults_Job (BackoffLimit, CompletionMode, Suspend) and SetDefaults_CronJob
+# (ConcurrencyPolicy, Suspend, Successful/FailedJobsHistoryLimit).
 WORKLOAD_DEFAULTS: dict[str, dict[str, Any]] = {
     "Deployment": {"revisionHistoryLimit": 10, "progressDeadlineSeconds": 600},
     "StatefulSet": {"revisionHistoryLimit": 10, "podManagementPolicy": "OrderedReady"},
@@ -60,19 +73,28 @@ WORKLOAD_DEFAULTS: dict[str, dict[str, Any]] = {
     "CronJob": {"concurrencyPolicy": "Allow", "suspend": False,
                 "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1},
 }
+# apps/v1 SetDefaults_Deployment (Strategy RollingUpdate, MaxSurge/MaxUnavailable 25%),
+# SetDefaults_StatefulSet (UpdateStrategy RollingUpdate, Partition 0), SetDefaults_DaemonSet
+# (UpdateStrategy RollingUpdate, MaxUnavailable 1, MaxSurge 0).
 STRATEGY_DEFAULTS: dict[str, tuple[str, dict[str, Any]]] = {
     "Deployment": ("strategy", {"maxSurge": "25%", "maxUnavailable": "25%"}),
     "StatefulSet": ("updateStrategy", {"partition": 0}),
     "DaemonSet": ("updateStrategy", {"maxUnavailable": 1, "maxSurge": 0}),
 }
+# core/v1 SetDefaults_Service: Type, SessionAffinity; ports' Protocol and TargetPort.
 SERVICE_DEFAULTS: dict[str, Any] = {"type": "ClusterIP", "sessionAffinity": "None"}
+# core/v1 SetDefaults_ConfigMapVolumeSource, SetDefaults_SecretVolumeSource,
+# SetDefaults_ProjectedVolumeSource, SetDefaults_DownwardAPIVolumeSource: DefaultMode 0644.
 VOLUME_MODE_SOURCES = ("configMap", "secret", "projected", "downwardAPI")
 
 QUANTITY_PARENTS = frozenset({
     "limits", "requests", "hard", "used", "capacity", "allocatable", "overhead",
     "default", "defaultRequest", "max", "min",
 })
-QUANTITY_KEYS = frozenset({"sizeLimit", "storage"})
+# resource.Quantity fields of the built-in API outside a ResourceList: emptyDir sizeLimit,
+# HPA (autoscaling/v2 MetricTarget) averageValue and value, CSIStorageCapacity.
+QUANTITY_KEYS = frozenset({"sizeLimit", "storage", "averageValue", "maximumVolumeSize"})
+QUANTITY_UNDER = {"target": frozenset({"value", "averageValue"})}
 INT_OR_STRING = frozenset({"targetPort", "maxSurge", "maxUnavailable", "minAvailable", "port"})
 _QUANTITY = re.compile(
     r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
@@ -203,13 +225,20 @@ def _at(body: dict[str, Any], path: FieldPath) -> dict[str, Any] | None:
 
 
 def _image_pull_policy(image: Any) -> str:
+    """core/v1 SetDefaults_Container: Always when the tag is ``latest``, else IfNotPresent.
+
+    The tag is what pkg/util/parsers.ParseImageName returns: ``latest`` when the reference
+    has neither tag nor digest, so ``app`` and ``app:latest@sha256:...`` pull Always and
+    ``app@sha256:...`` (a digest, no tag) IfNotPresent.
+    """
     if not isinstance(image, str):
         return "IfNotPresent"
-    last = image.rsplit("/", 1)[-1]
-    if "@" in last:
-        return "IfNotPresent"
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
     tag = last.rsplit(":", 1)[1] if ":" in last else ""
-    return "Always" if tag in ("", "latest") else "IfNotPresent"
+    if not tag:
+        tag = "" if digest else "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
 
 
 def _pod_defaults(pod: dict[str, Any]) -> None:
@@ -230,8 +259,9 @@ def _pod_defaults(pod: dict[str, Any]) -> None:
                 probe = container.get(probe_name)
                 if isinstance(probe, dict):
                     _fill(probe, PROBE_DEFAULTS)
-                    if isinstance(probe.get("httpGet"), dict):
+                    if isinstance(probe.get("httpGet"), dict):  # SetDefaults_HTTPGetAction
                         probe["httpGet"].setdefault("scheme", "HTTP")
+                        probe["httpGet"].setdefault("path", "/")
     for volume in pod.get("volumes") or []:
         if not isinstance(volume, dict):
             continue
@@ -282,12 +312,13 @@ def canonical(value: Any, parent: str = "") -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         quantities = parent in QUANTITY_PARENTS
+        under = QUANTITY_UNDER.get(parent, frozenset())
         for key, item in value.items():
             key = str(key)
             if isinstance(item, (dict, list)):
                 out[key] = canonical(item, key)
                 continue
-            if quantities or key in QUANTITY_KEYS:
+            if quantities or key in QUANTITY_KEYS or key in under:
                 item = canonical_quantity(item)
             elif key in INT_OR_STRING and type(item) is int:
                 item = str(item)
@@ -335,23 +366,25 @@ def normalize_pair(desired: Any, live: Any, parent: str = "") -> tuple[Any, Any]
         out_d: dict[str, Any] = Keyed() if keyed else {}
         out_l: dict[str, Any] = Keyed() if isinstance(live, Keyed) else {}
         quantities = parent in QUANTITY_PARENTS
+        under = QUANTITY_UNDER.get(parent, frozenset())
         for key, value in desired.items():
             if value is None:
                 continue
             key = str(key)
             other = live.get(key)
+            q = quantities or key in under
             if other is None:
                 if not is_zero(value):
                     out_d[key] = canonical(value, key) if isinstance(value, (dict, list)) \
-                        else _scalar(key, value, quantities)
+                        else _scalar(key, value, q)
                 continue
             if isinstance(value, (dict, list)):
                 out_d[key], out_l[key] = normalize_pair(value, other, key)
             elif isinstance(other, (dict, list)):
-                out_d[key], out_l[key] = _scalar(key, value, quantities), canonical(other, key)
+                out_d[key], out_l[key] = _scalar(key, value, q), canonical(other, key)
             else:
-                out_d[key] = _scalar(key, value, quantities)
-                out_l[key] = _scalar(key, other, quantities)
+                out_d[key] = _scalar(key, value, q)
+                out_l[key] = _scalar(key, other, q)
         if keyed:
             for key in live.keys() - desired.keys():
                 item = live[key]

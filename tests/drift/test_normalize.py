@@ -320,3 +320,51 @@ def test_sops_encrypted_secret_compares_key_names_only(tmp_path: Path) -> None:
     result = check(res, [secret_live(token="v", extra="x")])
     assert [f.message for f in result.findings] == [
         "Secret key 'extra' exists in the cluster but not in Git"]
+
+
+@pytest.mark.parametrize(("image", "policy"), [
+    ("app", "Always"), ("app:latest", "Always"), ("app:1.2", "IfNotPresent"),
+    ("app@sha256:" + "a" * 64, "IfNotPresent"),
+    ("app:latest@sha256:" + "a" * 64, "Always"),  # ParseImageName keeps the tag
+    ("registry:5000/app", "Always"), ("registry:5000/app:2", "IfNotPresent"),
+])
+def test_image_pull_policy_default_follows_set_defaults_container(image: str,
+                                                                  policy: str) -> None:
+    from checker.drift.normalize import _image_pull_policy
+
+    assert _image_pull_policy(image) == policy
+
+
+def test_a_default_git_relies_on_is_shown_as_a_default(tmp_path: Path) -> None:
+    res = desired(tmp_path, DEPLOY.replace("image: web:1", "image: web:latest@sha256:" + "a" * 64))
+    live = live_of(DEPLOY.replace("image: web:1", "image: web:latest@sha256:" + "a" * 64))
+    live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Always"
+    assert check(res, [live]).findings == []  # latest@digest defaults to Always
+    live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Never"
+    (finding,) = check(res, [live]).findings
+    assert finding.message == ('spec.template.spec.containers[app].imagePullPolicy differs: '
+                               'Git does not set it (API default "Always"), cluster "Never"')
+
+
+def test_hpa_target_quantities_and_probe_path_default(tmp_path: Path) -> None:
+    res = desired(tmp_path, """\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: shop}
+spec:
+  metrics:
+    - type: Pods
+      pods:
+        metric: {name: rps}
+        target: {type: AverageValue, averageValue: "0.5"}
+    - type: Object
+      object:
+        metric: {name: q}
+        target: {type: Value, value: 1k}
+""")
+    live = yaml.safe_load(res[0].location.path and (tmp_path / "m.yaml").read_text())
+    live["spec"]["metrics"][0]["pods"]["target"]["averageValue"] = "500m"
+    live["spec"]["metrics"][1]["object"]["target"]["value"] = "1000"
+    assert check(res, [live]).findings == []
+    live["spec"]["metrics"][1]["object"]["target"]["value"] = "1001"
+    assert fields(check(res, [live])) == ["spec.metrics[1].object.target.value"]
