@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from checker.drift.applied import field_set
 from checker.drift.compare import DriftOptions, compare
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import FileSource
@@ -77,6 +78,14 @@ def desired_and_live(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
                    "stringData": {"password": f"pw-{i}"}}
         live = {"apiVersion": "v1", "kind": kind, "metadata": dict(meta), "type": "Opaque",
                 "data": {"password": base64.b64encode(f"pw-{i}".encode()).decode()}}
+    # what Flux's server-side apply records: the applied field set of kustomize-controller
+    # (value-free), so the "applied but no longer in Git" check runs on every object
+    server["managedFields"] = [
+        {"manager": "kustomize-controller", "operation": "Apply", "apiVersion":
+         desired["apiVersion"], "fieldsType": "FieldsV1", "time": "2026-01-01T00:00:00Z",
+         "fieldsV1": field_set(desired)},
+        {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:replicas": {}}}}]
     live["metadata"] = {**live["metadata"], **server}
     return desired, live
 
@@ -98,7 +107,10 @@ def main() -> int:
                 desired, live = desired_and_live(i)
                 docs.append(json.dumps(desired))
                 live_items.append(live)
-            (repo / f"part-{start // per_file:04d}.yaml").write_text("\n---\n".join(docs))
+            # each document as a flow mapping; the leading "---" keeps it YAML (a file that
+            # starts with "{" is read as one JSON document)
+            (repo / f"part-{start // per_file:04d}.yaml").write_text(
+                "---\n" + "\n---\n".join(docs))
         snapshot_file = root / "live.json"
         snapshot_file.write_text(json.dumps({"apiVersion": "v1", "kind": "List",
                                              "items": live_items}))

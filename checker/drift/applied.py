@@ -17,6 +17,7 @@ before it is dropped, so no value of it survives.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -131,6 +132,7 @@ def selected(entry: Mapping[str, Any], managers: Iterable[str]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=4096)
 def _element(raw: str, parent: str) -> str | None:
     """A ``FieldsV1`` element as a normalized path part (list keys as compare names them)."""
     if raw.startswith("f:"):
@@ -165,30 +167,60 @@ def _skipped(path: FieldPath, part: str) -> bool:
     return False
 
 
+def child(node: Any, part: str, parent: str) -> Any:
+    """``node[part]`` of a plain object, a keyed list's item by its key; None when absent."""
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list):
+        from checker.drift.normalize import KEYED_LISTS
+
+        key_of = KEYED_LISTS.get(parent)
+        if key_of is None:
+            return None
+        for item in node:
+            if isinstance(item, dict) and str(key_of(item)) == part:
+                return item
+    return None
+
+
 def undeclared(fields: Mapping[str, Any], want: Any, have: Any,
                path: FieldPath = ()) -> Iterator[FieldPath]:
     """Paths in the applied field set that Git (``want``) does not declare and live has.
 
-    ``want`` and ``have`` are canonical (keyed lists as mappings). A path Git declares as a
-    whole (a scalar, a list replaced as a whole) is not descended into.
+    ``want`` and ``have`` are plain objects (or canonical ones, with keyed lists as
+    mappings). A path Git declares as a whole (a scalar, a list replaced as a whole) is not
+    descended into.
     """
     parent = str(path[-1]) if path else ""
-    for raw, sub in sorted(fields.items()):
+    for raw, sub in fields.items():
         part = _element(raw, parent)
         if part is None or _skipped(path, part):
             continue
-        if not isinstance(have, Mapping) or have.get(part) is None:
+        live = child(have, part, parent)
+        if live is None:
             continue  # already gone from the cluster
-        if isinstance(want, Mapping) and want.get(part) is not None:
-            if isinstance(sub, Mapping) and isinstance(want[part], Mapping):
-                yield from undeclared(sub, want[part], have[part], (*path, part))
+        declared = child(want, part, parent)
+        if declared is not None:
+            if isinstance(sub, dict) and sub and isinstance(declared, (dict, list)):
+                yield from undeclared(sub, declared, live, (*path, part))
             continue
-        if (raw.startswith("f:") and isinstance(have[part], Mapping) and isinstance(sub, Mapping)
-                and any(k != "." for k in sub)):
+        if (raw.startswith("f:") and isinstance(live, (dict, list))
+                and isinstance(sub, dict) and any(k != "." for k in sub)):
             # a whole block Git dropped (labels, data): one path per key, or list entry
-            yield from undeclared(sub, None, have[part], (*path, part))
+            yield from undeclared(sub, None, live, (*path, part))
             continue
         yield (*path, part)
+
+
+def declares(body: Any, path: FieldPath) -> bool:
+    """Whether a plain object has a (non-null) value at a normalized path."""
+    node, parent = body, ""
+    for part in path:
+        node = child(node, str(part), parent)
+        if node is None:
+            return False
+        parent = str(part)
+    return True
 
 
 def applied_fields(live: Mapping[str, Any], managers: Sequence[str]

@@ -15,13 +15,18 @@ from typing import Any
 from deepdiff import DeepDiff
 from deepdiff.helper import notpresent
 
-from checker.drift.applied import DEFAULT_FIELD_MANAGERS, applied_fields, undeclared
+from checker.drift.applied import (
+    DEFAULT_FIELD_MANAGERS,
+    applied_fields,
+    child,
+    declares,
+    undeclared,
+)
 from checker.drift.engines import create_only, kept_when_not_in_git, not_reconciled
 from checker.drift.ignore import IgnoreRule
 from checker.drift.normalize import (
     Keyed,
     apply_defaults,
-    canonical,
     desired_path,
     normalize_pair,
     path_text,
@@ -96,7 +101,7 @@ class DriftResult:
 def ident_of(obj: Mapping[str, Any]) -> Ident:
     """(group, kind, namespace, name) of a live object."""
     meta = obj.get("metadata")
-    meta = meta if isinstance(meta, Mapping) else {}
+    meta = meta if isinstance(meta, dict) else {}
     return (group_of(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")),
             str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
@@ -124,6 +129,13 @@ def _value_at(body: Any, path: FieldPath) -> Any:
     node = body
     for part in path:
         node = node[part]
+    return node
+
+
+def _value_at_keyed(body: Any, path: FieldPath) -> Any:
+    node, parent = body, ""
+    for part in path:
+        node, parent = child(node, str(part), parent), str(part)
     return node
 
 
@@ -359,17 +371,19 @@ class Comparer:
         evidence = applied_fields(live, self.options.field_managers)
         if not evidence:
             return []
-        body = _copy_spec(strip_server_fields(res.body))
-        apply_defaults(res.kind, body)  # a default the server fills again is no change
         secret = res.kind in SECRET_KINDS
-        if secret:
-            body = hash_secret_values(body, self.hasher)
-        want, have = canonical(body), canonical(live)
-        seen = {str(f.details.get("field")) for f in reported}
+        plain = hash_secret_values(res.body, self.hasher) if secret else res.body
         owners: dict[FieldPath, list[str]] = {}
         for manager, fields in evidence:
-            for norm in undeclared(fields, want, have):
+            for norm in undeclared(fields, plain, live):
                 owners.setdefault(norm, []).append(manager)
+        if not owners:
+            return []  # the usual case: Git declares everything that was applied
+        body = _copy_spec(strip_server_fields(plain))
+        apply_defaults(res.kind, body)  # a default the server fills again is no change
+        owners = {norm: m for norm, m in owners.items() if not declares(body, norm)}
+        have = live
+        seen = {str(f.details.get("field")) for f in reported}
         out = []
         for norm, managers in sorted(owners.items(), key=lambda item: repr(item[0])):
             text = path_text(norm)
@@ -384,7 +398,7 @@ class Comparer:
                 what, value = f"Secret key {norm[1]!r}", REDACTED
                 shown = "still exists in the cluster"
             else:
-                value = _show(_value_at(have, norm))
+                value = _show(_value_at_keyed(have, norm))
                 what, shown = text, f"is still set in the cluster ({_short(value)})"
             out.append(Finding(
                 rule_id=RULE_MODIFIED, category="drift", severity=Severity.ERROR,
