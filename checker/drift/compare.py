@@ -22,6 +22,7 @@ from checker.drift.applied import (
     declares,
     undeclared,
 )
+from checker.drift.crdtypes import FieldTypes
 from checker.drift.engines import create_only, kept_when_not_in_git, not_reconciled
 from checker.drift.ignore import IgnoreRule
 from checker.drift.normalize import (
@@ -182,6 +183,7 @@ class Comparer:
         self.unreadable = {u.ref: u.reason for u in snapshot.unreadable}
         self.owner_locations: dict[str, SourceLocation] = {}
         self.scopes = Scopes(dict(snapshot.scopes))
+        self.types = FieldTypes()
         self._live_scopes: dict[KindRef, bool] | None = None
 
     def _resolve(self, res: Resource) -> tuple[Ident, Finding | None]:
@@ -233,6 +235,10 @@ class Comparer:
         # drift; a live object exported without defaults (kubectl neat) is not.
         apply_defaults(res.kind, desired)
         apply_defaults(res.kind, actual)
+        if self.types:  # custom kinds' durations, quantities, int-or-string (their CRDs)
+            ref = KindRef(res.group, res.kind)
+            self.types.apply(ref, desired)
+            self.types.apply(ref, actual)
         if res.kind in SECRET_KINDS:
             controller_filled(desired, actual)
             encrypted = is_encrypted(desired)
@@ -251,6 +257,7 @@ class Comparer:
         """Compare every desired resource; then find unmanaged live objects."""
         result = DriftResult()
         self.scopes = Scopes.build(resources, self.snapshot.scopes)
+        self.types = FieldTypes.from_resources(resources)
         desired_idents: set[Ident] = set()
         not_compared: dict[KindRef, list[Resource]] = {}
         pairs: list[Pair] = []
