@@ -78,6 +78,8 @@ class DriftOptions:
     owners: Sequence[str] = ()
     default_namespace: str = "default"
     field_managers: Sequence[str] = DEFAULT_FIELD_MANAGERS  # whose applied fields count
+    field_types: Mapping[KindRef, Mapping[tuple[str, ...], str]] = field(
+        default_factory=dict)  # drift.fieldTypes: custom fields' types no CRD gives
 
 
 @dataclass
@@ -257,7 +259,7 @@ class Comparer:
         """Compare every desired resource; then find unmanaged live objects."""
         result = DriftResult()
         self.scopes = Scopes.build(resources, self.snapshot.scopes)
-        self.types = FieldTypes.from_resources(resources)
+        self.types = FieldTypes.from_resources(resources).merged(self.options.field_types)
         desired_idents: set[Ident] = set()
         not_compared: dict[KindRef, list[Resource]] = {}
         pairs: list[Pair] = []

@@ -115,6 +115,13 @@ class FieldTypes:
                     _walk(props.get("spec"), ("spec",), found)
         return cls(types)
 
+    def merged(self, extra: Mapping[KindRef, Mapping[Pattern, str]]) -> FieldTypes:
+        """These types with ``extra`` (the configuration's) winning per field."""
+        types = {k: dict(v) for k, v in self.types.items()}
+        for ref, fields in extra.items():
+            types.setdefault(ref, {}).update(fields)
+        return FieldTypes(types)
+
     def __bool__(self) -> bool:
         return bool(self.types)
 
@@ -141,3 +148,49 @@ def _set(node: Any, pattern: Pattern, fix: Any) -> None:
                 _set(item, rest, fix)
             elif not isinstance(item, (dict, list)):
                 node[index] = fix(item)
+
+
+def _pattern(pointer: str) -> Pattern:
+    return tuple(p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/"))
+
+
+def load_field_types(path: Any, display: str) -> dict[KindRef, dict[Pattern, str]]:
+    """``drift.fieldTypes`` of a configuration file; ConfigError naming FILE:LINE."""
+    from checker.errors import ConfigError
+    from checker.load.yamlfile import YamlProblem, decode, parse_documents
+
+    try:
+        docs = list(parse_documents(decode(path.read_bytes())))
+    except (OSError, YamlProblem):
+        return {}  # the configuration loader reports an unreadable file
+    first = docs[0] if docs else None
+    if first is None or isinstance(first, YamlProblem) or not isinstance(first.data, Mapping):
+        return {}
+    drift = first.data.get("drift")
+    entries = drift.get("fieldTypes") if isinstance(drift, Mapping) else None
+    if entries is None:
+        return {}
+    top = first.spans.get(("drift", "fieldTypes"))
+    if not isinstance(entries, list):
+        raise ConfigError(f"{display}:{top[0] if top else first.line}: fieldTypes must be a "
+                          "list")
+    out: dict[KindRef, dict[Pattern, str]] = {}
+    for index, entry in enumerate(entries):
+        span = first.spans.get(("drift", "fieldTypes", index))
+        where = f"{display}:{span[0] if span else first.line}"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where}: a fieldTypes entry must be a mapping")
+        unknown = sorted(set(map(str, entry)) - {"group", "kind", "path", "type"})
+        kind, pointer, typ = entry.get("kind"), entry.get("path"), entry.get("type")
+        group = entry.get("group", "")
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) in fieldTypes entry: "
+                              f"{', '.join(unknown)} (expected group, kind, path, type)")
+        if not isinstance(kind, str) or not kind or not isinstance(group, str):
+            raise ConfigError(f"{where}: a fieldTypes entry needs kind (and group) strings")
+        if not isinstance(pointer, str) or not pointer.startswith("/") or pointer == "/":
+            raise ConfigError(f"{where}: path must be a JSON pointer such as /spec/duration")
+        if typ not in CANONICAL:
+            raise ConfigError(f"{where}: type must be one of {', '.join(sorted(CANONICAL))}")
+        out.setdefault(KindRef(group, kind), {})[_pattern(pointer)] = str(typ)
+    return out

@@ -202,6 +202,15 @@ def field_managers(options: DriftRunOptions) -> tuple[str, ...]:
     return DEFAULT_FIELD_MANAGERS if found is None else found
 
 
+def field_types(options: DriftRunOptions) -> dict[KindRef, dict[tuple[str, ...], str]]:
+    """``drift.fieldTypes`` of the repository configuration (custom fields' types)."""
+    from checker.config import find_config
+    from checker.drift.crdtypes import load_field_types
+
+    config = find_config(options.root)
+    return load_field_types(config, relpath(config, options.root)) if config else {}
+
+
 def compare_live(options: DriftRunOptions, desired: Cluster, loaded: LoadResult,
                  ignore: Sequence[IgnoreRule], source: SnapshotSource | None = None,
                  hasher: SecretHasher | None = None) -> Drift:
@@ -239,7 +248,7 @@ def compare_live(options: DriftRunOptions, desired: Cluster, loaded: LoadResult,
     result = compare(loaded.resources, snapshot, hasher, DriftOptions(
         entry=entry, cluster=cluster, ignore=tuple(rules), owners=options.owners,
         default_namespace=options.default_namespace,
-        field_managers=field_managers(options)))
+        field_managers=field_managers(options), field_types=field_types(options)))
     out = Drift(cluster=cluster, managed=result.managed)
     with tempfile.TemporaryDirectory(prefix="gitops-checker-policies-") as tmp:
         policies, errors, out.packs = trusted_policies(options, desired, out, Path(tmp))

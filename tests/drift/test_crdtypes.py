@@ -86,3 +86,38 @@ def test_crd_schema_types_normalize_custom_fields(tmp_path: Path) -> None:
     assert sorted(f.details["field"] for f in result.findings) == ["spec.duration", "spec.name"]
     duration = next(f for f in result.findings if f.details["field"] == "spec.duration")
     assert (duration.details["before"], duration.details["after"]) == ("8760h", "8761h")
+
+
+def _cli(tmp_path: Path, config: str) -> Any:
+    import json
+
+    from click.testing import CliRunner
+
+    from checker.cli import cli
+
+    repo = tmp_path / "repo"
+    repo.mkdir(exist_ok=True)
+    (repo / "cert.yaml").write_text(CRD.split("---\n")[1].replace("example.io", "cert-manager.io"))
+    (repo / ".gitops-checker.yaml").write_text(config)
+    live = yaml.safe_load(CRD.split("---\n")[1].replace("example.io", "cert-manager.io"))
+    live["spec"]["duration"] = "8760h0m0s"
+    (tmp_path / "live.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List",
+                                                    "items": [live]}))
+    return CliRunner().invoke(cli, ["drift", str(repo), "--root", str(repo), "--snapshot",
+                                    str(tmp_path / "live.json"), "--format", "json"],
+                              env={"GITHUB_EVENT_NAME": "push"})
+
+
+def test_config_gives_types_no_crd_gives(tmp_path: Path) -> None:
+    import json
+
+    without = _cli(tmp_path, "drift:\n  fieldTypes: []\n")
+    assert without.exit_code == 1, without.output
+    assert [f["details"]["field"] for f in json.loads(without.stdout)["findings"]] == [
+        "spec.duration"]
+    typed = _cli(tmp_path, "drift:\n  fieldTypes:\n    - {group: cert-manager.io, kind: "
+                           "Certificate, path: /spec/duration, type: duration}\n")
+    assert typed.exit_code == 0, typed.output
+    bad = _cli(tmp_path, "drift:\n  fieldTypes:\n    - {kind: Certificate, path: /spec/x, "
+                         "type: seconds}\n")
+    assert bad.exit_code == 2 and ".gitops-checker.yaml:3" in bad.output, bad.output
