@@ -1,4 +1,4 @@
-"""Running the CPU-bound stages fast: parsing manifests and evaluating policies.
+"""Running the CPU-bound stages fast: parsing manifests, evaluating policies, rendering.
 
 Both stages allocate millions of small objects that never form reference cycles (parsed
 YAML is plain dicts, lists and strings), so Python's cyclic garbage collector only costs time
@@ -33,11 +33,14 @@ import signal
 import struct
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from checker.errors import CheckerError
+
+if TYPE_CHECKING:
+    from checker.model import Report
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -403,3 +406,43 @@ def fork_map(func: Callable[[T], R], items: Sequence[T],
     others = run_guarded(_run_share, [functools.partial(func, item) for item in items[1:]],
                          limits, meanwhile=lambda: first.append(func(items[0])))
     return [*first, *(r for r in others if not isinstance(r, Failure))]
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+PARALLEL_FINDINGS = 5_000  # below this many findings, forking costs more than it saves
+
+
+def split(formats: Sequence[str], parts: int, cost: Callable[[str], int]) -> list[list[str]]:
+    """``formats`` in at most ``parts`` groups of about equal ``cost`` (largest first)."""
+    groups: list[list[str]] = [[] for _ in range(max(1, min(parts, len(formats))))]
+    loads = [0] * len(groups)
+    for fmt in sorted(formats, key=lambda f: (-cost(f), f)):
+        least = loads.index(min(loads))
+        groups[least].append(fmt)
+        loads[least] += cost(fmt)
+    return [g for g in groups if g]
+
+
+def render_all(report: Report, formats: Iterable[str]) -> dict[str, str]:
+    """Each of ``formats`` rendered once (``checker.report.FORMATS``): with the cyclic
+    collector paused (renderers allocate an object or more per finding and make no cycles; its
+    passes took up to half the rendering time of a large report), and a large report's formats
+    over several processes at once. Renderers are pure, so a forked render gives the same text.
+    """
+    from checker.report import FORMATS
+
+    todo = sorted(set(formats))
+    parts = available_cpus() if len(report.findings) >= PARALLEL_FINDINGS else 1
+    groups = split(todo, parts, lambda f: FORMATS[f].cost)
+
+    def render(group: list[str]) -> dict[str, str]:
+        return {fmt: FORMATS[fmt].render(report) for fmt in group}
+
+    done: dict[str, str] = {}
+    with no_cycle_collection():
+        if len(groups) <= 1:
+            return render(todo)
+        for part in fork_map(render, groups):
+            done.update(part)
+    return done

@@ -55,8 +55,8 @@ from checker.assemble import exit_code
 from checker.errors import EXIT_ERROR, CheckerError
 from checker.model import Report
 from checker.options import DriftRunOptions, ScanOptions
+from checker.parallel import render_all
 from checker.pipeline import SCAN, Stages
-from checker.report import Rendered
 
 
 def stages(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Stages:
@@ -96,9 +96,8 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
         options = build_options(inputs, space, space.link_base(environ), environ)
         files = report_files(inputs, space)
         report = run_checks(inputs, options, space)
-        rendered = Rendered(report)
-        rendered.prepare([*files, "text",
-                          *(["markdown"] if environ.get("GITHUB_STEP_SUMMARY") else [])])
+        rendered = render_all(report, [
+            *files, "text", *(["markdown"] if environ.get("GITHUB_STEP_SUMMARY") else [])])
         written = write_reports(rendered, files, space)
         code = exit_code(report, inputs.fail_on)
         prefix = space.relative(space.workdir)

@@ -19,8 +19,12 @@ from typing import Any
 from checker.errors import ConfigError
 from checker.model import Severity
 from checker.options import FAIL_ON, ScanOptions, parse_fail_on
+from checker.report import FILE_FORMATS, FORMATS
 
 MODES = ("scan", "drift", "both")
+
+# The report files: a ``<format>-file`` input per file format of the renderer registry.
+FILE_INPUTS = {name: f"{name}-file" for name in FILE_FORMATS}
 
 # Every input and its default. action.yml repeats these (a test keeps the two equal) so that
 # a step using the prebuilt image (``uses: docker://...``), which gets no defaults from
@@ -35,10 +39,7 @@ DEFAULTS: dict[str, str] = {
     "acceptance-base": "auto",
     "policies-ref": "",
     "fail-on": "error",
-    "sarif-file": "gitops-checker-results/results.sarif",
-    "junit-file": "gitops-checker-results/junit.xml",
-    "markdown-file": "gitops-checker-results/summary.md",
-    "json-file": "",
+    **{FILE_INPUTS[name]: FORMATS[name].action_file for name in FILE_FORMATS},
     "sarif-category": "gitops-checker",
     "annotations": "true",
     "max-annotations": "50",
@@ -52,8 +53,6 @@ DEFAULTS: dict[str, str] = {
 # The ScanOptions field the config input fills (the CLI's --config); without it the input is
 # refused rather than ignored. With the input empty, the pipeline finds the default file.
 CONFIG_OPTION = "config_file"
-FILE_INPUTS = {"sarif": "sarif-file", "junit": "junit-file", "markdown": "markdown-file",
-               "json": "json-file"}
 TRUE, FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
 RUNNER_UID_HINT = ("the image runs as uid 1001, the user of GitHub-hosted runners; on a runner "
                    "whose workspace belongs to another user see docs/github-action.md")

@@ -14,13 +14,12 @@ from pathlib import Path
 from checker.action.inputs import FILE_INPUTS, RUNNER_UID_HINT, ActionError, ActionInputs, Workspace
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from checker.model import Finding, Report, Severity
-from checker.report import Rendered
 from checker.report.common import by_severity
 
 RESULTS = {EXIT_OK: "pass", EXIT_FINDINGS: "fail", EXIT_ERROR: "error"}
 
 OUTPUTS = (
-    "result", "exit-code", "sarif-file", "junit-file", "markdown-file", "json-file",
+    "result", "exit-code", *FILE_INPUTS.values(),  # the path of each report file written
     "error-count", "warning-count", "note-count", "total-count", "drift-count",
     "accepted-count",
 )
@@ -145,7 +144,7 @@ def report_files(inputs: ActionInputs, space: Workspace) -> dict[str, Path]:
             for fmt, given in sorted(inputs.files.items()) if given}
 
 
-def write_reports(rendered: Rendered, files: Mapping[str, Path],
+def write_reports(rendered: Mapping[str, str], files: Mapping[str, Path],
                   space: Workspace) -> dict[str, str]:
     """Write every requested format; return format -> path relative to the workspace."""
     written: dict[str, str] = {}

@@ -18,7 +18,7 @@ import click
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from checker.model import Report
 from checker.options import FAIL_ON, parse_fail_on
-from checker.report import RENDERERS, Rendered
+from checker.report import FILE_FORMATS, RENDERERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,12 +30,18 @@ def fail(message: str) -> NoReturn:
 
 
 def output_options(func: F) -> F:
-    """``--format`` to stdout plus ``--sarif/--junit/--markdown/--json FILE``."""
-    for name in ("json", "markdown", "junit", "sarif"):
+    """``--format`` to stdout plus ``--<format> FILE`` for every file format of the registry
+    (``checker.report.FORMATS``); the command gets them as ``<format>_file`` arguments."""
+    for name in reversed(FILE_FORMATS):
         func = click.option(f"--{name}", f"{name}_file", type=click.Path(dir_okay=False,
                             path_type=Path), help=f"Also write {name.upper()} to this file.")(func)
     return click.option("--format", "fmt", type=click.Choice(list(RENDERERS)), default="text",
                         show_default=True, help="Format written to standard output.")(func)
+
+
+def output_files(arguments: dict[str, Any]) -> dict[str, Path | None]:
+    """Format -> file of the ``--<format> FILE`` flags among a command's ``arguments``."""
+    return {name: arguments[f"{name}_file"] for name in FILE_FORMATS}
 
 
 def fail_on_option(default: str = "error", help: str = "Lowest severity that makes the exit "
@@ -115,8 +121,9 @@ def write_or_echo(text: str, output: Path | None, root: Path) -> None:
 def write_outputs(report: Report, fmt: str, files: dict[str, Path | None],
                   root: Path | None = None) -> None:
     """Render the report to stdout and to every requested file (each format once)."""
-    rendered = Rendered(report)
-    rendered.prepare([fmt, *(name for name, path in files.items() if path is not None)])
+    from checker.parallel import render_all
+
+    rendered = render_all(report, [fmt, *(name for name, path in files.items() if path)])
     for name, path in sorted(files.items()):
         if path is not None:
             write_file(path, rendered[name], root)
@@ -153,6 +160,6 @@ def parse_today(value: str | None) -> dt.date | None:
 
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "FAIL_ON", "check_outputs", "config_option",
-           "errors_and_exit", "fail", "fail_on_option", "finish", "output_options",
+           "errors_and_exit", "fail", "fail_on_option", "finish", "output_files", "output_options",
            "parse_fail_on", "parse_today", "report_options", "root_option", "today_option",
            "write_file", "write_or_echo", "write_outputs"]

@@ -10,6 +10,7 @@ from checker.cli.common import (
     check_outputs,
     fail,
     finish,
+    output_files,
     output_options,
     parse_fail_on,
     report_options,
@@ -138,8 +139,7 @@ def drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: s
           ignore_file: Path | None, managers: tuple[str, ...],
           owners: tuple[str, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
           policies_ref: str, fail_on: str, default_namespace: str, root: Path, link_base: str,
-          sarif_category: str, fmt: str, sarif_file: Path | None, junit_file: Path | None,
-          markdown_file: Path | None, json_file: Path | None) -> None:
+          sarif_category: str, fmt: str, **outputs: Path | None) -> None:
     """Compare the desired state in PATHS (default: .) with a live cluster snapshot.
 
     Exit 1 when drift is found (at or above --fail-on), 2 on usage, configuration or cluster
@@ -149,7 +149,8 @@ def drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: s
     from checker.options import DriftRunOptions
     from checker.pipeline import drift as run_drift
 
-    check_outputs(root, sarif_file, junit_file, markdown_file, json_file)
+    files = output_files(outputs)
+    check_outputs(root, *files.values())
     live = bool(kubeconfig or context or in_cluster)
     if snapshot_file is not None and live:
         fail("--snapshot cannot be combined with --kubeconfig, --context or --in-cluster")
@@ -182,8 +183,7 @@ def drift(paths: tuple[Path, ...], snapshot_file: Path | None, snapshot_kinds: s
     except CheckerError as err:
         fail(str(err))
     summary = report.drift_summary
-    finish(report, fmt, {"sarif": sarif_file, "junit": junit_file,
-                         "markdown": markdown_file, "json": json_file},
+    finish(report, fmt, files,
            (f"drift: {summary['inSync']} of {summary['managed'] + summary['notCompared']} "
             f"managed objects in sync ({summary['coverage']}%)"
             + (f"; {summary['notCompared']} not checked" if summary['notCompared'] else ""),),

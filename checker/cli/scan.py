@@ -14,6 +14,7 @@ from checker.cli.common import (
     config_option,
     fail,
     finish,
+    output_files,
     output_options,
     parse_fail_on,
     parse_today,
@@ -59,15 +60,14 @@ from checker.options import ScanOptions
 @output_options
 def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
          fail_on: str, root: Path, link_base: str, sarif_category: str, fmt: str,
-         sarif_file: Path | None, junit_file: Path | None, markdown_file: Path | None,
-         json_file: Path | None, config_file: Path | None = None, today: str | None = None,
-         group_by: str | None = None, sarif_accepted: Path | None = None,
-         accept_base: str = "",
-         eval_seconds: float | None = None, eval_memory: int | None = None) -> None:
+         config_file: Path | None, today: str | None, group_by: str | None,
+         sarif_accepted: Path | None, accept_base: str, eval_seconds: float | None,
+         eval_memory: int | None, **outputs: Path | None) -> None:
     """Check manifests under PATHS (default: .) against Gatekeeper policies."""
     from checker.pipeline import scan as run_scan
 
-    check_outputs(root, sarif_file, junit_file, markdown_file, json_file, sarif_accepted)
+    files = output_files(outputs)
+    check_outputs(root, *files.values(), sarif_accepted)
     options = ScanOptions(
         paths=paths or (Path("."),), root=root, packs=packs, policies=policies,
         fail_on=parse_fail_on(fail_on), link_base=link_base, sarif_category=sarif_category,
@@ -83,8 +83,7 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
         from checker.report.sarif import render_accepted
 
         write_file(sarif_accepted, render_accepted(report), root)
-    finish(report, fmt, {"sarif": sarif_file, "junit": junit_file,
-                         "markdown": markdown_file, "json": json_file}, root=root)
+    finish(report, fmt, files, root=root)
 
 
 @click.command()

@@ -1,69 +1,68 @@
-"""Renderers: one module per format, each a pure ``render(report) -> str``."""
+"""Renderers: one module per format, each a pure ``render(report) -> str``.
 
-from collections.abc import Callable, Iterable, Sequence
+``FORMATS`` is the one registry of output formats. Everything format-shaped is derived from
+it: the CLI's ``--format`` choices and ``--<format> FILE`` flags (``checker.cli.common``), the
+GitHub Action's ``<format>-file`` inputs and outputs (``checker.action``, and ``action.yml``,
+which a test keeps equal to it), the golden files' suffixes (tests/test_reports.py) and the
+format table in docs/output-formats.md (a test keeps it equal too). Adding a format is one
+module here and one entry below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from checker.model import Report
-from checker.parallel import available_cpus, fork_map
 from checker.report import json_format, junit, markdown, sarif, text
 
 Renderer = Callable[[Report], str]
 
-RENDERERS: dict[str, Renderer] = {
-    "text": text.render,
-    "json": json_format.render,
-    "sarif": sarif.render,
-    "junit": junit.render,
-    "markdown": markdown.render,
-}
+
+@dataclass(frozen=True)
+class Format:
+    """One output format and everything that is shaped by it."""
+
+    name: str
+    render: Renderer
+    suffix: str         # file name suffix (golden files, the Action's default file)
+    summary: str        # one line for the docs table and the CLI's help
+    file_flag: bool     # the CLI has --<name> FILE and the Action a <name>-file input
+    action_file: str    # the Action's default file ("" writes none unless asked)
+    cost: int           # relative time per finding (measured on 60,000), to share out renders
 
 
+_FORMATS = (
+    Format("text", text.render, "txt", "One line per finding and a summary, for terminals "
+           "and logs.", file_flag=False, action_file="", cost=3),
+    Format("sarif", sarif.render, "sarif", "SARIF 2.1.0 for GitHub code scanning (accepted "
+           "risks left out).", file_flag=True,
+           action_file="gitops-checker-results/results.sarif", cost=4),
+    Format("junit", junit.render, "xml", "JUnit XML for required status checks: a failing "
+           "case per finding at or above --fail-on.", file_flag=True,
+           action_file="gitops-checker-results/junit.xml", cost=7),
+    Format("markdown", markdown.render, "md", "Markdown for the job summary and pull "
+           "requests.", file_flag=True, action_file="gitops-checker-results/summary.md",
+           cost=3),
+    Format("json", json_format.render, "json", "The whole report as data, for scripts and "
+           "dashboards.", file_flag=True, action_file="", cost=8),
+)
 
-# Relative cost of each format per finding (measured on 60,000 findings), to split the work.
-COST = {"json": 8, "junit": 7, "sarif": 4, "markdown": 3, "text": 3}
-PARALLEL_FINDINGS = 5_000  # below this, forking costs more than it saves
-
-
-def split(formats: Sequence[str], parts: int) -> list[list[str]]:
-    """``formats`` in at most ``parts`` groups of about equal cost (largest first)."""
-    groups: list[list[str]] = [[] for _ in range(max(1, min(parts, len(formats))))]
-    loads = [0] * len(groups)
-    for fmt in sorted(formats, key=lambda f: (-COST.get(f, 1), f)):
-        least = loads.index(min(loads))
-        groups[least].append(fmt)
-        loads[least] += COST.get(fmt, 1)
-    return [g for g in groups if g]
-
-
-class Rendered:
-    """The formats of one report, each rendered on first use and then reused."""
-
-    def __init__(self, report: Report) -> None:
-        self.report = report
-        self._done: dict[str, str] = {}
-
-    def __getitem__(self, fmt: str) -> str:
-        if fmt not in self._done:
-            self._done[fmt] = RENDERERS[fmt](self.report)
-        return self._done[fmt]
-
-    def prepare(self, formats: Iterable[str]) -> None:
-        """Render ``formats`` now; large reports over several processes at once.
-
-        Each renderer is pure, so rendering in a forked process gives the same text.
-        """
-        todo = sorted(set(formats) - set(self._done))
-        parts = available_cpus() if len(self.report.findings) >= PARALLEL_FINDINGS else 1
-        groups = split(todo, parts)
-        if len(groups) <= 1:
-            for fmt in todo:
-                self[fmt]
-            return
-
-        def render(group: list[str]) -> dict[str, str]:
-            return {fmt: RENDERERS[fmt](self.report) for fmt in group}
-
-        for done in fork_map(render, groups):
-            self._done.update(done)
+FORMATS: dict[str, Format] = {f.name: f for f in _FORMATS}
+RENDERERS: dict[str, Renderer] = {f.name: f.render for f in _FORMATS}
+FILE_FORMATS: tuple[str, ...] = tuple(f.name for f in _FORMATS if f.file_flag)
 
 
-__all__ = ["RENDERERS", "Rendered", "Renderer"]
+def docs_table() -> str:
+    """The Markdown table of formats in docs/output-formats.md."""
+    lines = ["| Format | `--format` / file flag | Action input | Golden suffix | What it is |",
+             "|---|---|---|---|---|"]
+    for f in _FORMATS:
+        flag = f"`--format {f.name}`" + (f", `--{f.name} FILE`" if f.file_flag else "")
+        default = f"`{f.action_file}`" if f.action_file else "none"
+        action = f"`{f.name}-file` (default {default})" if f.file_flag else "-"
+        lines.append(f"| {f.name} | {flag} | {action} | `.{f.suffix}` | {f.summary} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["FILE_FORMATS", "FORMATS", "RENDERERS", "Format", "Renderer", "docs_table"]

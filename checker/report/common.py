@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import heapq
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from operator import attrgetter
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from checker.model import Coverage, Finding, Report, Severity
-from checker.parallel import no_cycle_collection
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def without_cycle_collection(render: Callable[P, R]) -> Callable[P, R]:
-    """Run ``render`` with the cyclic garbage collector paused (see ``checker.parallel``).
-
-    Renderers allocate an object or more per finding and create no reference cycles; with the
-    collector running, its passes over a report of tens of thousands of findings took up to
-    half of the rendering time.
-    """
-    @functools.wraps(render)
-    def paused(*args: P.args, **kwargs: P.kwargs) -> R:
-        with no_cycle_collection():
-            return render(*args, **kwargs)
-    return paused
-
 
 SECURITY_SEVERITY = {Severity.ERROR: "7.5", Severity.WARNING: "5.0", Severity.NOTE: "2.0"}
 INPUT_GROUP = "input"

@@ -18,44 +18,20 @@ from checker.report.common import (
     coverage_dict,
     dump_json,
     severity_counts,
-    without_cycle_collection,
 )
 
 ONE_LINE = frozenset({"findings", "accepted"})
 _LABEL = {s: s.label for s in Severity}
 
 
-def finding_dict(f: Finding) -> dict[str, Any]:
-    """One finding as plain JSON-ready data."""
-    out: dict[str, Any] = {
-        "rule": f.rule_id,
-        "category": f.category,
-        "severity": _LABEL[f.severity],
-        "message": f.message,
-        "location": {"path": f.location.path, "line": f.location.line,
-                     "column": f.location.column, "endLine": f.location.end_line,
-                     "endColumn": f.location.end_column},
-        "resource": f.resource,
-        "fieldPath": list(f.field_path),
-        "controls": [{"standard": c.standard, "id": c.id} for c in f.controls],
-        "pack": f.pack,
-        "cluster": f.cluster,
-        "details": dict(f.details),
-    }
-    if f.suppression is not None:
-        out["acceptance"] = {"kind": f.suppression.kind,
-                             "justification": f.suppression.justification,
-                             "owner": f.suppression.owner, "expires": f.suppression.expires,
-                             "source": f.suppression.source}
-    return out
-
-
 class _Lines:
-    """Findings as the one-line JSON of ``finding_dict``, byte for byte, but built from parts.
+    """Findings as one-line JSON (keys sorted, as the C encoder writes them), built from parts.
 
-    Strings go through the C string escaper and nested data through the C encoder; the parts
-    that repeat across findings (paths, rules, controls, field paths, details) are encoded once.
-    A test compares every line with ``ONE_LINE(finding_dict(f))``.
+    Each finding is ``{acceptance (accepted ones only), category, cluster, controls, details,
+    fieldPath, location {column, endColumn, endLine, line, path}, message, pack, resource,
+    rule, severity}``. Strings go through the C string escaper and nested data through the C
+    encoder; the parts that repeat across findings (paths, rules, controls, field paths,
+    details) are encoded once.
     """
 
     def __init__(self) -> None:
@@ -88,8 +64,6 @@ class _Lines:
 
     def line(self, f: Finding) -> RawJSON:
         """One finding on one line, keys sorted."""
-        if f.suppression is not None:  # a few at most: the plain way
-            return RawJSON(_encode(finding_dict(f)))
         key = (f.category, f.cluster, id(f.controls))
         head = self.heads.get(key)
         if head is None:
@@ -104,6 +78,11 @@ class _Lines:
         s = self.string
         end_column = "null" if loc.end_column is None else int(loc.end_column)
         end_line = "null" if loc.end_line is None else int(loc.end_line)
+        if f.suppression is not None:  # "acceptance" sorts first
+            acc = f.suppression
+            head = '{"acceptance": ' + _encode({
+                "expires": acc.expires, "justification": acc.justification, "kind": acc.kind,
+                "owner": acc.owner, "source": acc.source}) + ", " + head[1:]
         return RawJSON(
             f'{head}, "details": {self._details(f.details)}, "fieldPath": {field_path}, '
             f'"location": {{"column": {int(loc.column)}, "endColumn": {end_column}, '
@@ -113,7 +92,6 @@ class _Lines:
             f'"severity": "{_LABEL[f.severity]}"}}')
 
 
-@without_cycle_collection
 def render(report: Report) -> str:
     """The report as JSON with sorted keys: indented, one line per finding."""
     lines = _Lines()

@@ -7,9 +7,11 @@ nothing violates is one passing test case, so the file grows with findings, not 
 resources x policies. Drift is reported per resource: one test case per drifted object,
 listing every drifted field.
 
-The suites and cases are junit-xml's ``TestSuite``/``TestCase``; ``_xml`` writes them in the
-layout of junit-xml's pretty printer (tab-indented, text inline), directly: that printer goes
-through ``xml.dom.minidom`` and takes seconds for tens of thousands of cases.
+Drift and passing cases are junit-xml's ``TestCase``; every case is written here in the layout
+of junit-xml's pretty printer (tab-indented, text inline), directly: that printer goes through
+``xml.dom.minidom`` and takes seconds for tens of thousands of cases (a test compares the two).
+Line breaks and tabs in attribute values are kept as ``&#10;``/``&#9;`` rather than written raw
+(which a reader turns into spaces).
 """
 
 from __future__ import annotations
@@ -27,22 +29,9 @@ from checker.report.common import (
     requirement_group,
     standard_grouping,
     unmapped_group,
-    without_cycle_collection,
 )
 
 _LABEL = {s: s.label for s in Severity}
-
-
-def _case(f: Finding, group: str, report: Report) -> TestCase:
-    path, line = f.location.path, f.location.line
-    where = f"{path}:{line}"
-    case = TestCase(f"{f.rule_id}: {f.resource or where}", group, file=path, line=line)
-    text = f"{where}: {f.message}"
-    if report.fails(f):
-        case.add_failure_info(message=f.message, output=text, failure_type=_LABEL[f.severity])
-    else:  # visible, but below the threshold that fails the check
-        case.add_skipped_info(message=f"{_LABEL[f.severity]}: {f.message}", output=text)
-    return case
 
 
 def _drift_case(findings: list[Finding], group: str, report: Report) -> TestCase:
@@ -62,16 +51,6 @@ def _drift_case(findings: list[Finding], group: str, report: Report) -> TestCase
         case.add_skipped_info(message=f"{len(findings)} drift findings below --fail-on",
                               output=text)
     return case
-
-
-def suites(report: Report) -> list[TestSuite]:
-    """The report as junit-xml ``TestSuite`` objects: the model ``render`` writes."""
-    groups: dict[str, list[TestCase]] = {}
-    for group, item in _cases(report):
-        groups.setdefault(group, []).append(
-            _case(item, group, report) if isinstance(item, Finding) else item)
-    out = [TestSuite(name, cases) for name, cases in sorted(groups.items())]
-    return out or [TestSuite("gitops-checker", [TestCase(name="no policies selected")])]
 
 
 def _cases(report: Report) -> Iterator[tuple[str, Finding | TestCase]]:
@@ -103,10 +82,9 @@ def _cases(report: Report) -> Iterator[tuple[str, Finding | TestCase]]:
                 yield group, TestCase(name=f"{rule.id}: {rule.title}", classname=group)
 
 
-@without_cycle_collection
 def render(report: Report) -> str:
-    """The JUnit XML document: ``suites(report)`` as junit-xml would write it, written
-    directly (a violation goes straight to text, without a ``TestCase``)."""
+    """The JUnit XML document, as junit-xml's pretty printer lays it out (a violation goes
+    straight to text, without a ``TestCase``)."""
     written: dict[str, _Suite] = {}
     for group, item in _cases(report):
         suite = written.get(group)
@@ -117,7 +95,8 @@ def render(report: Report) -> str:
         else:
             suite.case(item)
     if not written:
-        return _xml(suites(report))
+        placeholder = TestSuite("gitops-checker", [TestCase(name="no policies selected")])
+        return _document([_Suite(placeholder)])
     return _document([written[name] for name in sorted(written)])
 
 
@@ -176,7 +155,7 @@ class _Suite:
         return f"\t\t\t<{tag}{attrs}/>\n"
 
     def finding(self, f: Finding, report: Report) -> None:
-        """What ``case(_case(f, self.name, report))`` writes, without building the case."""
+        """A violation's test case: failing at or above the threshold, else skipped."""
         path, line = f.location.path, f.location.line
         where = f"{path}:{line}"
         head = f'\t\t<testcase name="{_attr(f"{f.rule_id}: {f.resource or where}")}"'
@@ -232,14 +211,6 @@ class _Suite:
                 f'failures="{c["failures"]}" name="{_attr(self.name)}" '
                 f'skipped="{self.skipped}" tests="{c["tests"]}" time="0"')
         return head + (">\n" + "".join(self.out) + "\t</testsuite>\n" if self.out else "/>\n")
-
-
-def _xml(suites: list[TestSuite]) -> str:
-    """The JUnit document junit-xml's ``to_xml_report_string(prettyprint=True)`` writes for
-    these suites (attributes, order, layout; no timings are set), except that line breaks and
-    tabs in attribute values are kept as ``&#10;``/``&#9;`` instead of becoming spaces for the
-    reader."""
-    return _document([_Suite(suite) for suite in suites])
 
 
 def _document(written: list[_Suite]) -> str:

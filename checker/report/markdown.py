@@ -16,7 +16,6 @@ from checker.report.common import (
     severity_counts,
     standard_grouping,
     standards,
-    without_cycle_collection,
 )
 
 TOP = 50
@@ -120,7 +119,6 @@ def _requirement_order(group: str) -> list[object]:
             for part in re.split(r"(\d+)", group.partition(":")[0])]
 
 
-@without_cycle_collection
 def render(report: Report) -> str:
     """Summary counts, counts by standard, the top findings, accepted risks and errors."""
     active, suppressed = report.active, report.suppressed

@@ -27,7 +27,6 @@ from checker.report.common import (
     coverage_dict,
     dump_json,
     fingerprint,
-    without_cycle_collection,
 )
 from checker.report.common import ONE_LINE as _encode
 
@@ -94,42 +93,12 @@ def _descriptor(rule: Rule, version: str = "") -> om.ReportingDescriptor:
     )
 
 
-def _result(f: Finding, index: int, uri_base: dict[str, str]) -> dict[str, Any]:
-    """One result as plain data: the properties ``_plain`` would write for an ``om.Result``.
+class _Lines:
+    """Results as one-line JSON (keys sorted, as the C encoder writes them), built from parts.
 
     Written directly (not through sarif_om and attrs introspection): a large scan has tens of
-    thousands of results. ``_Lines`` writes the same data as text, faster.
-    """
-    loc = f.location
-    start_column = max(loc.column, 1)
-    region: dict[str, int] = {"startLine": max(loc.line, 1), "startColumn": start_column}
-    if loc.end_line is not None and loc.end_line >= loc.line:
-        region["endLine"] = loc.end_line
-        if loc.end_column is not None and (loc.end_line > loc.line or
-                                           loc.end_column > start_column):
-            region["endColumn"] = loc.end_column
-    text = f.message if not f.resource else f"{f.message} ({f.resource})"
-    properties = {"category": f.category, "cluster": f.cluster} if f.cluster else {
-        "category": f.category}
-    return {
-        "ruleId": f.rule_id,
-        "ruleIndex": index,
-        "level": LEVEL[f.severity],
-        "message": {"text": text or f.rule_id},
-        "locations": [{"physicalLocation": {
-            "artifactLocation": {"uri": loc.path, **uri_base},
-            "region": region,
-        }}],
-        "partialFingerprints": {FINGERPRINT: fingerprint(f)},
-        "properties": properties,
-    }
-
-
-class _Lines:
-    """Results as the one-line JSON of ``_result``, byte for byte, but built from parts.
-
-    Strings go through the C string escaper; the parts that repeat across results (file,
-    rule, properties) are encoded once. A test compares the lines with ``ONE_LINE(_result())``.
+    thousands of results. Strings go through the C string escaper; the parts that repeat
+    across results (file, rule, properties) are encoded once.
     """
 
     def __init__(self, index: dict[str, int]) -> None:
@@ -138,8 +107,8 @@ class _Lines:
         self.rules: dict[str, str] = {}
         self.properties: dict[tuple[str, str], str] = {}
 
-    def line(self, f: Finding) -> RawJSON:
-        """One result (without suppressions) on one line, keys sorted."""
+    def line(self, f: Finding, accepted: bool = False) -> RawJSON:
+        """One result on one line, keys sorted; ``accepted``: with its ``suppressions``."""
         loc = f.location
         artifact = self.files.get(loc.path)
         if artifact is None:
@@ -168,7 +137,18 @@ class _Lines:
             f'{int(start_column)}, "startLine": {int(max(loc.line, 1))}}}}}}}], '
             f'"message": {{"text": {_string(text or f.rule_id)}}}, '
             f'"partialFingerprints": {{"{FINGERPRINT}": "{fingerprint(f)}"}}, '
-            f'"properties": {properties}, {rule}}}')
+            f'"properties": {properties}, {rule}{_suppressions(f) if accepted else ""}}}')
+
+
+def _suppressions(f: Finding) -> str:
+    """``, "suppressions": [...]`` of an accepted finding (sarif_om 1.0.4 predates
+    ``suppression.status``: the 2.1.0 object is written directly); empty for an active one."""
+    if f.suppression is None:
+        return ""
+    s = f.suppression
+    return ', "suppressions": ' + _encode([{
+        "justification": f"{s.justification} (owner {s.owner}, expires {s.expires or 'never'})",
+        "kind": "external", "status": "accepted"}])
 
 
 def _left_out(part: Selection) -> dict[str, Any]:
@@ -199,21 +179,8 @@ def _run(report: Report, part: Selection, *, accepted: bool) -> dict[str, Any]:
     rules = [_descriptor(report.rules[rid], report.tool_version) if rid in report.rules
              else _descriptor(Rule(id=rid, title=rid, severity=Severity.ERROR))
              for rid in rule_ids]
-    uri_base = {"uriBaseId": "%SRCROOT%"}
     lines = _Lines(index)
-    results: list[dict[str, Any] | RawJSON] = []
-    for f in chosen:
-        if not accepted or f.suppression is None:
-            results.append(lines.line(f))
-            continue
-        result = _result(f, index[f.rule_id], uri_base)
-        if f.suppression is not None:
-            # sarif_om 1.0.4 predates suppression.status; write the 2.1.0 object directly.
-            result["suppressions"] = [{
-                "kind": "external", "status": "accepted",
-                "justification": f"{f.suppression.justification} (owner {f.suppression.owner}, "
-                                 f"expires {f.suppression.expires or 'never'})"}]
-        results.append(result)
+    results = [lines.line(f, accepted) for f in chosen]
     run = om.Run(
         tool=om.Tool(driver=om.ToolComponent(
             name="gitops-checker", version=report.tool_version or None,
@@ -290,13 +257,11 @@ def _runs(report: Report, *, accepted: bool) -> str:
     return _log(runs)
 
 
-@without_cycle_collection
 def render(report: Report) -> str:
     """SARIF for upload: active findings only (accepted risks are left out)."""
     return _runs(report, accepted=False)
 
 
-@without_cycle_collection
 def render_accepted(report: Report) -> str:
     """Opt-in SARIF of accepted findings, each with a ``suppressions`` entry."""
     return _runs(report, accepted=True)

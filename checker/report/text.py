@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from checker.model import Report, Severity
-from checker.report.common import coverage_summary, severity_counts, without_cycle_collection
+from checker.report.common import coverage_summary, severity_counts
 
 _LABEL = {s: s.label for s in Severity}
 
 
-@without_cycle_collection
 def render(report: Report) -> str:
     """``path:line:col: severity [rule] message (resource)`` lines and a summary line."""
     active, suppressed = report.active, report.suppressed

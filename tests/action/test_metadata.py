@@ -167,3 +167,16 @@ def test_docs_quote_the_example_workflows_verbatim(example: str) -> None:
     workflow = (REPO / "examples" / "workflows" / example).read_text(encoding="utf-8")
     blocks = re.findall(r"^```yaml\n(.*?)^```$", DOC.read_text(encoding="utf-8"), re.M | re.S)
     assert workflow in blocks
+
+
+def test_report_inputs_and_outputs_follow_the_renderer_registry() -> None:
+    """Each file format of ``checker.report.FORMATS`` is a ``<format>-file`` input with the
+    registry's default and a ``<format>-file`` output; no other ``*-file`` input or output."""
+    from checker.report import FILE_FORMATS, FORMATS
+
+    data = metadata()
+    file_inputs = {n: s["default"] for n, s in data["inputs"].items() if n.endswith("-file")}
+    assert file_inputs == {f"{name}-file": FORMATS[name].action_file for name in FILE_FORMATS}
+    file_outputs = [n for n in data["outputs"] if n.endswith("-file")]
+    assert file_outputs == [f"{name}-file" for name in FILE_FORMATS]
+    assert {name: f"{name}-file" for name in FILE_FORMATS} == action_inputs.FILE_INPUTS

@@ -32,10 +32,10 @@ from click.testing import CliRunner
 
 from checker.cli import cli
 from checker.policy import opa
-from checker.report import RENDERERS
+from checker.report import FILE_FORMATS, FORMATS, RENDERERS
 from tests.conftest import CASES, GOLDEN, ROOT
 
-SUFFIX = {"text": "txt", "json": "json", "sarif": "sarif", "junit": "xml", "markdown": "md"}
+SUFFIX = {name: f.suffix for name, f in FORMATS.items()}  # the registry's golden suffixes
 BASIC = GOLDEN / "basic" / "repo"
 CEL = GOLDEN / "cel" / "repo"
 ADMISSION = GOLDEN / "admission" / "repo"
@@ -69,7 +69,7 @@ SCENARIOS = {
         ("drift", str(DRIFT / "repo"), "--root", str(DRIFT / "repo"), "--snapshot",
          str(DRIFT / "live-drifted.yaml"), "--cluster", "prod", "--pack", "pss-baseline"), 1),
 }
-FILE_FLAGS = {fmt: f"--{fmt}" for fmt in RENDERERS if fmt != "text"}
+FILE_FLAGS = {fmt: f"--{fmt}" for fmt in FILE_FORMATS}
 
 
 @functools.cache

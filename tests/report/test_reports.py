@@ -9,6 +9,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import junitparser
 import pytest
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 
 from checker.cli import cli
 from checker.model import Control, Finding, Report, Rule, Severity, SourceLocation, Suppression
-from checker.report import RENDERERS
+from checker.report import FORMATS, RENDERERS
 from checker.report.common import (
     SORT_KEY,
     by_severity,
@@ -26,8 +27,6 @@ from checker.report.common import (
     standards,
 )
 from checker.report.json_format import ONE_LINE as ONE_LINE_KEYS
-from checker.report.json_format import finding_dict
-from checker.report.sarif import _result as sarif_result
 from checker.report.sarif import render_accepted
 from tests.conftest import GOLDEN, ROOT
 
@@ -38,6 +37,17 @@ VALIDATOR = ROOT / "node_modules" / "@microsoft" / "sarif-multitool-linux" / "Sa
 def scan_args(fmt: str) -> list[str]:
     return ["scan", str(REPO / "manifests"), "--root", str(REPO), "--pack", "none",
             "--policies", str(REPO / "policies"), "--format", fmt]
+
+
+def test_the_docs_format_table_is_the_registry() -> None:
+    """docs/output-formats.md shows the table ``checker.report.docs_table`` derives from the
+    registry, between its markers."""
+    from checker.report import docs_table
+
+    text = (ROOT / "docs" / "output-formats.md").read_text(encoding="utf-8")
+    start, end = "<!-- formats: generated from checker.report.FORMATS -->\n", "<!-- /formats -->"
+    assert start in text and end in text
+    assert text.split(start, 1)[1].split(end, 1)[0] == docs_table()
 
 
 def test_output_is_deterministic_across_runs(runner: CliRunner, tmp_path: Path) -> None:
@@ -232,18 +242,30 @@ def varied_report(**changes: object) -> Report:
     return replace(report, **changes)  # type: ignore[arg-type]
 
 
-def test_json_writes_each_finding_as_its_one_line_encoding() -> None:
-    """Every finding line is exactly the C encoder's line for ``finding_dict``; the rest is
-    ``json.dumps(indent=2, sort_keys=True)``."""
+def test_json_writes_each_finding_on_one_line_with_every_field() -> None:
+    """Every finding is one line of sorted-key JSON with all of its fields; the rest of the
+    document is ``json.dumps(indent=2, sort_keys=True)``."""
     report = varied_report()
     text = RENDERERS["json"](report)
     data = json.loads(text)
-    expected = [json.dumps(finding_dict(f), sort_keys=True, separators=(", ", ": "), default=str)
-                for f in report.findings]
     lines = [line.strip().rstrip(",") for line in text.splitlines() if line.startswith("    {")]
-    assert sorted(lines) == sorted(expected)
-    assert len(data["findings"]) + len(data["accepted"]) == len(report.findings) == 9
-    assert data["findings"][0] == json.loads(expected[0])
+    assert len(lines) == len(data["findings"]) + len(data["accepted"]) == len(report.findings) == 9
+    for line in lines:  # each line is exactly the C encoder's text of what it holds
+        assert line == json.dumps(json.loads(line), sort_keys=True, separators=(", ", ": "))
+    (plain,) = [f for f in data["findings"] if f["message"] == "plain"]
+    assert plain == {
+        "rule": "demo-rule", "category": "policy", "severity": "error", "message": "plain",
+        "location": {"path": "a.yaml", "line": 3, "column": 5, "endLine": 3, "endColumn": 9},
+        "resource": "Pod ns/a", "fieldPath": ["spec", "containers", 0, "image"],
+        "controls": [{"standard": "cis-kubernetes", "id": "5.1"}, {"standard": "nsa", "id": "pods"}],
+        "pack": "demo", "cluster": "", "details": {"constraint": "K/demo",
+                                                    "enforcementAction": "deny"}}
+    assert [f["message"] for f in data["findings"]] == [f.message for f in report.active]
+    assert {f["location"]["endLine"] for f in data["findings"]} >= {None, 3}
+    (accepted,) = data["accepted"]
+    assert accepted["acceptance"] == {"kind": "file", "justification": accepted["acceptance"][
+        "justification"], "owner": "team-a", "expires": "", "source": "acc.yaml"}
+    assert accepted["acceptance"]["justification"].startswith("legacy ctl")
     assert data["summary"]["bySeverity"] == report.counts()
     skeleton = {**data, "findings": [], "accepted": []}
     assert dump_json(skeleton, ONE_LINE_KEYS) == json.dumps(skeleton, indent=2,
@@ -251,7 +273,8 @@ def test_json_writes_each_finding_as_its_one_line_encoding() -> None:
 
 
 def test_sarif_writes_one_line_per_result() -> None:
-    """SARIF results are one line each: exactly the C encoder's line for the plain result."""
+    """SARIF results are one line each, sorted-key JSON as the C encoder writes it; accepted
+    ones (the opt-in file) carry their suppression."""
     report = varied_report(sarif_category="ci")
     for render, findings in ((RENDERERS["sarif"], report.active),
                              (render_accepted, report.suppressed)):
@@ -261,13 +284,30 @@ def test_sarif_writes_one_line_per_result() -> None:
                  if line.startswith('        {"')]
         assert [json.loads(line) for line in lines] == run["results"]
         assert len(lines) == len(findings) > 0
+        for line in lines:
+            assert line == json.dumps(json.loads(line), sort_keys=True, separators=(", ", ": "))
         index = {r["id"]: i for i, r in enumerate(run["tool"]["driver"]["rules"])}
-        for line, f in zip(lines, findings, strict=True):
-            if f.suppression is None:
-                expected = sarif_result(f, index[f.rule_id], {"uriBaseId": "%SRCROOT%"})
-                assert line == json.dumps(expected, sort_keys=True, separators=(", ", ": "))
+        for result, f in zip(run["results"], findings, strict=True):
+            assert result["ruleId"] == f.rule_id and result["ruleIndex"] == index[f.rule_id]
+            location = result["locations"][0]["physicalLocation"]
+            assert location["artifactLocation"] == {"uri": f.location.path,
+                                                    "uriBaseId": "%SRCROOT%"}
+            assert location["region"]["startLine"] == max(f.location.line, 1)
+            assert ("suppressions" in result) == (render is render_accepted)
+    (plain,) = [r for r in json.loads(RENDERERS["sarif"](report))["runs"][0]["results"]
+                if r["message"]["text"] == "plain (Pod ns/a)"]
+    assert plain == {
+        "level": "error", "message": {"text": "plain (Pod ns/a)"},
+        "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": "a.yaml", "uriBaseId": "%SRCROOT%"},
+            "region": {"startLine": 3, "startColumn": 5, "endLine": 3, "endColumn": 9}}}],
+        "partialFingerprints": plain["partialFingerprints"], "properties": {"category": "policy"},
+        "ruleId": "demo-rule", "ruleIndex": plain["ruleIndex"]}
     accepted = json.loads(render_accepted(report))["runs"][0]["results"]
-    assert [r["suppressions"][0]["status"] for r in accepted] == ["accepted"]
+    assert [r["suppressions"] for r in accepted] == [[{
+        "kind": "external", "status": "accepted",
+        "justification": f"{report.suppressed[0].suppression.justification} (owner team-a, "
+                         "expires never)"}]] if report.suppressed[0].suppression else False
 
 
 def test_sarif_splits_clusters_into_runs_with_their_own_category() -> None:
@@ -285,20 +325,40 @@ def _tree(element: ET.Element) -> tuple[object, ...]:
             [_tree(child) for child in element])
 
 
-@pytest.mark.parametrize("fail_on", [Severity.ERROR, Severity.NOTE, None])
-def test_junit_matches_what_junit_xml_writes(fail_on: Severity | None) -> None:
-    """The direct writer gives the document junit-xml's own serializer gives (parsed), minus
-    illegal XML characters, and the only textual difference is how attribute line breaks and
-    tabs are kept."""
+def _junit_xml_model(document: str) -> list[Any]:
+    """The suites and cases of a JUnit document as junit-xml ``TestSuite``/``TestCase``."""
     import junit_xml
 
-    from checker.report import junit
+    suites = []
+    for suite in ET.fromstring(document.encode()):
+        cases = []
+        for element in suite:
+            line = element.get("line")
+            case = junit_xml.TestCase(element.get("name", ""), element.get("classname"),
+                                      file=element.get("file"),
+                                      line=int(line) if line is not None else None)
+            for outcome in element:
+                if outcome.tag == "failure":
+                    case.add_failure_info(message=outcome.get("message"), output=outcome.text,
+                                          failure_type=outcome.get("type"))
+                elif outcome.tag == "skipped":
+                    case.add_skipped_info(message=outcome.get("message"), output=outcome.text)
+            cases.append(case)
+        suites.append(junit_xml.TestSuite(suite.get("name", ""), cases))
+    return suites
+
+
+@pytest.mark.parametrize("fail_on", [Severity.ERROR, Severity.NOTE, None])
+def test_junit_matches_what_junit_xml_writes(fail_on: Severity | None) -> None:
+    """junit-xml's own serializer, given the suites and cases of our document, writes the same
+    document, except that illegal XML characters are gone from ours and attribute line breaks
+    and tabs are kept as character references."""
+    import junit_xml
 
     report = varied_report(fail_on=fail_on)
     ours = RENDERERS["junit"](report)
-    model = junit.suites(report)
-    assert ours == junit._xml(model)  # violations written directly == through TestCase objects
-    theirs = str(junit_xml.to_xml_report_string(model, prettyprint=True, encoding="utf-8"))
+    theirs = str(junit_xml.to_xml_report_string(_junit_xml_model(ours), prettyprint=True,
+                                                encoding="utf-8"))
     mine, lib = ET.fromstring(ours.encode()), ET.fromstring(theirs.encode())
     # junit-xml writes attribute line breaks and tabs raw: a reader turns them into spaces
     normalized = ET.fromstring(ours.replace("&#10;", " ").replace("&#9;", " ").encode())
@@ -330,12 +390,38 @@ def test_markdown_ranks_and_counts_like_the_report() -> None:
     assert "| prod | 0 | 1 | 0 | 0 |" in md
 
 
-def test_rendered_renders_each_format_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from checker import report as report_pkg
-    from checker.model import Report
+def test_render_all_renders_each_format_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``parallel.render_all`` renders each requested format once, however often it is named."""
+    from checker import parallel
 
     calls: list[str] = []
-    monkeypatch.setitem(report_pkg.RENDERERS, "text", lambda r: calls.append("text") or "t")
-    rendered = report_pkg.Rendered(Report(findings=(), rules={}, resources_checked=0, files_checked=0))
-    assert rendered["text"] == "t" and rendered["text"] == "t"
+    monkeypatch.setitem(FORMATS, "text", replace(
+        FORMATS["text"], render=lambda r: calls.append("text") or "t"))
+    empty = Report(findings=(), rules={}, resources_checked=0, files_checked=0)
+    assert parallel.render_all(empty, ["text", "text"]) == {"text": "t"}
     assert calls == ["text"]
+
+
+def test_render_all_over_processes_gives_the_serial_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report large enough to render its formats in forked processes gets the same texts."""
+    from checker import parallel
+
+    base = varied_report()
+    many = replace(base, findings=tuple(sorted(
+        (replace(f, location=replace(f.location, line=f.location.line + 10 * n))
+         for n in range(700) for f in base.findings), key=Finding.sort_key)))
+    assert len(many.findings) >= parallel.PARALLEL_FINDINGS
+    monkeypatch.setattr(parallel, "available_cpus", lambda: 3)
+    groups: list[int] = []
+    fork_map = parallel.fork_map
+
+    def counted(func: Any, items: Any) -> Any:
+        groups.append(len(items))
+        return fork_map(func, items)
+
+    monkeypatch.setattr(parallel, "fork_map", counted)
+    forked = parallel.render_all(many, list(RENDERERS))
+    assert groups == [3]  # three processes rendered the five formats
+    monkeypatch.setattr(parallel, "PARALLEL_FINDINGS", len(many.findings) + 1)
+    assert forked == parallel.render_all(many, list(RENDERERS))
+    assert set(forked) == set(RENDERERS)
