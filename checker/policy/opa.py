@@ -16,7 +16,7 @@ Rego is compiled with its libs; for each constraint and object the hook module e
 - a violation that is not an object, or has no ``msg``, gives nothing (``r.msg`` is undefined);
 - two violations with the same ``msg`` and ``details`` are one (the responses form a set);
 - templates are Rego v0 unless ``code[].source.version`` says v1. This binding parses v1 only,
-  so v0 modules are converted to v1 syntax first (``checker.policy.rvm.to_v1`` without its
+  so v0 modules are converted to v1 syntax first (``checker.policy.rewrite.to_v1`` without its
   guards: ``contains`` and ``if`` added, ``future.keywords`` imports replaced by ``rego.v1``)
   and the built-ins v1 dropped are mapped to their equivalents (``re_match`` is
   ``regex.match``; ``any``/``all`` become local functions with the same meaning);
@@ -113,16 +113,16 @@ def version() -> str:
 
 def as_v1(source: str, rego_v1: bool) -> str:
     """A module as Rego v1 for the binding: converted syntax, dropped built-ins mapped."""
-    from checker.policy import rvm
+    from checker.policy import rewrite
     from checker.policy.semantics import split_bodies
 
     if rego_v1:
         text = source
     else:
         try:
-            text = rvm.to_v1(source, False, False)
+            text = rewrite.to_v1(source, False, False)
         except PolicyError:  # the v0 conversion reads the module with regorus's parser
-            text = rvm.to_v1(split_bodies(source), False, False)
+            text = rewrite.to_v1(split_bodies(source), False, False)
     if rego_v1 or not _V1_DROPPED.search(text):
         return text
     from checker.policy.batch import strip_comments

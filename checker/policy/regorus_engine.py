@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from checker.errors import PolicyError
-from checker.policy import rvm
+from checker.policy import rewrite, rvm
 from checker.policy.engine import (
     CompiledPolicy,
     EvalError,
@@ -112,7 +112,7 @@ class RegorusEngine:
                    rego_v1: bool) -> Executable | None:
         """An RVM program (see checker.policy.rvm); None when a module does not compile."""
         try:
-            return rvm.Compiled(data_json, [(name, rvm.to_v1(source, rego_v1))
+            return rvm.Compiled(data_json, [(name, rewrite.to_v1(source, rego_v1))
                                             for name, source in modules], entry)
         except PolicyError:
             return None

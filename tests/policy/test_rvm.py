@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from checker.model import Resource, SourceLocation
-from checker.policy import rvm
+from checker.policy import rewrite, rvm
 from checker.policy.evaluate import Evaluator
 from checker.policy.gatekeeper import Template
 from checker.policy.model import Policy
@@ -61,7 +61,7 @@ def interpret(source: str, rule: str, input_doc: Any, *, rego_v1: bool) -> Any:
 
 
 def compiled(source: str, rule: str, input_doc: Any, data: str = "{}") -> Any:
-    return rvm.Compiled(data, [("t.rego", rvm.to_v1(source))], rule).execute(
+    return rvm.Compiled(data, [("t.rego", rewrite.to_v1(source))], rule).execute(
         json.dumps(input_doc))
 
 
@@ -86,7 +86,7 @@ def test_v0_rewritten_to_v1_computes_the_same(rule: str, case: int) -> None:
 
 
 def test_rewrite_is_v1_syntax() -> None:
-    v1 = rvm.to_v1(V0)
+    v1 = rewrite.to_v1(V0)
     assert "violation contains {" in v1 and "kinds contains k if {" in v1
     assert "future.keywords" not in v1 and "import rego.v1" in v1
     assert 'else = "small" if {' in v1
@@ -116,7 +116,7 @@ violation contains {"msg": msg} if {
 
 def test_guard_goes_after_a_closing_quote() -> None:
     source = 'package t\nimport rego.v1\nr := x if {\n  x := "é"\n}\n'
-    assert 'x := "é"; x == x' in rvm.to_v1(source, True)
+    assert 'x := "é"; x == x' in rewrite.to_v1(source, True)
     assert compiled(source, "data.t.r", {}) == "é"
 
 
