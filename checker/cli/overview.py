@@ -9,12 +9,15 @@ from pathlib import Path
 import click
 
 from checker.cli.common import (
-    FAIL_ON,
     check_outputs,
+    config_option,
     errors_and_exit,
     fail,
+    fail_on_option,
     parse_fail_on,
     parse_today,
+    root_option,
+    today_option,
     write_file,
     write_or_echo,
 )
@@ -77,10 +80,8 @@ def _parse_snapshots(values: tuple[str, ...], scopes: list[Scope]) -> dict[str, 
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--cluster", "clusters", multiple=True, metavar="NAME[/ENV]=PATH",
               help="A cluster and one of its manifest paths (repeatable).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Repository config file (default: ROOT/.gitops-checker.yaml if present).")
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
-              help="Repository root that reported paths are relative to.")
+@config_option
+@root_option()
 @click.option("--snapshot", "snapshots", multiple=True, metavar="[CLUSTER=]FILE",
               help="Live objects (multi-document YAML or kind: List) to show what runs.")
 @click.option("--allowed-registry", "allowlist", multiple=True, metavar="HOST[/PATH]",
@@ -95,8 +96,7 @@ def _parse_snapshots(values: tuple[str, ...], scopes: list[Scope]) -> dict[str, 
               help="Also write the flags as SARIF findings to this file.")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the flags as JUnit XML to this file.")
-@click.option("--fail-on", type=click.Choice(FAIL_ON), default="never", show_default=True,
-              help="Lowest flag severity that makes the exit code 1.")
+@fail_on_option(default="never", help="Lowest flag severity that makes the exit code 1.")
 def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path | None,
            root: Path, snapshots: tuple[str, ...],
            allowlist: tuple[str, ...], registries: tuple[str, ...], fmt: str,
@@ -210,14 +210,11 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
 
 
 @click.command()
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
-              help="Repository root (where .gitops-checker.yaml is looked for).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Repository config file (default: ROOT/.gitops-checker.yaml if present).")
+@root_option("Repository root (where .gitops-checker.yaml is looked for).")
+@config_option
 @click.option("--snapshot", "snapshots", multiple=True, metavar="CLUSTER=FILE",
               help="Live Constraints of a cluster (multi-document YAML or kind: List).")
-@click.option("--today", metavar="YYYY-MM-DD", default=None,
-              help="Date risk acceptances expire against (default: today's date).")
+@today_option("Date risk acceptances expire against (default: today's date).")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
               default="text", show_default=True, help="Format written to standard output.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from checker.cli.common import EXIT_FINDINGS, EXIT_OK, fail, parse_today
+from checker.cli.common import EXIT_FINDINGS, EXIT_OK, fail, parse_today, root_option, today_option
 from checker.errors import CheckerError
 from checker.model import Severity
 from checker.policy.docs import (
@@ -108,10 +108,8 @@ def show_cmd(policy_id: str, fmt: str) -> None:
                    "exclusions (repeatable).")
 @click.option("--cluster", default="", help="Cluster the export is for (acceptances scoped to "
                                             "other clusters are left out).")
-@click.option("--today", default=None, metavar="YYYY-MM-DD",
-              help="Acceptances expired by this date are not exported (default: today).")
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
-              help="Repository root that acceptance paths are reported relative to.")
+@today_option("Acceptances expired by this date are not exported (default: today).")
+@root_option("Repository root that acceptance paths are reported relative to.")
 def export_cmd(packs: tuple[str, ...], out: Path, enforcement: str | None,
                include_disabled: bool, acceptance_paths: tuple[Path, ...], cluster: str,
                today: str | None, root: Path) -> None:
