@@ -55,34 +55,28 @@ def snapshot(paths: tuple[Path, ...], out: Path, kubeconfig: str | None, context
     (key from GITOPS_CHECKER_SECRET_KEY) before anything is written. Refused in a
     pull-request job.
     """
-    from checker.drift.live import LiveSource, context_name, load_configuration
-    from checker.drift.run import desired_kinds
-    from checker.drift.secrets import SecretHasher
+    from checker.drift.snapshot import SnapshotOptions, take_snapshot
     from checker.drift.sources import write_snapshot
-    from checker.drift.trusted import refuse_in_pull_request
-    from checker.load import load_paths
 
     if in_cluster and (kubeconfig or context):
         fail("--in-cluster cannot be combined with --kubeconfig or --context")
     check_outputs(root, out)  # a committed symlink cannot take the snapshot out of the root
     try:
-        refuse_in_pull_request()
-        loaded = load_paths(paths or (Path("."),), root)
-        wanted = desired_kinds(loaded.resources) | {_kind_ref(k) for k in kinds}
-        hasher = SecretHasher.from_env()
-        cfg = load_configuration(kubeconfig, context, in_cluster)
-        name = context_name(kubeconfig, context, in_cluster)
-        source = LiveSource(cfg, wanted, hasher, context=name, page_size=page_size,
-                            sweep=not no_sweep, deadline=deadline)
-        result = source.read()
-        write_snapshot(result, out)
-    except CheckerError as err:
-        fail(str(err))
+        extra = tuple(_kind_ref(k) for k in kinds)
     except click.BadParameter as err:
         fail(err.format_message())
+    options = SnapshotOptions(
+        paths=paths, root=root, kinds=extra, kubeconfig=kubeconfig, context=context,
+        in_cluster=in_cluster, page_size=page_size, sweep=not no_sweep, deadline=deadline)
+    try:
+        taken = take_snapshot(options)
+        write_snapshot(taken.snapshot, out)
+    except CheckerError as err:
+        fail(str(err))
+    result = taken.snapshot
     click.echo(f"gitops-checker: wrote {len(result.objects)} objects of "
                f"{len(result.read_kinds)} kinds to {out}", err=True)
-    if hasher.ephemeral:
+    if taken.ephemeral_key:
         click.echo("gitops-checker: note: GITOPS_CHECKER_SECRET_KEY is not set; Secret values "
                    "were hashed with a one-time key and cannot be compared with Git", err=True)
     for item in sorted(set(result.unreadable)):
