@@ -22,13 +22,13 @@ from checker.policy.docs import (
     policy_info,
     render_docs,
     render_list,
+    render_list_json,
     render_show,
-    selected_policies,
     write_pages,
 )
 from checker.policy.export import export_with_acceptances, write_export
 from checker.policy.gatekeeper import ACTIONS
-from checker.policy.packs import DEFAULT_PACKS, Catalog, load_catalog
+from checker.policy.packs import Catalog, load_catalog
 
 
 def _catalog() -> Catalog:
@@ -62,19 +62,9 @@ def list_cmd(packs: tuple[str, ...], standard: str, fmt: str) -> None:
             catalog.standard(standard)
         except CheckerError as err:
             fail(str(err))
-    if fmt == "json":
-        data = {
-            "packs": [{"name": n, "title": catalog.packs[n].title,
-                       "standard": catalog.packs[n].standard, "default": n in DEFAULT_PACKS,
-                       "includes": catalog.packs[n].includes,
-                       "policies": selected_policies(catalog, [n], standard)}
-                      for n in (list(packs) or sorted(catalog.packs))],
-            "policies": [policy_info(catalog, p)
-                         for p in selected_policies(catalog, packs, standard)],
-        }
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
-        return
-    click.echo(render_list(catalog, packs, standard), nl=False)
+    text = (render_list_json(catalog, packs, standard) if fmt == "json"
+            else render_list(catalog, packs, standard))
+    click.echo(text, nl=False)
 
 
 @policies.command("show")
@@ -87,10 +77,8 @@ def show_cmd(policy_id: str, fmt: str) -> None:
     if policy_id not in catalog.policies:
         fail(f"unknown policy {policy_id!r} (see 'gitops-checker policies list')")
     info = policy_info(catalog, policy_id)
-    if fmt == "json":
-        click.echo(json.dumps(info, indent=2, sort_keys=True))
-    else:
-        click.echo(render_show(info), nl=False)
+    click.echo(json.dumps(info, indent=2, sort_keys=True) + "\n" if fmt == "json"
+               else render_show(info), nl=False)
 
 
 @policies.command("export")

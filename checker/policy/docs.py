@@ -91,6 +91,19 @@ def render_list(catalog: Catalog, packs: Sequence[str], standard: str) -> str:
     return "\n".join(lines)
 
 
+def render_list_json(catalog: Catalog, packs: Sequence[str], standard: str) -> str:
+    """JSON of ``policies list --format json``: the packs, then every selected policy."""
+    data = {
+        "packs": [{"name": n, "title": catalog.packs[n].title,
+                   "standard": catalog.packs[n].standard, "default": n in DEFAULT_PACKS,
+                   "includes": catalog.packs[n].includes,
+                   "policies": selected_policies(catalog, [n], standard)}
+                  for n in (list(packs) or sorted(catalog.packs))],
+        "policies": [policy_info(catalog, p) for p in selected_policies(catalog, packs, standard)],
+    }
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
 def render_show(info: Mapping[str, Any]) -> str:
     """Text of ``policies show``."""
     out = [f"{info['id']}: {info['title']}",
