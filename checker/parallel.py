@@ -33,7 +33,7 @@ import signal
 import struct
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,6 +41,7 @@ from checker.errors import CheckerError
 
 if TYPE_CHECKING:
     from checker.model import Report
+    from checker.report import Format
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -424,20 +425,20 @@ def split(formats: Sequence[str], parts: int, cost: Callable[[str], int]) -> lis
     return [g for g in groups if g]
 
 
-def render_all(report: Report, formats: Iterable[str]) -> dict[str, str]:
-    """Each of ``formats`` rendered once (``checker.report.FORMATS``): with the cyclic
+def render_all(report: Report, formats: Iterable[str],
+               registry: Mapping[str, Format]) -> dict[str, str]:
+    """Each of ``formats`` rendered once by its ``registry`` entry (the caller passes
+    ``checker.report.FORMATS``; this module imports no renderer): with the cyclic
     collector paused (renderers allocate an object or more per finding and make no cycles; its
     passes took up to half the rendering time of a large report), and a large report's formats
     over several processes at once. Renderers are pure, so a forked render gives the same text.
     """
-    from checker.report import FORMATS
-
     todo = sorted(set(formats))
     parts = available_cpus() if len(report.findings) >= PARALLEL_FINDINGS else 1
-    groups = split(todo, parts, lambda f: FORMATS[f].cost)
+    groups = split(todo, parts, lambda f: registry[f].cost)
 
     def render(group: list[str]) -> dict[str, str]:
-        return {fmt: FORMATS[fmt].render(report) for fmt in group}
+        return {fmt: registry[fmt].render(report) for fmt in group}
 
     done: dict[str, str] = {}
     with no_cycle_collection():

@@ -57,6 +57,7 @@ from checker.model import Report
 from checker.options import DriftRunOptions, ScanOptions
 from checker.parallel import render_all
 from checker.pipeline import SCAN, Stages
+from checker.report import FORMATS
 
 
 def stages(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Stages:
@@ -97,7 +98,8 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
         files = report_files(inputs, space)
         report = run_checks(inputs, options, space)
         rendered = render_all(report, [
-            *files, "text", *(["markdown"] if environ.get("GITHUB_STEP_SUMMARY") else [])])
+            *files, "text", *(["markdown"] if environ.get("GITHUB_STEP_SUMMARY") else [])],
+            FORMATS)
         written = write_reports(rendered, files, space)
         code = exit_code(report, inputs.fail_on)
         prefix = space.relative(space.workdir)

@@ -18,7 +18,7 @@ import click
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from checker.model import Report
 from checker.options import FAIL_ON, parse_fail_on
-from checker.report import FILE_FORMATS, RENDERERS
+from checker.report import FILE_FORMATS, FORMATS, RENDERERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -123,7 +123,8 @@ def write_outputs(report: Report, fmt: str, files: dict[str, Path | None],
     """Render the report to stdout and to every requested file (each format once)."""
     from checker.parallel import render_all
 
-    rendered = render_all(report, [fmt, *(name for name, path in files.items() if path)])
+    rendered = render_all(report, [fmt, *(name for name, path in files.items() if path)],
+                          FORMATS)
     for name, path in sorted(files.items()):
         if path is not None:
             write_file(path, rendered[name], root)

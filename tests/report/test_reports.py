@@ -398,7 +398,7 @@ def test_render_all_renders_each_format_once(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(FORMATS, "text", replace(
         FORMATS["text"], render=lambda r: calls.append("text") or "t"))
     empty = Report(findings=(), rules={}, resources_checked=0, files_checked=0)
-    assert parallel.render_all(empty, ["text", "text"]) == {"text": "t"}
+    assert parallel.render_all(empty, ["text", "text"], FORMATS) == {"text": "t"}
     assert calls == ["text"]
 
 
@@ -420,8 +420,8 @@ def test_render_all_over_processes_gives_the_serial_text(monkeypatch: pytest.Mon
         return fork_map(func, items)
 
     monkeypatch.setattr(parallel, "fork_map", counted)
-    forked = parallel.render_all(many, list(RENDERERS))
+    forked = parallel.render_all(many, list(RENDERERS), FORMATS)
     assert groups == [3]  # three processes rendered the five formats
     monkeypatch.setattr(parallel, "PARALLEL_FINDINGS", len(many.findings) + 1)
-    assert forked == parallel.render_all(many, list(RENDERERS))
+    assert forked == parallel.render_all(many, list(RENDERERS), FORMATS)
     assert set(forked) == set(RENDERERS)
