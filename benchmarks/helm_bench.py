@@ -154,7 +154,7 @@ def main() -> int:
     print(f"resources:         {report.resources_checked}")
     print(f"helm releases:     {written} written, {len(helm_entries)} rendered entries, "
           f"{renders[0]} Helm renders (distinct chart, values, name, namespace)")
-    print(f"kustomize builds:  {builds[0]} ({kustomize.BUILD_WORKERS} at a time)")
+    print(f"kustomize folders: {builds[0]} built, {kustomize.BUILD_WORKERS} at a time")
     print(f"findings:          {len(report.findings)} "
           f"({sum(f.rule_id.startswith('input.') for f in report.findings)} input)")
     for name in phases.wall:
