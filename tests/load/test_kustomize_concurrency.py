@@ -93,3 +93,25 @@ def test_scan_loading_is_the_same_with_one_build_at_a_time(
     serial = load_paths([tmp_path], tmp_path)
     assert concurrent == serial
     assert len(concurrent.resources) == 4 and len(concurrent.findings) >= 3
+
+
+def test_each_overlay_is_its_own_build(write: Write, tmp_path: Path) -> None:
+    """One Kustomize build of both folders would bind ``a``'s reference to ``b``'s generated
+    ConfigMap (``cfg-<hash>``: name references are fixed once, at a build's root, across all
+    its objects); Flux and Argo CD build each alone, so the check must too."""
+    write("a/kustomization.yaml", "namespace: shop\nresources: [deploy.yaml]\n")
+    write("a/deploy.yaml", DEPLOY + "              envFrom: [{configMapRef: {name: cfg}}]\n")
+    write("b/kustomization.yaml", """
+        namespace: shop
+        configMapGenerator:
+          - name: cfg
+            literals: [MODE=debug]
+        """)
+    a, b = (kustomize.render(tmp_path / d, tmp_path) for d in ("a", "b"))
+    for together in (list(kustomize.render_all([tmp_path / "a", tmp_path / "b"], tmp_path)),
+                     [a, b]):
+        (deploy,) = together[0].resources
+        container = deploy.body["spec"]["template"]["spec"]["containers"][0]
+        assert container["envFrom"] == [{"configMapRef": {"name": "cfg"}}]
+        (config,) = together[1].resources
+        assert config.body["metadata"]["name"].startswith("cfg-")
