@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.errors import PolicyError
-from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
+from checker.model import FieldPath, Finding, ObjectRef, Resource, Severity, SourceLocation
 from checker.parallel import (
     DEFAULT_LIMITS,
     Failure,
@@ -570,12 +570,12 @@ class Evaluator:
             for index in stopped:
                 if index in matching:
                     outcomes[index] = EvalError(self._stopped(isolation.failed[index], number))
-            display = res.display
+            display, ref = res.display, res.ref  # one of each per object, shared
             for index in sorted(outcomes):
                 if outcomes[index]:
                     if index not in shared:
                         shared[index] = self._shared(policies[index])
-                    out[index].findings.extend(self._findings(policies[index], res, display,
+                    out[index].findings.extend(self._findings(policies[index], res, display, ref,
                                                               shared[index],
                                                               outcomes[index]))
         return out
@@ -626,7 +626,8 @@ class Evaluator:
                 "enforcementAction": policy.constraint.enforcement_action}
 
     @staticmethod
-    def _findings(policy: Policy, res: Resource, display: str, shared: dict[str, str],
+    def _findings(policy: Policy, res: Resource, display: str, ref: ObjectRef,
+                  shared: dict[str, str],
                   outcome: list[dict[str, Any]] | EvalError) -> list[Finding]:
         constraint = shared["constraint"]
         if isinstance(outcome, EvalError):
@@ -635,12 +636,11 @@ class Evaluator:
                 message=f"template {policy.template.name!r} (constraint {constraint}) failed "
                         f"on {res.display}: {outcome.message}",
                 location=res.location, resource=display, cluster=res.cluster,
-                pack=policy.rule.pack, ref=res.ref,
+                pack=policy.rule.pack, ref=ref,
             )]
         out = []
         rule, severity, controls, pack = (policy.rule.id, policy.severity, policy.rule.controls,
                                           policy.rule.pack)
-        ref = res.ref
         if len(outcome) > 1:
             outcome = sorted(outcome, key=lambda v: json.dumps(v, sort_keys=True))
         for violation in outcome:
