@@ -88,6 +88,10 @@ class Cluster:
     argocd: ArgoSettings | None = field(default=None, compare=False)  # argocd: in the config
     stages: tuple[Stage, ...] = ()           # Security Tower Application stages deployed here
     staged_elsewhere: tuple[Path, ...] = ()  # folders stages deploy to other clusters
+    # excludedNamespaces for every built-in policy of the cluster (None: each pack's own
+    # list), and where that was set ("file:line")
+    excluded_namespaces: tuple[str, ...] | None = None
+    excluded_source: str = field(default="", compare=False)
 
     @property
     def declared_paths(self) -> tuple[Path, ...]:
@@ -208,6 +212,8 @@ class _Draft:
     packs: list[str] | None = None
     policies: list[Path] | None = None
     overrides: dict[str, dict[str, Any]] | None = None
+    excluded: list[str] | None = None
+    excluded_source: str = ""
     source: str = ""
     override_sources: dict[str, str] = field(default_factory=dict)
     stages: list[Stage] = field(default_factory=list)
@@ -386,8 +392,11 @@ def _acceptance_settings(value: Any, root: Path, label: str, doc: Document) -> A
 
 def _finish(draft: _Draft, defaults: tuple[list[str] | None, list[Path] | None,
                                            dict[str, dict[str, Any]] | None],
-            default_paths: Sequence[Path], root: Path) -> Cluster:
+            default_paths: Sequence[Path], root: Path,
+            default_excluded: tuple[list[str] | None, str] = (None, "")) -> Cluster:
     d_packs, d_policies, d_overrides = defaults
+    excluded, excluded_source = ((draft.excluded, draft.excluded_source)
+                                 if draft.excluded is not None else default_excluded)
     packs = draft.packs if draft.packs is not None else (d_packs or [])
     policies = draft.policies if draft.policies is not None else (d_policies or [])
     overrides = dict(d_overrides or {})
@@ -403,6 +412,8 @@ def _finish(draft: _Draft, defaults: tuple[list[str] | None, list[Path] | None,
         overrides={k: overrides[k] for k in sorted(overrides)},
         syncs=tuple(syncs), problems=tuple(problems), coverage=tuple(followed.coverage),
         source=draft.source, override_sources=draft.override_sources, stages=tuple(draft.stages),
+        excluded_namespaces=tuple(excluded) if excluded is not None else None,
+        excluded_source=excluded_source if excluded is not None else "",
     )
 
 
@@ -520,6 +531,7 @@ def load_config(root: Path, config_file: Path | None = None,
     remote_hosts: tuple[str, ...] = ()
     label = ""
     default_sources: dict[str, str] = {}
+    default_excluded: tuple[list[str] | None, str] = (None, "")
     argocd_data: Mapping[str, Any] | None = None
     if file is not None:
         label = file.name if file.parent.resolve() == root.resolve() else str(file)
@@ -533,6 +545,10 @@ def load_config(root: Path, config_file: Path | None = None,
             defaults = _selection(data["defaults"], root, label, doc, ["defaults"])
             default_sources = {pid: f"{label}:{_line(doc, ['defaults', 'overrides', pid])}"
                                for pid in defaults[2] or {}}
+            if "excludedNamespaces" in data["defaults"]:
+                default_excluded = (
+                    [str(n) for n in data["defaults"]["excludedNamespaces"]],
+                    f"{label}:{_line(doc, ['defaults', 'excludedNamespaces'])}")
         acceptances = _acceptance_settings(data.get("acceptances"), root, label, doc)
         drift_ignore = tuple(dict(r) for r in (data.get("drift") or {}).get("ignore", []))
         drift_ignore_lines = tuple(_line(doc, ["drift", "ignore", i])
@@ -586,6 +602,9 @@ def load_config(root: Path, config_file: Path | None = None,
                 draft.packs = packs
             if policies is not None:
                 draft.policies = policies
+            if "excludedNamespaces" in entry:
+                draft.excluded = [str(n) for n in entry["excludedNamespaces"]]
+                draft.excluded_source = f"{label}:{_line(doc, [*at, 'excludedNamespaces'])}"
             if overrides is not None:
                 draft.overrides = overrides
                 draft.override_sources = {
@@ -597,7 +616,8 @@ def load_config(root: Path, config_file: Path | None = None,
     _place_stages(drafts, st_stages, st_problems)
     for d in drafts:
         d.override_sources = {**default_sources, **d.override_sources}
-    clusters = tuple(_finish(d, defaults, default_paths, root) for d in drafts)
+    clusters = tuple(_finish(d, defaults, default_paths, root, default_excluded)
+                     for d in drafts)
     clusters = tuple(replace(c, staged_elsewhere=tuple(dict.fromkeys(
         s.path for other in clusters if other.name != c.name for s in other.stages)))
         if any(other.stages for other in clusters) else c for c in clusters)

@@ -237,6 +237,24 @@ class Coverage:
     produced: int = 0
 
 
+@dataclass(frozen=True, order=True)
+class Exemption:
+    """One policy's namespace exemption in one cluster.
+
+    ``source`` says where the list was set: ``pack <name>`` (the built-in Constraint's own
+    list), ``file:line`` of ``.gitops-checker.yaml``, or ``repository <file:line>`` (a
+    Constraint of the repository's policy folder). ``skipped`` counts the cluster's objects
+    of a kind the policy checks that sit in an exempt namespace (a Namespace counts as in
+    itself, as Gatekeeper matches it).
+    """
+
+    cluster: str
+    policy: str
+    namespaces: tuple[str, ...]
+    source: str
+    skipped: int = 0
+
+
 @dataclass(frozen=True)
 class Selection:
     """What one part of a limited format holds (a SARIF run): chosen by the assemble stage.
@@ -277,6 +295,7 @@ class Report:
     engines: tuple[str, ...] = ()  # Rego engines that evaluated: "name version (what)"
     # per limited format ("sarif", "sarif-accepted"): its parts, as the assemble stage chose
     selections: Mapping[str, tuple[Selection, ...]] = field(default_factory=dict)
+    exemptions: tuple[Exemption, ...] = ()  # namespaces each policy skipped, per cluster
 
     def fails(self, finding: Finding) -> bool:
         """Whether a finding is at or above the ``--fail-on`` threshold."""

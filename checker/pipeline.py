@@ -40,6 +40,7 @@ from checker.load.objects import RULE_NOT_CHECKED, input_finding, relpath
 from checker.load.yamlfile import run_budget
 from checker.model import (
     Coverage,
+    Exemption,
     Finding,
     Report,
     Resource,
@@ -49,6 +50,7 @@ from checker.options import DriftRunOptions, ScanOptions
 from checker.parallel import Limits
 from checker.policy import vap
 from checker.policy.evaluate import Evaluator
+from checker.policy.exemptions import exemptions as policy_exemptions
 from checker.policy.model import Policy
 from checker.policy.packs import load_catalog
 from checker.policy.select import cluster_policies
@@ -186,6 +188,7 @@ class _Run:
     seen_input: set[Finding] = field(default_factory=set)
     loads: dict[tuple[object, ...], LoadResult] = field(default_factory=dict)
     checked: int = 0  # objects the admit stage evaluated
+    exempt: list[Exemption] = field(default_factory=list)  # namespaces policies skipped
 
     def load(self, cluster: Cluster, options: ScanOptions, config: Config) -> LoadResult:
         """The load stage for one cluster; clusters with the same inputs share one load."""
@@ -285,6 +288,7 @@ def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = 
         drift_summary=drifted.summary if drifted is not None else {},
         coverage=tuple(sorted(state.coverage)),
         engines=tuple(state.engines),
+        exemptions=tuple(sorted(set(state.exempt))),
     ))
 
 
@@ -325,6 +329,7 @@ def _admit(options: ScanOptions, config: Config, state: _Run) -> None:
         state.engines.update(dict.fromkeys((*evaluation.engines, *admission.engines)))
         state.rules.update(admission.rules)
         state.rules.update({p.rule.id: p.rule for p in policies})
+        state.exempt += policy_exemptions(cluster, policies, tagged)
 
 
 def _drift(options: DriftRunOptions, scan_options: ScanOptions, config: Config, state: _Run,

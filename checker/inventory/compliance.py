@@ -17,10 +17,11 @@ from typing import Any
 from checker.config import Config
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from checker.inventory.images import read_snapshot
-from checker.model import Report, Resource
+from checker.model import Exemption, Report, Resource
 from checker.options import ScanOptions
 from checker.policy.model import Policy
 from checker.policy.packs import Catalog
+from checker.report.common import exemption_groups
 
 CONSTRAINT_GROUP = "constraints.gatekeeper.sh"
 REPOSITORY = "repository"
@@ -93,6 +94,7 @@ class Matrix:
     errors: tuple[str, ...] = ()
     input_findings: int = 0
     requirements: tuple[RequirementRow, ...] = ()
+    exemptions: tuple[Exemption, ...] = ()  # namespaces each policy skips, per cluster
 
     def standards(self) -> list[dict[str, Any]]:
         """Coverage per standard and cluster: requirements in all, how many manifests cannot
@@ -271,7 +273,8 @@ def build(config: Config, catalog: Catalog, selected: Mapping[str, Sequence[Poli
     inputs = sum(1 for f in report.findings if f.category == "input")
     return Matrix(clusters, {c.name: c.environment for c in config.clusters}, tuple(rows),
                   tuple(sorted(live)), tuple([*errors, *report.errors]), inputs,
-                  requirement_rows(catalog, clusters, by_cluster, counts))
+                  requirement_rows(catalog, clusters, by_cluster, counts),
+                  exemptions=report.exemptions)
 
 
 def requirement_rows(catalog: Catalog, clusters: Sequence[str],
@@ -349,4 +352,5 @@ def as_json(matrix: Matrix) -> dict[str, Any]:
         "snapshots": list(matrix.snapshots),
         "errors": list(matrix.errors),
         "gaps": len(matrix.gaps()),
+        "exemptions": exemption_groups(matrix.exemptions),
     }

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 
 from checker.inventory.compliance import Cell, Matrix, as_json
+from checker.report.common import exemption_groups
 
 SYMBOL = {"deny": "deny", "warn": "warn", "dryrun": "DRYRUN", "missing": "MISSING"}
 
@@ -54,6 +55,10 @@ def render_text(matrix: Matrix) -> str:
                      f"{t['dryrun']} dryrun, {t['missing']} missing; {t['violations']} "
                      f"violations, {t['accepted']} accepted")
     lines.append(f"{len(matrix.gaps())} policies with gaps")
+    for g in exemption_groups(matrix.exemptions):
+        lines.append(f"{_title(g['cluster'], matrix)}: namespaces {', '.join(g['namespaces'])} "
+                     f"exempt from {len(g['policies'])} policies ({g['skipped']} objects "
+                     f"skipped; set by {g['source']}): {', '.join(g['policies'])}")
     lines += [f"error: {e}" for e in matrix.errors]
     return "\n".join(lines) + "\n"
 
@@ -116,6 +121,15 @@ def render_markdown(matrix: Matrix) -> str:
         flags = "⚠️ " + _md("; ".join(row.flags)) if row.flags else "-"
         out.append(f"| `{_md(row.policy)}` {_md(row.title)} | {cells} | {flags} |")
     out += _md_standards(matrix, names)
+    groups = exemption_groups(matrix.exemptions)
+    if groups:
+        out += ["", "## Exempt namespaces", "",
+                "| Cluster | Namespaces | Policies | Objects skipped | Set by |",
+                "|---|---|---|---|---|"]
+        out += [f"| {_md(_title(g['cluster'], matrix))} | "
+                + ", ".join(f"`{_md(n)}`" for n in g["namespaces"])
+                + f" | {len(g['policies'])}: " + ", ".join(f"`{_md(p)}`" for p in g["policies"])
+                + f" | {g['skipped']} | {_md(g['source'])} |" for g in groups]
     if matrix.errors:
         out += ["", "## Errors", ""] + [f"- {_md(e)}" for e in matrix.errors]
     return "\n".join(out) + "\n"

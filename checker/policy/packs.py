@@ -465,12 +465,16 @@ def template_of(pdef: PolicyDef) -> Template:
 
 
 def pack_policies(catalog: Catalog, names: Sequence[str],
-                  overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[Policy]:
+                  overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                  excluded_namespaces: Sequence[str] | None = None) -> list[Policy]:
     """Policies of the named packs, with optional per-policy overrides.
 
     An override may set ``parameters`` (merged over the constraint's own parameters, then
-    validated by the template's schema), ``severity`` (error, warning or note) and ``enabled``
-    (policies marked ``enabled: false`` in their pack run only when an override enables them).
+    validated by the template's schema), ``severity`` (error, warning or note), ``enabled``
+    (policies marked ``enabled: false`` in their pack run only when an override enables them)
+    and ``excludedNamespaces`` (replaces the constraint's ``spec.match.excludedNamespaces``).
+    ``excluded_namespaces`` replaces that list for every policy without such an override
+    (None keeps each pack's own list).
     """
     overrides = overrides or {}
     unknown = sorted(set(overrides) - set(catalog.policies))
@@ -493,6 +497,13 @@ def pack_policies(catalog: Catalog, names: Sequence[str],
             spec["parameters"] = {**(spec.get("parameters") or {}), **params}
             body["spec"] = spec
             cres = make_resource(body, cres.location, {})
+        excluded = override.get("excludedNamespaces", excluded_namespaces)
+        if excluded is not None:
+            if not isinstance(excluded, Sequence) or isinstance(excluded, str) or not all(
+                    isinstance(n, str) and n for n in excluded):
+                raise ConfigError(f"invalid config: excludedNamespaces of policy {pid!r} must "
+                                  "be a list of namespace names")
+            cres = _with_excluded(cres, [str(n) for n in excluded])
         try:
             constraint = parse_constraint(cres, template)
         except PolicyError as err:
@@ -507,6 +518,20 @@ def pack_policies(catalog: Catalog, names: Sequence[str],
                 raise ConfigError(f"invalid config: policy {pid!r}: {err}") from err
         out.append(Policy(template, constraint, pdef.rule, severity, f"pack:{pdef.rule.pack}"))
     return out
+
+
+def _with_excluded(cres: Resource, excluded: list[str]) -> Resource:
+    """The constraint with ``spec.match.excludedNamespaces`` replaced (removed when empty)."""
+    body = dict(cres.body)
+    spec = dict(body.get("spec") or {})
+    match = dict(spec.get("match") or {})
+    if excluded:
+        match["excludedNamespaces"] = excluded
+    else:
+        match.pop("excludedNamespaces", None)
+    spec["match"] = match
+    body["spec"] = spec
+    return make_resource(body, cres.location, {})
 
 
 POLICY_ANNOTATION = "gitops-checker.io/policy"

@@ -42,7 +42,8 @@ def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | 
     errors: list[str] = []
     if packs:
         try:
-            policies += pack_policies(catalog or load_catalog(), packs, overrides)
+            policies += pack_policies(catalog or load_catalog(), packs, overrides,
+                                      cluster.excluded_namespaces)
         except ConfigError as err:
             where = f"{cluster.source}: " if cluster.source else ""
             raise ConfigError(f"{where}{err}") from err

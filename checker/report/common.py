@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
 
-from checker.model import Coverage, Finding, Report, Severity
+from checker.model import Coverage, Exemption, Finding, Report, Severity
 
 SECURITY_SEVERITY = {Severity.ERROR: "7.5", Severity.WARNING: "5.0", Severity.NOTE: "2.0"}
 INPUT_GROUP = "input"
@@ -196,3 +196,18 @@ def coverage_summary(coverage: Sequence[Coverage]) -> str:
     """``2 rendered, 1 followed, 0 not checked`` (the text and Markdown summary line)."""
     return ", ".join(f"{n} {state.replace('-', ' ')}"
                      for state, n in coverage_counts(coverage).items())
+
+
+def exemption_groups(items: Sequence[Exemption]) -> list[dict[str, Any]]:
+    """Exemptions grouped by cluster, namespaces and source: the policies and objects skipped.
+
+    ``skipped`` is the largest count of any policy of the group (the objects of the exempt
+    namespaces that the broadest of those policies would have evaluated).
+    """
+    groups: dict[tuple[str, tuple[str, ...], str], list[Exemption]] = {}
+    for item in sorted(items):
+        groups.setdefault((item.cluster, item.namespaces, item.source), []).append(item)
+    return [{"cluster": cluster, "namespaces": list(namespaces), "source": source,
+             "policies": sorted(e.policy for e in members),
+             "skipped": max(e.skipped for e in members)}
+            for (cluster, namespaces, source), members in sorted(groups.items())]

@@ -17,6 +17,7 @@ from checker.report.common import (
     coverage_counts,
     coverage_dict,
     dump_json,
+    exemption_groups,
     severity_counts,
 )
 
@@ -108,6 +109,7 @@ def render(report: Report) -> str:
         "errors": list(report.errors),
         "coverage": {"counts": coverage_counts(report.coverage),
                      "entries": [coverage_dict(c) for c in report.coverage]},
+        "exemptions": exemption_groups(report.exemptions),
     }
     if report.drift_summary:
         data["drift"] = dict(report.drift_summary)

@@ -10,6 +10,7 @@ from operator import attrgetter
 from checker.model import Finding, Report
 from checker.report.common import (
     coverage_summary,
+    exemption_groups,
     groups_of,
     most_severe,
     requirement_group,
@@ -156,6 +157,7 @@ def render(report: Report) -> str:
         lines.append("")
     lines += drift_section(report, active)
     lines += coverage_section(report)
+    lines += exemptions_section(report)
     if report.errors:
         lines += ["### Errors", ""]
         lines += [f"- {_cell(e)}" for e in report.errors]
@@ -188,6 +190,34 @@ def coverage_section(report: Report) -> list[str]:
                      f"{where} | {outcome} |")
     if len(entries) > COVERAGE_ROWS:
         lines.append(f"\n{len(entries) - COVERAGE_ROWS} more in the JSON report.")
+    lines.append("")
+    return lines
+
+
+def _code(text: str) -> str:
+    return "`" + _cell(text).replace("`", "'") + "`"
+
+
+def exemptions_section(report: Report) -> list[str]:
+    """``### Exempt namespaces``: which namespaces which policies skipped, set where."""
+    groups = exemption_groups(report.exemptions)
+    if not groups:
+        return []
+    named = any(g["cluster"] for g in groups)
+    head = "| Cluster | Namespaces | Policies | Objects skipped | Set by |" if named else (
+        "| Namespaces | Policies | Objects skipped | Set by |")
+    lines = ["### Exempt namespaces", "",
+             "These namespaces are not checked by the policies listed (Constraint "
+             "`excludedNamespaces`; override with `excludedNamespaces` in "
+             "`.gitops-checker.yaml`).", "", head,
+             "| --- | --- | --- | ---: | --- |" if named else "| --- | --- | ---: | --- |"]
+    for g in groups:
+        cells = [", ".join(_code(n) for n in g["namespaces"]),
+                 f"{len(g['policies'])}: " + ", ".join(_code(p) for p in g["policies"]),
+                 str(g["skipped"]), _cell(g["source"])]
+        if named:
+            cells.insert(0, _cell(g["cluster"] or "(default)"))
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     return lines
 

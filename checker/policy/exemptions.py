@@ -1,0 +1,51 @@
+"""Namespace exemptions: which namespaces each policy skips, who said so, what it skipped.
+
+A Constraint's ``spec.match.excludedNamespaces`` takes whole namespaces out of a policy, and
+most built-in policies skip ``kube-system`` by default. An exemption must never be a silent
+pass, so every scan lists them: per cluster and policy, the namespace globs, where the list
+comes from (the pack's default Constraint, ``.gitops-checker.yaml``, a repository Constraint)
+and how many of the cluster's objects the policy would otherwise have evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from checker.config import Cluster
+from checker.model import Exemption, Resource
+from checker.policy.match import Matcher, is_namespace, wildcard
+from checker.policy.model import Policy
+
+
+def _source(policy: Policy, cluster: Cluster) -> str:
+    pid = policy.rule.id
+    if not policy.source.startswith("pack:"):
+        return f"repository {policy.constraint.location}"
+    override: Mapping[str, Any] = cluster.overrides.get(pid, {})
+    if "excludedNamespaces" in override:
+        return cluster.override_sources.get(pid) or cluster.source or "config"
+    if cluster.excluded_namespaces is not None:
+        return cluster.excluded_source or cluster.source or "config"
+    return policy.source.replace(":", " ", 1)
+
+
+def exemptions(cluster: Cluster, policies: Sequence[Policy],
+               resources: Sequence[Resource]) -> list[Exemption]:
+    """The exemptions of ``policies`` in ``cluster`` and what each skipped of ``resources``."""
+    out: list[Exemption] = []
+    for policy in policies:
+        match = policy.constraint.match
+        globs = tuple(str(n) for n in match.get("excludedNamespaces") or ())
+        if not globs:
+            continue
+        matcher = Matcher(match)
+        skipped = 0
+        for res in resources:
+            own = res.name if is_namespace(res) else res.namespace
+            if (own and matcher.admits_kind(res.group, res.kind)
+                    and any(wildcard(g, own) for g in globs)):
+                skipped += 1
+        out.append(Exemption(cluster.name, policy.rule.id, globs, _source(policy, cluster),
+                             skipped))
+    return sorted(set(out))
