@@ -47,11 +47,68 @@ specs contains {
   meta := object.get(input.review.object.template, "metadata", {})
 }
 
+# Argo Workflows (Workflow, WorkflowTemplate, ClusterWorkflowTemplate, CronWorkflow): the
+# controller runs each container or script template as a pod with restartPolicy Never. Its
+# pod spec is the workflow's pod-level fields, overridden by the template's, with the main
+# container (container or script) and the sidecars as containers, the template's
+# initContainers, and the workflow's and template's volumes. "path" is the template (a pod-level
+# finding points at it), "workflow" marks such specs; their containers are listed below with
+# the paths they have in the workflow.
+workflow_at := {"path": ["spec"], "spec": input.review.object.spec} if {
+  input.review.kind.group == "argoproj.io"
+  input.review.kind.kind in {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate"}
+}
+
+workflow_at := {"path": ["spec", "workflowSpec"], "spec": input.review.object.spec.workflowSpec} if {
+  input.review.kind.group == "argoproj.io"
+  input.review.kind.kind == "CronWorkflow"
+}
+
+workflow_pod_fields := {
+  "securityContext", "hostNetwork", "automountServiceAccountToken", "serviceAccountName",
+  "nodeSelector", "tolerations", "affinity", "priorityClassName", "schedulerName",
+  "dnsPolicy", "dnsConfig", "hostAliases", "imagePullSecrets", "runtimeClassName",
+}
+
+pod_fields(source) := {k: v | some k in workflow_pod_fields; v := source[k]}
+
+specs contains {
+  "path": path, "spec": spec, "meta_path": array.concat(path, ["metadata"]), "meta": meta,
+  "workflow": true, "main": field, "template": t,
+} if {
+  wf := workflow_at
+  some i, t in wf.spec.templates
+  some field in ["container", "script"]
+  main := t[field]
+  path := array.concat(wf.path, ["templates", i])
+  meta := object.get(t, "metadata", {})
+  spec := object.union(object.union(pod_fields(wf.spec), pod_fields(t)), {
+    "containers": array.concat([main], object.get(t, "sidecars", [])),
+    "initContainers": object.get(t, "initContainers", []),
+    "volumes": array.concat(object.get(wf.spec, "volumes", []), object.get(t, "volumes", [])),
+    "restartPolicy": "Never",
+  })
+}
+
 # Every container of every pod spec: {"path", "container", "pod"}, where "pod" is the pod spec.
 containers contains {"path": array.concat(s.path, [field, i]), "container": c, "pod": s.spec} if {
   some s in specs
+  not s.workflow
   some field in ["initContainers", "containers", "ephemeralContainers"]
   some i, c in s.spec[field]
+}
+
+containers contains {"path": array.concat(s.path, [s.main]), "container": c, "pod": s.spec} if {
+  some s in specs
+  s.workflow
+  c := s.template[s.main]
+}
+
+containers contains {"path": array.concat(s.path, [field, i]), "container": c, "pod": s.spec} if {
+  some s in specs
+  s.workflow
+  some field in ["initContainers", "sidecars"]
+  some i, c in s.template[field]
 }
 
 # Containers of long-running or batch workloads, without ephemeral (debug) containers.
