@@ -161,6 +161,8 @@ class Suppression:
     owner: str = ""
     expires: str = ""
     source: str = ""
+    approver: str = ""   # who approved the acceptance, when it names one
+    ticket: str = ""     # the change or risk ticket it names
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,24 @@ class Exemption:
     skipped: int = 0
 
 
+@dataclass(frozen=True, order=True)
+class PolicyRecord:
+    """One policy as it ran in one cluster, for the evidence record.
+
+    ``digest`` is ``sha256:`` of the canonical JSON of the template and the effective
+    constraint (after config overrides), so two runs with the same digest ran the same policy.
+    """
+
+    cluster: str
+    policy: str
+    source: str        # "pack:<name>" or "repository"
+    constraint: str    # Kind/name
+    enforcement: str   # the constraint's enforcementAction
+    severity: str
+    digest: str
+    location: str = ""  # where a repository policy's constraint is (path:line)
+
+
 @dataclass(frozen=True)
 class Selection:
     """What one part of a limited format holds (a SARIF run): chosen by the assemble stage.
@@ -296,6 +316,7 @@ class Report:
     # per limited format ("sarif", "sarif-accepted"): its parts, as the assemble stage chose
     selections: Mapping[str, tuple[Selection, ...]] = field(default_factory=dict)
     exemptions: tuple[Exemption, ...] = ()  # namespaces each policy skipped, per cluster
+    policy_records: tuple[PolicyRecord, ...] = ()  # what ran where, with content digests
 
     def fails(self, finding: Finding) -> bool:
         """Whether a finding is at or above the ``--fail-on`` threshold."""

@@ -42,6 +42,7 @@ from checker.model import (
     Coverage,
     Exemption,
     Finding,
+    PolicyRecord,
     Report,
     Resource,
     Rule,
@@ -51,6 +52,7 @@ from checker.parallel import Limits
 from checker.policy import vap
 from checker.policy.evaluate import Evaluator
 from checker.policy.exemptions import exemptions as policy_exemptions
+from checker.policy.exemptions import policy_records
 from checker.policy.model import Policy
 from checker.policy.packs import load_catalog
 from checker.policy.select import cluster_policies
@@ -189,6 +191,7 @@ class _Run:
     loads: dict[tuple[object, ...], LoadResult] = field(default_factory=dict)
     checked: int = 0  # objects the admit stage evaluated
     exempt: list[Exemption] = field(default_factory=list)  # namespaces policies skipped
+    records: list[PolicyRecord] = field(default_factory=list)  # what ran where, digested
 
     def load(self, cluster: Cluster, options: ScanOptions, config: Config) -> LoadResult:
         """The load stage for one cluster; clusters with the same inputs share one load."""
@@ -289,6 +292,7 @@ def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = 
         coverage=tuple(sorted(state.coverage)),
         engines=tuple(state.engines),
         exemptions=tuple(sorted(set(state.exempt))),
+        policy_records=tuple(sorted(set(state.records))),
     ))
 
 
@@ -330,6 +334,7 @@ def _admit(options: ScanOptions, config: Config, state: _Run) -> None:
         state.rules.update(admission.rules)
         state.rules.update({p.rule.id: p.rule for p in policies})
         state.exempt += policy_exemptions(cluster, policies, tagged)
+        state.records += policy_records(cluster.name, policies)
 
 
 def _drift(options: DriftRunOptions, scan_options: ScanOptions, config: Config, state: _Run,

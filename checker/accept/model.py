@@ -125,6 +125,7 @@ class Acceptance:
             owner=self.owner,
             expires=self.expires.isoformat() if self.expires else "",
             source=f"{self.location.path}:{self.location.line} ({self.id})",
+            approver=self.approver, ticket=self.ticket,
         )
 
 

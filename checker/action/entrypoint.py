@@ -27,9 +27,11 @@ back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TextIO
 
 from checker import pipeline
@@ -79,6 +81,27 @@ def run_checks(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> 
     return pipeline.run(options, stages(inputs, options, space))
 
 
+def write_evidence(report: Report, options: ScanOptions, code: int, files: Mapping[str, Path],
+                   space: Workspace, environ: Mapping[str, str]) -> dict[str, str]:
+    """Write the evidence record and/or statement; return kind -> path in the workspace."""
+    from checker.config import load_config
+    from checker.inventory import evidence
+
+    config = load_config(options.root, options.config_file, options.paths)
+    texts = evidence.write_all(report, options.root, config, code, options.today,
+                               options.accept_base, files.get("evidence"),
+                               files.get("statement"), environ)
+    written: dict[str, str] = {}
+    for kind, path in files.items():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(texts[kind], encoding="utf-8")
+        except OSError as err:
+            raise ActionError(f"cannot write {space.relative(path)}: {err.strerror}") from None
+        written[kind] = space.relative(path)
+    return written
+
+
 def run(environ: Mapping[str, str], stdout: TextIO) -> int:
     """Run the action in ``environ``; print commands and the log to ``stdout``; return the code."""
     report: Report | None = None
@@ -96,12 +119,23 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
                                   "default branch (see docs/security.md)")
         options = build_options(inputs, space, space.link_base(environ), environ)
         files = report_files(inputs, space)
+        evidence_files = {kind: space.resolve(given, name) for kind, given, name in (
+            ("evidence", inputs.evidence, "evidence-file"),
+            ("statement", inputs.statement, "evidence-statement-file")) if given}
+        if evidence_files and options.today is None:
+            import datetime as dt
+
+            # read once: the scan and the evidence record state the same date
+            options = dataclasses.replace(options, today=dt.date.today())
         report = run_checks(inputs, options, space)
         rendered = render_all(report, [
             *files, "text", *(["markdown"] if environ.get("GITHUB_STEP_SUMMARY") else [])],
             FORMATS)
         written = write_reports(rendered, files, space)
         code = exit_code(report, inputs.fail_on)
+        if evidence_files:
+            written.update(write_evidence(report, options, code, evidence_files, space,
+                                          environ))
         prefix = space.relative(space.workdir)
         prefix = "" if prefix == "." else prefix + "/"
         if inputs.annotations:

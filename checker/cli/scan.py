@@ -57,28 +57,57 @@ from checker.options import ScanOptions
 @click.option("--sarif-accepted", "sarif_accepted", type=click.Path(dir_okay=False,
               path_type=Path), help="Also write accepted findings, with SARIF suppressions, "
                                     "to this separate file (never upload it with the main one).")
+@click.option("--evidence", "evidence_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the evidence record of this run (JSON, schema "
+                   "checker/schemas/evidence.schema.json) to this file.")
+@click.option("--evidence-statement", "statement_file",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the evidence record as an in-toto Statement v1 (subject: the "
+                   "scanned commit) to this file, for a workflow to sign.")
 @output_options
 def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
          fail_on: str, root: Path, link_base: str, sarif_category: str, fmt: str,
          config_file: Path | None, today: str | None, group_by: str | None,
          sarif_accepted: Path | None, accept_base: str, eval_seconds: float | None,
-         eval_memory: int | None, **outputs: Path | None) -> None:
+         eval_memory: int | None, evidence_file: Path | None = None,
+         statement_file: Path | None = None, **outputs: Path | None) -> None:
     """Check manifests under PATHS (default: .) against Gatekeeper policies."""
     from checker.pipeline import scan as run_scan
 
     files = output_files(outputs)
-    check_outputs(root, *files.values(), sarif_accepted)
+    check_outputs(root, *files.values(), sarif_accepted, evidence_file, statement_file)
+    day = parse_today(today)
+    evidence = evidence_file is not None or statement_file is not None
+    if evidence and day is None:
+        import datetime as dt
+
+        day = dt.date.today()  # read once: the scan and the record state the same date
     options = ScanOptions(
         paths=paths or (Path("."),), root=root, packs=packs, policies=policies,
         fail_on=parse_fail_on(fail_on), link_base=link_base, sarif_category=sarif_category,
-        config_file=config_file, today=parse_today(today), group_by=group_by or "",
+        config_file=config_file, today=day, group_by=group_by or "",
         accept_base=accept_base,
         eval_seconds=eval_seconds, eval_memory=eval_memory,
     )
     try:
-        report = run_scan(options)
+        if evidence:
+            from checker.config import load_config
+            from checker.inventory import evidence as evidence_record
+            from checker.pipeline import exit_code
+
+            config = load_config(options.root, options.config_file, options.paths)
+            report = run_scan(options, config)
+            texts = evidence_record.write_all(
+                report, root, config, exit_code(report, report.fail_on), day, accept_base,
+                evidence_file, statement_file)
+        else:
+            report = run_scan(options)
     except CheckerError as err:
         fail(str(err))
+    if evidence_file is not None:
+        write_file(evidence_file, texts["evidence"], root)
+    if statement_file is not None:
+        write_file(statement_file, texts["statement"], root)
     if sarif_accepted is not None:
         from checker.report.sarif import render_accepted
 

@@ -9,11 +9,13 @@ and how many of the cluster's objects the policy would otherwise have evaluated.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from checker.config import Cluster
-from checker.model import Exemption, Resource
+from checker.model import Exemption, PolicyRecord, Resource
 from checker.policy.match import Matcher, is_namespace, wildcard
 from checker.policy.model import Policy
 
@@ -49,3 +51,19 @@ def exemptions(cluster: Cluster, policies: Sequence[Policy],
         out.append(Exemption(cluster.name, policy.rule.id, globs, _source(policy, cluster),
                              skipped))
     return sorted(set(out))
+
+
+def policy_digest(policy: Policy) -> str:
+    """``sha256:`` of the canonical JSON of the template and the effective constraint."""
+    text = json.dumps({"template": policy.template.body, "constraint": policy.constraint.body},
+                      sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def policy_records(cluster: str, policies: Sequence[Policy]) -> list[PolicyRecord]:
+    """What ran in ``cluster``: each policy with its constraint, action and content digest."""
+    return [PolicyRecord(
+        cluster, p.rule.id, p.source, f"{p.constraint.kind}/{p.constraint.name}",
+        p.constraint.enforcement_action, p.severity.label, policy_digest(p),
+        "" if p.source.startswith("pack:") else
+        f"{p.constraint.location.path}:{p.constraint.location.line}") for p in policies]
