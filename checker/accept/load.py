@@ -12,13 +12,13 @@ from typing import Any
 
 import jsonschema
 
+from checker import securitytower
 from checker.accept.model import (
     _TEMPLATE_PATHS,
     OWN_EXPIRES,
     OWN_OWNER,
     OWN_PREFIX,
     RULE_INVALID,
-    ST_PREFIX,
     Acceptance,
     Selector,
     _annotations,
@@ -127,8 +127,9 @@ def inline_acceptances(cluster: str, res: Resource,
         except ValueError:
             expires = None
         for key, reason in sorted(annotations.items()):
-            if key.startswith(ST_PREFIX):
-                policy = key[len(ST_PREFIX):]
+            st_policy = securitytower.exclusion_policy(key)
+            if st_policy is not None:
+                policy = st_policy
             elif key.startswith(OWN_PREFIX):
                 policy = key[len(OWN_PREFIX):]
             else:

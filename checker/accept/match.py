@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from fnmatch import fnmatchcase
 
+from checker import securitytower
 from checker.accept.load import inline_acceptances
 from checker.accept.model import (
     _GLOB_CHARS,
@@ -207,7 +208,15 @@ def _lifecycle(a: Acceptance, today: dt.date, warn_days: int, used: bool) -> lis
                             f"in {days} day{'s' if days != 1 else ''} (owner: {owner})",
                             a.location, **details))
     if not used:
+        counterpart = ""
+        if a.kind == "annotation" and securitytower.exclusion_policy(a.id) is not None:
+            known = securitytower.aliases(a.policy)
+            counterpart = (
+                " (Security Tower policy with no gitops-checker counterpart)" if known == ()
+                else "" if known is None else
+                " (Security Tower policy checked here by "
+                + ", ".join(dict.fromkeys(pid for pid, _ in known)) + ")")
         out.append(_problem(RULE_STALE, Severity.WARNING,
-                            f"{what} for policy {a.policy} matches no finding; remove it "
-                            f"(owner: {owner})", a.location, **details))
+                            f"{what} for policy {a.policy}{counterpart} matches no finding; "
+                            f"remove it (owner: {owner})", a.location, **details))
     return out

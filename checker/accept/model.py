@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from checker import securitytower
 from checker.model import Finding, Resource, Severity, SourceLocation, Suppression
 
 RULE_EXPIRED = "acceptance.expired"
@@ -111,7 +112,12 @@ class Acceptance:
         ckind, _, cname = constraint.partition("/")
         if self.kind == "annotation":
             wanted = self.policy.lower()
-            return wanted in (finding.rule_id.lower(), ckind.lower())
+            if wanted in (finding.rule_id.lower(), ckind.lower()):
+                return True
+            if securitytower.exclusion_policy(self.id) is None:
+                return False
+            return any(finding.rule_id == pid and needle in finding.message
+                       for pid, needle in securitytower.aliases(wanted) or ())
         return any(fnmatchcase(candidate, self.policy) for candidate in
                    (finding.rule_id, constraint, ckind, cname) if candidate)
 

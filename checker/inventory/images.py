@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from checker import securitytower
 from checker.inventory.extract import CONTAINER_LISTS, declared_images, pod_spec_path
 from checker.inventory.reference import ImageRef, is_older, parse_image, tag_version
 from checker.load.objects import is_k8s_object, read_documents, relpath, resources_from_document
@@ -329,8 +330,14 @@ def analyse(uses: Sequence[ImageUse], *, environments: Sequence[str],
             registry_tags: Mapping[str, Sequence[str]] | None = None,
             input_findings: Sequence[Finding] = (), errors: Sequence[str] = (),
             snapshot: bool = False,
-            promotion: Mapping[str, Sequence[str]] | None = None) -> Inventory:
+            promotion: Mapping[str, Sequence[str]] | None = None,
+            namespace_allowlists: Mapping[tuple[str, str], tuple[Sequence[str], Sequence[str]]]
+            | None = None) -> Inventory:
     """Flag every use and build the cross-environment version matrix.
+
+    ``namespace_allowlists`` maps (cluster, namespace) to the trusted registries and images
+    of a Security Tower image allowlist on that Namespace: an image there is allowed when the
+    allowlist or ``allowlist`` lists it (without ``allowlist``, only the namespace's list).
 
     ``promotion`` maps an environment to the environments before it in the promotion order;
     such an environment is ``behind`` only stages before it, never those after it.
@@ -354,7 +361,12 @@ def analyse(uses: Sequence[ImageUse], *, environments: Sequence[str],
                 flags.append("mutable-tag")
             if not ref.digest:
                 flags.append("not-pinned")
-            if not registry_allowed(ref, allowlist):
+            trusted = (namespace_allowlists or {}).get((use.cluster, use.namespace))
+            if trusted is None:
+                if not registry_allowed(ref, allowlist):
+                    flags.append("disallowed-registry")
+            elif not ((allowlist and registry_allowed(ref, allowlist))
+                      or securitytower.image_trusted(ref.registry, ref.repository, *trusted)):
                 flags.append("disallowed-registry")
         if ref.tag and not ref.error:
             envs = seen.get(ref.name, {})
@@ -398,6 +410,9 @@ def _message(use: ImageUse, flag: str, allowlist: Sequence[str]) -> str:
     if flag == "not-pinned":
         return f"image {ref.raw} is not pinned by digest"
     if flag == "disallowed-registry":
+        if not allowlist:
+            return (f"image {ref.raw} is not in the image allowlist of namespace "
+                    f"{use.namespace} (securitytower.io/imageallowlist annotations)")
         return (f"image {ref.raw} comes from registry {ref.registry}, which is not in the "
                 f"allowlist ({', '.join(allowlist)})")
     if flag == "outdated":

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from checker import __version__
+from checker import __version__, securitytower
 from checker.config import stage_order
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from checker.inventory.images import (
@@ -48,6 +48,7 @@ def inventory(options: ImageOptions, client: RegistryClient | None = None) -> In
     """Build the inventory of every scope; problems are collected, never raised."""
     uses: list[ImageUse] = []
     input_findings: list[Finding] = []
+    trusted: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
     errors: list[str] = []
     for scope in options.scopes:
         if scope.cluster is not None:
@@ -57,6 +58,11 @@ def inventory(options: ImageOptions, client: RegistryClient | None = None) -> In
         else:
             loaded = load_paths(scope.paths, options.root)
         input_findings += [replace(f, cluster=scope.name) for f in loaded.findings]
+        for res in loaded.resources:  # Security Tower namespace image allowlists
+            if res.kind == "Namespace" and res.group == "":
+                listed = securitytower.namespace_allowlist(res.body)
+                if listed is not None:
+                    trusted[(scope.name, res.name)] = listed
         found = [use for env, group in _by_stage(loaded.resources, scope, options.root)
                  for use in collect(group, scope.name, env)]
         snapshot = options.snapshots.get(scope.name)
@@ -90,6 +96,7 @@ def inventory(options: ImageOptions, client: RegistryClient | None = None) -> In
         uses, environments=environments, clusters=tuple(s.name for s in options.scopes),
         allowlist=options.allowlist, registry_tags=tags, input_findings=input_findings,
         errors=errors, snapshot=bool(options.snapshots), promotion=promotion,
+        namespace_allowlists=trusted,
     )
 
 
