@@ -49,6 +49,7 @@ from checker.model import (
 )
 from checker.options import DriftRunOptions, ScanOptions
 from checker.parallel import Limits
+from checker.podspec import unchecked_workflow_fields
 from checker.policy import vap
 from checker.policy.evaluate import Evaluator
 from checker.policy.exemptions import exemptions as policy_exemptions
@@ -328,6 +329,7 @@ def _admit(options: ScanOptions, config: Config, state: _Run) -> None:
         state.checked += len(tagged)
         state.input_findings(loaded, config)
         state.findings += _never_a_pass(cluster, options.root, policies, tagged)
+        state.findings += _workflow_gaps(tagged, config.not_checked) if policies else []
         state.findings += evaluation.findings + admission.findings
         state.errors += evaluation.errors + admission.errors
         state.engines.update(dict.fromkeys((*evaluation.engines, *admission.engines)))
@@ -358,6 +360,19 @@ def _drift(options: DriftRunOptions, scan_options: ScanOptions, config: Config, 
     if not state.packs:
         state.packs.update(dict.fromkeys(drifted.packs))
     return drifted
+
+
+def _workflow_gaps(resources: list[Resource], severity: Severity) -> list[Finding]:
+    """Argo Workflows fields that shape pods the policies cannot see, as not-checked findings."""
+    out: list[Finding] = []
+    for res in resources:
+        for path, name in unchecked_workflow_fields(res.kind, res.group, res.body):
+            out.append(Finding(
+                RULE_NOT_CHECKED, "input", severity,
+                f"{res.display}: {name} changes the pods the Argo Workflows controller creates "
+                "and is not policy-checked; the pod policies checked the templates without it",
+                res.locate(path), resource=res.display, field_path=path, cluster=res.cluster))
+    return out
 
 
 def _never_a_pass(cluster: Cluster, root: Path, policies: list[Policy],

@@ -79,7 +79,8 @@ specs contains {
   wf := workflow_at
   some i, t in wf.spec.templates
   some field in ["container", "script"]
-  main := t[field]
+  is_object(t[field])
+  main := object.union({"name": "main"}, t[field])  # Argo names an unnamed main container "main"
   path := array.concat(wf.path, ["templates", i])
   meta := object.get(t, "metadata", {})
   spec := object.union(object.union(pod_fields(wf.spec), pod_fields(t)), {
@@ -101,7 +102,7 @@ containers contains {"path": array.concat(s.path, [field, i]), "container": c, "
 containers contains {"path": array.concat(s.path, [s.main]), "container": c, "pod": s.spec} if {
   some s in specs
   s.workflow
-  c := s.template[s.main]
+  c := s.spec.containers[0]
 }
 
 containers contains {"path": array.concat(s.path, [field, i]), "container": c, "pod": s.spec} if {
