@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,18 +37,19 @@ def exemptions(cluster: Cluster, policies: Sequence[Policy],
                resources: Sequence[Resource]) -> list[Exemption]:
     """The exemptions of ``policies`` in ``cluster`` and what each skipped of ``resources``."""
     out: list[Exemption] = []
+    groups: Counter[tuple[str, str, str]] | None = None  # (group, kind, own namespace) -> objects
     for policy in policies:
         match = policy.constraint.match
         globs = tuple(str(n) for n in match.get("excludedNamespaces") or ())
         if not globs:
             continue
+        if groups is None:
+            groups = Counter((r.group, r.kind, r.name if is_namespace(r) else r.namespace)
+                             for r in resources)
         matcher = Matcher(match)
-        skipped = 0
-        for res in resources:
-            own = res.name if is_namespace(res) else res.namespace
-            if (own and matcher.admits_kind(res.group, res.kind)
-                    and any(wildcard(g, own) for g in globs)):
-                skipped += 1
+        skipped = sum(n for (group, kind, own), n in groups.items()
+                      if own and matcher.admits_kind(group, kind)
+                      and any(wildcard(g, own) for g in globs))
         out.append(Exemption(cluster.name, policy.rule.id, globs, _source(policy, cluster),
                              skipped))
     return sorted(set(out))
