@@ -10,10 +10,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from test_action_entrypoint import run_action
 
 from checker.cli import cli
 from checker.inventory import evidence
+from tests.action.test_entrypoint import run_action
 
 DAEMONSET = """\
 apiVersion: apps/v1
