@@ -46,6 +46,7 @@ from checker.model import (
     Report,
     Resource,
     Rule,
+    Severity,
 )
 from checker.options import DriftRunOptions, ScanOptions
 from checker.parallel import Limits
