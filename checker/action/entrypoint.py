@@ -120,8 +120,8 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
         options = build_options(inputs, space, space.link_base(environ), environ)
         files = report_files(inputs, space)
         evidence_files = {kind: space.resolve(given, name) for kind, given, name in (
-            ("evidence", inputs.evidence, "evidence-file"),
-            ("statement", inputs.statement, "evidence-statement-file")) if given}
+            ("evidence", inputs.evidence, "evidence"),
+            ("statement", inputs.statement, "evidence-statement")) if given}
         if evidence_files and options.today is None:
             import datetime as dt
 

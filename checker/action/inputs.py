@@ -40,8 +40,8 @@ DEFAULTS: dict[str, str] = {
     "policies-ref": "",
     "fail-on": "error",
     **{FILE_INPUTS[name]: FORMATS[name].action_file for name in FILE_FORMATS},
-    "evidence-file": "",
-    "evidence-statement-file": "",
+    "evidence": "",
+    "evidence-statement": "",
     "sarif-category": "gitops-checker",
     "annotations": "true",
     "max-annotations": "50",
@@ -84,8 +84,8 @@ class ActionInputs:
     acceptance_base: str = "auto"
     policies_ref: str = ""
     comment: bool = False          # the sticky pull-request comment (checker.action.comment)
-    evidence: str = ""             # evidence-file
-    statement: str = ""            # evidence-statement-file
+    evidence: str = ""             # evidence
+    statement: str = ""            # evidence-statement
 
 
 def input_variable(name: str) -> str:
@@ -158,8 +158,8 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
         acceptance_base=get_input(environ, "acceptance-base") or "auto",
         policies_ref=get_input(environ, "policies-ref"),
         comment=comment_text in TRUE,
-        evidence=get_input(environ, "evidence-file"),
-        statement=get_input(environ, "evidence-statement-file"),
+        evidence=get_input(environ, "evidence"),
+        statement=get_input(environ, "evidence-statement"),
     )
 
 

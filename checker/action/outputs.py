@@ -21,7 +21,7 @@ RESULTS = {EXIT_OK: "pass", EXIT_FINDINGS: "fail", EXIT_ERROR: "error"}
 OUTPUTS = (
     "result", "exit-code", *FILE_INPUTS.values(),  # the path of each report file written
     "error-count", "warning-count", "note-count", "total-count", "drift-count",
-    "accepted-count", "evidence-file", "evidence-statement-file",
+    "accepted-count", "evidence", "evidence-statement",
 )
 COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
 
@@ -135,8 +135,8 @@ def outputs_for(report: Report | None, code: int, written: Mapping[str, str]) ->
         counts["accepted-count"] = len(report.suppressed)
     for name in OUTPUTS[len(out):]:
         out[name] = str(counts[name]) if name in counts else ""
-    out["evidence-file"] = written.get("evidence", "")
-    out["evidence-statement-file"] = written.get("statement", "")
+    out["evidence"] = written.get("evidence", "")
+    out["evidence-statement"] = written.get("statement", "")
     return out
 
 

@@ -171,10 +171,10 @@ def test_without_a_commit_the_statement_is_refused(tmp_path: Path) -> None:
 
 
 def test_action_writes_the_record_and_names_it_in_its_outputs(repo: Path) -> None:
-    run = run_action(repo, {"evidence-file": "out/evidence.json",
-                            "evidence-statement-file": "out/statement.json"})
-    assert run.outputs["evidence-file"] == "out/evidence.json", run.stdout + run.stderr
-    assert run.outputs["evidence-statement-file"] == "out/statement.json"
+    run = run_action(repo, {"evidence": "out/evidence.json",
+                            "evidence-statement": "out/statement.json"})
+    assert run.outputs["evidence"] == "out/evidence.json", run.stdout + run.stderr
+    assert run.outputs["evidence-statement"] == "out/statement.json"
     record = json.loads((repo / "out" / "evidence.json").read_text("utf-8"))
     jsonschema.Draft7Validator(evidence.schema()).validate(record)
     assert record["repository"]["url"] == "https://github.com/acme/platform"
