@@ -91,7 +91,9 @@ def test_opa_past_its_memory_or_time_limit_is_an_error_and_the_rest_still_runs(
                if f["rule"] == "policy.evaluation-error"}
     assert set(stopped) == {"memory", "slow"}
     assert "time limit of 3 s" in stopped["slow"]
-    assert "256 MiB" in stopped["memory"]
+    # Go's runtime ends past the cap with its fatal-error exit (2), an abort or, now and then,
+    # SIGQUIT from its crash handler: each is a stop of that template, never a pass
+    assert "256 MiB" in stopped["memory"] or "was killed (SIGQUIT)" in stopped["memory"]
     # the well-behaved template ran on OPA in the same scan: the annotation is missing, so
     # startswith is undefined and OPA (as Gatekeeper) reports nothing for it
     assert not any(f["rule"].startswith("Owner/") for f in report["findings"])
