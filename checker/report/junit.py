@@ -96,7 +96,10 @@ def render(report: Report) -> str:
             suite.case(item)
     if not written:
         placeholder = TestSuite("gitops-checker", [TestCase(name="no policies selected")])
-        return _document([_Suite(placeholder)])
+        written[placeholder.name] = _Suite(placeholder)
+    for suite in written.values():
+        if report.engines:  # which engine gave the verdicts, in every report
+            suite.properties["engines"] = "; ".join(report.engines)
     return _document([written[name] for name in sorted(written)])
 
 
@@ -135,6 +138,7 @@ class _Suite:
         self.counts = {"disabled": 0, "errors": 0, "failures": 0, "tests": 0}
         self.skipped = 0
         self.attrs: dict[object, str] = {}  # classname and file repeat: escaped once
+        self.properties: dict[str, str] = {}  # the suite's properties (the engines that ran)
         for case in suite.test_cases:
             self.case(case)
 
@@ -210,7 +214,13 @@ class _Suite:
         head = (f'\t<testsuite disabled="{c["disabled"]}" errors="{c["errors"]}" '
                 f'failures="{c["failures"]}" name="{_attr(self.name)}" '
                 f'skipped="{self.skipped}" tests="{c["tests"]}" time="0"')
-        return head + (">\n" + "".join(self.out) + "\t</testsuite>\n" if self.out else "/>\n")
+        props = ""
+        if self.properties:
+            props = ("\t\t<properties>\n" + "".join(
+                f'\t\t\t<property name="{_attr(k)}" value="{_attr(v)}"/>\n'
+                for k, v in sorted(self.properties.items())) + "\t\t</properties>\n")
+        body = props + "".join(self.out)
+        return head + (">\n" + body + "\t</testsuite>\n" if body else "/>\n")
 
 
 def _document(written: list[_Suite]) -> str:

@@ -238,7 +238,8 @@ def varied_report(**changes: object) -> Report:
     ]
     report = Report(findings=tuple(sorted(findings, key=Finding.sort_key)),
                     rules={"demo-rule": rule}, resources_checked=5, files_checked=4,
-                    packs=("demo",), clusters=("prod", "stage"), tool_version="1.0.0")
+                    packs=("demo",), clusters=("prod", "stage"), tool_version="1.0.0",
+                    engines=("regorus 0.13.0 (shipped <templates>)", "opa v1 & co"))
     return replace(report, **changes)  # type: ignore[arg-type]
 
 
@@ -332,7 +333,10 @@ def _junit_xml_model(document: str) -> list[Any]:
     suites = []
     for suite in ET.fromstring(document.encode()):
         cases = []
+        properties = {p.get("name", ""): p.get("value", "") for p in suite.iter("property")}
         for element in suite:
+            if element.tag == "properties":
+                continue
             line = element.get("line")
             case = junit_xml.TestCase(element.get("name", ""), element.get("classname"),
                                       file=element.get("file"),
@@ -344,7 +348,8 @@ def _junit_xml_model(document: str) -> list[Any]:
                 elif outcome.tag == "skipped":
                     case.add_skipped_info(message=outcome.get("message"), output=outcome.text)
             cases.append(case)
-        suites.append(junit_xml.TestSuite(suite.get("name", ""), cases))
+        suites.append(junit_xml.TestSuite(suite.get("name", ""), cases,
+                                          properties=properties or None))
     return suites
 
 
@@ -364,6 +369,7 @@ def test_junit_matches_what_junit_xml_writes(fail_on: Severity | None) -> None:
     normalized = ET.fromstring(ours.replace("&#10;", " ").replace("&#9;", " ").encode())
     assert _tree(normalized) == _tree(lib)
     assert ours.replace("&#10;", "\n").replace("&#9;", "\t") == theirs
+    assert '<property name="engines" value="regorus 0.13.0 (shipped &lt;templates&gt;); opa v1 &amp; co"/>' in ours
     assert "\x07" not in ours and "\x1b" not in ours and "\ufffe" not in ours
     messages = [e.get("message", "") for e in mine.iter()]
     assert any("new\nline" in m for m in messages)  # kept, not turned into a space
