@@ -130,11 +130,15 @@ def verify(suites: tuple[Path, ...], verbose: bool) -> None:
     except CheckerError as err:
         fail(str(err))
     passed = failed = 0
+    engines: dict[str, None] = {}
     for file in files:
         result = run_suite(file)
         for line in result.lines(verbose=verbose):
             click.echo(line)
         passed += result.passed
         failed += result.failed
+        engines.update(result.engines)
+    if engines:  # which engine gave the verdicts, as every report says
+        click.echo("engine: " + "; ".join(engines))
     click.echo(f"{passed} passed, {failed} failed")
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)

@@ -104,6 +104,7 @@ class SuiteResult:
     skipped: int = 0
     failures: list[str] = field(default_factory=list)
     passes: list[str] = field(default_factory=list)
+    engines: dict[str, None] = field(default_factory=dict)  # what evaluated, first use first
 
     def lines(self, verbose: bool = False) -> list[str]:
         """gator-like output."""
@@ -231,6 +232,7 @@ def run_suite(path: Path) -> SuiteResult:
             continue
         # the template sees every inventory object the case lists, as in gator
         evaluator = Evaluator([policy], operation="", prune_inventory=False, cluster_view=False)
+        result.engines.update(dict.fromkeys(evaluator.engines([policy.template])))
         for case in test.get("cases") or []:
             label = f"{name}/{case.get('name', '?')}"
             if case.get("skip"):

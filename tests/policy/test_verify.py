@@ -208,6 +208,8 @@ def test_verify_command_exit_codes(suite: Path, write: Write, runner: CliRunner)
     """Exit 0 and a count line when all pass; exit 1 when a case fails; 2 for a bad path."""
     ok = runner.invoke(cli, ["verify", str(suite)])
     assert ok.exit_code == 0 and ok.stdout.strip().endswith("7 passed, 0 failed")
+    engine = ok.stdout.splitlines()[-2]  # the engine that gave gator's verdicts is named
+    assert engine.startswith("engine: ") and "(repository templates)" in engine
     bad = write("bad-suite.yaml", """
         kind: Suite
         tests:
