@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,7 +63,7 @@ from checker.rules import (
     RULE_NO_POLICIES,
     RULE_NOTHING_CHECKED,
 )
-from checker.trust import trusted_config
+from checker.trust import TrustedPolicies, trusted_config
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SCAN", "ScanOptions", "Stages",
            "cluster_policies", "drift", "exit_code", "load_cluster", "run", "scan"]
@@ -258,7 +259,11 @@ def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = 
                                            options.config_file, tuple(options.paths))
         state.findings += untrusted
     if stages.admit:
-        _admit(options, config, state)
+        with tempfile.TemporaryDirectory(prefix="gitops-checker-base-policies-") as into:
+            trusted = (TrustedPolicies(options.root, approval, Path(into))
+                       if approval is not None else None)
+            _admit(options, config, state, trusted)
+            state.findings += trusted.findings if trusted is not None else []
     drifted = None
     if stages.drift is not None:
         drifted = _drift(stages.drift, options, config, state, source, hasher)
@@ -298,14 +303,17 @@ def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = 
     ))
 
 
-def _admit(options: ScanOptions, config: Config, state: _Run) -> None:
-    """Load each cluster and evaluate it against its policies (the admit stage)."""
+def _admit(options: ScanOptions, config: Config, state: _Run,
+           trusted: TrustedPolicies | None = None) -> None:
+    """Load each cluster and evaluate it against its policies (the admit stage); with
+    ``trusted``, repository policy folders as they are at the base ref."""
     catalog = load_catalog() if (options.packs or any(
         c.packs != ("none",) for c in config.clusters)) else None
     templates, problems_read = admit.load_templates(config.admission, options.root)
     state.findings += problems_read
     for cluster in config.clusters:
-        policies, problems, cluster_packs = cluster_policies(options, cluster, catalog)
+        policies, problems, cluster_packs = cluster_policies(
+            options, cluster, catalog, trusted.folder if trusted is not None else None)
         state.errors += problems
         state.findings += selection_findings(cluster, options.packs, len(policies),
                                              config.source)

@@ -252,3 +252,62 @@ def trusted_config(head: Config, approval: BaseApproval, root: Path,
             f"the config on the base ref {approval.base} cannot be read ({err}); this run uses "
             "the change's own settings", SourceLocation(head.source or name), Severity.ERROR)]
     return merge(head, base, root, approval.base)
+
+
+class TrustedPolicies:
+    """Repository policy folders as they are at the base ref (see the module).
+
+    The Rego in a policies folder is part of the pull request too: left to it, a change could
+    make its own check green by editing ``violation`` away. With a base ref each folder is
+    read from git at the base commit (``checker.drift.trusted.export_policies``, which writes
+    regular files only, below ``into``, mirroring the repository so reported paths stay
+    repository-relative); a folder the change edits is an ``input.untrusted-config`` warning
+    naming the files, and a folder that is not at the base ref is the change's own (a note).
+    """
+
+    def __init__(self, root: Path, approval: BaseApproval, into: Path) -> None:
+        self.root, self.approval, self.into = root, approval, into
+        self.findings: list[Finding] = []
+        self._done: dict[Path, tuple[Path, Path]] = {}
+
+    def folder(self, folder: Path) -> tuple[Path, Path]:
+        """(root, folder) to load ``folder``'s policies from."""
+        from checker.drift.trusted import export_policies
+        from checker.errors import InputError
+
+        key = folder.resolve()
+        if key in self._done:
+            return self._done[key]
+        rel = _rel((folder,), self.root)[0]
+        where = SourceLocation(rel)
+        target = self.into / str(len(self._done))
+        try:
+            base_root, (base_folder,) = export_policies(self.root, self.approval.commit,
+                                                        [folder], target)
+        except InputError:
+            self.findings.append(_finding(
+                f"policies folder {rel} is not on the base ref {self.approval.base}: its "
+                "policies are the change's own", where, Severity.NOTE))
+            self._done[key] = (self.root, folder)
+            return self._done[key]
+        changed = sorted(_files(folder).items() ^ _files(base_folder).items())
+        names = sorted({name for name, _data in changed})
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5
+                                            else "")
+            self.findings.append(_finding(
+                f"policies folder {rel}: the change edits {shown}; this run evaluates the "
+                f"base ref {self.approval.base}'s version until the change is merged", where))
+        self._done[key] = (base_root, base_folder)
+        return self._done[key]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """The regular files below ``folder`` (no symlink followed), by relative path."""
+    out: dict[str, bytes] = {}
+    if not folder.is_dir():
+        return out
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            out[path.relative_to(folder).as_posix()] = path.read_bytes()
+    return out

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from checker.config import Cluster
@@ -20,10 +21,13 @@ from checker.policy.packs import (
 
 
 def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | None,
+                     trusted: Callable[[Path], tuple[Path, Path]] | None = None,
                      ) -> tuple[list[Policy], list[str], tuple[str, ...]]:
     """Policies of one cluster: its packs and overrides, its policy folders, plus the flags.
 
-    ``--pack`` replaces the cluster's packs; ``--policies`` adds to its folders.
+    ``--pack`` replaces the cluster's packs; ``--policies`` adds to its folders. ``trusted``
+    gives the (root, folder) a folder's policies are read from (the base ref's copy, see
+    ``checker.trust.TrustedPolicies``); without it they are read from the working tree.
     """
     packs = options.packs or cluster.packs or DEFAULT_PACKS
     packs = tuple(p for p in packs if p != "none")
@@ -48,7 +52,8 @@ def cluster_policies(options: ScanOptions, cluster: Cluster, catalog: Catalog | 
             where = f"{cluster.source}: " if cluster.source else ""
             raise ConfigError(f"{where}{err}") from err
     for folder in dict.fromkeys([*cluster.policies, *options.policies]):
-        found, problems = load_repository_policies(folder, options.root)
+        root, source = trusted(folder) if trusted is not None else (options.root, folder)
+        found, problems = load_repository_policies(source, root)
         policies += found
         errors += problems
     return policies, errors, packs

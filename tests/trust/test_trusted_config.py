@@ -214,3 +214,33 @@ def test_security_tower_policy_folders_come_from_the_base(tmp_path: Path) -> Non
     assert "cluster prod" in changed and "'lax'" in changed and "'strict'" in changed
     _code, without = _scan(r, str(r / "prod"), "--fail-on", "never")
     assert not [f for f in without if f["category"] == "policy"]
+
+
+def test_a_policy_the_change_edits_away_still_runs_as_on_the_base(tmp_path: Path) -> None:
+    """The Rego in a policies folder is part of the pull request too: editing the violation
+    away does not make the change's own check green."""
+    r = tmp_path / "repo"
+    put(r, "prod/pod.yaml", PRIVILEGED)
+    put(r, "policies/team.yaml", NEED_TEAM)
+    put(r, ".gitops-checker.yaml", "clusters:\n  - name: prod\n    paths: [prod]\n"
+                                   "    packs: [none]\n    policies: [policies]\n")
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "base")
+    git(r, "checkout", "-q", "-b", "change")
+    put(r, "policies/team.yaml", NEED_TEAM.replace(
+        "not input.review.object.metadata.labels.team", "false"))
+    git(r, "commit", "-q", "-am", "relax the policy")
+    _code, findings = _scan(r, "--accept-base", "main", "--fail-on", "never")
+    policy = [f for f in findings if f["category"] == "policy"]
+    assert [f["rule"] for f in policy] == ["NeedTeam/team"]
+    assert policy[0]["location"]["path"] == "prod/pod.yaml"
+    (edited,) = _untrusted(findings)
+    assert "policies folder policies" in edited and "team.yaml" in edited
+    _code, without = _scan(r, "--fail-on", "never")
+    assert not [f for f in without if f["category"] == "policy"]
+    # a folder the change leaves alone gives no finding
+    git(r, "checkout", "-q", "main")
+    _code, same = _scan(r, "--accept-base", "main", "--fail-on", "never")
+    assert not _untrusted(same) and [f["rule"] for f in same if f["category"] == "policy"] == [
+        "NeedTeam/team"]
