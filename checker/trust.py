@@ -84,7 +84,9 @@ def _finding(message: str, where: SourceLocation, severity: Severity = Severity.
     return Finding(RULE_UNTRUSTED_CONFIG, "input", severity, message, where)
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, key: str = "") -> str:
+    if key == "packs" and not value:
+        return "(the default packs)"
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     if isinstance(value, Path):
@@ -118,9 +120,8 @@ def _cluster(head: Cluster, base: Cluster, root: Path, ref: str, config: Config,
     for key, new, old in pairs:
         if new != old:
             findings.append(_finding(
-                f"{label}: the change sets {key} to {_show(new) if key != 'overrides' else new}; "
-                f"this run uses the base ref {ref}'s value "
-                f"{_show(old) if key != 'overrides' else old} until the change is merged", where))
+                f"{label}: the change sets {key} to {_show(new, key)}; this run uses the base "
+                f"ref {ref}'s value {_show(old, key)} until the change is merged", where))
     if _rel(head.declared_paths, root) != _rel(base.declared_paths, root):
         findings.append(_finding(
             f"{label}: the change moves its paths from {_show(_rel(base.declared_paths, root))} "
@@ -303,11 +304,16 @@ class TrustedPolicies:
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    """The regular files below ``folder`` (no symlink followed), by relative path."""
+    """The regular files below ``folder`` by relative path, read through the workspace
+    boundary (no symlink out, the size limit); one that is refused counts as changed."""
     out: dict[str, bytes] = {}
     if not folder.is_dir():
         return out
     for path in sorted(folder.rglob("*")):
         if path.is_file() and not path.is_symlink():
-            out[path.relative_to(folder).as_posix()] = path.read_bytes()
+            try:
+                data = workspace.read_bytes(path, folder, MAX_FILE_BYTES)
+            except (workspace.Refused, OSError):
+                data = b"\0unreadable"
+            out[path.relative_to(folder).as_posix()] = data
     return out

@@ -32,7 +32,7 @@ MAX_ROWS = 50
 MAX_PAGES = 30     # comments read looking for ours: 3,000
 TIMEOUT_SECONDS = 30
 ICON = {"error": "🔴", "warning": "🟠", "note": "🔵"}
-_SPECIAL = set("\\`*_{}[]()#+-.!|~")
+_SPECIAL = set("\\`*_{}[]()+-.!|~")
 _ENTITY = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 
@@ -53,13 +53,15 @@ def text(value: str) -> str:
             out.append(_ENTITY[char])
         elif char in _SPECIAL:
             out.append("\\" + char)
-        elif char in "@":
+        elif char == "@":
             out.append("@\u2060")
+        elif char == "#":
+            out.append("\\#\u2060")
         elif char in "\r\n\t":
             out.append(" ")
         else:
             out.append(char)
-    return "".join(out).replace("\\#", "\\#\u2060")
+    return "".join(out)
 
 
 def marker(category: str) -> str:
@@ -76,7 +78,7 @@ def _where(f: Finding, link_base: str) -> str:
     return f"[{label}]({link_base.rstrip('/')}/{path}#L{f.location.line})"
 
 
-def body(report: Report, category: str, link_base: str = "") -> str:
+def body(report: Report, category: str) -> str:
     """The comment: verdict, counts, the most severe findings, what did not fit."""
     counts = severity_counts(report.active)
     failing = bool(report.errors) or counts.get("error", 0) > 0
@@ -97,7 +99,7 @@ def body(report: Report, category: str, link_base: str = "") -> str:
     used = 0
     for f in most_severe(active, MAX_ROWS):
         row = (f"| {ICON.get(f.severity.label, '')} {f.severity.label} | {text(f.rule_id)} | "
-               f"{text(f.resource or '')} | {text(f.message)} | {_where(f, link_base)} |")
+               f"{text(f.resource or '')} | {text(f.message)} | {_where(f, report.link_base)} |")
         if used + len(row) > BUDGET:
             break
         rows.append(row)
@@ -205,7 +207,7 @@ class Client:
 
 
 def post(report: Report, environ: Mapping[str, str], token: str, category: str,
-         log: TextIO, link_base: str = "") -> str:
+         log: TextIO) -> str:
     """Create or update the pull request's comment; a line for the log says what happened."""
     from checker.action.outputs import command
 
@@ -218,7 +220,7 @@ def post(report: Report, environ: Mapping[str, str], token: str, category: str,
                        title="gitops-checker")
     else:
         try:
-            done, number = Client(where, token).upsert(body(report, category, link_base),
+            done, number = Client(where, token).upsert(body(report, category),
                                                        marker(category))
             line = f"gitops-checker: pull-request comment {done} (id {number})"
         except CommentError as err:

@@ -152,8 +152,7 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
 
             token = (environ.get(input_variable("github-token"))
                      or environ.get(input_variable("github_token")) or "")
-            post(report, environ, token.strip(), inputs.sarif_category, stdout,
-                 space.link_base(environ))
+            post(report, environ, token.strip(), inputs.sarif_category, stdout)
     except CheckerError as err:
         stdout.write(command("error", str(err), title="gitops-checker") + "\n")
         code = EXIT_ERROR

@@ -176,13 +176,17 @@ def metadata_problem(data: Mapping[str, Any]) -> tuple[tuple[str, ...], str] | N
     return None
 
 
+def is_list(data: Mapping[str, Any]) -> bool:
+    """``kind: List``, or a ``...List`` kind with ``items``: expanded into its items."""
+    return data.get("kind") == "List" or (
+        str(data.get("kind", "")).endswith("List") and isinstance(data.get("items"), list))
+
+
 def rejected_objects(doc: Document, rel: str) -> list[Finding]:
     """An error for each object of ``doc`` whose metadata the Kubernetes decoder refuses."""
     data = doc.data
-    listed = data.get("kind") == "List" or (
-        str(data.get("kind", "")).endswith("List") and isinstance(data.get("items"), list))
     objects = ([(("items", i), item) for i, item in enumerate(data.get("items") or [])
-                if is_k8s_object(item)] if listed else [((), data)])
+                if is_k8s_object(item)] if is_list(data) else [((), data)])
     out = []
     for prefix, obj in objects:
         problem = metadata_problem(obj)
@@ -198,9 +202,7 @@ def rejected_objects(doc: Document, rel: str) -> list[Finding]:
 def resources_from_document(doc: Document, path: str) -> Iterator[Resource]:
     """One resource per object; ``kind: List`` objects are expanded into their items."""
     data = doc.data
-    if data.get("kind") == "List" or (
-        str(data.get("kind", "")).endswith("List") and isinstance(data.get("items"), list)
-    ):
+    if is_list(data):
         for index, item in enumerate(data.get("items") or []):
             if is_k8s_object(item) and metadata_problem(item) is None:
                 marks = Marks(doc.spans, path, ("items", index))
@@ -259,8 +261,7 @@ def _starts_an_object(data: Any) -> bool:
         item = stack.pop()
         if isinstance(item, dict):
             items = item.get("items")
-            if item.get("kind") == "List" or (str(item.get("kind", "")).endswith("List")
-                                              and isinstance(items, list)):
+            if is_list(item):
                 stack += items if isinstance(items, list) else []  # as resources_from_document
             elif "apiVersion" in item and "kind" in item:
                 return True

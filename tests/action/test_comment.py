@@ -204,6 +204,8 @@ def test_the_action_posts_its_comment_when_asked(github: FakeGitHub, tmp_path: P
     assert run.code == 0, run.stdout + run.stderr
     (made,) = github.comments
     assert f"{run.outputs['error-count']} error" in made["body"]
+    # each finding links to its line at the commit the run checked
+    assert "](https://github.com/acme/platform/blob/0123456789abcdef" in made["body"]
     assert "ghs_e2e" not in run.stdout + run.stderr
     sent = len(github.requests)
     run_action(workspace(tmp_path / "again"), {"fail-on": "never", "acceptance-base": "none"},
