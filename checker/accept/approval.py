@@ -32,7 +32,7 @@ class BaseApproval:
 
     def __init__(self, root: Path, base: str) -> None:
         from checker.errors import InputError
-        from checker.inventory.git import Git
+        from checker.overview.git import Git
 
         if not base or base.startswith("-"):
             raise InputError(f"invalid acceptance base {base!r}")

@@ -85,7 +85,7 @@ def write_evidence(report: Report, options: ScanOptions, code: int, files: Mappi
                    space: Workspace, environ: Mapping[str, str]) -> dict[str, str]:
     """Write the evidence record and/or statement; return kind -> path in the workspace."""
     from checker.config import load_config
-    from checker.inventory import evidence
+    from checker.overview import evidence
 
     config = load_config(options.root, options.config_file, options.paths)
     texts = evidence.write_all(report, options.root, config, code, options.today,

@@ -22,7 +22,7 @@ from checker.cli.common import (
     write_or_echo,
 )
 from checker.errors import CheckerError
-from checker.inventory.scope import Scope
+from checker.overview.scope import Scope
 from checker.report import RENDERERS
 
 
@@ -106,9 +106,9 @@ def images(paths: tuple[Path, ...], clusters: tuple[str, ...], config_file: Path
     Exit codes: 0 done (and nothing at or above --fail-on), 1 flags at or above --fail-on,
     2 usage or tool error (including a registry that could not be read).
     """
-    from checker.inventory.registry import Credentials
-    from checker.inventory.render_images import IMAGE_RENDERERS
-    from checker.inventory.run import ImageOptions, exit_code, inventory, inventory_report
+    from checker.overview.registry import Credentials
+    from checker.overview.render_images import IMAGE_RENDERERS
+    from checker.overview.run import ImageOptions, exit_code, inventory, inventory_report
 
     check_outputs(root, sarif_file, junit_file)
 
@@ -180,15 +180,15 @@ def audit(paths: tuple[Path, ...], repo: Path, revision: str, first_parent: bool
     history, manifests without code owner) or the history is incomplete (a shallow clone),
     2 usage or git error.
     """
-    from checker.inventory.audit import AuditFilter, AuditOptions
-    from checker.inventory.guardrails import (
+    from checker.overview.audit import AuditFilter, AuditOptions
+    from checker.overview.guardrails import (
         GuardrailOptions,
         audit_with_guardrails,
         exit_code,
         required_by_repository,
         violations,
     )
-    from checker.inventory.render_audit import AUDIT_RENDERERS
+    from checker.overview.render_audit import AUDIT_RENDERERS
 
     check_outputs(repo, output)
     options = AuditOptions(
@@ -228,9 +228,9 @@ def compliance(root: Path, config_file: Path | None, snapshots: tuple[str, ...],
     Exit codes: 0 done, 1 gaps with --strict, 2 usage, configuration or tool error.
     """
     from checker.config import load_config
-    from checker.inventory.compliance import run
-    from checker.inventory.render_compliance import COMPLIANCE_RENDERERS
     from checker.options import ScanOptions
+    from checker.overview.compliance import run
+    from checker.overview.render_compliance import COMPLIANCE_RENDERERS
 
     check_outputs(root, output)
 

@@ -92,7 +92,7 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
     try:
         if evidence:
             from checker.config import load_config
-            from checker.inventory import evidence as evidence_record
+            from checker.overview import evidence as evidence_record
             from checker.pipeline import exit_code
 
             config = load_config(options.root, options.config_file, options.paths)

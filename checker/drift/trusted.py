@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from checker.errors import ConfigError, InputError
-from checker.inventory.git import Git
+from checker.overview.git import Git
 
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
 

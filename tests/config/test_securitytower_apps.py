@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from checker.cli import cli
 from checker.config import Stage, load_config, stage_order
-from checker.inventory.run import ImageOptions, inventory
-from checker.inventory.scope import Scope
+from checker.overview.run import ImageOptions, inventory
+from checker.overview.scope import Scope
 from checker.pipeline import load_cluster
 from tests.conftest import FIXTURES
 

@@ -9,9 +9,9 @@ import pytest
 
 from checker.config import load_config
 from checker.errors import ConfigError
-from checker.inventory import compliance
-from checker.inventory.render_compliance import render_markdown, render_text
 from checker.options import ScanOptions
+from checker.overview import compliance
+from checker.overview.render_compliance import render_markdown, render_text
 from checker.pipeline import scan
 from checker.report import json_format, markdown
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from checker.cli import cli
-from tests.inventory.test_audit_trail import Repo, audit
-from tests.inventory.test_audit_trail import repo as repo
-from tests.inventory.test_images import tree
+from tests.overview.test_audit_trail import Repo, audit
+from tests.overview.test_audit_trail import repo as repo
+from tests.overview.test_images import tree
 
 
 def test_config_requires_signed_commits(repo: tuple[Repo, dict[str, str]]) -> None:

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from checker.inventory.audit import AuditTrail, Commit, ObjectChange
-from checker.inventory.guardrails import violations
+from checker.overview.audit import AuditTrail, Commit, ObjectChange
+from checker.overview.guardrails import violations
 
 
 def _change_json(change: ObjectChange) -> dict[str, Any]:

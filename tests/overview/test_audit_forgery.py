@@ -9,9 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from checker.cli import cli
-from checker.inventory.audit import CHUNK_COMMITS, AuditOptions, parse_commit_object
-from checker.inventory.audit import audit as run_audit
-from tests.inventory.test_audit_trail import CRONJOB, DEPLOY, Repo, audit, audit_json, changes
+from checker.overview.audit import CHUNK_COMMITS, AuditOptions, parse_commit_object
+from checker.overview.audit import audit as run_audit
+from tests.overview.test_audit_trail import CRONJOB, DEPLOY, Repo, audit, audit_json, changes
 
 # Under the old `%x1f`-joined format these extra fields slid into place: the status field
 # read "G" (good signature) and the signer "Security Team".

@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from checker.errors import InputError
-from checker.inventory.git import Git
 from checker.load.objects import YAML_SUFFIXES, is_k8s_object
 from checker.load.yamlfile import YamlProblem, decode, parse_documents
+from checker.overview.git import Git
 
 MAX_FIELDS = 20
 BUILD_ONLY_GROUP = "kustomize.config.k8s.io/"  # kustomization files are never applied

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from checker.inventory.compliance import Cell, Matrix, as_json
+from checker.overview.compliance import Cell, Matrix, as_json
 from checker.report.common import exemption_groups
 
 SYMBOL = {"deny": "deny", "warn": "warn", "dryrun": "DRYRUN", "missing": "MISSING"}

@@ -11,11 +11,11 @@ from typing import Any
 from click.testing import CliRunner
 
 from checker.cli import cli
-from checker.inventory.extract import declared_images
-from checker.inventory.images import parse_image, registry_allowed
-from checker.inventory.render_images import CSV_COLUMNS
 from checker.load.objects import make_resource
 from checker.model import SourceLocation
+from checker.overview.extract import declared_images
+from checker.overview.images import parse_image, registry_allowed
+from checker.overview.render_images import CSV_COLUMNS
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "multi-cluster"

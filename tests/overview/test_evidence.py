@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from checker.cli import cli
-from checker.inventory import evidence
+from checker.overview import evidence
 from tests.action.test_entrypoint import run_action
 
 DAEMONSET = """\

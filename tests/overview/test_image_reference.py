@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from checker.inventory.reference import is_older, newest, parse_image, tag_version
+from checker.overview.reference import is_older, newest, parse_image, tag_version
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from checker import securitytower
-from checker.inventory.extract import CONTAINER_LISTS, declared_images, pod_spec_path
-from checker.inventory.reference import ImageRef, is_older, parse_image, tag_version
 from checker.load.objects import is_k8s_object, read_documents, relpath, resources_from_document
 from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
+from checker.overview.extract import CONTAINER_LISTS, declared_images, pod_spec_path
+from checker.overview.reference import ImageRef, is_older, parse_image, tag_version
 
 RULE_MUTABLE = "image.mutable-tag"
 RULE_NOT_PINNED = "image.not-pinned"

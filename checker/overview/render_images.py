@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from checker.inventory.images import ImageUse, Inventory
+from checker.overview.images import ImageUse, Inventory
 
 CSV_COLUMNS = (
     "cluster", "environment", "registry", "repository", "tag", "digest", "reference",

@@ -9,7 +9,9 @@ from pathlib import Path
 from checker import __version__, securitytower
 from checker.config import stage_order
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
-from checker.inventory.images import (
+from checker.load import load_paths
+from checker.model import Finding, Report, Resource, Rule, Severity
+from checker.overview.images import (
     SEVERITY,
     ImageUse,
     Inventory,
@@ -20,15 +22,13 @@ from checker.inventory.images import (
     live_image,
     read_snapshot,
 )
-from checker.inventory.registry import (
+from checker.overview.registry import (
     Credentials,
     RegistryClient,
     RegistryError,
     registry_host,
 )
-from checker.inventory.scope import Scope
-from checker.load import load_paths
-from checker.model import Finding, Report, Resource, Rule, Severity
+from checker.overview.scope import Scope
 from checker.rules import BUILTIN_RULES
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.errors import EXIT_FINDINGS, EXIT_OK, InputError
-from checker.inventory.audit import (
+from checker.overview.audit import (
     AuditOptions,
     AuditTrail,
     Progress,
@@ -22,7 +22,7 @@ from checker.inventory.audit import (
     parse_manifest,
     read_commits,
 )
-from checker.inventory.git import Git
+from checker.overview.git import Git
 
 CODEOWNERS_LOCATIONS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 

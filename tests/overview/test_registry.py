@@ -30,7 +30,7 @@ import pytest
 from click.testing import CliRunner
 
 from checker.cli import cli
-from checker.inventory.registry import (
+from checker.overview.registry import (
     Credentials,
     RegistryClient,
     RegistryError,

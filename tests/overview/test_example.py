@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from checker.cli import cli
 from tests.conftest import ROOT
-from tests.inventory.test_audit_trail import Repo
+from tests.overview.test_audit_trail import Repo
 
 EXAMPLE = ROOT / "examples" / "multi-cluster"
 

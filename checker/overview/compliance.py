@@ -16,9 +16,9 @@ from typing import Any
 
 from checker.config import Config
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
-from checker.inventory.images import read_snapshot
 from checker.model import Exemption, Report, Resource
 from checker.options import ScanOptions
+from checker.overview.images import read_snapshot
 from checker.policy.model import Policy
 from checker.policy.packs import Catalog
 from checker.report.common import exemption_groups

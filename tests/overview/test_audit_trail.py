@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from checker.cli import cli
-from checker.inventory.audit import changed_fields, diff_objects
+from checker.overview.audit import changed_fields, diff_objects
 
 SECRET_VALUE = "c3VwZXItc2VjcmV0LXZhbHVl"  # base64 of a value that must never be printed
 ROTATED_VALUE = "cm90YXRlZC12YWx1ZQ=="
