@@ -14,7 +14,6 @@ import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from checker.errors import ConfigError
 from checker.model import Severity
@@ -51,10 +50,6 @@ DEFAULTS: dict[str, str] = {
 }
 
 
-
-# The ScanOptions field the config input fills (the CLI's --config); without it the input is
-# refused rather than ignored. With the input empty, the pipeline finds the default file.
-CONFIG_OPTION = "config_file"
 TRUE, FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
 RUNNER_UID_HINT = ("the image runs as uid 1001, the user of GitHub-hosted runners; on a runner "
                    "whose workspace belongs to another user see docs/github-action.md")
@@ -248,15 +243,11 @@ def acceptance_base(value: str, environ: Mapping[str, str], workdir: Path) -> st
 def build_options(inputs: ActionInputs, space: Workspace, link_base: str,
                   environ: Mapping[str, str] | None = None) -> ScanOptions:
     """The same ScanOptions the CLI builds, from the action's inputs."""
-    extra: dict[str, Any] = {}
+    config: Path | None = None  # the CLI's --config; empty: the pipeline finds the default file
     if inputs.config:
-        if CONFIG_OPTION not in {f.name for f in dataclasses.fields(ScanOptions)}:
-            raise ActionError("input config: repository config files are not supported by this "
-                              "version of gitops-checker")
         config = space.resolve(inputs.config, "config")
         if not config.is_file():
             raise ActionError(f"input config: {inputs.config} is not a file in the workspace")
-        extra[CONFIG_OPTION] = config
     return ScanOptions(
         paths=tuple(space.resolve(p, "paths") for p in inputs.paths),
         root=space.workdir,
@@ -266,5 +257,5 @@ def build_options(inputs: ActionInputs, space: Workspace, link_base: str,
         link_base=link_base,
         sarif_category=inputs.sarif_category,
         accept_base=acceptance_base(inputs.acceptance_base, environ or {}, space.workdir),
-        **extra,
+        config_file=config,
     )

@@ -432,30 +432,25 @@ def test_drift_mode_reports_drift_from_a_snapshot(tmp_path: Path) -> None:
     assert empty.code == 2  # no such snapshot file: a usage error, never "no drift"
 
 
-def test_config_input_is_passed_through_or_refused(tmp_path: Path) -> None:
+def test_config_input_is_passed_through(tmp_path: Path) -> None:
     ws = workspace(tmp_path)
     (ws / "ci").mkdir()
     (ws / "ci/gitops-checker.yaml").write_text("{}\n", encoding="utf-8")
     run = run_action(ws, {"config": "ci/gitops-checker.yaml"})
-    from checker.options import ScanOptions
-
-    if action_inputs.CONFIG_OPTION in ScanOptions.__dataclass_fields__:
-        assert run.code in (0, 1), run.stdout
-        assert run.outputs["result"] in ("pass", "fail")
-    else:  # a config file is never silently ignored
-        assert run.code == 2
-        assert "input config: repository config files are not supported" in run.stdout
+    assert run.code in (0, 1), run.stdout
+    assert run.outputs["result"] in ("pass", "fail")
+    # the file named is the file read: an unknown key in it is a configuration error naming it
+    (ws / "ci/gitops-checker.yaml").write_text("no-such-option: 1\n", encoding="utf-8")
+    bad = run_action(ws, {"config": "ci/gitops-checker.yaml"})
+    assert bad.code == 2, bad.stdout
+    assert "ci/gitops-checker.yaml" in bad.stdout
+    assert "no-such-option" in bad.stdout
 
 
 def test_config_input_naming_a_missing_file_is_exit_2(tmp_path: Path) -> None:
-    from checker.options import ScanOptions
-
     run = run_action(workspace(tmp_path), {"config": "missing.yaml"})
     assert run.code == 2
-    expected = ("input config: missing.yaml is not a file"
-                if action_inputs.CONFIG_OPTION in ScanOptions.__dataclass_fields__
-                else "input config: repository config files are not supported")
-    assert expected in run.stdout
+    assert "input config: missing.yaml is not a file" in run.stdout
 
 
 # -- secrets and injection -----------------------------------------------------------------
