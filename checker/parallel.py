@@ -35,7 +35,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from checker.errors import CheckerError
 
@@ -202,6 +202,33 @@ def _cap_memory(memory_mb: int) -> None:
             resource.setrlimit(kind, (limit, hard))
 
 
+class WorkerCache(Protocol):
+    """A process-wide cache that forked workers fill and the parent keeps (see ``carry``)."""
+
+    def mark(self) -> int:
+        """A position: what ``since`` is counted from."""
+
+    def since(self, mark: int) -> list[Any]:
+        """The entries added after ``mark``, picklable."""
+
+    def absorb(self, added: list[Any]) -> None:
+        """Keep entries a worker added."""
+
+
+_CARRIED: list[WorkerCache] = []
+
+
+def carry(cache: WorkerCache) -> None:
+    """Send back what ``run_guarded``'s workers add to ``cache`` with their results.
+
+    A worker is a fork: whatever it computes into a module-level cache dies with it. A cache
+    registered here comes back with each worker's result and is kept in this process, so the
+    next run's workers start with it. Callers of ``run_guarded`` need not know about it.
+    """
+    if cache not in _CARRIED:
+        _CARRIED.append(cache)
+
+
 def _child(func: Callable[[Any, Guard], Any], item: Any, guard: Guard, out: int,
            quiet: bool, memory_mb: int) -> None:
     """Run in the forked worker: never returns."""
@@ -214,16 +241,19 @@ def _child(func: Callable[[Any, Guard], Any], item: Any, guard: Guard, out: int,
             os.dup2(null, 2)
         if memory_mb > 0:
             _cap_memory(memory_mb)
+        marks = [cache.mark() for cache in _CARRIED]
         try:
-            payload = pickle.dumps(("ok", func(item, guard)), pickle.HIGHEST_PROTOCOL)
+            value = func(item, guard)
+            added = [cache.since(m) for cache, m in zip(_CARRIED, marks, strict=True)]
+            payload = pickle.dumps(("ok", value, added), pickle.HIGHEST_PROTOCOL)
         except MemoryError:
-            payload = pickle.dumps(("memory", None))
+            payload = pickle.dumps(("memory", None, []))
         except BaseException as err:  # re-raised in the parent
             try:
-                payload = pickle.dumps(("raise", err), pickle.HIGHEST_PROTOCOL)
+                payload = pickle.dumps(("raise", err, []), pickle.HIGHEST_PROTOCOL)
             except Exception:  # one that does not pickle
                 payload = pickle.dumps(("raise", RuntimeError(
-                    "".join(traceback.format_exception(err)))))
+                    "".join(traceback.format_exception(err))), []))
         view = memoryview(payload)
         while view:
             view = view[os.write(out, view[:1 << 20]):]
@@ -372,8 +402,10 @@ def _outcome(worker: _Worker, limits: Limits) -> Any:
     state, a, b, _seq = worker.guard.read()
     data = b"".join(worker.chunks)
     if worker.status == 0 and not worker.killed and data:
-        kind, value = pickle.loads(data)
+        kind, value, added = pickle.loads(data)
         if kind == "ok":
+            for cache, entries in zip(_CARRIED, added, strict=False):
+                cache.absorb(entries)
             return value
         if kind == "raise":
             raise value

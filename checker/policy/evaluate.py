@@ -31,7 +31,7 @@ from checker.parallel import (
     run_guarded,
     shares,
 )
-from checker.policy import cel, opa, rewrite, semantics
+from checker.policy import cel, opa, semantics
 from checker.policy.batch import BatchRunner, batchable, build_runners
 from checker.policy.engine import CompiledPolicy, EvalError, PolicyEngine, describe
 from checker.policy.gatekeeper import CI_POINTS, Template, gatekeeper_config
@@ -320,12 +320,9 @@ class Evaluator:
                       else [(0, len(resources))])
             isolation = Isolation()
 
-            def share(span: tuple[int, int], guard: Guard) -> tuple[list[Evaluation],
-                                                                     list[Any]]:
-                known_v1 = len(rewrite.REWRITTEN)
-                out = self._run_each(self.policies, resources[span[0]:span[1]], known, data,
-                                     guard, isolation, span[0])
-                return out, list(rewrite.REWRITTEN.items())[known_v1:]  # kept for the next run
+            def share(span: tuple[int, int], guard: Guard) -> list[Evaluation]:
+                return self._run_each(self.policies, resources[span[0]:span[1]], known, data,
+                                      guard, isolation, span[0])
 
             done: dict[int, list[Evaluation]] = {}
             for _ in range(MAX_ROUNDS):
@@ -338,8 +335,7 @@ class Evaluator:
                     if isinstance(out, Failure):
                         isolation.blame(out, resources)
                     else:
-                        done[i] = out[0]
-                        rewrite.REWRITTEN.update(out[1])
+                        done[i] = out
             else:
                 raise WorkerError(f"policy evaluation was stopped more than {MAX_ROUNDS} times")
             parts = [done[i] for i in range(len(bounds))]

@@ -12,9 +12,10 @@ the VM does evaluate as undefined, stops the body as Rego requires.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from checker import parallel
 from checker.errors import PolicyError
 from checker.policy.engine import clean_error
 
@@ -128,25 +129,48 @@ def _syntax(tree: dict[str, Any], text: bytes) -> list[tuple[int, int, str]]:
     return edits
 
 
-REWRITTEN: dict[tuple[str, bool, bool], str] = {}  # to_v1's results; workers send theirs back
-_MAX_REWRITTEN = 4096
+class _Rewritten:
+    """``to_v1``'s results, at most ``limit`` of them; forked workers send theirs back
+    (``checker.parallel.carry``), so that the next run's workers do not compute them again."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self.done: dict[tuple[str, bool, bool], str] = {}
+
+    def get(self, key: tuple[str, bool, bool], compute: Callable[[], str]) -> str:
+        found = self.done.get(key)
+        if found is None:
+            if len(self.done) >= self.limit:
+                self.done.clear()
+            found = self.done[key] = compute()
+        return found
+
+    def mark(self) -> int:
+        return len(self.done)
+
+    def since(self, mark: int) -> list[Any]:
+        items = list(self.done.items())
+        return items[mark:] if len(items) >= mark else items  # cleared meanwhile: all
+
+    def absorb(self, added: list[Any]) -> None:
+        for key, text in added:
+            if key not in self.done:
+                if len(self.done) >= self.limit:
+                    self.done.clear()
+                self.done[key] = text
+
+
+REWRITTEN = _Rewritten()
+parallel.carry(REWRITTEN)
 
 
 def to_v1(source: str, rego_v1: bool = False, guards: bool = True) -> str:
     """``source`` as Rego v1 that the RVM evaluates as the interpreter would (see above).
 
     With ``guards=False`` only the syntax is converted (v0 to v1), for engines that evaluate
-    assignments correctly (OPA, see checker.policy.opa). Results are kept in ``REWRITTEN``; the
-    evaluation workers return the ones they added (``checker.policy.evaluate``), so that the
-    next run's workers do not compute them again.
+    assignments correctly (OPA, see checker.policy.opa). Results are kept in ``REWRITTEN``.
     """
-    key = (source, rego_v1, guards)
-    done = REWRITTEN.get(key)
-    if done is None:
-        if len(REWRITTEN) >= _MAX_REWRITTEN:
-            REWRITTEN.clear()
-        done = REWRITTEN[key] = _to_v1(source, rego_v1, guards)
-    return done
+    return REWRITTEN.get((source, rego_v1, guards), lambda: _to_v1(source, rego_v1, guards))
 
 
 def _to_v1(source: str, rego_v1: bool, guards: bool) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import os
+from typing import Any
 
 import pytest
 
-from checker.parallel import can_fork, fork_map, no_cycle_collection, shares
+from checker import parallel
+from checker.parallel import Guard, can_fork, fork_map, no_cycle_collection, shares
 
 
 @pytest.mark.parametrize(("weights", "parts"), [
@@ -66,3 +68,61 @@ def test_shares_give_the_first_range_its_lead() -> None:
     assert shares([1] * 10, 2, lead=1.5) == [(0, 6), (6, 10)]
     assert shares([1] * 9, 3, lead=1.0) == [(0, 3), (3, 6), (6, 9)]
     assert shares([2, 2, 2, 2], 2, lead=3.0) == [(0, 3), (3, 4)]
+
+
+class _Squares:
+    """A carried cache: what workers compute comes back to this process."""
+
+    def __init__(self) -> None:
+        self.done: dict[int, int] = {}
+
+    def mark(self) -> int:
+        return len(self.done)
+
+    def since(self, mark: int) -> list[Any]:
+        return list(self.done.items())[mark:]
+
+    def absorb(self, added: list[Any]) -> None:
+        self.done.update(added)
+
+
+@pytest.mark.skipif(not can_fork(), reason="workers are forked")
+def test_a_carried_cache_keeps_what_workers_added(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = _Squares()
+    monkeypatch.setattr(parallel, "_CARRIED", [])
+    parallel.carry(cache)
+    parallel.carry(cache)  # registered once
+    cache.done[1] = 1  # known before the fork: not sent back again
+
+    def work(n: int, guard: Guard) -> int:
+        del guard
+        cache.done[n] = n * n
+        return os.getpid()
+
+    pids = parallel.run_guarded(work, [2, 3, 4])
+    assert os.getpid() not in pids  # really computed in workers
+    assert cache.done == {1: 1, 2: 4, 3: 9, 4: 16}
+
+
+@pytest.mark.skipif(not can_fork(), reason="workers are forked")
+def test_a_worker_that_raises_sends_nothing_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = _Squares()
+    monkeypatch.setattr(parallel, "_CARRIED", [cache])
+
+    def work(n: int, guard: Guard) -> int:
+        del guard
+        cache.done[n] = n
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        parallel.run_guarded(work, [5])
+    assert cache.done == {}
+
+
+def test_rego_rewrites_are_a_carried_cache() -> None:
+    from checker.policy import rewrite
+
+    assert rewrite.REWRITTEN in parallel._CARRIED
+    before = rewrite.REWRITTEN.mark()
+    rewrite.REWRITTEN.absorb([(("package p\n", False, True), "package p\n")])
+    assert rewrite.REWRITTEN.since(before)[-1][1] == "package p\n"
