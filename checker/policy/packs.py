@@ -633,6 +633,6 @@ def shipped_digests() -> frozenset[str]:
 
 def is_shipped(template: Template) -> bool:
     """Whether the template is byte for byte a shipped one: trusted Rego, and proven in CI on
-    regorus's compiled VM and against real OPA (tests/test_rvm_equivalence.py,
-    tests/test_opa_differential.py)."""
+    regorus's compiled VM and against real OPA (tests/policy/test_rvm_equivalence.py,
+    tests/policy/test_opa_differential.py)."""
     return template_digest(template) in shipped_digests()

@@ -3,7 +3,7 @@
 ``FORMATS`` is the one registry of output formats. Everything format-shaped is derived from
 it: the CLI's ``--format`` choices and ``--<format> FILE`` flags (``checker.cli.common``), the
 GitHub Action's ``<format>-file`` inputs and outputs (``checker.action``, and ``action.yml``,
-which a test keeps equal to it), the golden files' suffixes (tests/test_reports.py) and the
+which a test keeps equal to it), the golden files' suffixes (tests/report/test_reports.py) and the
 format table in docs/output-formats.md (a test keeps it equal too). Adding a format is one
 module here and one entry below.
 """
