@@ -380,7 +380,8 @@ def _workflow_gaps(resources: list[Resource], severity: Severity) -> list[Findin
                 RULE_NOT_CHECKED, "input", severity,
                 f"{res.display}: {name} changes the pods the Argo Workflows controller creates "
                 "and is not policy-checked; the pod policies checked the templates without it",
-                res.locate(path), resource=res.display, field_path=path, cluster=res.cluster))
+                res.locate(path), resource=res.display, field_path=path, cluster=res.cluster,
+                ref=res.ref))
     return out
 
 

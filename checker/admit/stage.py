@@ -65,6 +65,7 @@ def _finding(rule: str, severity: Severity, message: str, res: Resource,
 
 def _mutators(resources: Sequence[Resource]) -> tuple[list[mutation.Mutator], list[Finding]]:
     found: list[mutation.Mutator] = []
+    origin: dict[int, Resource] = {}  # id(mutator) -> the object it was read from
     findings: list[Finding] = []
     for res in resources:
         if res.group == mutation.GROUP and res.kind not in mutation.KINDS:
@@ -93,22 +94,23 @@ def _mutators(resources: Sequence[Resource]) -> tuple[list[mutation.Mutator], li
                 "or rejects an unknown field, so it was applied as if the field were absent",
                 res))
         found.append(m)
+        origin[id(m)] = res
     found.sort(key=lambda m: m.order)
     clash = mutation.conflicts(found)
     for i in sorted(clash):
         m = found[i]
-        findings.append(Finding(
-            rule_id=RULE_MUTATOR_CONFLICT, category="policy", severity=Severity.WARNING,
-            message=f"mutator {m.label} disagrees with another mutator about the schema of "
-                    f"the objects it mutates (location {render(m.path)}): "
-                    "Gatekeeper applies neither, and neither was applied here",
-            location=m.location, resource=f"{m.kind} {m.name}"))
+        findings.append(_finding(
+            RULE_MUTATOR_CONFLICT, Severity.WARNING,
+            f"mutator {m.label} disagrees with another mutator about the schema of "
+            f"the objects it mutates (location {render(m.path)}): "
+            "Gatekeeper applies neither, and neither was applied here", origin[id(m)]))
     return [m for i, m in enumerate(found) if i not in clash], findings
 
 
 def _templates(resources: Sequence[Resource]) -> tuple[list[expansion.Template],
                                                        list[Finding]]:
     found: list[expansion.Template] = []
+    origin: dict[int, Resource] = {}  # id(template) -> the object it was read from
     findings: list[Finding] = []
     names: set[str] = set()
     for res in resources:
@@ -132,14 +134,15 @@ def _templates(resources: Sequence[Resource]) -> tuple[list[expansion.Template],
             found = [t for t in found if t.name != template.name]
         names.add(template.name)
         found.append(template)
+        origin[id(template)] = res
     cycle = expansion.cyclic(found)
     for t in found:
         if t.name in cycle:
-            findings.append(Finding(
-                rule_id=RULE_EXPANSION_INVALID, category="policy", severity=Severity.ERROR,
-                message=f"ExpansionTemplate {t.name!r} forms an expansion cycle with other "
-                        "templates: Gatekeeper uses none of them, and none was used here",
-                location=t.location, resource=f"ExpansionTemplate {t.name}"))
+            findings.append(_finding(
+                RULE_EXPANSION_INVALID, Severity.ERROR,
+                f"ExpansionTemplate {t.name!r} forms an expansion cycle with other "
+                "templates: Gatekeeper uses none of them, and none was used here",
+                origin[id(t)]))
     found.sort(key=lambda t: t.name)
     return [t for t in found if t.name not in cycle], findings
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from checker import securitytower
 from checker.load.objects import is_k8s_object, read_documents, relpath, resources_from_document
-from checker.model import FieldPath, Finding, Resource, Severity, SourceLocation
+from checker.model import FieldPath, Finding, ObjectRef, Resource, Severity, SourceLocation
 from checker.overview.extract import CONTAINER_LISTS, declared_images, pod_spec_path
 from checker.overview.reference import ImageRef, is_older, parse_image, tag_version
 
@@ -81,6 +81,7 @@ class ImageUse:
     newest_in_registry: str = ""
     newest_in_environment: str = ""
     ahead_environments: tuple[str, ...] = ()
+    ref: ObjectRef | None = None  # the object that names the image, in its cluster
 
     @property
     def resource(self) -> str:
@@ -141,6 +142,7 @@ def collect(resources: Iterable[Resource], cluster: str, environment: str) -> li
                 kind=res.kind, namespace=res.namespace, name=res.name,
                 container=declared.container, container_type=declared.container_type,
                 location=res.locate(declared.field_path), field_path=declared.field_path,
+                ref=res.ref.in_cluster(cluster),
             ))
     return out
 
@@ -439,6 +441,6 @@ def findings(inventory: Inventory,
                 rule_id=rule, category=CATEGORY, severity=SEVERITY[rule],
                 message=message(use, flag, inventory.allowed_registries),
                 location=use.location, resource=use.resource, field_path=use.field_path,
-                cluster=use.cluster,
+                cluster=use.cluster, ref=use.ref,
             ))
     return sorted(out, key=Finding.sort_key)

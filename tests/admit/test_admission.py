@@ -259,8 +259,11 @@ def test_schema_conflicts_leave_both_out() -> None:
         assign("obj", "spec.containers.image", "x"),
         assign("list", "spec.containers[name: main].image", "y")])
     assert objects[0].body == pod().body
-    assert sorted(f.message.split(" ")[1] for f in findings
-                  if f.rule_id == RULE_MUTATOR_CONFLICT) == ["Assign/list", "Assign/obj"]
+    conflicts = [f for f in findings if f.rule_id == RULE_MUTATOR_CONFLICT]
+    assert sorted(f.message.split(" ")[1] for f in conflicts) == ["Assign/list", "Assign/obj"]
+    # each finding names the mutator object itself (acceptance and fingerprints join on it)
+    assert sorted((f.ref.group, f.ref.kind, f.ref.name) for f in conflicts if f.ref) == [
+        ("mutations.gatekeeper.sh", "Assign", "list"), ("mutations.gatekeeper.sh", "Assign", "obj")]
 
 
 def test_match_source_operation_namespace_selector() -> None:
@@ -347,8 +350,10 @@ def test_expansion_cycles_and_missing_sources() -> None:
                  template("self", "apps", "Deployment", "spec.template", "apps",
                           "Deployment")])
     assert out.generated == []
-    assert sorted(f.message.split("'")[1] for f in out.findings
-                  if f.rule_id == RULE_EXPANSION_INVALID) == ["a", "b", "self"]
+    cycles = [f for f in out.findings if f.rule_id == RULE_EXPANSION_INVALID]
+    assert sorted(f.message.split("'")[1] for f in cycles) == ["a", "b", "self"]
+    assert sorted((f.ref.kind, f.ref.name) for f in cycles if f.ref) == [
+        ("ExpansionTemplate", "a"), ("ExpansionTemplate", "b"), ("ExpansionTemplate", "self")]
     broken = res("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {}\n")
     out = admit([broken, template("pods", "apps", "Deployment", "spec.template", "", "Pod")])
     assert [f.rule_id for f in out.findings] == [RULE_EXPANSION_ERROR]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -465,3 +466,19 @@ def test_allowlist_entries() -> None:
     assert not registry_allowed(ref, ["quay.io", "docker.io"])
     assert registry_allowed(parse_image("nginx"), ["docker.io/library"])
     assert not registry_allowed(parse_image("bitnami/nginx"), ["docker.io/library"])
+
+
+def test_image_findings_name_their_object_in_its_cluster() -> None:
+    from checker.overview.images import Inventory, collect, findings
+
+    res = make_resource({"apiVersion": "apps/v1", "kind": "Deployment",
+                         "metadata": {"name": "web", "namespace": "shop"},
+                         "spec": {"template": {"spec": {"containers": [
+                             {"name": "app", "image": "nginx:latest"}]}}}},
+                        SourceLocation("apps/web.yaml", 1), {})
+    uses = collect([res], "prod", "production")
+    flagged = [replace(u, flags=("mutable-tag",)) for u in uses]
+    out = findings(Inventory(uses=tuple(flagged), clusters=("prod",),
+                             environments=("production",), matrix=()))
+    assert [(f.ref.cluster, f.ref.group, f.ref.kind, f.ref.namespace, f.ref.name)
+            for f in out if f.ref] == [("prod", "apps", "Deployment", "shop", "web")]
