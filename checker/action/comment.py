@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from checker.model import Finding, Report
-from checker.report.common import coverage_summary, most_severe, severity_counts
+from checker.report.common import (
+    coverage_summary,
+    markdown_link,
+    markdown_text,
+    most_severe,
+    severity_counts,
+)
 
 MAX_BODY = 65_536  # GitHub's limit for a comment body, in characters
 BUDGET = 60_000    # what the table may use, leaving room for the head and the tail
@@ -32,8 +38,6 @@ MAX_ROWS = 50
 MAX_PAGES = 30     # comments read looking for ours: 3,000
 TIMEOUT_SECONDS = 30
 ICON = {"error": "🔴", "warning": "🟠", "note": "🔵"}
-_SPECIAL = set("\\`*_{}[]()+-.!|~")
-_ENTITY = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 
 class CommentError(Exception):
@@ -41,27 +45,14 @@ class CommentError(Exception):
 
 
 def text(value: str) -> str:
-    """``value`` as literal text in GitHub Markdown: no markup, no HTML, no mention.
+    """``value`` as literal text in GitHub Markdown: no markup, no HTML, no link, no mention.
 
-    Markdown punctuation is backslash-escaped, ``<``, ``>`` and ``&`` become entities, line
-    breaks become spaces, and a word joiner after ``@`` and ``#`` keeps ``@team`` from
-    notifying anyone and ``#12`` from linking an issue.
+    The job summary's escape (:func:`checker.report.common.markdown_text`): Markdown
+    punctuation backslash-escaped, ``<``, ``>`` and ``&`` as entities, line breaks as spaces,
+    and a word joiner after ``@`` and ``#`` so ``@team`` notifies nobody and ``#12`` links no
+    issue.
     """
-    out = []
-    for char in value:
-        if char in _ENTITY:
-            out.append(_ENTITY[char])
-        elif char in _SPECIAL:
-            out.append("\\" + char)
-        elif char == "@":
-            out.append("@\u2060")
-        elif char == "#":
-            out.append("\\#\u2060")
-        elif char in "\r\n\t":
-            out.append(" ")
-        else:
-            out.append(char)
-    return "".join(out)
+    return markdown_text(value)
 
 
 def marker(category: str) -> str:
@@ -71,11 +62,10 @@ def marker(category: str) -> str:
 
 
 def _where(f: Finding, link_base: str) -> str:
-    label = text(f"{f.location.path}:{f.location.line}")
+    label = f"{f.location.path}:{f.location.line}"
     if not link_base:
-        return label
-    path = urllib.parse.quote(f.location.path)
-    return f"[{label}]({link_base.rstrip('/')}/{path}#L{f.location.line})"
+        return text(label)
+    return markdown_link(label, link_base, f.location.path, f.location.line)
 
 
 def body(report: Report, category: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from operator import attrgetter
@@ -14,6 +15,71 @@ from checker.model import Coverage, Exemption, Finding, Report, Severity
 
 SECURITY_SEVERITY = {Severity.ERROR: "7.5", Severity.WARNING: "5.0", Severity.NOTE: "2.0"}
 INPUT_GROUP = "input"
+
+
+# Markdown text from the repository (messages, names, paths, reasons) is written inert: the
+# characters that make inline markup in GitHub Markdown backslash-escaped ("|" too, for table
+# cells; "$" for math; ":" before "/" and "." after "www", so a URL is no autolink), a first
+# character that could open a block escaped, "<", ">" and "&" as entities (no HTML), line
+# breaks as spaces, and a word joiner after "@" and "#", so "@team" notifies nobody, an
+# address is no mail link and "#12" links no issue. What shows is the text as it was.
+_MD_SPECIAL = frozenset("\\`*_[]|~$")
+_MD_ENTITY = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+_MD_BREAKS = frozenset("\r\n\t\v\f\u2028\u2029\x85")
+_MD_BLOCK = re.compile(r"[-+=]|\d{1,9}[.)]")  # a list item, a setext line, an ordered list
+
+
+def markdown_text(value: str) -> str:
+    """``value`` as literal text in GitHub Markdown (a table cell too): no markup, no HTML,
+    no link, no mention, no issue reference."""
+    out = []
+    for i, char in enumerate(value):
+        if char in _MD_ENTITY:
+            out.append(_MD_ENTITY[char])
+        elif char in _MD_SPECIAL:
+            out.append("\\" + char)
+        elif char == "@":
+            out.append("@\u2060")
+        elif char == "#":
+            out.append("\\#\u2060")
+        elif char in _MD_BREAKS:
+            out.append(" ")
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append("\ufffd")  # other control characters: shown as replaced
+        elif (char == ":" and value[i + 1:i + 2] == "/") or (
+                char == "." and value[max(i - 3, 0):i].lower() == "www"):
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    indent = len(value) - len(value.lstrip(" "))
+    if indent:  # leading spaces would make a code block: entities are text
+        out[:indent] = ["&#32;"] * indent
+    elif start := _MD_BLOCK.match(value):  # escape the opener's last character: "\-", "1\."
+        out[start.end() - 1] = "\\" + out[start.end() - 1]
+    return "".join(out)
+
+
+def markdown_code(value: str) -> str:
+    """``value`` as an inline code span in GitHub Markdown (a table cell too).
+
+    A code span shows its text as is (no HTML, no link, no mention); a backtick cannot end it
+    early (it becomes ``'``) and ``|`` is escaped so it cannot end a table cell.
+    """
+    text = "".join(" " if c in _MD_BREAKS else "\ufffd" if ord(c) < 0x20 or ord(c) == 0x7F
+                   else c for c in value)
+    return "`" + (text.replace("`", "'").replace("|", "\\|").strip() or " ") + "`"
+
+
+def markdown_link(label: str, base: str, path: str, line: int | None = None) -> str:
+    """``[label](base/path#Lline)``: the label escaped, the path percent-encoded.
+
+    ``base`` is trusted (the server, repository and commit of the run); the path comes from
+    the repository and is encoded whole, so it cannot end the link or add a scheme.
+    """
+    import urllib.parse
+
+    target = f"{base.rstrip('/')}/{urllib.parse.quote(path, safe='/')}"
+    return f"[{markdown_text(label)}]({target}{f'#L{line}' if line else ''})"
 
 
 FINGERPRINT = "gitopsChecker/v2"  # v2: the object is its ObjectRef, not its display string

@@ -12,6 +12,9 @@ from checker.report.common import (
     coverage_summary,
     exemption_groups,
     groups_of,
+    markdown_code,
+    markdown_link,
+    markdown_text,
     most_severe,
     requirement_group,
     severity_counts,
@@ -24,14 +27,15 @@ ICON = {"error": "🔴", "warning": "🟠", "note": "🔵"}
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Repository text in a cell or line: literal, never markup (``markdown_text``)."""
+    return markdown_text(text)
 
 
 def _where(f: Finding, report: Report) -> str:
     label = f"{f.location.path}:{f.location.line}"
     if report.link_base:
-        return f"[{label}]({report.link_base.rstrip('/')}/{f.location.path}#L{f.location.line})"
-    return f"`{label}`"
+        return markdown_link(label, report.link_base, f.location.path, f.location.line)
+    return markdown_code(label)
 
 
 def _table(findings: list[Finding], report: Report, accepted: bool = False) -> list[str]:
@@ -41,13 +45,14 @@ def _table(findings: list[Finding], report: Report, accepted: bool = False) -> l
         for f in findings:
             s = f.suppression
             assert s is not None
-            out.append(f"| `{f.rule_id}` | {_cell(f.resource)} | {_where(f, report)} | "
-                       f"{_cell(s.owner)} | {s.expires or 'never'} | {_cell(s.justification)} |")
+            out.append(f"| {_code(f.rule_id)} | {_cell(f.resource)} | {_where(f, report)} | "
+                       f"{_cell(s.owner)} | {_cell(s.expires or 'never')} | "
+                       f"{_cell(s.justification)} |")
         return out
     out = ["| Severity | Rule | Message | Resource | Where |",
            "| --- | --- | --- | --- | --- |"]
     for f in findings:
-        out.append(f"| {ICON[f.severity.label]} {f.severity.label} | `{f.rule_id}` | "
+        out.append(f"| {ICON[f.severity.label]} {f.severity.label} | {_code(f.rule_id)} | "
                    f"{_cell(f.message)} | {_cell(f.resource)} | {_where(f, report)} |")
     return out
 
@@ -103,7 +108,7 @@ def _requirements(report: Report, active: tuple[Finding, ...]) -> list[str]:
         mine = found.get(group, [])
         worst = max((f.severity for f in mine), default=None)
         out.append(f"| {_cell(group.removeprefix(standard + ' '))} | "
-                   + ", ".join(f"`{r}`" for r in rows[group]) + f" | {len(mine)} | "
+                   + ", ".join(_code(r) for r in rows[group]) + f" | {len(mine)} | "
                    + (f"{ICON[worst.label]} {worst.label}" if worst else "✅") + " |")
     others = [g for g in found if g not in rows]
     for group in sorted(others):
@@ -130,7 +135,8 @@ def render(report: Report) -> str:
         f"❌ {failing} finding{'s' if failing != 1 else ''}.")
     lines += [f"{verdict} Checked {report.resources_checked} resources in "
               f"{report.files_checked} files"
-              + (f" with packs {', '.join(report.packs)}." if report.packs else "."), ""]
+              + (f" with packs {_cell(', '.join(report.packs))}." if report.packs else "."),
+              ""]
     if report.engines:
         lines += ["Rego engine: " + "; ".join(_cell(e) for e in report.engines) + ".", ""]
     lines += ["| Severity | Count |", "| --- | ---: |"]
@@ -141,7 +147,7 @@ def render(report: Report) -> str:
     per_standard = standards(report, active)
     if per_standard:
         lines += ["### By standard", "", "| Standard | Findings |", "| --- | ---: |"]
-        lines += [f"| {std} | {n} |" for std, n in per_standard.items()]
+        lines += [f"| {_cell(std)} | {n} |" for std, n in per_standard.items()]
         lines.append("")
     if report.group_by == "cluster" and report.clusters:
         lines += _clusters(report, active, suppressed)
@@ -181,10 +187,9 @@ def coverage_section(report: Report) -> list[str]:
              "| State | Kind | Input | Where | Objects, source or reason |",
              "| --- | --- | --- | --- | --- |"]
     for c in entries[:COVERAGE_ROWS]:
-        where = f"`{_cell(c.path)}:{c.line}`"
+        where = markdown_code(f"{c.path}:{c.line}")
         if report.link_base:
-            where = (f"[{_cell(c.path)}:{c.line}]({report.link_base.rstrip('/')}/{c.path}"
-                     f"#L{c.line})")
+            where = markdown_link(f"{c.path}:{c.line}", report.link_base, c.path, c.line)
         outcome = str(c.produced) if c.state == "rendered" else _cell(c.reason)
         lines.append(f"| {_STATE.get(c.state, c.state)} | {_cell(c.kind)} | {_cell(c.what)} | "
                      f"{where} | {outcome} |")
@@ -195,7 +200,7 @@ def coverage_section(report: Report) -> list[str]:
 
 
 def _code(text: str) -> str:
-    return "`" + _cell(text).replace("`", "'") + "`"
+    return markdown_code(text)
 
 
 def exemptions_section(report: Report) -> list[str]:
@@ -226,7 +231,7 @@ def _value(value: object) -> str:
     if value is None:
         return "_absent_"
     text = json.dumps(value, sort_keys=True, default=str)
-    return "`" + _cell(text if len(text) <= 80 else text[:77] + "...").replace("`", "'") + "`"
+    return _code(text if len(text) <= 80 else text[:77] + "...")
 
 
 def drift_section(report: Report, active: tuple[Finding, ...] | None = None) -> list[str]:
@@ -262,13 +267,13 @@ def drift_section(report: Report, active: tuple[Finding, ...] | None = None) -> 
     for f in drifts:
         change = str(f.details.get("change", ""))
         before, after = _value(f.details.get("before")), _value(f.details.get("after"))
-        field_name = f"`{_cell(str(f.details.get('field') or '(object)'))}`"
+        field_name = _code(str(f.details.get('field') or '(object)'))
         if change == "missing":
             before = "declared"
         elif change == "unmanaged":
             after = "exists"
         elif change == "policy-violation":
-            policy = f"policy `{f.details.get('policy', '')}`"
+            policy = f"policy {_code(str(f.details.get('policy', '')))}"
             if "after" in f.details:
                 field_name = f"{field_name}, violates {policy}"
             else:

@@ -157,7 +157,7 @@ def test_repository_text_cannot_mention_link_or_inject_markup(github: FakeGitHub
     text = github.comments[0]["body"]
     assert "@acme" not in text and "@\u2060acme" in text
     assert "#12" not in text and "<img" not in text and "</table>" not in text
-    assert "&lt;img" in text and "\\*\\*bold\\*\\*" in text and "\\| \\[x\\]\\(y\\)" in text
+    assert "&lt;img" in text and "\\*\\*bold\\*\\*" in text and "\\| \\[x\\](y)" in text
 
 
 def test_the_body_stays_within_githubs_limit_and_says_what_did_not_fit() -> None:
