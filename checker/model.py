@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 FieldPath = tuple[str | int, ...]
+
+# SARIF's ``baselineState`` words, which every format uses for the delta against a base
+NEW = "new"
+UNCHANGED = "unchanged"
+ABSENT = "absent"  # a finding the base had and the head does not: fixed by the change
+BASELINE_STATES = (NEW, UNCHANGED, ABSENT)
+
+# Positions inside messages ("deploy/web.yaml:12", "line 7", "at line 3 of"): a finding's
+# identity must survive a line move, so they are dropped from the message it is keyed on.
+_FILE_POSITION = re.compile(
+    r"((?:^|(?<=[\s\"'(\[]))[^\s\"'(\[]+\.(?:ya?ml|json|rego|tpl|cue|jsonnet|txt)):\d+(?::\d+)?")
+_LINE_WORD = re.compile(r"\b(lines?) \d+(?:\s*[-\u2013]\s*\d+)?")
+
+
+def _positionless(message: str) -> str:
+    """``message`` with file positions and line numbers taken out (for identities)."""
+    return _LINE_WORD.sub(r"\1 #", _FILE_POSITION.sub(r"\1", message))
 
 
 @dataclass(frozen=True, order=True)
@@ -182,6 +200,27 @@ class Finding:
     suppression: Suppression | None = None
     details: Mapping[str, Any] = field(default_factory=dict, compare=False)
     ref: ObjectRef | None = None  # the object the finding is about; None: a file or a run
+    # newness against the evaluated base, in SARIF's words: "new", "unchanged", "absent"
+    # (in ``Report.fixed``: the base had it, the head does not); "" when no base was evaluated
+    baseline: str = ""
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """What makes this finding the same finding in another run (the base, a later commit).
+
+        The rule, the cluster, the object (its ``ObjectRef`` without the served version; a
+        finding about a file and no object: the file's path), the field path, and the message
+        with any file position or line number taken out, which is what tells apart two
+        findings of one rule on one object (two containers, two images). Never a line or a
+        column: a finding that only moved is the same finding. The delta against the base
+        and the SARIF fingerprints are both built on this one identity.
+        """
+        ref = self.ref
+        what = (("object", ref.group, ref.kind, ref.namespace, ref.name) if ref is not None
+                else ("file", self.location.path))
+        cluster = self.cluster or (ref.cluster if ref is not None else "")
+        return (self.rule_id, cluster, *what, "/".join(str(p) for p in self.field_path),
+                _positionless(self.message))
 
     def in_cluster(self, cluster: str) -> Finding:
         """The finding (and its object reference) attributed to ``cluster``."""
@@ -317,6 +356,11 @@ class Report:
     selections: Mapping[str, tuple[Selection, ...]] = field(default_factory=dict)
     exemptions: tuple[Exemption, ...] = ()  # namespaces each policy skipped, per cluster
     policy_records: tuple[PolicyRecord, ...] = ()  # what ran where, with content digests
+    # the delta against a base: the evaluated base commit ("" when none) and the findings the
+    # base had that the head does not (``baseline == "absent"``); ``findings`` are then each
+    # "new" or "unchanged"
+    base: str = ""
+    fixed: tuple[Finding, ...] = ()
 
     def fails(self, finding: Finding) -> bool:
         """Whether a finding is at or above the ``--fail-on`` threshold."""
@@ -331,6 +375,18 @@ class Report:
     def suppressed(self) -> tuple[Finding, ...]:
         """Findings covered by an accepted risk."""
         return tuple(f for f in self.findings if f.suppression is not None)
+
+    @property
+    def new(self) -> tuple[Finding, ...]:
+        """Active findings the base did not have (all active findings when no base ran)."""
+        if not self.base:
+            return self.active
+        return tuple(f for f in self.active if f.baseline == NEW)
+
+    @property
+    def unchanged(self) -> tuple[Finding, ...]:
+        """Active findings the base had too (none when no base ran)."""
+        return tuple(f for f in self.active if f.baseline == UNCHANGED)
 
     def counts(self) -> dict[str, int]:
         """Counts of active findings by severity label, every severity present."""

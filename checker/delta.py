@@ -1,0 +1,57 @@
+"""The delta against a base: which findings a change introduces, keeps and fixes.
+
+Pure data in, data out. The base and the head are each evaluated in full by the same
+pipeline (every cluster, every referential input: a NetworkPolicy in another folder still
+counts); this module only pairs their findings by ``Finding.identity`` (rule, cluster,
+object, field path, message without positions; never a line number), so a finding that
+merely moved is ``unchanged``.
+
+One identity may occur several times on one side (the same object reached twice): the
+pairing counts, so two head findings against one base finding give one ``unchanged`` and
+one ``new``. The earliest findings in report order are paired first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import replace
+
+from checker.model import ABSENT, NEW, UNCHANGED, Finding, Report
+
+__all__ = ["classify", "mark"]
+
+
+def mark(head: Iterable[Finding], base: Iterable[Finding],
+         ) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
+    """(head findings each marked ``new`` or ``unchanged``, base findings the head lacks
+    marked ``absent``), both in their given order."""
+    head_items, base_items = list(head), list(base)
+    in_base = Counter(f.identity for f in base_items)
+    in_head = Counter(f.identity for f in head_items)
+    marked, fixed = [], []
+    paired: Counter[tuple[str, ...]] = Counter()
+    for f in head_items:
+        key = f.identity
+        paired[key] += 1
+        marked.append(replace(f, baseline=UNCHANGED if paired[key] <= in_base[key] else NEW))
+    paired.clear()
+    for f in base_items:
+        key = f.identity
+        paired[key] += 1
+        if paired[key] > in_head[key]:
+            fixed.append(replace(f, baseline=ABSENT))
+    return tuple(marked), tuple(fixed)
+
+
+def classify(head: Report, base: Report, base_name: str) -> Report:
+    """The head's report with the delta against ``base`` (``base_name``: its commit).
+
+    Findings accepted on one side and not the other still pair: newness is about the
+    finding, acceptance about whether it counts. The base's tool errors do not become the
+    head's; the caller decides what a failed base means (it is never a silent pass).
+    """
+    if not base_name:
+        raise ValueError("a delta needs the name of its base")
+    findings, fixed = mark(head.findings, base.findings)
+    return replace(head, findings=findings, fixed=fixed, base=base_name)
