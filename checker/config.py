@@ -118,6 +118,9 @@ class Config:
     acceptances: AcceptanceSettings = AcceptanceSettings()
     drift_ignore: tuple[Mapping[str, Any], ...] = ()  # drift.ignore entries, as written
     drift_ignore_lines: tuple[int, ...] = ()  # the line of each drift.ignore entry
+    # drift.fieldManagers (None: not set) and drift.fieldTypes, read with the rest of the file
+    drift_field_managers: tuple[str, ...] | None = None
+    drift_field_types: Mapping[Any, Mapping[tuple[str, ...], str]] = field(default_factory=dict)
     group_by: str = ""             # "cluster", "pack" or "" (decide from the clusters)
     security_tower: tuple[str, ...] = ()  # Security Tower cluster files that were read
     allowed_registries: tuple[str, ...] = ()  # images.allowedRegistries
@@ -520,6 +523,8 @@ def load_config(root: Path, config_file: Path | None = None,
     acceptances = AcceptanceSettings(paths=tuple(root / p for p in DEFAULT_ACCEPTANCE_PATHS))
     drift_ignore: tuple[Mapping[str, Any], ...] = ()
     drift_ignore_lines: tuple[int, ...] = ()
+    field_managers: tuple[str, ...] | None = None
+    field_types: Mapping[Any, Mapping[tuple[str, ...], str]] = {}
     group_by = ""
     limits = DEFAULT_LIMITS
     cel_templates = True
@@ -553,6 +558,11 @@ def load_config(root: Path, config_file: Path | None = None,
         drift_ignore = tuple(dict(r) for r in (data.get("drift") or {}).get("ignore", []))
         drift_ignore_lines = tuple(_line(doc, ["drift", "ignore", i])
                                    for i in range(len(drift_ignore)))
+        from checker.drift.applied import field_managers_of
+        from checker.drift.crdtypes import field_types_of
+
+        field_managers = field_managers_of(doc, label)
+        field_types = field_types_of(doc, label)
         group_by = str(data.get("groupBy", ""))
         engine = (data.get("gatekeeper") or {}).get("templateEngine", "K8sNativeValidation")
         cel_templates = engine == "K8sNativeValidation"
@@ -625,6 +635,7 @@ def load_config(root: Path, config_file: Path | None = None,
     clusters = tuple(replace(c, argocd=argocd) for c in clusters)
     return Config(clusters=clusters, source=label, acceptances=acceptances,
                   drift_ignore=drift_ignore, drift_ignore_lines=drift_ignore_lines,
+                  drift_field_managers=field_managers, drift_field_types=field_types,
                   group_by=group_by,
                   security_tower=tuple(st_files), allowed_registries=allowed_registries,
                   require_signed=require_signed, require_codeowners=require_codeowners,

@@ -359,7 +359,8 @@ def _drift(options: DriftRunOptions, scan_options: ScanOptions, config: Config, 
     loaded = state.load(desired, scan_options, config)
     ignore = parse_ignore_rules(list(config.drift_ignore), config.source,
                                 list(config.drift_ignore_lines)) if config.drift_ignore else []
-    drifted = drift_run.compare_live(options, desired, loaded, ignore, source, hasher)
+    drifted = drift_run.compare_live(options, desired, loaded, ignore, source, hasher,
+                                      config=config)
     state.input_findings(loaded, config, drifted.cluster)
     state.findings += drifted.findings
     state.resources += drifted.resources

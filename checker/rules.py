@@ -79,7 +79,8 @@ BUILTIN_RULES: dict[str, Rule] = {
         Rule(RULE_UNTRUSTED_CONFIG, "Config change not yet trusted", Severity.WARNING,
              "With a base ref (--accept-base, the Action's default on pull requests), what the "
              "check does comes from the base ref's config: policy selection (packs, policy "
-             "folders, overrides), acceptance settings, drift ignore rules, evaluation limits, "
+             "folders, overrides), acceptance settings, drift settings (ignore rules, field "
+             "managers, field types), evaluation limits, "
              "the severity of not-checked inputs, allowed registries, guardrails and admission "
              "(mutation, expansion). A change to them in the pull request is reported here "
              "and takes effect once merged, so a change cannot switch off its own check. "

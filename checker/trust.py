@@ -145,9 +145,12 @@ def _removed(base: Cluster, config: Config) -> tuple[Cluster | None, Finding]:
                  "merged the cluster is checked with the base ref's settings", where)
 
 
-_GLOBAL = ("acceptances", "drift_ignore", "limits", "not_checked", "allowed_registries",
-           "require_signed", "require_codeowners", "admission")
-_KEYS = {"acceptances": "acceptances", "drift_ignore": "drift.ignore", "limits": "limits",
+_GLOBAL = ("acceptances", "drift_ignore", "drift_field_managers", "drift_field_types", "limits",
+           "not_checked", "allowed_registries", "require_signed", "require_codeowners",
+           "admission")
+_KEYS = {"acceptances": "acceptances", "drift_ignore": "drift.ignore",
+         "drift_field_managers": "drift.fieldManagers", "drift_field_types": "drift.fieldTypes",
+         "limits": "limits",
          "not_checked": "coverage.notChecked", "allowed_registries": "images.allowedRegistries",
          "require_signed": "guardrails.requireSignedCommits",
          "require_codeowners": "guardrails.requireCodeowners", "admission": "admission"}
@@ -162,6 +165,12 @@ def _describe(name: str, value: Any, root: Path) -> str:
                 f"{_show(_rel(value.templates, root))}")
     if name == "limits":
         return f"evaluationSeconds {value.seconds:g}, memoryMiB {value.memory_mb}"
+    if name == "drift_field_managers" and value is None:
+        return "(the default managers)"
+    if name == "drift_field_types":
+        return _show(sorted(f"{kind.group}/{kind.kind} /{'/'.join(pattern)}: {typ}"
+                            for kind, fields in value.items()
+                            for pattern, typ in fields.items()))
     return _show(value)
 
 

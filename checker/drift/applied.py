@@ -255,27 +255,22 @@ def parse_managers(values: Any, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def load_field_managers(path: Any, display: str) -> tuple[str, ...] | None:
-    """``drift.fieldManagers`` of a configuration file, or None when it does not say."""
-    from checker.load.yamlfile import YamlProblem, decode, parse_documents
-
-    try:
-        docs = list(parse_documents(decode(path.read_bytes())))
-    except (OSError, YamlProblem):
-        return None  # the configuration loader reports an unreadable file
-    first = docs[0] if docs else None
-    if first is None or isinstance(first, YamlProblem) or not isinstance(first.data, Mapping):
+def field_managers_of(doc: Any, display: str) -> tuple[str, ...] | None:
+    """``drift.fieldManagers`` of a parsed configuration document (``yamlfile.Document``), or
+    None when it does not say. The config loader calls this on the file it read (the base
+    ref's in a pull request: ``checker.trust``), so the setting is never read a second time."""
+    if not isinstance(doc.data, Mapping):
         return None
-    drift = first.data.get("drift")
+    drift = doc.data.get("drift")
     if not isinstance(drift, Mapping) or "fieldManagers" not in drift:
         return None
     values = drift["fieldManagers"]
-    span = first.spans.get(("drift", "fieldManagers"))
-    where = f"{display}:{span[0] if span else first.line}"
+    span = doc.spans.get(("drift", "fieldManagers"))
+    where = f"{display}:{span[0] if span else doc.line}"
     if not isinstance(values, list):
         return parse_managers(values, where)
     out: list[str] = []
     for index, value in enumerate(values):
-        item = first.spans.get(("drift", "fieldManagers", index))
+        item = doc.spans.get(("drift", "fieldManagers", index))
         out += parse_managers([value], f"{display}:{item[0]}" if item else where)
     return tuple(out)

@@ -154,30 +154,25 @@ def _pattern(pointer: str) -> Pattern:
     return tuple(p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/"))
 
 
-def load_field_types(path: Any, display: str) -> dict[KindRef, dict[Pattern, str]]:
-    """``drift.fieldTypes`` of a configuration file; ConfigError naming FILE:LINE."""
+def field_types_of(doc: Any, display: str) -> dict[KindRef, dict[Pattern, str]]:
+    """``drift.fieldTypes`` of a parsed configuration document (``yamlfile.Document``);
+    ConfigError naming FILE:LINE. Called by the config loader on the file it read."""
     from checker.errors import ConfigError
-    from checker.load.yamlfile import YamlProblem, decode, parse_documents
 
-    try:
-        docs = list(parse_documents(decode(path.read_bytes())))
-    except (OSError, YamlProblem):
-        return {}  # the configuration loader reports an unreadable file
-    first = docs[0] if docs else None
-    if first is None or isinstance(first, YamlProblem) or not isinstance(first.data, Mapping):
+    if not isinstance(doc.data, Mapping):
         return {}
-    drift = first.data.get("drift")
+    drift = doc.data.get("drift")
     entries = drift.get("fieldTypes") if isinstance(drift, Mapping) else None
     if entries is None:
         return {}
-    top = first.spans.get(("drift", "fieldTypes"))
+    top = doc.spans.get(("drift", "fieldTypes"))
     if not isinstance(entries, list):
-        raise ConfigError(f"{display}:{top[0] if top else first.line}: fieldTypes must be a "
+        raise ConfigError(f"{display}:{top[0] if top else doc.line}: fieldTypes must be a "
                           "list")
     out: dict[KindRef, dict[Pattern, str]] = {}
     for index, entry in enumerate(entries):
-        span = first.spans.get(("drift", "fieldTypes", index))
-        where = f"{display}:{span[0] if span else first.line}"
+        span = doc.spans.get(("drift", "fieldTypes", index))
+        where = f"{display}:{span[0] if span else doc.line}"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{where}: a fieldTypes entry must be a mapping")
         unknown = sorted(set(map(str, entry)) - {"group", "kind", "path", "type"})

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from checker.config import Cluster
+from checker.config import Cluster, Config
 from checker.drift.compare import DriftOptions, DriftResult, compare
 from checker.drift.ignore import IgnoreRule, autoscaler_rules, load_ignore_file
 from checker.drift.normalize import apply_defaults, desired_path, keyed_path, path_text
@@ -189,38 +189,29 @@ def desired_cluster(paths: Sequence[Path], root: Path) -> Cluster:
                    coverage=tuple(followed.coverage))
 
 
-def field_managers(options: DriftRunOptions) -> tuple[str, ...]:
-    """The managers whose applied fields count: the options, the config, else the defaults."""
-    from checker.config import find_config
-    from checker.drift.applied import DEFAULT_FIELD_MANAGERS, load_field_managers
+def field_managers(options: DriftRunOptions, configured: tuple[str, ...] | None,
+                   ) -> tuple[str, ...]:
+    """The managers whose applied fields count: the options, else the trusted config's
+    ``drift.fieldManagers`` (``configured``), else the defaults."""
+    from checker.drift.applied import DEFAULT_FIELD_MANAGERS
 
     if options.field_managers is not None:
         return options.field_managers
-    config = find_config(options.root)
-    found = (load_field_managers(config, relpath(config, options.root))
-             if config is not None else None)
-    return DEFAULT_FIELD_MANAGERS if found is None else found
-
-
-def field_types(options: DriftRunOptions) -> dict[KindRef, dict[tuple[str, ...], str]]:
-    """``drift.fieldTypes`` of the repository configuration (custom fields' types)."""
-    from checker.config import find_config
-    from checker.drift.crdtypes import load_field_types
-
-    config = find_config(options.root)
-    return load_field_types(config, relpath(config, options.root)) if config else {}
+    return DEFAULT_FIELD_MANAGERS if configured is None else configured
 
 
 def compare_live(options: DriftRunOptions, desired: Cluster, loaded: LoadResult,
                  ignore: Sequence[IgnoreRule], source: SnapshotSource | None = None,
-                 hasher: SecretHasher | None = None) -> Drift:
+                 hasher: SecretHasher | None = None, *, config: Config | None = None) -> Drift:
     """Read the snapshot (``source``, else the file or live cluster of the options), compare
     the loaded desired state with it, and evaluate the trusted policies on what drifted.
 
     ``ignore`` are the repository config's ``drift.ignore`` rules; the options' rules, the
-    ignore file's and the autoscaler rules are added here. Only trusted policies run on live
-    objects: the packs, and the ``policies`` folders as they are at ``policies_ref``; without
-    a ref those folders are not run, and a finding says so.
+    ignore file's and the autoscaler rules are added here. ``config`` is the trusted config
+    (``checker.trust``: the base ref's in a pull request), whose ``drift.fieldManagers`` and
+    ``drift.fieldTypes`` apply; nothing here reads the config file again. Only trusted
+    policies run on live objects: the packs, and the ``policies`` folders as they are at
+    ``policies_ref``; without a ref those folders are not run, and a finding says so.
     """
     hasher = hasher or SecretHasher.from_env()
     rules = [*options.ignore, *ignore]
@@ -248,7 +239,8 @@ def compare_live(options: DriftRunOptions, desired: Cluster, loaded: LoadResult,
     result = compare(loaded.resources, snapshot, hasher, DriftOptions(
         entry=entry, cluster=cluster, ignore=tuple(rules), owners=options.owners,
         default_namespace=options.default_namespace,
-        field_managers=field_managers(options), field_types=field_types(options)))
+        field_managers=field_managers(options, config.drift_field_managers if config else None),
+        field_types=config.drift_field_types if config is not None else {}))
     out = Drift(cluster=cluster, managed=result.managed)
     with tempfile.TemporaryDirectory(prefix="gitops-checker-policies-") as tmp:
         policies, errors, out.packs = trusted_policies(options, desired, out, Path(tmp))

@@ -239,3 +239,26 @@ def test_field_managers_are_configurable(tmp_path: Path) -> None:
     assert changes(_cli(tmp_path, None, "--field-manager", "none")) == ["added"]
     bad = _cli(tmp_path, "drift:\n  fieldManagers:\n    - 'flux:Patch'\n")
     assert bad.exit_code == 2 and ".gitops-checker.yaml:3" in bad.output, bad.output
+
+
+def test_field_managers_come_from_the_config_the_run_trusts(tmp_path: Path) -> None:
+    """The drift stage takes ``drift.fieldManagers`` from the config the pipeline resolved
+    (the base ref's in a pull request), not from a second read of the working tree's file:
+    here the file on disk switches the evidence off, the trusted config does not."""
+    from checker.config import load_config
+    from checker.options import DriftRunOptions
+    from checker.pipeline import Stages, run
+
+    _cli(tmp_path, "drift:\n  fieldManagers: []\n")  # lays out the repository and snapshot
+    repo = tmp_path / "repo"
+    trusted = load_config(repo, repo / ".gitops-checker.yaml", content=b"groupBy: cluster\n")
+    assert trusted.drift_field_managers is None
+    options = DriftRunOptions(paths=(repo,), root=repo, snapshot=tmp_path / "live.json")
+    report = run(options.scan_options(), Stages(admit=False, drift=options), config=trusted,
+                 environ={"GITHUB_EVENT_NAME": "push"})
+    changes = [f.details.get("change") for f in report.findings if f.category == "drift"]
+    assert changes.count("not-in-git") == 5
+    on_disk = run(options.scan_options(), Stages(admit=False, drift=options),
+                  environ={"GITHUB_EVENT_NAME": "push"})
+    assert [f.details.get("change") for f in on_disk.findings
+            if f.category == "drift"] == ["added"]

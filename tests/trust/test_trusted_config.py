@@ -244,3 +244,26 @@ def test_a_policy_the_change_edits_away_still_runs_as_on_the_base(tmp_path: Path
     _code, same = _scan(r, "--accept-base", "main", "--fail-on", "never")
     assert not _untrusted(same) and [f["rule"] for f in same if f["category"] == "policy"] == [
         "NeedTeam/team"]
+
+
+def test_drift_settings_come_from_the_base_ref(tmp_path: Path) -> None:
+    """``drift.fieldManagers: []`` would hide every field a tool applied that Git dropped, and
+    ``drift.fieldTypes`` changes what compares equal: in a pull request both are the base
+    ref's, and the change's edit is a finding naming the key."""
+    from checker.accept import BaseApproval
+    from checker.config import load_config
+    from checker.trust import trusted_config
+
+    change = BASE + ("drift:\n  fieldManagers: []\n  fieldTypes:\n    - {group: x.io, kind: "
+                     "Thing, path: /spec/size, type: quantity}\n")
+    repo = _repo(tmp_path, change)
+    head = load_config(repo)
+    assert head.drift_field_managers == ()
+    assert head.drift_field_types
+    config, findings = trusted_config(head, BaseApproval(repo, "main"), repo)
+    assert config.drift_field_managers is None and not config.drift_field_types
+    messages = sorted(f.message for f in findings)
+    assert any(m.startswith("drift.fieldManagers: the change sets []") and
+               "(the default managers)" in m for m in messages), messages
+    assert any(m.startswith("drift.fieldTypes:") and "x.io/Thing /spec/size: quantity" in m
+               for m in messages), messages
