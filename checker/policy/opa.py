@@ -20,13 +20,26 @@ Rego is compiled with its libs; for each constraint and object the hook module e
   guards: ``contains`` and ``if`` added, ``future.keywords`` imports replaced by ``rego.v1``)
   and the built-ins v1 dropped are mapped to their equivalents (``re_match`` is
   ``regex.match``; ``any``/``all`` become local functions with the same meaning);
-- Gatekeeper does not turn on strict built-in errors: a built-in that fails (``to_number("x")``,
-  a division by zero, ``split(0, "/")``) makes its expression undefined. The binding evaluates
-  with strict built-in errors and offers no switch. Such a failure is returned as an
-  ``EvalError`` that says so: the scan reports ``policy.evaluation-error`` and fails (closed)
-  where Gatekeeper would silently go on. With objects the API server accepts (fields of their
-  schema types) the shipped templates never reach a failing built-in; the differential test
-  counts and shows the cases.
+- Gatekeeper does not turn on strict built-in errors: its driver (frameworks/constraint,
+  ``pkg/client/drivers/rego/driver.go``, ``(*Driver).eval``) builds ``rego.New`` with the
+  compiler, store, input, query, print settings and Rego v0, and no ``rego.StrictBuiltinErrors``,
+  so OPA's default applies: a built-in that fails (``to_number("x")``, ``regex.match`` with a
+  bad pattern, ``split(0, "/")``) is recorded and its expression is undefined; evaluation goes
+  on (``not to_number("x")`` is true). An error that is not a built-in's (a conflict between
+  rule values, a cancelled query) still ends the query, and the driver turns it into one
+  violation per constraint carrying the error text. The binding evaluates with strict built-in
+  errors and offers no switch, so a template runs strictly first; only when a built-in fails is
+  it evaluated again with every call of a built-in in ``LAX`` routed through a function of
+  ours (``gitops_checker_lax__<name>``) that evaluates the same built-in on real OPA (a helper
+  instance, the same arguments) and gives undefined when it fails: Gatekeeper's meaning, with
+  OPA computing every value. Without a failure both readings are the same, so the strict
+  result stands. A failure in a built-in outside ``LAX`` (or in an infix operator: ``x / 0``,
+  ``"a" + 1``), or in a template the rewrite cannot read, stays an ``EvalError`` that says so:
+  the scan reports ``policy.evaluation-error`` and fails (closed) where Gatekeeper would go on.
+  ``LAX`` holds the built-ins whose arguments and results are strings, numbers, arrays and
+  objects without sets, since the values cross to Python as JSON (a set would arrive as an
+  array). With objects the API server accepts (fields of their schema types) the shipped
+  templates never reach a failing built-in; the differential test counts and shows the cases.
 """
 
 from __future__ import annotations
@@ -48,6 +61,23 @@ DISTRIBUTION = "opa-golib-python-bindings"
 # OPA release embedded in each version of the binding (from the package's build files)
 OPA_RELEASES = {"0.4.4": "1.20.2"}
 BUILTIN_ERRORS = ("eval_builtin_error", "eval_type_error")
+# Built-ins a template may call on an object's fields that can fail at run time, by arity; none
+# takes or gives a set (see the module docstring). A failing call of one of them is undefined.
+LAX: dict[str, int] = {
+    "to_number": 1, "abs": 1, "round": 1, "ceil": 1, "floor": 1, "numbers.range": 2,
+    "format_int": 2, "count": 1, "concat": 2, "split": 2, "replace": 3, "substring": 3,
+    "trim": 2, "trim_left": 2, "trim_right": 2, "trim_prefix": 2, "trim_suffix": 2,
+    "trim_space": 1, "lower": 1, "upper": 1, "startswith": 2, "endswith": 2, "contains": 2,
+    "indexof": 2, "indexof_n": 2, "strings.replace_n": 2, "strings.reverse": 1,
+    "strings.count": 2, "regex.match": 2, "regex.split": 2, "regex.find_n": 3,
+    "regex.find_all_string_submatch_n": 3, "regex.replace": 3, "regex.template_match": 4,
+    "regex.globs_match": 2, "glob.match": 3, "units.parse": 1, "units.parse_bytes": 1,
+    "base64.decode": 1, "base64url.decode": 1, "hex.decode": 1, "urlquery.decode": 1,
+    "json.unmarshal": 1, "yaml.unmarshal": 1, "time.parse_rfc3339_ns": 1,
+    "time.parse_duration_ns": 1, "time.parse_ns": 2, "semver.compare": 2,
+    "net.cidr_contains": 2, "net.cidr_intersects": 2,
+}
+LAX_PREFIX = "gitops_checker_lax__"
 _V1_DROPPED = re.compile(r"(?<![\w.$])(re_match|any|all)\s*\(")
 _HELPERS = """
 
@@ -136,6 +166,58 @@ def as_v1(source: str, rego_v1: bool) -> str:
     return text
 
 
+def lax_name(builtin: str) -> str:
+    """The name of the function that stands for ``builtin`` in a lax evaluation."""
+    return LAX_PREFIX + builtin.replace(".", "__")
+
+
+def lax_source(text: str) -> str:
+    """``text`` (Rego v1) with every call of a ``LAX`` built-in renamed to its stand-in.
+
+    The calls are found on regorus's AST (the function's span in each ``Call``); only the
+    name changes, so arguments, an output argument and the surrounding code stay as written.
+    Raises PolicyError when regorus cannot read the module."""
+    from checker.policy.rewrite import _ast, _nodes
+
+    data = text.encode()
+    edits = []
+    for call in _nodes(_ast(text, rego_v1=True), "Call"):
+        fcn = call.get("fcn")
+        if not isinstance(fcn, dict) or len(fcn) != 1:
+            continue
+        span = next(iter(fcn.values())).get("span") or {}
+        start, end = int(span.get("start", 0)), int(span.get("end", 0))
+        name = data[start:end].decode()
+        if name in LAX:
+            edits.append((start, end, lax_name(name)))
+    for start, end, new in sorted(edits, reverse=True):
+        data = data[:start] + new.encode() + data[end:]
+    return data.decode()
+
+
+_HELPER: list[Any] = []  # the OPA instance that evaluates the stand-ins' built-ins
+
+
+def _stand_in(builtin: str, arity: int) -> Any:
+    """A Python function for the binding: ``builtin`` on real OPA, None (undefined) when it
+    fails or is undefined."""
+    from opa_bindings import OpaEngine as Binding
+    from opa_bindings import OpaError
+
+    query = f"x := {builtin}(" + ", ".join(f"input[{i}]" for i in range(arity)) + ")"
+
+    def call(*args: Any) -> Any:
+        if not _HELPER:
+            _HELPER.append(Binding())
+        try:
+            rows = _HELPER[0].eval_query(query, list(args))
+        except OpaError:
+            return None  # Gatekeeper: a failing built-in is undefined
+        return rows[0].get("x") if rows else None
+
+    return call
+
+
 def responses(value: Any) -> list[dict[str, Any]] | EvalError:
     """Gatekeeper's hook over a ``violation`` value: objects with ``msg``, once each."""
     if value is None:
@@ -155,18 +237,24 @@ def responses(value: Any) -> list[dict[str, Any]] | EvalError:
     return out
 
 
-def _message(err: Exception) -> str:
+def _message(err: Exception, why: str = "") -> str:
     text = str(err)
     if any(kind in text for kind in BUILTIN_ERRORS):
         return (f"{text} (OPA here runs with strict built-in errors; Gatekeeper would treat "
-                "the failing built-in as undefined)")
+                "the failing built-in as undefined, which this check reproduces only for the "
+                f"built-ins it lists{': ' + why if why else ''}; the run fails closed)")
     return text
 
 
 class _Policy:
-    def __init__(self, engine: Any, path: str) -> None:
+    def __init__(self, engine: Any, path: str, modules: Sequence[tuple[str, str]] = (),
+                 data_json: str | None = None) -> None:
         self._engine = engine
         self._path = path
+        self._modules = tuple(modules)  # (filename, Rego v1), libs first
+        self._data_json = data_json
+        self._lax: Any = None  # the lax instance, built on the first failing built-in
+        self._lax_error = ""  # why there is none
 
     def __del__(self) -> None:
         # The binding's engine references itself (its callback trampoline), so only the cycle
@@ -174,16 +262,53 @@ class _Policy:
         # side as soon as the compiled template goes. Left to the collector, instances pile up
         # and every later evaluation pays for Go's garbage collector scanning them.
         self._engine.close()
+        if self._lax is not None:
+            self._lax.close()
+
+    def _lax_engine(self) -> Any:
+        """The template with the ``LAX`` built-ins' stand-ins, or None (``_lax_error`` says
+        why): compiled once, on the first evaluation in which a built-in fails."""
+        from opa_bindings import OpaEngine as Binding
+        from opa_bindings import OpaError
+
+        if self._lax is not None or self._lax_error:
+            return self._lax
+        engine = Binding()
+        engine.print_handler = lambda message, location: None
+        try:
+            for name, arity in LAX.items():
+                engine.register_function(lax_name(name), _stand_in(name, arity), arity=arity)
+            for filename, source in self._modules:
+                engine.add_policy(filename, lax_source(source))
+            if self._data_json is not None:
+                engine.add_data(json.loads(self._data_json))
+        except (PolicyError, OpaError) as err:
+            engine.close()
+            self._lax_error = str(err)
+            return None
+        self._lax = engine
+        return engine
 
     def evaluate(self, input_json: str) -> list[dict[str, Any]] | EvalError:
         from opa_bindings import OpaError, OpaUndefinedError
 
+        data = json.loads(input_json)
         try:
-            value = self._engine.eval_document(self._path, json.loads(input_json))
+            value = self._engine.eval_document(self._path, data)
         except OpaUndefinedError:
             return []
         except OpaError as err:
-            return EvalError(_message(err))
+            if not any(kind in str(err) for kind in BUILTIN_ERRORS):
+                return EvalError(str(err))
+            lax = self._lax_engine()  # Gatekeeper's reading: the failing call is undefined
+            if lax is None:
+                return EvalError(_message(err, f"the lax reading failed: {self._lax_error}"))
+            try:
+                value = lax.eval_document(self._path, data)
+            except OpaUndefinedError:
+                return []
+            except OpaError as again:
+                return EvalError(_message(again))
         return responses(value)
 
 
@@ -216,16 +341,17 @@ class OpaEngine:
 
         engine = Binding()
         engine.print_handler = lambda message, location: None  # never raw on stderr
+        added = []
         for filename, source in reversed(modules):  # libs first: the template calls them
+            text = as_v1(source, rego_v1)
             try:
-                engine.add_policy(filename, as_v1(source, rego_v1))
-            except PolicyError:
-                raise
+                engine.add_policy(filename, text)
             except OpaError as err:
                 raise PolicyError(f"Rego does not compile (OPA): {err.message}") from err
+            added.append((filename, text))
         if data_json is not None:
             try:
                 engine.add_data(json.loads(data_json))
             except OpaError as err:
                 raise PolicyError(f"data does not load into OPA: {err.message}") from err
-        return _Policy(engine, f"{package}.violation")
+        return _Policy(engine, f"{package}.violation", added, data_json)
