@@ -63,7 +63,7 @@ from checker.rules import (
     RULE_NO_POLICIES,
     RULE_NOTHING_CHECKED,
 )
-from checker.trust import TrustedPolicies, trusted_config
+from checker.trust import TrustedPolicies, trusted_config, trusted_gatekeeper_configs
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SCAN", "ScanOptions", "Stages",
            "cluster_policies", "drift", "exit_code", "load_cluster", "run", "scan"]
@@ -327,6 +327,10 @@ def _admit(options: ScanOptions, config: Config, state: _Run,
         evaluator = Evaluator(policies, operation=options.operation,
                               limits=evaluation_limits(options, config),
                               prefer_cel=config.cel_templates)
+        if trusted is not None:  # a Gatekeeper Config counts as it is on the base ref
+            evaluator.gatekeeper_configs, untrusted = trusted_gatekeeper_configs(
+                admitted.resources, trusted.approval)
+            state.findings += untrusted
         evaluation = evaluator.run(admitted.resources)
         implied = admit.validate_generated(evaluator, admitted.generated, admitted.resources)
         state.findings += admitted.findings + implied.findings

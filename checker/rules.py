@@ -82,7 +82,8 @@ BUILTIN_RULES: dict[str, Rule] = {
              "folders, overrides), acceptance settings, drift settings (ignore rules, field "
              "managers, field types), evaluation limits, "
              "the severity of not-checked inputs, allowed registries, guardrails and admission "
-             "(mutation, expansion). A change to them in the pull request is reported here "
+             "(mutation, expansion), and so does a Gatekeeper Config among the manifests (its "
+             "namespace exclusions). A change to them in the pull request is reported here "
              "and takes effect once merged, so a change cannot switch off its own check. "
              "Changed cluster paths are checked as the change declares them, with a note.",
              "Make the config change in its own reviewed pull request first."),

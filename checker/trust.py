@@ -25,7 +25,7 @@ from checker.config import CONFIG_NAMES, SECURITY_TOWER_DIR, Cluster, Config, lo
 from checker.errors import ConfigError
 from checker.load import workspace
 from checker.load.yamlfile import MAX_FILE_BYTES, run_budget
-from checker.model import Finding, Severity, SourceLocation
+from checker.model import Finding, Resource, Severity, SourceLocation
 from checker.rules import RULE_UNTRUSTED_CONFIG, RULE_UNTRUSTED_HOST
 
 
@@ -310,6 +310,65 @@ class TrustedPolicies:
                 f"base ref {self.approval.base}'s version until the change is merged", where))
         self._done[key] = (base_root, base_folder)
         return self._done[key]
+
+
+def _base_object(approval: BaseApproval, res: Resource) -> Resource | None:
+    """``res`` as its file holds it at the base ref (same group, kind, namespace and name), or
+    None when that file or object is not there or cannot be read."""
+    from checker.load.objects import make_resource
+    from checker.load.yamlfile import Document, YamlProblem, decode, parse_documents
+
+    blob = approval.blob(res.location.path)
+    if blob is None or len(blob) > MAX_FILE_BYTES:
+        return None
+    try:
+        docs = [d for d in parse_documents(decode(blob)) if isinstance(d, Document)]
+    except YamlProblem:
+        return None
+    for doc in docs:
+        if not isinstance(doc.data, dict):
+            continue
+        old = make_resource(doc.data, SourceLocation(res.location.path, doc.line), {})
+        if (old.group, old.kind, old.namespace, old.name) == (res.group, res.kind,
+                                                              res.namespace, res.name):
+            return old
+    return None
+
+
+def trusted_gatekeeper_configs(resources: list[Resource], approval: BaseApproval,
+                               ) -> tuple[list[Resource], list[Finding]]:
+    """The Gatekeeper ``Config`` objects among a change's manifests, as the base ref has them.
+
+    A Config's ``spec.match`` excludes namespaces from Gatekeeper's webhook and audit, and the
+    check follows it (``Evaluator._exclude``): left to the change, one added Config with
+    ``excludedNamespaces: [apps]`` would leave every object in ``apps`` unevaluated, a
+    privileged Pod included. So with a base ref a Config is used only as it is at the base ref
+    (same file, same object): one the change edits is replaced by the base's version, one it
+    adds is not used; each is an ``input.untrusted-config`` warning, and the exclusions take
+    effect once the change is merged.
+    """
+    from checker.policy.gatekeeper import is_config
+
+    kept: list[Resource] = []
+    findings: list[Finding] = []
+    for res in resources:
+        if not is_config(res):
+            continue
+        old = _base_object(approval, res)
+        if old is not None and old.body == res.body:
+            kept.append(res)
+            continue
+        what = f"Gatekeeper Config {res.namespace}/{res.name}"
+        if old is None:
+            message = (f"{what} is new in this change (not in {res.location.path} on the base "
+                       f"ref {approval.base}): its namespace exclusions are not applied until "
+                       "the change is merged")
+        else:
+            kept.append(old)
+            message = (f"{what}: the change edits it; this run applies the base ref "
+                       f"{approval.base}'s namespace exclusions until the change is merged")
+        findings.append(_finding(message, res.location))
+    return kept, findings
 
 
 def _files(folder: Path) -> dict[str, bytes]:

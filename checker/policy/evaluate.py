@@ -192,6 +192,9 @@ class Evaluator:
         # what constraints' match.source sees: Original (objects as applied) or Generated
         # (objects Gatekeeper's expansion creates; checker.admit.stage sets it)
         self.source = "Original"
+        # the Gatekeeper Configs whose namespace exclusions apply (None: those among the known
+        # objects); a pull-request run passes the base ref's (checker.trust)
+        self.gatekeeper_configs: Sequence[Resource] | None = None
         self._compiled: dict[str, CompiledPolicy | PolicyError] = {}
 
     def runs_cel(self, template: Template) -> bool:
@@ -372,7 +375,8 @@ class Evaluator:
         ``data.inventory`` (Namespaces are still looked up, as the webhook reads them from
         the API). Returns the objects to evaluate, those synced, and the notes.
         """
-        config, problems = gatekeeper_config(known)
+        config, problems = gatekeeper_config(
+            known if self.gatekeeper_configs is None else self.gatekeeper_configs)
         notes = [Finding(rule_id=RULE_NOT_EVALUATED, category="policy", severity=Severity.NOTE,
                          message=message, location=location) for location, message in problems]
         if config is None:
