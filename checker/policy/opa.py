@@ -33,8 +33,9 @@ Rego is compiled with its libs; for each constraint and object the hook module e
   ours (``gitops_checker_lax__<name>``) that evaluates the same built-in on real OPA (a helper
   instance, the same arguments) and gives undefined when it fails: Gatekeeper's meaning, with
   OPA computing every value. Without a failure both readings are the same, so the strict
-  result stands. A failure in a built-in outside ``LAX`` (or in an infix operator: ``x / 0``,
-  ``"a" + 1``), or in a template the rewrite cannot read, stays an ``EvalError`` that says so:
+  result stands; the infix ``+ * / %`` are rerouted the same way (``LAX_INFIX``). A failure in
+  a built-in outside ``LAX`` or in ``-`` (a set difference on sets), or in a template the
+  rewrite cannot read, stays an ``EvalError`` that says so:
   the scan reports ``policy.evaluation-error`` and fails (closed) where Gatekeeper would go on.
   ``LAX`` holds the built-ins whose arguments and results are strings, numbers, arrays and
   objects without sets, since the values cross to Python as JSON (a set would arrive as an
@@ -171,40 +172,79 @@ def lax_name(builtin: str) -> str:
     return LAX_PREFIX + builtin.replace(".", "__")
 
 
-def lax_source(text: str) -> str:
-    """``text`` (Rego v1) with every call of a ``LAX`` built-in renamed to its stand-in.
+# Infix operators that fail at run time on numbers (``x / 0``) or on other types (``"a" * 2``),
+# by regorus's name for them: the built-in's name and the expression the stand-in evaluates.
+# ``-`` is left out: on two sets it is the set difference, and sets do not cross as JSON.
+LAX_INFIX: dict[str, tuple[str, str]] = {
+    "Add": ("plus", "input[0] + input[1]"), "Mul": ("mul", "input[0] * input[1]"),
+    "Div": ("div", "input[0] / input[1]"), "Mod": ("rem", "input[0] % input[1]"),
+}
 
-    The calls are found on regorus's AST (the function's span in each ``Call``); only the
-    name changes, so arguments, an output argument and the surrounding code stay as written.
-    Raises PolicyError when regorus cannot read the module."""
-    from checker.policy.rewrite import _ast, _nodes
+
+def _operand(node: dict[str, Any], data: bytes) -> tuple[int, int]:
+    """The source range of an operand; regorus's spans leave out a string's closing quote."""
+    ((kind, inner),) = node.items()
+    start, end = int(inner["span"]["start"]), int(inner["span"]["end"])
+    if kind in ("String", "RawString") and data[end:end + 1] in (b'"', b"`"):
+        end += 1
+    return start, end
+
+
+def lax_source(text: str) -> str:
+    """``text`` (Rego v1) with every call of a ``LAX`` built-in and every ``LAX_INFIX``
+    operation routed to its stand-in.
+
+    The calls and operations are found on regorus's AST: a call keeps its arguments (and an
+    output argument) as written and only its name changes; ``a / b`` becomes
+    ``gitops_checker_lax__div(a, b)``, nested operations from the inside out. Raises
+    PolicyError when regorus cannot read the module."""
+    from checker.policy.rewrite import _ast, _dicts
 
     data = text.encode()
-    edits = []
-    for call in _nodes(_ast(text, rego_v1=True), "Call"):
-        fcn = call.get("fcn")
-        if not isinstance(fcn, dict) or len(fcn) != 1:
-            continue
-        span = next(iter(fcn.values())).get("span") or {}
-        start, end = int(span.get("start", 0)), int(span.get("end", 0))
-        name = data[start:end].decode()
-        if name in LAX:
-            edits.append((start, end, lax_name(name)))
-    for start, end, new in sorted(edits, reverse=True):
-        data = data[:start] + new.encode() + data[end:]
-    return data.decode()
+    # (start, end, replacement or None, operands): a rename, or an operation to rebuild
+    items: list[tuple[int, int, str, list[tuple[int, int]]]] = []
+    for node in _dicts(_ast(text, rego_v1=True)):
+        call, arith = node.get("Call"), node.get("ArithExpr")
+        if isinstance(call, dict) and isinstance(call.get("fcn"), dict) and len(call["fcn"]) == 1:
+            span = next(iter(call["fcn"].values())).get("span") or {}
+            start, end = int(span.get("start", 0)), int(span.get("end", 0))
+            name = data[start:end].decode()
+            if name in LAX:
+                items.append((start, end, lax_name(name), []))
+        elif isinstance(arith, dict) and arith.get("op") in LAX_INFIX:
+            span = arith["span"]
+            items.append((int(span["start"]), int(span["end"]),
+                          lax_name(LAX_INFIX[arith["op"]][0]),
+                          [_operand(arith["lhs"], data), _operand(arith["rhs"], data)]))
+    items.sort(key=lambda item: (item[0], -item[1]))
+
+    def render(start: int, end: int) -> str:
+        out, pos = [], start
+        for item_start, item_end, name, operands in items:
+            if item_start < pos or item_end > end:
+                continue  # inside one already rendered, or outside this range
+            out.append(data[pos:item_start].decode())
+            if operands:
+                out.append(f"{name}(" + ", ".join(render(a, b) for a, b in operands) + ")")
+            else:
+                out.append(name)
+            pos = item_end
+        out.append(data[pos:end].decode())
+        return "".join(out)
+
+    return render(0, len(data))
 
 
 _HELPER: list[Any] = []  # the OPA instance that evaluates the stand-ins' built-ins
 
 
-def _stand_in(builtin: str, arity: int) -> Any:
-    """A Python function for the binding: ``builtin`` on real OPA, None (undefined) when it
-    fails or is undefined."""
+def _stand_in(expression: str) -> Any:
+    """A Python function for the binding: ``expression`` (over ``input[i]``, the arguments)
+    on real OPA, None (undefined) when it fails or is undefined."""
     from opa_bindings import OpaEngine as Binding
     from opa_bindings import OpaError
 
-    query = f"x := {builtin}(" + ", ".join(f"input[{i}]" for i in range(arity)) + ")"
+    query = f"x := {expression}"
 
     def call(*args: Any) -> Any:
         if not _HELPER:
@@ -216,6 +256,17 @@ def _stand_in(builtin: str, arity: int) -> Any:
         return rows[0].get("x") if rows else None
 
     return call
+
+
+def stand_ins() -> dict[str, tuple[int, Any]]:
+    """Every stand-in function by name, with its arity."""
+    out: dict[str, tuple[int, Any]] = {}
+    for builtin, arity in LAX.items():
+        args = ", ".join(f"input[{i}]" for i in range(arity))
+        out[lax_name(builtin)] = (arity, _stand_in(f"{builtin}({args})"))
+    for builtin, expression in LAX_INFIX.values():
+        out[lax_name(builtin)] = (2, _stand_in(expression))
+    return out
 
 
 def responses(value: Any) -> list[dict[str, Any]] | EvalError:
@@ -276,8 +327,8 @@ class _Policy:
         engine = Binding()
         engine.print_handler = lambda message, location: None
         try:
-            for name, arity in LAX.items():
-                engine.register_function(lax_name(name), _stand_in(name, arity), arity=arity)
+            for name, (arity, function) in stand_ins().items():
+                engine.register_function(name, function, arity=arity)
             for filename, source in self._modules:
                 engine.add_policy(filename, lax_source(source))
             if self._data_json is not None:

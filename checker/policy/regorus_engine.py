@@ -20,7 +20,7 @@ from checker.policy.engine import (
     Program,
     clean_error,
 )
-from checker.policy.semantics import split_bodies
+from checker.policy.semantics import pad_sprintf, separate_paren_lines, split_bodies
 
 
 def _may_print(source: str) -> bool:
@@ -30,7 +30,16 @@ def _may_print(source: str) -> bool:
 
 def _add(engine: Any, filename: str, source: str) -> None:
     """Add a module to a regorus engine; a v0 rule with several bodies is split first (regorus
-    does not parse that form, OPA does: see ``semantics.split_bodies``)."""
+    does not parse that form, OPA does: see ``semantics.split_bodies``), and a line that starts
+    with ``(`` is a statement of its own, as in OPA (``semantics.separate_paren_lines``)."""
+    separated = separate_paren_lines(source)
+    if separated != source:
+        for text in (separated, split_bodies(separated)):
+            try:
+                engine.add_policy(filename, text)
+                return
+            except (RuntimeError, ValueError):
+                continue
     try:
         engine.add_policy(filename, source)
     except (RuntimeError, ValueError) as err:
@@ -44,18 +53,33 @@ def _add(engine: Any, filename: str, source: str) -> None:
         raise PolicyError(f"Rego does not compile: {clean_error(err)}") from err
 
 
+_SPRINTF_ARGS = "no argument specified for format verb"
+
+
 class _RegorusPolicy:
-    def __init__(self, engine: Any, rule: str, prints: bool = False) -> None:
+    def __init__(self, engine: Any, rule: str, prints: bool = False,
+                 rebuild: Any = None) -> None:
         self._engine = engine
         self._rule = rule
         self._prints = prints  # gathered print() output is dropped after each evaluation
+        # builds the engine again with sprintf's missing arguments filled in as Go prints them
+        # (semantics.pad_sprintf); used once, when regorus raises for a missing argument
+        self._rebuild = rebuild
 
     def evaluate(self, input_json: str) -> list[dict[str, Any]] | EvalError:
         try:
             self._engine.set_input_json(input_json)
             raw = self._engine.eval_rule_as_json(self._rule)
         except (RuntimeError, ValueError) as err:
-            return EvalError(clean_error(err))
+            message = clean_error(err)
+            if _SPRINTF_ARGS in message and self._rebuild is not None:
+                rebuild, self._rebuild = self._rebuild, None
+                try:
+                    self._engine = rebuild()
+                except PolicyError:
+                    return EvalError(message)
+                return self.evaluate(input_json)
+            return EvalError(message)
         finally:
             if self._prints:
                 self._engine.take_prints()
@@ -135,15 +159,19 @@ class RegorusEngine:
         """Compile the modules into a fresh regorus engine."""
         import regorus
 
-        engine = regorus.Engine()
-        engine.set_rego_v0(not rego_v1)
-        engine.set_gather_prints(True)  # never to stderr (see checker.policy.limits)
-        for filename, source in modules:
-            _add(engine, filename, source)
-        if data_json is not None:
-            engine.add_data_json(data_json)
-        return _RegorusPolicy(engine, f"data.{package}.violation",
-                              any(_may_print(source) for _, source in modules))
+        def build(padded: bool) -> Any:
+            engine = regorus.Engine()
+            engine.set_rego_v0(not rego_v1)
+            engine.set_gather_prints(True)  # never to stderr (see checker.policy.limits)
+            for filename, source in modules:
+                _add(engine, filename, pad_sprintf(source, rego_v1) if padded else source)
+            if data_json is not None:
+                engine.add_data_json(data_json)
+            return engine
+
+        return _RegorusPolicy(build(False), f"data.{package}.violation",
+                              any(_may_print(source) for _, source in modules),
+                              rebuild=lambda: build(True))
 
 
 def default_engine() -> PolicyEngine:

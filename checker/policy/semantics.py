@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -278,3 +279,109 @@ def split_bodies(source: str) -> str:
         i += 1
     out.append(source[copied:])
     return "".join(out)
+
+
+_PAREN_LINE = re.compile(r"\n[ \t]*\(")
+
+
+def separate_paren_lines(source: str) -> str:
+    """``;`` after a complete term that ends a line when the next code line starts with ``(``.
+
+    OPA reads a call only where ``(`` follows the function's name directly: after a space or a
+    line break the ``(`` starts a new term, so ``m := x.replicas`` followed by a line
+    ``(m - n) > 1`` is two statements. regorus 0.13 reads the line as a call continuing the
+    previous one. Separating the statements explicitly gives OPA's reading; strings and comments
+    are skipped. The caller keeps the original when the result does not compile (a ``(`` line
+    inside brackets, where a ``;`` is not allowed).
+    """
+    if not _PAREN_LINE.search(source):
+        return source
+    n = len(source)
+    last = -1  # the index of the last character of code seen
+    at: list[int] = []
+    i = 0
+    while i < n:
+        ch = source[i]
+        if ch == "#":
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if ch in "\"`":
+            end = i + 1
+            while end < n and source[end] != ch:
+                end += 2 if ch == '"' and source[end] == "\\" else 1
+            last = min(end, n - 1)
+            i = end + 1
+            continue
+        if ch == "(":
+            line_start = source.rfind("\n", 0, i) + 1
+            if (not source[line_start:i].strip() and 0 <= last < line_start
+                    and (source[last].isalnum() or source[last] in "_])}\"`")):
+                at.append(last + 1)
+        if not ch.isspace():
+            last = i
+        i += 1
+    for index in reversed(at):
+        source = source[:index] + ";" + source[index:]
+    return source
+
+
+_VERB = re.compile(r"%(?:%|(?P<spec>[-+# 0]*(?:\d+|\*)?(?:\.(?:\d+|\*)?)?)(?P<index>\[)?"
+                   r"(?P<verb>[a-zA-Z]))")
+
+
+def _verbs(text: str) -> list[tuple[str, bool]] | None:
+    """The verbs of a Go format string, each with whether it is plain (no flag, width or
+    precision); None when one takes an explicit argument index (``%[1]v``)."""
+    out = []
+    for match in _VERB.finditer(text):
+        if match.group(0) == "%%":
+            continue
+        if match.group("index"):
+            return None
+        out.append((match.group("verb"), not match.group("spec")))
+    return out
+
+
+def pad_sprintf(source: str, rego_v1: bool) -> str:
+    """``sprintf`` calls with fewer arguments than verbs, given what Go prints for the missing
+    ones.
+
+    OPA's ``sprintf`` is Go's ``fmt.Sprintf``: a verb without an argument prints
+    ``%!v(MISSING)`` (``%!s(MISSING)`` for ``%s``), where regorus 0.13 raises. For a literal
+    format and a literal array whose missing verbs are plain ``%v`` or ``%s``, the array is
+    extended with those texts, which the verbs print as they are. Any other form is left as it
+    is (regorus's error stays an evaluation error).
+    """
+    from checker.policy.rewrite import _nodes
+
+    if "sprintf" not in source:
+        return source
+    try:
+        tree = _ast(source, rego_v1)
+    except PolicyError:
+        return source
+    data = source.encode()
+    edits = []
+    for call in _nodes(tree, "Call"):
+        fcn, params = call.get("fcn") or {}, call.get("params") or []
+        if (fcn.get("Var") or {}).get("value") != "sprintf" or len(params) != 2:
+            continue
+        fmt, args = params
+        text = (fmt.get("String") or fmt.get("RawString") or {}).get("value")
+        array = args.get("Array")
+        if not isinstance(text, str) or not isinstance(array, dict):
+            continue
+        verbs = _verbs(text)
+        items = array.get("items") or []
+        if verbs is None or len(items) >= len(verbs):
+            continue
+        missing = verbs[len(items):]
+        if not all(plain and verb in "vs" for verb, plain in missing):
+            continue
+        padding = ", ".join(json.dumps(f"%!{verb}(MISSING)") for verb, _ in missing)
+        at = int(array["span"]["end"]) - 1  # before the closing bracket
+        edits.append((at, (", " if items else "") + padding))
+    for at, text in sorted(edits, reverse=True):
+        data = data[:at] + text.encode() + data[at:]
+    return data.decode()

@@ -161,12 +161,24 @@ def test_line_starting_with_parenthesis_on_opa(with_opa: None) -> None:
     assert evaluator.run([_object(replicas=1)]).findings == []
 
 
-def test_line_starting_with_parenthesis_fails_in_regorus(without_opa: None) -> None:
-    """Known difference (README): regorus reads the line as a call continuing the previous
-    one; every evaluation is an error, never a verdict."""
-    found = Evaluator([_policy(PAREN_LINE)]).run([_object(replicas=5)]).findings
-    assert [f.rule_id for f in found] == [evaluate.RULE_EVAL_ERROR]
-    assert "(m - n) > 1" in found[0].message
+def test_line_starting_with_parenthesis_in_regorus(without_opa: None) -> None:
+    """regorus reads a ``(`` line as a call continuing the previous line, OPA as a statement
+    of its own (a call needs its ``(`` right after the name); the module is given to regorus
+    with the statements separated, so both engines give the verdicts above."""
+    evaluator = Evaluator([_policy(PAREN_LINE)])
+    assert [f.message for f in evaluator.run([_object(replicas=5)]).findings] == ["too many"]
+    assert evaluator.run([_object(replicas=1)]).findings == []
+    assert evaluator.run([_object(replicas=5)]).engines[0].startswith("regorus ")
+
+
+def test_separated_paren_lines_keep_everything_else() -> None:
+    from checker.policy.semantics import separate_paren_lines
+
+    source = ('package t\nx := y {\n  y := [1,\n    (2)]\n  z := "a (b"  # c\n'
+              '  (count(y) + 1) > 1\n  w := `\n(raw)`\n}\n')
+    out = separate_paren_lines(source)
+    assert out == source.replace('z := "a (b"  # c', 'z := "a (b";  # c')
+    assert separate_paren_lines(out) == out
 
 
 @needs_opa
@@ -175,10 +187,31 @@ def test_sprintf_with_too_few_arguments_on_opa(with_opa: None) -> None:
     assert [f.message for f in found] == ["web has %!v(MISSING)"]
 
 
-def test_sprintf_with_too_few_arguments_in_regorus_is_an_error(without_opa: None) -> None:
-    """Known difference (README): regorus raises; the scan reports an evaluation error."""
+def test_sprintf_with_too_few_arguments_in_regorus(without_opa: None) -> None:
+    """regorus raises where Go prints ``%!v(MISSING)``: the missing arguments of plain
+    ``%v``/``%s`` verbs are filled in with what Go prints, so regorus gives OPA's message."""
     found = Evaluator([_policy(SPRINTF)]).run([_object(name="web")]).findings
-    assert [f.rule_id for f in found] == [evaluate.RULE_EVAL_ERROR]
+    assert [f.message for f in found] == ["web has %!v(MISSING)"]
+
+
+@pytest.mark.parametrize("engine", ["opa", "regorus"])
+def test_sprintf_padding_matches_opa(engine: str, without_opa: None) -> None:
+    """The same messages on both engines, OPA's being the reference; a missing ``%d`` (Go
+    prints ``%!d(MISSING)``, which a string argument cannot reproduce) stays an error on
+    regorus."""
+    if engine == "opa" and not opa.available():
+        pytest.skip("the OPA binding is not installed")
+    chosen = opa.OpaEngine() if engine == "opa" else RegorusEngine()
+    rego = SPRINTF.replace('sprintf("%v has %v", [input.review.object.metadata.name])',
+                           'sprintf(`%s: %v%% of %s`, [])')
+    found = Evaluator([_policy(rego)], engine=chosen).run([_object(name="web")]).findings
+    assert [f.message for f in found] == ["%!s(MISSING): %!v(MISSING)% of %!s(MISSING)"]
+    digits = SPRINTF.replace("%v has %v", "%v has %d")
+    found = Evaluator([_policy(digits)], engine=chosen).run([_object(name="web")]).findings
+    if engine == "opa":
+        assert [f.message for f in found] == ["web has %!d(MISSING)"]
+    else:
+        assert [f.rule_id for f in found] == [evaluate.RULE_EVAL_ERROR]
 
 
 @needs_opa
