@@ -314,6 +314,78 @@ class PolicyRecord:
     location: str = ""  # where a repository policy's constraint is (path:line)
 
 
+@dataclass(frozen=True, order=True)
+class PolicyChange:
+    """How one policy of one cluster differs between the base's and the change's policy set.
+
+    ``change`` is ``added``, ``removed`` or ``changed`` (the template or the effective
+    constraint: another content digest); ``enforcement`` and ``severity`` are the values
+    before and after (``"dryrun -> deny"`` is read from them; equal when unchanged).
+    """
+
+    cluster: str
+    policy: str
+    change: str
+    constraint: str
+    enforcement_before: str = ""
+    enforcement_after: str = ""
+    severity_before: str = ""
+    severity_after: str = ""
+    location: str = ""  # where the change's constraint is (path:line), for a repository one
+
+
+@dataclass(frozen=True, order=True)
+class ImpactEntry:
+    """One object whose verdict the pull request's policy change alters, in one cluster.
+
+    ``against`` is ``desired`` (the manifests of the change) or ``live`` (the cluster's
+    snapshot). ``outcome`` is ``fails`` (fails under the change's policies, not under the
+    base's), ``passes`` (the reverse), ``enforcement`` (fails under both, with another
+    enforcement action or severity: ``dryrun -> deny`` means admission starts refusing it)
+    or ``not-checked`` (the change's policy could not be evaluated on it: never a pass).
+    ``why`` says which constraint change (or acceptance change) made the difference.
+    """
+
+    cluster: str
+    against: str
+    outcome: str
+    policy: str
+    resource: str
+    location: SourceLocation
+    why: str
+    message: str = ""
+    constraint: str = ""
+    severity_before: str = ""
+    severity_after: str = ""
+    enforcement_before: str = ""
+    enforcement_after: str = ""
+    ref: ObjectRef | None = None
+    field_path: FieldPath = ()
+
+
+@dataclass(frozen=True)
+class Impact:
+    """What the pull request's policy change does (the "what-if"), for the report.
+
+    ``base`` names the ref whose policies, packs, overrides, acceptances and cluster config
+    were compared with the change's; both sides evaluated the change's manifests, so only the
+    policy change shows. ``changes`` lists the policies that differ, ``entries`` the objects
+    whose verdict differs, ``live`` the clusters whose snapshot was evaluated too, and
+    ``problems`` what the what-if could not evaluate (each is also an entry or a finding).
+    """
+
+    base: str
+    changes: tuple[PolicyChange, ...] = ()
+    entries: tuple[ImpactEntry, ...] = ()
+    live: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def applies(self) -> bool:
+        """Whether there is anything to show: a policy differs or a verdict does."""
+        return bool(self.changes or self.entries or self.problems)
+
+
 @dataclass(frozen=True)
 class Selection:
     """What one part of a limited format holds (a SARIF run): chosen by the assemble stage.
@@ -361,6 +433,7 @@ class Report:
     # "new" or "unchanged"
     base: str = ""
     fixed: tuple[Finding, ...] = ()
+    impact: Impact | None = None  # the policy change's what-if (None: none was evaluated)
 
     def fails(self, finding: Finding) -> bool:
         """Whether a finding is at or above the ``--fail-on`` threshold."""
