@@ -66,13 +66,15 @@ def _records(records: Iterable[PolicyRecord]) -> dict[tuple[str, str], PolicyRec
 
 def policy_changes(before: Sequence[PolicyRecord], after: Sequence[PolicyRecord],
                    ) -> tuple[PolicyChange, ...]:
-    """The policies that differ per cluster: added, removed, or another digest."""
+    """The policies that differ per cluster: added, removed, or another digest, severity
+    or enforcement action (``changed``)."""
     old, new = _records(before), _records(after)
     out: list[PolicyChange] = []
     for key in sorted(old.keys() | new.keys()):
         b, a = old.get(key), new.get(key)
-        if b is not None and a is not None and b.digest == a.digest:
-            continue
+        if b is not None and a is not None and (b.digest, b.severity, b.enforcement) == (
+                a.digest, a.severity, a.enforcement):
+            continue  # the severity of an override is not in the digest: compared too
         ref = a or b
         assert ref is not None
         change = "added" if b is None else "removed" if a is None else "changed"

@@ -41,6 +41,7 @@ class ScanOptions:
     accept_base: str = ""            # four eyes: acceptances count only as they are at this ref
     eval_seconds: float | None = None  # --eval-seconds (default: the config's limits)
     eval_memory: int | None = None     # --eval-memory MiB (default: the config's limits)
+    what_if: bool = True  # with accept_base: the policy change's impact (checker.impact)
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,13 @@ from checker.model import (
     Coverage,
     Exemption,
     Finding,
+    Impact,
     PolicyRecord,
     Report,
     Resource,
     Rule,
     Severity,
+    SourceLocation,
 )
 from checker.options import DriftRunOptions, ScanOptions
 from checker.parallel import Limits
@@ -62,8 +64,14 @@ from checker.policy.select import cluster_policies
 from checker.rules import (
     RULE_NO_POLICIES,
     RULE_NOTHING_CHECKED,
+    RULE_UNTRUSTED_CONFIG,
 )
-from checker.trust import TrustedPolicies, trusted_config, trusted_gatekeeper_configs
+from checker.trust import (
+    TrustedPolicies,
+    trusted_config,
+    trusted_gatekeeper_configs,
+    what_if_config,
+)
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SCAN", "ScanOptions", "Stages",
            "cluster_policies", "drift", "exit_code", "load_cluster", "run", "scan"]
@@ -168,11 +176,14 @@ class Stages:
 
     ``admit`` evaluates the desired state against the clusters' policies (``scan``);
     ``drift`` compares it with a live cluster (``drift``); the Action's ``mode: both`` is
-    both. Loading, acceptance and assembly always run.
+    both. ``impact``: with a base ref, when the change alters policy inputs, the admit stage
+    runs a second time under the change's own policies, to report (never to gate) which
+    objects that would fail or pass. Loading, acceptance and assembly always run.
     """
 
     admit: bool = True
     drift: DriftRunOptions | None = None
+    impact: bool = True  # with a base ref: the policy change's what-if (checker.impact)
 
 
 SCAN = Stages()
@@ -254,28 +265,56 @@ def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = 
     state = _Run()
     approval = (accept.BaseApproval(options.root, options.accept_base)
                 if options.accept_base else None)  # four eyes (see accept.apply)
+    head_config = config
+    changed = False  # whether the change alters what the check does (policies, config)
     if approval is not None:
         config, untrusted = trusted_config(config, approval, options.root,
                                            options.config_file, tuple(options.paths))
         state.findings += untrusted
+        changed = bool(untrusted)
     if stages.admit:
         with tempfile.TemporaryDirectory(prefix="gitops-checker-base-policies-") as into:
             trusted = (TrustedPolicies(options.root, approval, Path(into))
                        if approval is not None else None)
             _admit(options, config, state, trusted)
             state.findings += trusted.findings if trusted is not None else []
+            changed = changed or bool(trusted is not None and trusted.findings) or any(
+                f.rule_id == RULE_UNTRUSTED_CONFIG for f in state.findings)  # a Gatekeeper
+            # Config among the manifests that the change edits counts too
     drifted = None
     if stages.drift is not None:
         drifted = _drift(stages.drift, options, config, state, source, hasher)
     # accept: every finding of every stage, against the objects they are about
     acceptances, problems_found = accept.load_acceptances(config.acceptances.paths, options.root)
+    report = _accept_and_assemble(options, stages, config, state, drifted, today,
+                                  (acceptances, problems_found), approval)
+    if approval is None or not stages.admit or not stages.impact or not options.what_if:
+        return report
+    with tempfile.TemporaryDirectory(prefix="gitops-checker-base-acceptances-") as into:
+        base_acceptances = _base_acceptances(config, options.root, approval, Path(into))
+        head_acceptances = accept.load_acceptances(head_config.acceptances.paths,
+                                                   options.root)
+        if not changed and base_acceptances[0] == head_acceptances[0]:
+            return report  # the change alters no policy input: no what-if to show
+        return _what_if(options, report, head_config, config, state, today, approval,
+                        base_acceptances, head_acceptances)
+
+
+Acceptances = tuple[list[accept.Acceptance], list[Finding]]
+
+
+def _accept_and_assemble(options: ScanOptions, stages: Stages, config: Config, state: _Run,
+                         drifted: drift_run.Drift | None, today: dt.date,
+                         acceptances: Acceptances,
+                         approval: accept.BaseApproval | None) -> Report:
+    """The accept and assemble stages over what the earlier stages handed on."""
     ran = frozenset({*(["policy"] if stages.admit else []),
                      *(["drift"] if drifted is not None else [])})
-    outcome = accept.apply(state.findings, state.resources, acceptances, today,
+    outcome = accept.apply(state.findings, state.resources, acceptances[0], today,
                            inline=config.acceptances.inline,
                            warn_days=config.acceptances.warn_days, approved=approval,
-                           base=options.accept_base, ran=ran)
-    findings = [*outcome.findings, *problems_found, *outcome.problems]
+                           base=approval.base if approval is not None else "", ran=ran)
+    findings = [*outcome.findings, *acceptances[1], *outcome.problems]
     clusters = tuple(c.name for c in config.clusters if c.name) if stages.admit else ()
     group_by = (options.group_by or config.group_by
                 or ("cluster" if len(clusters) > 1 else "pack")) if stages.admit else "cluster"
@@ -301,6 +340,59 @@ def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = 
         exemptions=tuple(sorted(set(state.exempt))),
         policy_records=tuple(sorted(set(state.records))),
     ))
+
+
+def _base_acceptances(config: Config, root: Path, approval: accept.BaseApproval,
+                      into: Path) -> Acceptances:
+    """The acceptance files (of the trusted config's paths) as they are at the base ref."""
+    from checker.drift.trusted import export_policies
+    from checker.errors import InputError
+
+    copies: list[Path] = []
+    base_root: Path | None = None
+    for path in config.acceptances.paths:
+        try:  # each path is written into one mirror of the repository below ``into``
+            base_root, (copy,) = export_policies(root, approval.commit, [path], into)
+        except InputError:
+            continue  # not on the base ref: the base has no acceptances there
+        copies.append(copy)
+    if base_root is None:
+        return [], []
+    return accept.load_acceptances(copies, base_root)
+
+
+def _what_if(options: ScanOptions, gate: Report, head_config: Config, trusted: Config,
+             state: _Run, today: dt.date, approval: accept.BaseApproval,
+             base_acceptances: Acceptances, head_acceptances: Acceptances) -> Report:
+    """The gate's report with the policy change's impact (``checker.impact``).
+
+    ``before``: the change's manifests as the gate evaluated them (the base ref's policies
+    and config), with the base ref's acceptance files. ``after``: the same manifests under
+    the change's own config, policy folders and acceptances, in the same sandboxed engines
+    and within the base ref's limits and hosts (``trust.what_if_config``). The change's
+    policies only report here: the gate's findings and exit code stay the base ref's.
+    """
+    from checker.errors import CheckerError
+    from checker.impact import build
+    from checker.rules import RULE_IMPACT_NOT_EVALUATED
+
+    before = _accept_and_assemble(options, SCAN, trusted, state, None, today,
+                                  base_acceptances, None)
+    after_config = what_if_config(head_config, trusted)
+    after_state = _Run(loads=state.loads)  # the same manifests: the loads are shared
+    try:
+        _admit(options, after_config, after_state)
+    except CheckerError as err:
+        problem = (f"the policy-change impact could not be evaluated: the change's config or "
+                   f"policies fail ({err}); the check ran with the base ref "
+                   f"{approval.base}'s")
+        where = SourceLocation(head_config.source or ".")
+        finding = Finding(RULE_IMPACT_NOT_EVALUATED, "input", Severity.WARNING, problem, where)
+        return assemble(replace(gate, findings=(*gate.findings, finding),
+                                impact=Impact(base=approval.base, problems=(problem,))))
+    after = _accept_and_assemble(options, SCAN, after_config, after_state, None, today,
+                                 head_acceptances, None)
+    return replace(gate, impact=build(approval.base, before, after))
 
 
 def _admit(options: ScanOptions, config: Config, state: _Run,

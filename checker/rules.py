@@ -40,6 +40,7 @@ RULE_NO_POLICIES = "input.no-policies"
 RULE_NOTHING_CHECKED = "input.nothing-checked"
 RULE_UNTRUSTED_HOST = "input.untrusted-host"
 RULE_UNTRUSTED_CONFIG = "input.untrusted-config"
+RULE_IMPACT_NOT_EVALUATED = "input.impact-not-evaluated"
 
 BUILTIN_RULES: dict[str, Rule] = {
     r.id: r
@@ -87,6 +88,14 @@ BUILTIN_RULES: dict[str, Rule] = {
              "and takes effect once merged, so a change cannot switch off its own check. "
              "Changed cluster paths are checked as the change declares them, with a note.",
              "Make the config change in its own reviewed pull request first."),
+        Rule(RULE_IMPACT_NOT_EVALUATED, "Policy-change impact not evaluated", Severity.WARNING,
+             "The pull request changes policies, packs, overrides, acceptances or cluster "
+             "config, and the what-if (the change's manifests under the change's own "
+             "policies, to show which objects would newly fail or pass) could not run: the "
+             "message says why (an invalid config or policy of the change, a snapshot that "
+             "cannot be read). The check itself ran with the base ref's policies; the impact "
+             "of the change is unknown, not empty.",
+             "Fix what the message names; see docs/github-action.md (policy-change impact)."),
         Rule(RULE_NO_POLICIES, "Cluster has no policies", Severity.ERROR,
              "No policy applies to this cluster (its policies folder is empty, or no pack "
              "and no policies folder was selected), so nothing was evaluated: that is never "

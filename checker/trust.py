@@ -264,6 +264,18 @@ def trusted_config(head: Config, approval: BaseApproval, root: Path,
     return merge(head, base, root, approval.base)
 
 
+def what_if_config(head: Config, trusted: Config) -> Config:
+    """The config the policy-change what-if evaluates: the change's own (policy selection,
+    overrides, acceptances, admission...), with the bounds of ``trusted`` (the base ref's,
+    as ``trusted_config`` returns it): its evaluation limits and only the hosts it allows.
+
+    The what-if only reports; it never decides the check. The change's settings still must
+    not reach the network or outlast the limits the base ref sets (``checker.impact``).
+    """
+    return replace(head, limits=trusted.limits, helm=trusted.helm,
+                   remote_hosts=trusted.remote_hosts)
+
+
 class TrustedPolicies:
     """Repository policy folders as they are at the base ref (see the module).
 
