@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from checker.model import Finding, Report
+from checker.model import Finding, ImpactEntry, Report
+from checker.report import impact as impact_section
 from checker.report.common import (
     coverage_summary,
     markdown_link,
@@ -35,6 +36,7 @@ from checker.report.common import (
 MAX_BODY = 65_536  # GitHub's limit for a comment body, in characters
 BUDGET = 60_000    # what the table may use, leaving room for the head and the tail
 MAX_ROWS = 50
+IMPACT_ROWS = 30   # policy-change impact rows (the JSON report holds them all)
 MAX_PAGES = 30     # comments read looking for ours: 3,000
 TIMEOUT_SECONDS = 30
 ICON = {"error": "🔴", "warning": "🟠", "note": "🔵"}
@@ -68,6 +70,13 @@ def _where(f: Finding, link_base: str) -> str:
     return markdown_link(label, link_base, f.location.path, f.location.line)
 
 
+def _where_entry(e: ImpactEntry, link_base: str) -> str:
+    label = f"{e.location.path}:{e.location.line}"
+    if not link_base:
+        return text(label)
+    return markdown_link(label, link_base, e.location.path, e.location.line)
+
+
 def body(report: Report, category: str) -> str:
     """The comment: verdict, counts, the most severe findings, what did not fit."""
     counts = severity_counts(report.active)
@@ -79,6 +88,10 @@ def body(report: Report, category: str) -> str:
             f"{report.resources_checked} resources in {report.files_checked} files checked: "
             + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("error", "warning", "note"))
             + (f", {len(report.suppressed)} accepted" if report.suppressed else "")]
+    impact = impact_section.markdown(report, text, lambda e: _where_entry(e, report.link_base),
+                                     heading="####", rows=IMPACT_ROWS)
+    if impact:  # the policy change's what-if leads: it is what the change does
+        head += ["", *impact[:-1]]
     if report.coverage:
         head.append("")
         head.append(text(coverage_summary(report.coverage)))
@@ -86,7 +99,7 @@ def body(report: Report, category: str) -> str:
         head.append(f"- ⛔ {text(problem)}")
     active = list(report.active)
     rows: list[str] = []
-    used = 0
+    used = sum(len(line) + 1 for line in head)  # the impact is in the head: it counts too
     for f in most_severe(active, MAX_ROWS):
         row = (f"| {ICON.get(f.severity.label, '')} {f.severity.label} | {text(f.rule_id)} | "
                f"{text(f.resource or '')} | {text(f.message)} | {_where(f, report.link_base)} |")

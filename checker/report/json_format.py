@@ -20,6 +20,7 @@ from checker.report.common import (
     exemption_groups,
     severity_counts,
 )
+from checker.report.impact import data as impact_data
 
 ONE_LINE = frozenset({"findings", "accepted"})
 _LABEL = {s: s.label for s in Severity}
@@ -113,4 +114,6 @@ def render(report: Report) -> str:
     }
     if report.drift_summary:
         data["drift"] = dict(report.drift_summary)
+    if report.impact is not None:  # the policy change's what-if (docs/github-action.md)
+        data["impact"] = impact_data(report.impact)
     return dump_json(data, ONE_LINE)

@@ -7,7 +7,8 @@ import re
 from collections import Counter
 from operator import attrgetter
 
-from checker.model import Finding, Report
+from checker.model import Finding, ImpactEntry, Report
+from checker.report import impact as impact_section
 from checker.report.common import (
     coverage_summary,
     exemption_groups,
@@ -36,6 +37,13 @@ def _where(f: Finding, report: Report) -> str:
     if report.link_base:
         return markdown_link(label, report.link_base, f.location.path, f.location.line)
     return markdown_code(label)
+
+
+def _located(e: ImpactEntry, report: Report) -> str:
+    label = f"{e.location.path}:{e.location.line}"
+    if report.link_base:
+        return markdown_link(label, report.link_base, e.location.path, e.location.line)
+    return markdown_text(label)
 
 
 def _table(findings: list[Finding], report: Report, accepted: bool = False) -> list[str]:
@@ -131,6 +139,8 @@ def render(report: Report) -> str:
     counts = severity_counts(active)
     failing = sum(counts.values())
     lines = ["## gitops-checker", ""]
+    # the headline of a pull request that changes policies: what the change does
+    lines += impact_section.markdown(report, markdown_text, lambda e: _located(e, report))
     verdict = "✅ No findings." if failing == 0 and not report.errors else (
         f"❌ {failing} finding{'s' if failing != 1 else ''}.")
     lines += [f"{verdict} Checked {report.resources_checked} resources in "
