@@ -92,6 +92,7 @@ class Cluster:
     # list), and where that was set ("file:line")
     excluded_namespaces: tuple[str, ...] | None = None
     excluded_source: str = field(default="", compare=False)
+    snapshot: Path | None = None   # a live snapshot file in the repository (the what-if's)
 
     @property
     def declared_paths(self) -> tuple[Path, ...]:
@@ -222,6 +223,7 @@ class _Draft:
     stages: list[Stage] = field(default_factory=list)
     stage_problems: list[Finding] = field(default_factory=list)
     stages_only: bool = False      # declared only by Security Tower Application stages
+    snapshot: Path | None = None
 
 
 def _st_application(doc: Document, label: str, root: Path,
@@ -417,6 +419,7 @@ def _finish(draft: _Draft, defaults: tuple[list[str] | None, list[Path] | None,
         source=draft.source, override_sources=draft.override_sources, stages=tuple(draft.stages),
         excluded_namespaces=tuple(excluded) if excluded is not None else None,
         excluded_source=excluded_source if excluded is not None else "",
+        snapshot=draft.snapshot,
     )
 
 
@@ -605,6 +608,9 @@ def load_config(root: Path, config_file: Path | None = None,
                 draft.packs = None  # the config file decides the packs of a named cluster
             draft.source = f"{label}:{line}"
             draft.environment = str(entry.get("environment", ""))
+            if "snapshot" in entry:
+                draft.snapshot = _repo_path(entry["snapshot"], root, label,
+                                            _line(doc, [*at, "snapshot"]))
             draft.paths = [_repo_path(p, root, label, _line(doc, [*at, "paths", i]))
                            for i, p in enumerate(entry.get("paths", []))]
             packs, policies, overrides = _selection(entry, root, label, doc, at)

@@ -206,6 +206,7 @@ class _Run:
     checked: int = 0  # objects the admit stage evaluated
     exempt: list[Exemption] = field(default_factory=list)  # namespaces policies skipped
     records: list[PolicyRecord] = field(default_factory=list)  # what ran where, digested
+    policies: dict[str, list[Policy]] = field(default_factory=dict)  # per cluster name
 
     def load(self, cluster: Cluster, options: ScanOptions, config: Config) -> LoadResult:
         """The load stage for one cluster; clusters with the same inputs share one load."""
@@ -392,7 +393,86 @@ def _what_if(options: ScanOptions, gate: Report, head_config: Config, trusted: C
                                 impact=Impact(base=approval.base, problems=(problem,))))
     after = _accept_and_assemble(options, SCAN, after_config, after_state, None, today,
                                  head_acceptances, None)
-    return replace(gate, impact=build(approval.base, before, after))
+    live, problems = _live_what_if(options, trusted, after_config, state, after_state,
+                                   approval)
+    impact = build(approval.base, before, after, live)
+    if not problems:
+        return replace(gate, impact=impact)
+    missing = [Finding(RULE_IMPACT_NOT_EVALUATED, "input", Severity.WARNING, p, where)
+               for p, where in problems]
+    return assemble(replace(gate, findings=(*gate.findings, *missing), impact=replace(
+        impact, problems=(*impact.problems, *(p for p, _ in problems)))))
+
+
+def _live_what_if(options: ScanOptions, trusted: Config, after_config: Config, state: _Run,
+                  after_state: _Run, approval: accept.BaseApproval,
+                  ) -> tuple[list[tuple[str, Report, Report]], list[tuple[str, SourceLocation]]]:
+    """The what-if on each cluster's live snapshot (``clusters[].snapshot``).
+
+    The snapshot is a file of the repository, read from the base commit (never the change's
+    working tree, and never a file from outside the repository: live data that is not in
+    the repository must not meet the change's policies, see ``checker.drift.trusted``).
+    Secret values are hashed with a key of this run only. Each live object is evaluated as
+    Gatekeeper's audit sees it (no mutation, no expansion), by the base's and by the
+    change's policies; it is located at its manifest when the cluster declares it, else at
+    the snapshot file. What cannot be read is a problem (a finding), never an empty impact.
+    """
+    import secrets as token
+
+    from checker.drift.sources import FileSource
+    from checker.errors import CheckerError
+
+    out: list[tuple[str, Report, Report]] = []
+    problems: list[tuple[str, SourceLocation]] = []
+    for cluster in trusted.clusters:
+        if cluster.snapshot is None:
+            continue
+        rel = relpath(cluster.snapshot, options.root)
+        where = SourceLocation(rel)
+        blob = approval.blob(rel)
+        if blob is None:
+            problems.append((f"cluster {cluster.name}: the snapshot {rel} is not on the base "
+                             f"ref {approval.base}: the impact on its live objects is not "
+                             "evaluated", where))
+            continue
+        if cluster.name not in after_state.policies:
+            continue  # the change removes the cluster: its desired-state entries say so
+        with tempfile.TemporaryDirectory(prefix="gitops-checker-live-") as folder:
+            copy = Path(folder) / "snapshot"
+            copy.write_bytes(blob)
+            try:
+                snapshot = FileSource(copy, SecretHasher(token.token_bytes(32), ephemeral=True),
+                                      display=rel).read()
+            except CheckerError as err:
+                problems.append((f"cluster {cluster.name}: the snapshot cannot be read ({err}): "
+                                 "the impact on its live objects is not evaluated", where))
+                continue
+        desired = {r.ref: r for r in state.resources if r.cluster == cluster.name}
+        live: list[Resource] = []
+        for obj in snapshot.objects:
+            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+            assert isinstance(meta, dict)
+            made = Resource(api_version=str(obj.get("apiVersion", "")),
+                            kind=str(obj.get("kind", "")),
+                            namespace=str(meta.get("namespace") or ""),
+                            name=str(meta.get("name") or ""), body=obj, location=where,
+                            cluster=cluster.name)
+            declared = desired.get(made.ref)
+            live.append(made if declared is None else replace(
+                made, location=declared.location, marks=declared.marks))
+        sides = []
+        for side, config in ((state, trusted), (after_state, after_config)):
+            evaluation = Evaluator(side.policies.get(cluster.name, []),
+                                   operation=options.operation,
+                                   limits=evaluation_limits(options, config),
+                                   prefer_cel=config.cel_templates).run(live)
+            sides.append(Report(
+                findings=tuple(f.in_cluster(cluster.name) for f in evaluation.findings),
+                rules={}, resources_checked=len(live), files_checked=1,
+                errors=tuple(evaluation.errors),
+                policy_records=tuple(r for r in side.records if r.cluster == cluster.name)))
+        out.append((cluster.name, sides[0], sides[1]))
+    return out, problems
 
 
 def _admit(options: ScanOptions, config: Config, state: _Run,
@@ -442,6 +522,7 @@ def _admit(options: ScanOptions, config: Config, state: _Run,
         state.rules.update({p.rule.id: p.rule for p in policies})
         state.exempt += policy_exemptions(cluster, policies, tagged)
         state.records += policy_records(cluster.name, policies)
+        state.policies[cluster.name] = policies
 
 
 def _drift(options: DriftRunOptions, scan_options: ScanOptions, config: Config, state: _Run,

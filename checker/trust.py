@@ -116,6 +116,8 @@ def _cluster(head: Cluster, base: Cluster, root: Path, ref: str, config: Config,
         ("packs", head.packs, base.packs),
         ("policies", _rel(head.policies, root), _rel(base.policies, root)),
         ("overrides", dict(head.overrides), dict(base.overrides)),
+        ("snapshot", _rel((head.snapshot,), root) if head.snapshot else (),
+         _rel((base.snapshot,), root) if base.snapshot else ()),
     ]
     for key, new, old in pairs:
         if new != old:
@@ -128,7 +130,7 @@ def _cluster(head: Cluster, base: Cluster, root: Path, ref: str, config: Config,
             f"to {_show(_rel(head.declared_paths, root))}; the new paths are checked: review "
             "that nothing the cluster deploys was left out", where, Severity.NOTE))
     kept = replace(head, packs=base.packs, policies=base.policies, overrides=base.overrides,
-                   override_sources=base.override_sources)
+                   override_sources=base.override_sources, snapshot=base.snapshot)
     return kept, findings
 
 

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, str] = {
     "annotations": "true",
     "max-annotations": "50",
     "comment": "false",
+    "policy-impact": "true",
     "github-token": "",  # read by checker.action.comment only, never stored or logged
     "working-directory": "",
 }
@@ -79,6 +80,7 @@ class ActionInputs:
     acceptance_base: str = "auto"
     policies_ref: str = ""
     comment: bool = False          # the sticky pull-request comment (checker.action.comment)
+    policy_impact: bool = True     # the policy change's what-if (checker.impact)
     evidence: str = ""             # evidence
     statement: str = ""            # evidence-statement
 
@@ -130,6 +132,9 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
     comment_text = get_input(environ, "comment") or "false"
     if comment_text not in TRUE + FALSE:
         raise ActionError(f"input comment: {comment_text!r} is not true or false")
+    impact_text = get_input(environ, "policy-impact") or "true"
+    if impact_text not in TRUE + FALSE:
+        raise ActionError(f"input policy-impact: {impact_text!r} is not true or false")
     max_text = get_input(environ, "max-annotations")
     if not max_text.isdigit():
         raise ActionError(f"input max-annotations: {max_text!r} is not a whole number >= 0")
@@ -153,6 +158,7 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
         acceptance_base=get_input(environ, "acceptance-base") or "auto",
         policies_ref=get_input(environ, "policies-ref"),
         comment=comment_text in TRUE,
+        policy_impact=impact_text in TRUE,
         evidence=get_input(environ, "evidence"),
         statement=get_input(environ, "evidence-statement"),
     )
@@ -258,4 +264,5 @@ def build_options(inputs: ActionInputs, space: Workspace, link_base: str,
         sarif_category=inputs.sarif_category,
         accept_base=acceptance_base(inputs.acceptance_base, environ or {}, space.workdir),
         config_file=config,
+        what_if=inputs.policy_impact,
     )

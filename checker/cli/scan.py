@@ -42,6 +42,11 @@ from checker.options import ScanOptions
               help="Four eyes: risk acceptances (files and annotations) count only when they "
                    "are on REF as they are here; give the pull request's base. New or changed "
                    "ones are reported as pending approval and accept nothing.")
+@click.option("--what-if/--no-what-if", "what_if", default=True,
+              help="With --accept-base, when the change alters policies, packs, overrides, "
+                   "acceptances or cluster config: also evaluate the manifests under the "
+                   "change's own policies and report which objects would newly fail or pass "
+                   "(it never changes the exit code). Default: on.")
 @click.option("--group-by", default=None, metavar="cluster|pack|STANDARD",
               help="Group reports per cluster, per pack, or per requirement of a standard "
                    "(bsi-sys-1-6, bsi-app-4-4, nist-800-190, bsi-c5, cis-kubernetes, ...; see "
@@ -69,7 +74,7 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
          fail_on: str, root: Path, link_base: str, sarif_category: str, fmt: str,
          config_file: Path | None, today: str | None, group_by: str | None,
          sarif_accepted: Path | None, accept_base: str, eval_seconds: float | None,
-         eval_memory: int | None, evidence_file: Path | None = None,
+         eval_memory: int | None, what_if: bool = True, evidence_file: Path | None = None,
          statement_file: Path | None = None, **outputs: Path | None) -> None:
     """Check manifests under PATHS (default: .) against Gatekeeper policies."""
     from checker.pipeline import scan as run_scan
@@ -87,7 +92,7 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
         fail_on=parse_fail_on(fail_on), link_base=link_base, sarif_category=sarif_category,
         config_file=config_file, today=day, group_by=group_by or "",
         accept_base=accept_base,
-        eval_seconds=eval_seconds, eval_memory=eval_memory,
+        eval_seconds=eval_seconds, eval_memory=eval_memory, what_if=what_if,
     )
     try:
         if evidence:

@@ -93,7 +93,7 @@ def deployment(name: str, labels_: dict[str, str], privileged: bool = False) -> 
 def config(stage_severity: str) -> str:
     return ("clusters:\n"
             "  - name: prod\n    paths: [prod]\n    packs: [pss-baseline]\n"
-            "    policies: [policies]\n"
+            "    policies: [policies]\n    snapshot: live/prod.yaml\n"
             "  - name: stage\n    paths: [stage]\n    packs: [pss-baseline]\n"
             "    policies: [policies]\n"
             f"    overrides:\n      pss-privileged: {{severity: {stage_severity}}}\n"
@@ -106,6 +106,47 @@ ACCEPT_DB = ("acceptances:\n  - id: RA-7\n    policy: pss-privileged\n    resour
              "    owner: team-data\n    approver: security\n    expires: \"2027-06-30\"\n")
 
 
+SECRET_VALUE = "c3VwZXItc2VjcmV0LXBhc3N3b3Jk"  # base64 of super-secret-password
+LIVE = (
+    "apiVersion: v1\nkind: List\nitems:\n"
+    "  - apiVersion: apps/v1\n    kind: Deployment\n"
+    "    metadata: {name: web, namespace: shop, labels: {owner: shop}}\n"
+    "    spec: {template: {spec: {containers: [{name: c, image: registry.example.com/web:1.0}]}}}\n"
+    "  - apiVersion: apps/v1\n    kind: Deployment\n"
+    "    metadata: {name: legacy, namespace: shop, labels: {owner: ops, team: ops, docs: x}}\n"
+    "    spec: {template: {spec: {containers: [{name: c, image: registry.example.com/l:1}]}}}\n"
+    "  - apiVersion: v1\n    kind: Secret\n"
+    "    metadata: {name: db-password, namespace: shop}\n"
+    f"    data: {{password: {SECRET_VALUE}}}\n")
+ECHO = """apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8secho
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sEcho
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8secho
+
+        violation[{"msg": msg}] {
+          input.review.object.kind == "Secret"
+          msg := sprintf("leaked %v", [input.review.object.data])
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sEcho
+metadata:
+  name: echo
+spec:
+  match:
+    kinds: [{apiGroups: [""], kinds: [Secret]}]
+"""
+
+
 def base_tree(r: Path) -> None:
     for cluster in ("prod", "stage"):
         put(r, f"{cluster}/web.yaml", deployment("web", {"owner": "shop"}))
@@ -116,6 +157,7 @@ def base_tree(r: Path) -> None:
     put(r, "policies/docs.yaml", labels("docs", ["docs"], action="dryrun"))
     put(r, ".gitops-checker.yaml", config("warning"))
     put(r, "accept/data.yaml", ACCEPT_DB)
+    put(r, "live/prod.yaml", LIVE)
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +173,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     put(r, "policies/tier.yaml", labels("tier", ["tier"], kind="StatefulSet"))  # relaxes
     put(r, "policies/docs.yaml", labels("docs", ["docs"], action="deny"))    # enforcement
     put(r, "policies/denied-name.yaml", DENY_NAME)                           # a new template
+    put(r, "policies/echo.yaml", ECHO)               # a policy that copies live data out
+    put(r, "live/prod.yaml", LIVE.replace("labels: {owner: shop}", "labels: {}"))  # ignored
     put(r, ".gitops-checker.yaml", config("error"))                          # an override
     (r / "accept/data.yaml").unlink()                                        # an acceptance
     git(r, "add", "-A")
@@ -155,8 +199,8 @@ def _impact(report: Report) -> Impact:
 
 
 def _entries(report: Report, policy_suffix: str, cluster: str = "prod") -> list[ImpactEntry]:
-    return [e for e in _impact(report).entries
-            if e.cluster == cluster and e.policy.endswith(policy_suffix)]
+    return [e for e in _impact(report).entries if e.against == "desired"
+            and e.cluster == cluster and e.policy.endswith(policy_suffix)]
 
 
 def _name(e: ImpactEntry) -> str:
@@ -202,7 +246,8 @@ def test_a_new_template_fails_what_it_matches(report: Report) -> None:
     assert "new policy K8sDeniedName/retired-names from the repository's policies" in entry.why
     added = [c for c in _impact(report).changes if c.change == "added"]
     assert {(c.cluster, c.constraint) for c in added} == {
-        ("prod", "K8sDeniedName/retired-names"), ("stage", "K8sDeniedName/retired-names")}
+        (cluster, constraint) for cluster in ("prod", "stage")
+        for constraint in ("K8sDeniedName/retired-names", "K8sEcho/echo")}
 
 
 def test_a_removed_acceptance_newly_fails_the_object(report: Report) -> None:
@@ -261,3 +306,55 @@ def test_a_broken_policy_of_the_change_is_a_finding_not_an_empty_impact(tmp_path
     assert "no-such-policy" in problem
     assert [f.rule_id for f in report.findings if f.rule_id == "input.impact-not-evaluated"
             ] == ["input.impact-not-evaluated"]
+
+
+def _live(report: Report, suffix: str) -> list[ImpactEntry]:
+    return [e for e in _impact(report).entries
+            if e.against == "live" and e.policy.endswith(suffix)]
+
+
+def test_the_impact_on_live_objects_is_shown_too(report: Report) -> None:
+    assert _impact(report).live == ("prod",)
+    # web is declared: located at its manifest; it fails the tightened constraint live too
+    (web,) = _live(report, "owner")
+    assert (web.outcome, _name(web), web.cluster) == ("fails", "web", "prod")
+    assert web.location.path == "prod/web.yaml"
+    # legacy exists only live: located at the snapshot file; the relaxed constraint passes it
+    legacy = [e for e in _live(report, "tier") if _name(e) == "legacy"]
+    assert [(e.outcome, e.location.path) for e in legacy] == [("passes", "live/prod.yaml")]
+    # the snapshot is read from the base ref: the change's edit of it (web without labels,
+    # so web would fail the base's owner constraint too) is not what was evaluated
+    assert [e.outcome for e in _live(report, "owner")] == ["fails"]
+
+
+def test_live_secret_values_never_reach_the_change_s_policies(report: Report) -> None:
+    from checker.report import json_format, markdown
+
+    (echo,) = _live(report, "echo")
+    assert echo.outcome == "fails" and _name(echo) == "db-password"
+    assert "hmac-sha256:" in echo.message
+    for text in (json_format.render(report), markdown.render(report), repr(report)):
+        assert SECRET_VALUE not in text
+        assert "super-secret-password" not in text
+
+
+def test_a_snapshot_missing_on_the_base_is_a_finding(tmp_path: Path) -> None:
+    r = tmp_path / "repo"
+    base_tree(r)
+    (r / "live/prod.yaml").unlink()
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "base")
+    git(r, "checkout", "-q", "-b", "pr")
+    put(r, "policies/owner.yaml", labels("owner", ["owner", "team"]))
+    put(r, "live/prod.yaml", LIVE)  # the change's own "live" objects are not trusted as such
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "tighten")
+    report = _scan(r)
+    impact = _impact(report)
+    assert impact.live == ()
+    assert [e.cluster for e in impact.entries if e.policy.endswith("owner")] == ["prod", "stage"]
+    (problem,) = impact.problems
+    assert "the snapshot live/prod.yaml is not on the base ref main" in problem
+    assert any(f.rule_id == "input.impact-not-evaluated" and f.location.path == "live/prod.yaml"
+               for f in report.findings)
