@@ -16,7 +16,7 @@ from checker.errors import PolicyError
 from checker.model import Resource, Severity, SourceLocation
 from checker.policy.cel import ENGINE as CEL_ENGINE
 from checker.policy.cel import CelSource, parse_source
-from checker.policy.limits import refused_calls
+from checker.policy.limits import DISABLED_BUILTINS, NETWORK_BUILTINS, refused_calls
 
 TEMPLATE_GROUP = "templates.gatekeeper.sh"
 CONSTRAINT_GROUP = "constraints.gatekeeper.sh"
@@ -296,8 +296,13 @@ def parse_template(res: Resource) -> Template:
                                  f"not data.{ref}")
     if not re.search(r"^\s*violation\b", rego, re.MULTILINE):
         raise _fail(res, "the Rego must define a 'violation' rule")
-    for index, name, line in refused_calls((rego, *libs), rego_v1=version == "v1"):
+    for index, name, line in refused_calls((rego, *libs), rego_v1=version == "v1",
+                                           disabled=DISABLED_BUILTINS | NETWORK_BUILTINS):
         where = "the Rego" if index == 0 else f"libs[{index - 1}]"
+        if name in NETWORK_BUILTINS:
+            raise _fail(res, f"{where} calls {name} (line {line} of that source), which reaches "
+                             f"the network (a DNS query); Gatekeeper allows it, but repository "
+                             f"content must not reach the network from CI (docs/security.md)")
         raise _fail(res, f"{where} calls {name} (line {line} of that source), which Gatekeeper's "
                          f"Rego driver refuses (--disable-opa-builtin, the default since 3.8; "
                          f"use external data instead)")

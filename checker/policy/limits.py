@@ -18,6 +18,12 @@ import re
 from collections.abc import Iterable, Iterator
 
 DISABLED_BUILTINS: frozenset[str] = frozenset({"http.send"})
+# Built-ins Gatekeeper allows that reach the network from repository content: OPA's
+# net.lookup_ip_addr sends a DNS query for a name the policy builds (a channel out of the
+# runner for anything the policy reads). Repository content must not reach the network
+# (docs/security.md), and a pull request's own policies run in the policy-change what-if,
+# so a template calling one is refused here, naming the call, where Gatekeeper would run it.
+NETWORK_BUILTINS: frozenset[str] = frozenset({"net.lookup_ip_addr"})
 
 
 _CALL = re.compile(r"(?<![\w.$])([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*\(")

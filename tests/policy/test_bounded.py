@@ -86,6 +86,15 @@ def test_http_send_is_refused_when_the_template_loads() -> None:
                and "--disable-opa-builtin" in e for e in errors), errors
 
 
+def test_a_dns_lookup_is_refused_when_the_template_loads() -> None:
+    """net.lookup_ip_addr sends a DNS query for a name the policy builds: repository content
+    (and a pull request's policies, which the what-if runs) must not reach the network."""
+    policies, errors = hostile("dns-lookup")
+    assert policies == []
+    assert any("dns-lookup.yaml:3" in e and "calls net.lookup_ip_addr (line 4" in e
+               and "reaches the network" in e for e in errors), errors
+
+
 def test_http_send_in_a_lib_or_a_string_is_told_apart() -> None:
     from checker.policy.limits import refused_calls
 
