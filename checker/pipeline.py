@@ -53,7 +53,7 @@ from checker.model import (
 )
 from checker.options import DriftRunOptions, ScanOptions
 from checker.parallel import Limits
-from checker.podspec import unchecked_workflow_fields
+from checker.podspec import TEKTON_GROUP, unchecked_workflow_fields
 from checker.policy import vap
 from checker.policy.evaluate import Evaluator
 from checker.policy.exemptions import exemptions as policy_exemptions
@@ -550,14 +550,19 @@ def _drift(options: DriftRunOptions, scan_options: ScanOptions, config: Config, 
 
 
 def _workflow_gaps(resources: list[Resource], severity: Severity) -> list[Finding]:
-    """Argo Workflows fields that shape pods the policies cannot see, as not-checked findings."""
+    """Argo Workflows and Tekton fields that shape pods the policies cannot see, as
+    not-checked findings."""
     out: list[Finding] = []
     for res in resources:
         for path, name in unchecked_workflow_fields(res.kind, res.group, res.body):
-            out.append(Finding(
-                RULE_NOT_CHECKED, "input", severity,
+            message = (
+                f"{res.display}: {name} at {'.'.join(map(str, path))} runs a definition that "
+                "is fetched when the run starts, not from this repository: the pods it "
+                "creates are not policy-checked" if res.group == TEKTON_GROUP else
                 f"{res.display}: {name} changes the pods the Argo Workflows controller creates "
-                "and is not policy-checked; the pod policies checked the templates without it",
+                "and is not policy-checked; the pod policies checked the templates without it")
+            out.append(Finding(
+                RULE_NOT_CHECKED, "input", severity, message,
                 res.locate(path), resource=res.display, field_path=path, cluster=res.cluster,
                 ref=res.ref))
     return out

@@ -23,6 +23,13 @@ CONTAINER_LISTS = (
 
 _WORKFLOW = (("templates", "*", "container"), ("templates", "*", "script"),
              ("templates", "*", "initContainers", "*"), ("templates", "*", "sidecars", "*"))
+
+
+def _tekton(task: FieldPath) -> tuple[tuple[FieldPath, str], ...]:
+    """The steps and sidecars of a Tekton task spec at ``task``."""
+    return (((*task, "steps", "*"), "step"), ((*task, "sidecars", "*"), "sidecar"))
+
+
 CUSTOM_CONTAINERS_AT: dict[tuple[str, str], tuple[tuple[FieldPath, str], ...]] = {
     ("argoproj.io", "Workflow"): tuple((("spec", *p), "template") for p in _WORKFLOW),
     ("argoproj.io", "WorkflowTemplate"): tuple((("spec", *p), "template") for p in _WORKFLOW),
@@ -30,10 +37,15 @@ CUSTOM_CONTAINERS_AT: dict[tuple[str, str], tuple[tuple[FieldPath, str], ...]] =
                                                       for p in _WORKFLOW),
     ("argoproj.io", "CronWorkflow"): tuple((("spec", "workflowSpec", *p), "template")
                                            for p in _WORKFLOW),
-    ("tekton.dev", "Task"): ((("spec", "steps", "*"), "step"),
-                             (("spec", "sidecars", "*"), "sidecar")),
-    ("tekton.dev", "ClusterTask"): ((("spec", "steps", "*"), "step"),
-                                    (("spec", "sidecars", "*"), "sidecar")),
+    ("tekton.dev", "Task"): _tekton(("spec",)),
+    ("tekton.dev", "ClusterTask"): _tekton(("spec",)),
+    ("tekton.dev", "TaskRun"): _tekton(("spec", "taskSpec")),
+    ("tekton.dev", "Pipeline"): (*_tekton(("spec", "tasks", "*", "taskSpec")),
+                                 *_tekton(("spec", "finally", "*", "taskSpec"))),
+    ("tekton.dev", "PipelineRun"): (*_tekton(("spec", "pipelineSpec", "tasks", "*", "taskSpec")),
+                                    *_tekton(("spec", "pipelineSpec", "finally", "*",
+                                              "taskSpec"))),
+    ("tekton.dev", "StepAction"): ((("spec",), "step"),),
 }
 
 

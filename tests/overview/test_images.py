@@ -482,3 +482,18 @@ def test_image_findings_name_their_object_in_its_cluster() -> None:
                              environments=("production",), matrix=()))
     assert [(f.ref.cluster, f.ref.group, f.ref.kind, f.ref.namespace, f.ref.name)
             for f in out if f.ref] == [("prod", "apps", "Deployment", "shop", "web")]
+
+
+def test_tekton_runs_and_pipelines_declare_their_step_images() -> None:
+    run = make_resource({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+                         "metadata": {"name": "r"},
+                         "spec": {"pipelineSpec": {"tasks": [{"name": "a", "taskSpec": {
+                             "steps": [{"name": "s", "image": "builder:1"}],
+                             "sidecars": [{"name": "d", "image": "dind:2"}]}}],
+                             "finally": [{"name": "b", "taskSpec": {
+                                 "steps": [{"name": "n", "image": "notify:3"}]}}]}}},
+                        SourceLocation("run.yaml", 1), {})
+    assert [(d.image, d.container_type, d.field_path[:3]) for d in declared_images(run)] == [
+        ("builder:1", "step", ("spec", "pipelineSpec", "tasks")),
+        ("dind:2", "sidecar", ("spec", "pipelineSpec", "tasks")),
+        ("notify:3", "step", ("spec", "pipelineSpec", "finally"))]
