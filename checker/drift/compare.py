@@ -31,6 +31,7 @@ from checker.drift.normalize import (
     desired_path,
     normalize_pair,
     path_text,
+    server_kept,
     strip_server_fields,
 )
 from checker.drift.rules import (
@@ -390,7 +391,8 @@ class Comparer:
             return []  # the usual case: Git declares everything that was applied
         body = _copy_spec(strip_server_fields(plain))
         apply_defaults(res.kind, body)  # a default the server fills again is no change
-        owners = {norm: m for norm, m in owners.items() if not declares(body, norm)}
+        owners = {norm: m for norm, m in owners.items()
+                  if not declares(body, norm) and not server_kept(res.kind, norm)}
         have = live
         seen = {str(f.details.get("field")) for f in reported}
         out = []

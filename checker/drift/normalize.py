@@ -81,8 +81,24 @@ STRATEGY_DEFAULTS: dict[str, tuple[str, dict[str, Any]]] = {
     "StatefulSet": ("updateStrategy", {"partition": 0}),
     "DaemonSet": ("updateStrategy", {"maxUnavailable": 1, "maxSurge": 0}),
 }
-# core/v1 SetDefaults_Service: Type, SessionAffinity; ports' Protocol and TargetPort.
+# core/v1 SetDefaults_Service: Type, SessionAffinity; ports' Protocol and TargetPort; the
+# newer fields by type in _service_defaults.
 SERVICE_DEFAULTS: dict[str, Any] = {"type": "ClusterIP", "sessionAffinity": "None"}
+# core/v1 SetDefaults_Service: InternalTrafficPolicy Cluster for these types (not ExternalName).
+SERVICE_INTERNAL_POLICY_TYPES = frozenset({"ClusterIP", "NodePort", "LoadBalancer"})
+# core/v1 DefaultClientIPServiceAffinitySeconds (SetDefaults_Service with ClientIP affinity).
+CLIENT_IP_AFFINITY_SECONDS = 10800
+# Fields of a Service the API server allocates or infers and keeps on every update that does not
+# name them (pkg/registry/core/service/storage: patchAllocatedValues keeps clusterIP,
+# clusterIPs, ports' nodePort, healthCheckNodePort; initIPFamilyFields keeps the old
+# ipFamilyPolicy and fills ipFamilies from the cluster's families). Removing them from Git never
+# removes them live, and their values depend on the cluster, so they are never filled as
+# defaults and never reported as "no longer declared". trafficDistribution (v1.31+) has no
+# default: it is absent unless set, and compared like any other field.
+SERVICE_SERVER_KEPT: frozenset[FieldPath] = frozenset({
+    ("spec", "clusterIP"), ("spec", "clusterIPs"), ("spec", "ipFamilies"),
+    ("spec", "ipFamilyPolicy"), ("spec", "healthCheckNodePort"),
+})
 # core/v1 SetDefaults_ConfigMapVolumeSource, SetDefaults_SecretVolumeSource,
 # SetDefaults_ProjectedVolumeSource, SetDefaults_DownwardAPIVolumeSource: DefaultMode 0644.
 VOLUME_MODE_SOURCES = ("configMap", "secret", "projected", "downwardAPI")
@@ -270,6 +286,50 @@ def _pod_defaults(pod: dict[str, Any]) -> None:
                 volume[source].setdefault("defaultMode", 420)
 
 
+def _set(target: dict[str, Any], key: str, value: Any) -> None:
+    if target.get(key) is None:  # unset or null: the Go zero value the defaulter replaces
+        target[key] = value
+
+
+def _service_defaults(spec: dict[str, Any]) -> None:
+    """core/v1 SetDefaults_Service (pkg/apis/core/v1/defaults.go), in its order."""
+    _fill(spec, SERVICE_DEFAULTS)
+    if spec["sessionAffinity"] == "None":
+        spec.pop("sessionAffinityConfig", None)  # the defaulter drops it
+    elif spec["sessionAffinity"] == "ClientIP":
+        config = spec.get("sessionAffinityConfig")
+        config = config if isinstance(config, dict) else {}
+        client = config.get("clientIP")
+        client = client if isinstance(client, dict) else {}
+        _set(client, "timeoutSeconds", CLIENT_IP_AFFINITY_SECONDS)
+        config["clientIP"] = client
+        spec["sessionAffinityConfig"] = config
+    kind = spec["type"]
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            _set(port, "protocol", "TCP")
+            if port.get("port") is not None and is_zero(port.get("targetPort")):
+                port["targetPort"] = port["port"]
+    # pkg/api/v1/service.ExternallyAccessible: LoadBalancer, NodePort, or ClusterIP with
+    # externalIPs
+    if kind in ("LoadBalancer", "NodePort") or (kind == "ClusterIP"
+                                                 and spec.get("externalIPs")):
+        _set(spec, "externalTrafficPolicy", "Cluster")
+    if kind in SERVICE_INTERNAL_POLICY_TYPES:
+        _set(spec, "internalTrafficPolicy", "Cluster")
+    if kind == "LoadBalancer":
+        _set(spec, "allocateLoadBalancerNodePorts", True)
+
+
+def server_kept(kind: str, path: FieldPath) -> bool:
+    """A field the API server allocated or inferred and keeps when an update leaves it out
+    (``SERVICE_SERVER_KEPT``, and a Service port's ``nodePort``)."""
+    if kind != "Service":
+        return False
+    return tuple(path[:2]) in SERVICE_SERVER_KEPT or (
+        len(path) == 4 and tuple(path[:2]) == ("spec", "ports") and path[3] == "nodePort")
+
+
 def apply_defaults(kind: str, body: dict[str, Any]) -> None:
     """Fill the API server's defaults of built-in kinds into a desired object, in place.
 
@@ -294,12 +354,7 @@ def apply_defaults(kind: str, body: dict[str, Any]) -> None:
             if strategy["type"] == "RollingUpdate":
                 _fill(strategy.setdefault("rollingUpdate", {}), rolling)
     if kind == "Service":
-        _fill(spec, SERVICE_DEFAULTS)
-        for port in spec.get("ports") or []:
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
-                if "port" in port:
-                    port.setdefault("targetPort", port["port"])
+        _service_defaults(spec)
     pod_path = POD_SPEC_AT.get(kind)
     if pod_path is not None:
         pod = _at(body, pod_path)

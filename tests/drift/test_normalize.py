@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import yaml
 
 from checker.drift.compare import DriftOptions, DriftResult, compare
 from checker.drift.ignore import IgnoreRule, load_ignore_file, parse_ignore_rules
-from checker.drift.normalize import canonical, desired_path, parse_quantity
+from checker.drift.normalize import apply_defaults, canonical, desired_path, parse_quantity
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import KindRef, Snapshot, group_of, protect
 from checker.errors import ConfigError
@@ -368,3 +369,111 @@ spec:
     assert check(res, [live]).findings == []
     live["spec"]["metrics"][1]["object"]["target"]["value"] = "1001"
     assert fields(check(res, [live])) == ["spec.metrics[1].object.target.value"]
+
+
+SERVICE_GIT = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports:
+    - name: http
+      port: 80
+"""
+# What a v1.30+ API server returns for SERVICE_GIT: SetDefaults_Service's fields and the
+# registry's allocations (clusterIPs, ipFamilies, ipFamilyPolicy, nodePort).
+SERVICE_LIVE: dict[str, Any] = {
+    "apiVersion": "v1", "kind": "Service",
+    "metadata": {"name": "web", "namespace": "shop"},
+    "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
+             "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 80,
+                        "nodePort": 31380}],
+             "clusterIP": "10.96.12.7", "clusterIPs": ["10.96.12.7"],
+             "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+             "internalTrafficPolicy": "Cluster", "externalTrafficPolicy": "Cluster",
+             "allocateLoadBalancerNodePorts": True, "sessionAffinity": "None"}}
+
+
+def _service_live(**spec: Any) -> dict[str, Any]:
+    live = json.loads(json.dumps(SERVICE_LIVE))
+    live["spec"].update(spec)
+    return live
+
+
+def test_newer_service_defaults_are_not_drift(tmp_path: Path) -> None:
+    res = desired(tmp_path, SERVICE_GIT)
+    assert check(res, [_service_live()]).findings == []
+    # a Git version that had copied every field of `kubectl get -o yaml` was applied before:
+    # the fields it dropped are defaults or allocations the server keeps, not drift
+    applied = json.loads(json.dumps(SERVICE_LIVE))
+    applied["spec"]["healthCheckNodePort"] = 32001
+    live = _service_live(externalTrafficPolicy="Cluster")
+    live["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied)}
+    assert check(res, [live]).findings == []
+
+
+@pytest.mark.parametrize(("field", "value", "default"), [
+    ("externalTrafficPolicy", "Local", "Cluster"),
+    ("internalTrafficPolicy", "Local", "Cluster"),
+    ("allocateLoadBalancerNodePorts", False, True),
+])
+def test_hand_change_of_a_service_default_is_drift(tmp_path: Path, field: str, value: Any,
+                                                    default: Any) -> None:
+    res = desired(tmp_path, SERVICE_GIT)
+    [finding] = check(res, [_service_live(**{field: value})]).findings
+    assert finding.details["field"] == f"spec.{field}"
+    assert finding.details["gitDefault"] is True
+    assert finding.message == (f"spec.{field} differs: Git does not set it (API default "
+                               f"{json.dumps(default)}), cluster {json.dumps(value)}")
+    assert finding.location.line == 6  # the spec: line, the deepest declared parent
+
+
+@pytest.mark.parametrize(("spec", "filled"), [
+    ({}, {"type": "ClusterIP", "sessionAffinity": "None", "internalTrafficPolicy": "Cluster"}),
+    ({"type": "NodePort"}, {"type": "NodePort", "sessionAffinity": "None",
+                            "internalTrafficPolicy": "Cluster",
+                            "externalTrafficPolicy": "Cluster"}),
+    ({"type": "LoadBalancer"}, {"type": "LoadBalancer", "sessionAffinity": "None",
+                                "internalTrafficPolicy": "Cluster",
+                                "externalTrafficPolicy": "Cluster",
+                                "allocateLoadBalancerNodePorts": True}),
+    ({"externalIPs": ["192.0.2.1"]}, {"type": "ClusterIP", "sessionAffinity": "None",
+                                      "externalIPs": ["192.0.2.1"],
+                                      "internalTrafficPolicy": "Cluster",
+                                      "externalTrafficPolicy": "Cluster"}),
+    ({"type": "ExternalName", "externalName": "db.example.com"},
+     {"type": "ExternalName", "externalName": "db.example.com", "sessionAffinity": "None"}),
+    ({"sessionAffinity": "ClientIP"},
+     {"type": "ClusterIP", "sessionAffinity": "ClientIP", "internalTrafficPolicy": "Cluster",
+      "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10800}}}),
+    ({"sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}},
+     {"type": "ClusterIP", "sessionAffinity": "None", "internalTrafficPolicy": "Cluster"}),
+    ({"internalTrafficPolicy": "Local", "trafficDistribution": "PreferClose"},
+     {"type": "ClusterIP", "sessionAffinity": "None", "internalTrafficPolicy": "Local",
+      "trafficDistribution": "PreferClose"}),
+])
+def test_service_defaults_follow_set_defaults_service(spec: dict[str, Any],
+                                                      filled: dict[str, Any]) -> None:
+    body: dict[str, Any] = {"spec": json.loads(json.dumps(spec))}
+    apply_defaults("Service", body)
+    assert body["spec"] == filled
+
+
+def test_server_kept_service_fields_are_never_no_longer_declared(tmp_path: Path) -> None:
+    res = desired(tmp_path, SERVICE_GIT)
+    flux = {"manager": "kustomize-controller", "operation": "Apply", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {
+                "f:clusterIP": {}, "f:clusterIPs": {}, "f:ipFamilies": {},
+                "f:ipFamilyPolicy": {}, "f:healthCheckNodePort": {}, "f:selector": {},
+                "f:publishNotReadyAddresses": {},
+                "f:ports": {'k:{"port":80,"protocol":"TCP"}': {
+                    ".": {}, "f:port": {}, "f:nodePort": {}}}}}}
+    live = _service_live(healthCheckNodePort=32001, publishNotReadyAddresses=True)
+    live["metadata"]["managedFields"] = [flux]
+    # only the field the server neither allocates nor keeps is reported
+    assert fields(check(res, [live])) == ["spec.publishNotReadyAddresses"]
