@@ -844,7 +844,7 @@ def _kustomize(app: Resource, opts: Mapping[str, Any], at: FieldPath, folder: Pa
         problems.extend(bad)
         if bad:  # nothing is built from an overlay Argo CD would refuse
             data = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
-        data["buildMetadata"] = ["originAnnotations"]
+        data["buildMetadata"] = list(kustomize.BUILD_METADATA)
         (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(data, sort_keys=True),
                                                     encoding="utf-8")
         return {}

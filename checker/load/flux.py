@@ -27,7 +27,12 @@ import pathspec
 import yaml
 
 from checker.load import workspace, yamlfile
-from checker.load.kustomize import applied_files, kustomization_file, render_prepared
+from checker.load.kustomize import (
+    BUILD_METADATA,
+    applied_files,
+    kustomization_file,
+    render_prepared,
+)
 from checker.load.objects import (
     RULE_KUSTOMIZE,
     RULE_MISSING_PATH,
@@ -651,7 +656,7 @@ def kustomization_for(sync: FluxSync, directory: Path, wrapper: Path,
         images = [dict(i) for i in spec.get("images") or [] if isinstance(i, dict)]
         if images:
             kus["images"] = images
-    kus["buildMetadata"] = ["originAnnotations"]
+    kus["buildMetadata"] = list(BUILD_METADATA)
     return kus
 
 

@@ -1,8 +1,9 @@
 """Render Kustomize folders with the real Kustomize and map objects back to their sources.
 
 Each root is rendered through a throw-away wrapper kustomization that turns on
-``buildMetadata: [originAnnotations]``, so every rendered object says which file it came from;
-the user's files are never modified.
+``buildMetadata: [originAnnotations, transformerAnnotations]``, so every rendered object says
+which file it came from and which kustomizations' patches acted on it (``patchmarks`` points
+the fields a patch set at the patch); the user's files are never modified.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from checker.load import helmfetch, netguard, workspace, yamlfile
+from checker.load import helmfetch, netguard, patchmarks, workspace, yamlfile
 from checker.load.objects import (
     RULE_KUSTOMIZE,
     LoadResult,
@@ -42,6 +43,8 @@ from checker.model import Coverage, Finding, Resource, Severity, SourceLocation
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 ORIGIN = "config.kubernetes.io/origin"
+# what the wrappers ask Kustomize to record (origin files, patch transformers)
+BUILD_METADATA = ["originAnnotations", "transformerAnnotations"]
 TIMEOUT_SECONDS = 120
 # Builds at once. Each is a Kustomize process that is mostly CPU (about 0.14 s of it for a
 # small overlay with a patch); more than the cores only queues them (docs/performance.md).
@@ -552,7 +555,9 @@ class _Sources:
 
 
 def _resource(data: dict[str, Any], origin: str | None, wrapper: Path, kdir: Path,
-              sources: _Sources, copies: Mapping[Path, Path] | None = None) -> Resource:
+              sources: _Sources, copies: Mapping[Path, Path] | None = None,
+              patched: Sequence[str] = (), index: patchmarks.PatchIndex | None = None,
+              ) -> Resource:
     source_file: Path | None = None
     if origin:
         try:
@@ -568,6 +573,13 @@ def _resource(data: dict[str, Any], origin: str | None, wrapper: Path, kdir: Pat
     if source_file is None:
         source_file = kustomization_file(kdir) or kdir
     rel, doc = sources.find(source_file, data)
+    patches = [p for where in patched if index is not None
+               for p in index.patches(Path(os.path.normpath(wrapper / where)))]
+    if patches:  # lists may be reordered and edited: marks by identity, then the patches
+        marks = patchmarks.rendered_marks(data, (rel, doc) if doc is not None else None,
+                                          patches)
+        return make_resource(data, doc.location(rel) if doc is not None
+                             else SourceLocation(rel, 1, 1), marks)
     if doc is None:
         return make_resource(data, SourceLocation(rel, 1, 1), {})
     return make_resource(data, doc.location(rel), Marks(doc.spans, rel))
@@ -679,6 +691,7 @@ def render_prepared(prepare: Prepare, root: Path, *, what: str, declared: str,
     finally:
         shutil.rmtree(wrapper, ignore_errors=True)
     sources = _Sources(root)
+    patch_index = patchmarks.PatchIndex(root, copies)
     for index, item in enumerate(parse_documents(output), start=1):
         if isinstance(item, YamlProblem):
             result.findings.append(input_finding(
@@ -694,8 +707,9 @@ def render_prepared(prepare: Prepare, root: Path, *, what: str, declared: str,
         for res in resources_from_document(item, declared):
             body = dict(res.body)
             origin = _strip_origin(body)
+            patched = patchmarks.strip_transformations(body)
             result.resources.append(_resource(body, origin, wrapper, fallback_dir, sources,
-                                              copies))
+                                              copies, patched, patch_index))
             result.files.add(result.resources[-1].location.path)
     result.coverage.append(Coverage("rendered", kind, what, declared, line,
                                     produced=len(result.resources)))
@@ -714,7 +728,7 @@ def render(directory: Path, root: Path, remote_hosts: Sequence[str] = ()) -> Loa
     def prepare(wrapper: Path) -> Mapping[Path, Path]:
         target = os.path.relpath(directory.resolve(), wrapper)
         (wrapper / "kustomization.yaml").write_text(
-            yaml.safe_dump({"resources": [target], "buildMetadata": ["originAnnotations"]}),
+            yaml.safe_dump({"resources": [target], "buildMetadata": BUILD_METADATA}),
             encoding="utf-8")
         return {}
 

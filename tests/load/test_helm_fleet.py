@@ -40,9 +40,10 @@ def test_staging_privileged_release_is_found_in_staging_only(fleet: Path) -> Non
         report = scan(ScanOptions(paths=(), root=fleet, fail_on=None))
     privileged = sorted((f.cluster, str(f.location), f.resource) for f in report.findings
                         if f.rule_id == "pss-privileged")
-    # A value a Kustomize patch sets on the HelmRelease points at the HelmRelease's document:
-    # Kustomize's origin annotation names the object's file, not the patch's (docs/helm.md).
-    assert privileged == [("staging", "apps/base/web/release.yaml:1", "Deployment web/web-web")]
+    # A value a Kustomize patch sets on the HelmRelease points at the patch's line that sets
+    # it (privileged: true in the staging overlay's patch), not at the HelmRelease's document.
+    assert privileged == [("staging", "apps/staging/web-values.yaml:12",
+                           "Deployment web/web-web")]
     host_network = sorted((f.cluster, str(f.location)) for f in report.findings
                           if f.rule_id == "pss-host-namespaces")
     # the exporter's hostNetwork comes from the generated ConfigMap's values file; it points
