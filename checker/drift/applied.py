@@ -204,12 +204,30 @@ def undeclared(fields: Mapping[str, Any], want: Any, have: Any,
             if isinstance(sub, dict) and sub and isinstance(declared, (dict, list)):
                 yield from undeclared(sub, declared, live, (*path, part))
             continue
+        if _nothing_applied(path, part, sub, live):
+            continue
         if (raw.startswith("f:") and isinstance(live, (dict, list))
                 and isinstance(sub, dict) and any(k != "." for k in sub)):
             # a whole block Git dropped (labels, data): one path per key, or list entry
             yield from undeclared(sub, None, live, (*path, part))
             continue
         yield (*path, part)
+
+
+def _nothing_applied(path: FieldPath, part: str, sub: Any, live: Any) -> bool:
+    """An empty mapping or list was applied, or live holds nothing but bookkeeping there.
+
+    ``kubectl apply`` records ``"annotations": {}`` in its last-applied configuration (its own
+    annotation taken out), and a Deployment's only live annotation may be the controller's
+    ``deployment.kubernetes.io/revision``: neither is a field Git dropped.
+    """
+    at = (*path, part)
+    if isinstance(live, dict):
+        if at in (("metadata", "labels"), ("metadata", "annotations")) and not (
+                isinstance(sub, dict) and any(str(k).startswith("f:") for k in sub)):
+            return True  # the tool applied none of its keys: the live keys are others'
+        return not any(not _skipped(at, str(k)) for k in live)
+    return isinstance(live, list) and not live
 
 
 def declares(body: Any, path: FieldPath) -> bool:

@@ -27,6 +27,7 @@ from checker.drift.engines import create_only, kept_when_not_in_git, not_reconci
 from checker.drift.ignore import IgnoreRule
 from checker.drift.normalize import (
     Keyed,
+    aggregated,
     apply_defaults,
     desired_path,
     normalize_pair,
@@ -242,6 +243,9 @@ class Comparer:
             ref = KindRef(res.group, res.kind)
             self.types.apply(ref, desired)
             self.types.apply(ref, actual)
+        if aggregated(res.kind, desired, actual):  # the controller's rules, not Git's
+            desired.pop("rules", None)
+            actual.pop("rules", None)
         if res.kind in SECRET_KINDS:
             controller_filled(desired, actual)
             encrypted = is_encrypted(desired)
@@ -392,7 +396,8 @@ class Comparer:
         body = _copy_spec(strip_server_fields(plain))
         apply_defaults(res.kind, body)  # a default the server fills again is no change
         owners = {norm: m for norm, m in owners.items()
-                  if not declares(body, norm) and not server_kept(res.kind, norm)}
+                  if not declares(body, norm) and not server_kept(res.kind, norm)
+                  and not (norm[:1] == ("rules",) and aggregated(res.kind, body, live))}
         have = live
         seen = {str(f.details.get("field")) for f in reported}
         out = []

@@ -1,7 +1,7 @@
 """What the GitOps engines are told, per object, not to reconcile or compare.
 
-Flux (kustomize-controller) reads annotations on the object in Git and on the object in the
-cluster:
+Flux (kustomize-controller) reads these keys as annotations or labels, on the object in Git
+and on the object in the cluster:
 
 * ``kustomize.toolkit.fluxcd.io/reconcile: disabled`` — Flux does not apply the object: its
   drift is never corrected, so it is not compared (a note says so);
@@ -36,9 +36,22 @@ def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return notes if isinstance(notes, Mapping) else {}
 
 
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An object's labels, or an empty mapping."""
+    meta = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    return labels if isinstance(labels, Mapping) else {}
+
+
 def _value(notes: Mapping[str, Any], key: str) -> str:
     value = notes.get(key)
     return value.strip().lower() if isinstance(value, str) else ""
+
+
+def _flux(obj: Mapping[str, Any], key: str) -> str:
+    """A Flux selector's value on an object: Flux matches its selectors in the labels and the
+    annotations alike, values case-insensitively (fluxcd/pkg ssa/utils ``AnyInMetadata``)."""
+    return _value(annotations_of(obj), key) or _value(labels_of(obj), key)
 
 
 def not_reconciled(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> str | None:
@@ -46,24 +59,23 @@ def not_reconciled(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -
     for side, obj in (("in Git", desired), ("in the cluster", live)):
         if obj is None:
             continue
-        notes = annotations_of(obj)
-        if _value(notes, FLUX_RECONCILE) == "disabled":
+        if _flux(obj, FLUX_RECONCILE) == "disabled":
             return f"{FLUX_RECONCILE}: disabled {side}"
-        if _value(notes, FLUX_SSA) == "ignore":
+        if _flux(obj, FLUX_SSA) == "ignore":
             return f"{FLUX_SSA}: Ignore {side}"
     return None
 
 
 def create_only(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
     """Flux creates the object if it is missing and never updates it (``ssa: IfNotPresent``)."""
-    return any(_value(annotations_of(o), FLUX_SSA) == "ifnotpresent"
+    return any(_flux(o, FLUX_SSA) == "ifnotpresent"
                for o in (desired, live) if o is not None)
 
 
 def kept_when_not_in_git(live: Mapping[str, Any]) -> str | None:
     """Why a live object not in Git is not unmanaged per its engine, or None."""
     notes = annotations_of(live)
-    if _value(notes, FLUX_PRUNE) == "disabled":
+    if _flux(live, FLUX_PRUNE) == "disabled":
         return f"{FLUX_PRUNE}: disabled"
     options = notes.get(ARGO_COMPARE)
     if isinstance(options, str) and "ignoreextraneous" in {

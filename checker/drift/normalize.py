@@ -321,6 +321,14 @@ def _service_defaults(spec: dict[str, Any]) -> None:
         _set(spec, "allocateLoadBalancerNodePorts", True)
 
 
+def aggregated(kind: str, *bodies: Mapping[str, Any]) -> bool:
+    """A ClusterRole with an ``aggregationRule``: its ``rules`` are the clusterrole-aggregation
+    controller's (pkg/controller/clusterroleaggregation overwrites them with the union of the
+    selected roles' rules), never Git's."""
+    return kind == "ClusterRole" and any(
+        isinstance(b.get("aggregationRule"), Mapping) for b in bodies)
+
+
 def server_kept(kind: str, path: FieldPath) -> bool:
     """A field the API server allocated or inferred and keeps when an update leaves it out
     (``SERVICE_SERVER_KEPT``, and a Service port's ``nodePort``)."""
