@@ -40,6 +40,9 @@ PATCH_TRANSFORMERS = frozenset({"PatchTransformer", "PatchStrategicMergeTransfor
                                 "PatchJson6902Transformer"})
 # Keys that identify an item of a list (the strategic-merge keys of the built-in kinds).
 IDENTITY_KEYS = ("name", "mountPath", "devicePath", "containerPort", "port", "ip")
+# Items compared to pair two lists without an identity key, at most (a longer list that a patch
+# changed is paired by position, if its length is unchanged, else not at all).
+MAX_PAIRING = 40_000
 # An untargeted strategic-merge patch names its object with these; they set nothing.
 _SELECTOR_FIELDS = frozenset({("apiVersion",), ("kind",), ("metadata", "name"),
                               ("metadata", "namespace")})
@@ -222,6 +225,8 @@ def _identity(*lists: Sequence[Any]) -> str | None:
 def _pairs(rendered: Sequence[Any], source: Sequence[Any]) -> tuple[list[tuple[int, int]],
                                                                     str | None]:
     """(rendered index, source index) of the items that are the same item, and the key."""
+    if len(rendered) == len(source) and rendered == source:
+        return [(i, i) for i in range(len(source))], None  # untouched: the usual case
     key = _identity(rendered, source)
     if key is not None:
         by_key = {str(item[key]): i for i, item in enumerate(rendered)}
@@ -229,11 +234,12 @@ def _pairs(rendered: Sequence[Any], source: Sequence[Any]) -> tuple[list[tuple[i
                 if str(item[key]) in by_key], key
     pairs: list[tuple[int, int]] = []
     used: set[int] = set()
-    for j, item in enumerate(source):
-        i = next((i for i, r in enumerate(rendered) if i not in used and r == item), None)
-        if i is not None:
-            used.add(i)
-            pairs.append((i, j))
+    if len(rendered) * len(source) <= MAX_PAIRING:
+        for j, item in enumerate(source):
+            i = next((i for i, r in enumerate(rendered) if i not in used and r == item), None)
+            if i is not None:
+                used.add(i)
+                pairs.append((i, j))
     if len(rendered) == len(source):
         taken = {j for _, j in pairs}
         pairs += [(j, j) for j in range(len(source)) if j not in taken and j not in used]

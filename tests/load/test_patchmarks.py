@@ -254,3 +254,21 @@ def test_drift_inside_a_patched_list_points_at_the_patch_or_the_base(tmp_path: P
          "components/tracing/tracing.yaml",
          line_of(tmp_path, "components/tracing/tracing.yaml", 'value: "9090"')),
     ]
+
+
+def test_long_lists_without_identity_are_paired_by_position() -> None:
+    """Items of a list without identity keys are found by value (an insertion does not shift
+    them), but a list of 20,000 is paired by position: not 2e8 comparisons."""
+    from checker.load.patchmarks import Patch, rendered_marks
+    from checker.load.yamlfile import parse_documents
+
+    def second_item_line(count: int) -> int:
+        items = [f"arg-{n}" for n in range(count)]
+        [doc] = list(parse_documents("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
+                                     "args:\n" + "".join(f"  - {i}\n" for i in items)))
+        body = {**doc.data, "args": ["inserted", *items[:-1]]}  # one in front, one gone
+        patch = Patch("patch.yaml", {"kind": "ConfigMap", "metadata": {"name": "c"}}, {}, {})
+        return rendered_marks(body, ("base.yaml", doc), [patch])[("args", 1)].line
+
+    assert second_item_line(100) == 6      # arg-0, the base's first item (line 6)
+    assert second_item_line(20_000) == 7   # by position: the base's second item
