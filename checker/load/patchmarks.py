@@ -280,12 +280,12 @@ def _overlay(rendered: Any, value: Any, rpath: FieldPath, ppath: FieldPath, patc
                 continue
             _node(rendered[key], item, (*rpath, key), (*ppath, key), patch, out, replace)
     elif isinstance(rendered, list) and isinstance(value, list):
-        items = [v for v in value if not (isinstance(v, dict) and "$patch" in v)]
-        pairs, key = _pairs(rendered, items)
+        kept = [n for n, v in enumerate(value) if not (isinstance(v, dict) and "$patch" in v)]
+        pairs, key = _pairs(rendered, [value[n] for n in kept])
         for i, j in pairs:
             known = (*rpath, i) in out and not replace
-            _node(rendered[i], items[j], (*rpath, i), (*ppath, value.index(items[j])), patch,
-                  out, replace, key if known else None)
+            _node(rendered[i], value[kept[j]], (*rpath, i), (*ppath, kept[j]), patch, out,
+                  replace, key if known else None)
 
 
 def _node(rendered: Any, value: Any, rpath: FieldPath, ppath: FieldPath, patch: Patch,

@@ -272,3 +272,25 @@ def test_long_lists_without_identity_are_paired_by_position() -> None:
 
     assert second_item_line(100) == 6      # arg-0, the base's first item (line 6)
     assert second_item_line(20_000) == 7   # by position: the base's second item
+
+
+def test_legacy_strategic_merge_patch_with_a_delete_directive(tmp_path: Path) -> None:
+    write(tmp_path)
+    (tmp_path / "overlays/legacy").mkdir(parents=True)
+    (tmp_path / "overlays/legacy/kustomization.yaml").write_text(
+        "resources:\n  - ../../base\npatchesStrategicMerge:\n  - image.yaml\n")
+    (tmp_path / "overlays/legacy/image.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: frontend\nspec:\n"
+        "  template:\n    spec:\n      containers:\n        - name: server\n"
+        "          image: frontend:2\n          env:\n            - name: A\n"
+        "              $patch: delete\n")
+    result = kustomize.render(tmp_path / "overlays/legacy", tmp_path)
+    res = next(r for r in result.resources if r.name == "frontend")
+    container = res.body["spec"]["template"]["spec"]["containers"][0]
+    assert [e["name"] for e in container["env"]] == ["PORT", "B"]  # A deleted by Kustomize
+    image = res.locate(("spec", "template", "spec", "containers", 0, "image"))
+    assert (image.path, image.line) == ("overlays/legacy/image.yaml", 10)
+    for index, name in enumerate(["PORT", "B"]):
+        loc = res.locate((*ENV, index, "name"))
+        assert (loc.path, loc.line) == ("base/deploy.yaml",
+                                        line_of(tmp_path, "base/deploy.yaml", f"name: {name}"))
