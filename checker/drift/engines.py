@@ -48,10 +48,10 @@ def _value(notes: Mapping[str, Any], key: str) -> str:
     return value.strip().lower() if isinstance(value, str) else ""
 
 
-def _flux(obj: Mapping[str, Any], key: str) -> str:
-    """A Flux selector's value on an object: Flux matches its selectors in the labels and the
+def _flux(obj: Mapping[str, Any], key: str) -> set[str]:
+    """A Flux selector's values on an object: Flux matches its selectors in the labels and the
     annotations alike, values case-insensitively (fluxcd/pkg ssa/utils ``AnyInMetadata``)."""
-    return _value(annotations_of(obj), key) or _value(labels_of(obj), key)
+    return {_value(annotations_of(obj), key), _value(labels_of(obj), key)}
 
 
 def not_reconciled(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> str | None:
@@ -59,23 +59,23 @@ def not_reconciled(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -
     for side, obj in (("in Git", desired), ("in the cluster", live)):
         if obj is None:
             continue
-        if _flux(obj, FLUX_RECONCILE) == "disabled":
+        if "disabled" in _flux(obj, FLUX_RECONCILE):
             return f"{FLUX_RECONCILE}: disabled {side}"
-        if _flux(obj, FLUX_SSA) == "ignore":
+        if "ignore" in _flux(obj, FLUX_SSA):
             return f"{FLUX_SSA}: Ignore {side}"
     return None
 
 
 def create_only(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
     """Flux creates the object if it is missing and never updates it (``ssa: IfNotPresent``)."""
-    return any(_flux(o, FLUX_SSA) == "ifnotpresent"
+    return any("ifnotpresent" in _flux(o, FLUX_SSA)
                for o in (desired, live) if o is not None)
 
 
 def kept_when_not_in_git(live: Mapping[str, Any]) -> str | None:
     """Why a live object not in Git is not unmanaged per its engine, or None."""
     notes = annotations_of(live)
-    if _flux(live, FLUX_PRUNE) == "disabled":
+    if "disabled" in _flux(live, FLUX_PRUNE):
         return f"{FLUX_PRUNE}: disabled"
     options = notes.get(ARGO_COMPARE)
     if isinstance(options, str) and "ignoreextraneous" in {

@@ -88,3 +88,25 @@ def test_extraneous_objects_the_engine_keeps(tmp_path: Path, notes: dict[str, st
     res = desired(tmp_path, manifest())
     result = check(res, [cm(value="1"), cm(name="extra", **notes)])
     assert rules(result) == (["drift.unmanaged"] if unmanaged else [])
+
+
+@pytest.mark.parametrize(("labels", "notes", "expected"), [
+    ({"kustomize.toolkit.fluxcd.io/reconcile": "disabled"}, {}, ["drift.not-reconciled"]),
+    ({"kustomize.toolkit.fluxcd.io/ssa": "ignore"}, {}, ["drift.not-reconciled"]),
+    ({"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}, {}, []),
+    # a label that says disabled wins over an annotation that does not (AnyInMetadata)
+    ({"kustomize.toolkit.fluxcd.io/reconcile": "Disabled"},
+     {"kustomize.toolkit.fluxcd.io/reconcile": "enabled"}, ["drift.not-reconciled"]),
+    ({"kustomize.toolkit.fluxcd.io/reconcile": "enabled"}, {}, ["drift.modified"]),
+])
+def test_flux_reads_its_keys_as_labels_too(tmp_path: Path, labels: dict[str, str],
+                                           notes: dict[str, str], expected: list[str]) -> None:
+    live = cm(**notes)
+    live["metadata"]["labels"].update(labels)
+    assert rules(check(desired(tmp_path, manifest()), [live])) == expected
+
+
+def test_flux_prune_disabled_as_a_label_keeps_an_extraneous_object(tmp_path: Path) -> None:
+    extra = cm(name="extra")
+    extra["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/prune"] = "disabled"
+    assert rules(check(desired(tmp_path, manifest()), [cm(value="1"), extra])) == []
