@@ -1,7 +1,7 @@
 """Drift's verdicts on the GitOps engines' own test vectors (tests/fixtures/engines).
 
-Argo CD's gitops-engine (``pkg/diff``) and Flux's ``fluxcd/pkg`` (``ssa/jsondiff``) test their
-diffs on these files; ``cases.yaml`` beside them lists each of their tests that uses a pair,
+Argo CD's gitops-engine (``pkg/diff``) and Flux's ``fluxcd/pkg`` (``ssa``, ``ssa/jsondiff``) test
+their diffs on these files; ``cases.yaml`` beside them lists each of their tests that uses a pair,
 with the edits the test makes and the verdict it asserts. Every case runs here: drift must give
 the engine's verdict, or the different verdict the case names with the reason (``ours`` and
 ``why``), so a change in either direction fails. The totals are the figures in docs/drift.md.
@@ -49,17 +49,20 @@ def _pointer(path: str) -> list[str]:
 
 
 def edit(obj: dict[str, Any], ops: list[dict[str, Any]]) -> None:
-    """The test's edits: ``set`` (creating mappings), ``add`` (``-`` appends), ``remove``."""
+    """The test's edits: ``set`` (creating mappings), ``add`` (``-`` appends), ``remove``,
+    ``keep-first`` (a slice)."""
     for op in ops:
         if "kind" in op and op["kind"] != obj.get("kind"):
             continue
-        verb = next(v for v in ("set", "add", "remove") if v in op)
+        verb = next(v for v in ("set", "add", "remove", "keep-first") if v in op)
         *parents, last = _pointer(op[verb])
         node: Any = obj
         for part in parents:
             node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
         if verb == "remove":
             del node[last]
+        elif verb == "keep-first":  # the test's slice [:count]
+            node[last] = node[last][:op["count"]]
         elif isinstance(node, list):
             node.append(copy.deepcopy(op["value"])) if last == "-" else node.insert(
                 int(last), copy.deepcopy(op["value"]))
@@ -104,8 +107,12 @@ def verdict(result: DriftResult) -> str:
     return "none"
 
 
-def _load(engine: str, name: str) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((ENGINES / engine / name).read_text(encoding="utf-8"))
+def _load(engine: str, name: str, kind: str | None = None) -> dict[str, Any]:
+    """The file's object (of ``kind``, in a multi-document file); ``%[1]s`` is the id the
+    fluxcd/pkg ssa tests format into their object names."""
+    text = (ENGINES / engine / name).read_text(encoding="utf-8").replace("%[1]s", "ssa-test")
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    data: dict[str, Any] = next(d for d in docs if kind is None or d.get("kind") == kind)
     return data
 
 
@@ -124,8 +131,9 @@ def argo_verdict(tmp_path: Path, case: dict[str, Any]) -> bool:
 
 def flux_verdicts(tmp_path: Path, case: dict[str, Any]) -> list[str]:
     out = []
+    manager = case.get("manager", "dummy")
     for name in case["files"]:
-        base = _load("flux", name)
+        base = _load("flux", name, case.get("kind"))
         base.setdefault("metadata", {})["namespace"] = FLUX_NAMESPACE
         desired, cluster = copy.deepcopy(base), copy.deepcopy(base)
         edit(desired, case.get("edit-desired", []))
@@ -135,12 +143,12 @@ def flux_verdicts(tmp_path: Path, case: dict[str, Any]) -> list[str]:
             live = as_stored(cluster)
             # applied with server-side apply by the tests' field manager
             live["metadata"]["managedFields"] = [{
-                "manager": "dummy", "operation": "Apply", "apiVersion": live["apiVersion"],
+                "manager": manager, "operation": "Apply", "apiVersion": live["apiVersion"],
                 "fieldsType": "FieldsV1", "fieldsV1": field_set(live)}]
         rules = tuple(IgnoreRule(kind=rule.get("kind", "*"),
                                  pointers=tuple(p for p in rule["paths"] if p))
                       for rule in case.get("ignore", []))
-        out.append(verdict(run(tmp_path, desired, live, rules, managers=("dummy",))))
+        out.append(verdict(run(tmp_path, desired, live, rules, managers=(manager,))))
     return out
 
 
@@ -171,10 +179,13 @@ def test_agreement_figures(tmp_path: Path) -> None:
         agree = argo_verdict(tmp_path, case) is case["modified"]
         tally[f"argo {kind} {'agree' if agree else 'differ'}"] += 1
     for case in FLUX:
+        kind = "manager" if case.get("manager") == "resource-manager" else "jsondiff"
         for ours, theirs in zip(flux_verdicts(tmp_path, case), case["want"], strict=True):
-            tally[f"flux {'agree' if ours == theirs else 'differ'}"] += 1
+            tally[f"flux {kind} {'agree' if ours == theirs else 'differ'}"] += 1
     assert tally == {"argo config-live agree": 15, "argo config-live differ": 2,
                      "argo predicted-live agree": 5, "argo predicted-live differ": 3,
-                     "flux agree": 35, "flux differ": 1}
+                     "flux jsondiff agree": 35, "flux jsondiff differ": 1,
+                     "flux manager agree": 9}
     docs = (Path(__file__).resolve().parents[2] / "docs" / "drift.md").read_text()
-    assert "15 of 17" in docs and "5 of 8" in docs and "35 of 36" in docs
+    assert all(f"| {figure} |" in docs for figure in ("15 of 17", "5 of 8", "35 of 36",
+                                                       "9 of 9"))
