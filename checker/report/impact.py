@@ -60,9 +60,10 @@ def headline(impact: Impact) -> str:
              f"change{'s' if n['enforcement'] != 1 else ''}", f"{n['passes']} newly passing"]
     if n["not-checked"]:
         parts.append(f"{n['not-checked']} not evaluated")
-    return (f"This pull request changes {len(impact.changes)} "
-            f"polic{'ies' if len(impact.changes) != 1 else 'y'}; on its objects: "
-            + ", ".join(parts) + where + ".")
+    what = (f"{len(impact.changes)} polic{'ies' if len(impact.changes) != 1 else 'y'}"
+            if impact.changes else "its acceptances or config, no policy")
+    return f"This pull request changes {what}; on its objects: " + ", ".join(parts) + (
+        where + ".")
 
 
 def markdown(report: Report, escape: Escape, where: Callable[[ImpactEntry], str],

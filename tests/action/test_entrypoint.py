@@ -359,6 +359,7 @@ def test_annotations_can_be_turned_off(tmp_path: Path) -> None:
     ("mode", "sideways", "input mode: 'sideways' is not one of scan, drift, both"),
     ("fail-on", "critical", "input fail-on: 'critical' is not one of"),
     ("annotations", "yes", "input annotations: 'yes' is not true or false"),
+    ("policy-impact", "maybe", "input policy-impact: 'maybe' is not true or false"),
     ("max-annotations", "-3", "input max-annotations: '-3' is not a whole number"),
     ("paths", "'unclosed", "input paths: cannot split"),
     ("paths", "../../etc", "input paths: ../../etc is outside the workspace"),

@@ -358,3 +358,20 @@ def test_a_snapshot_missing_on_the_base_is_a_finding(tmp_path: Path) -> None:
     assert "the snapshot live/prod.yaml is not on the base ref main" in problem
     assert any(f.rule_id == "input.impact-not-evaluated" and f.location.path == "live/prod.yaml"
                for f in report.findings)
+
+
+def test_a_change_of_acceptances_alone_gets_its_impact(tmp_path: Path) -> None:
+    r = tmp_path / "repo"
+    base_tree(r)
+    (r / "live/prod.yaml").unlink()
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "base")
+    git(r, "checkout", "-q", "-b", "pr")
+    (r / "accept/data.yaml").unlink()  # nothing else changes: no config, no policy
+    git(r, "commit", "-q", "-am", "drop the database's acceptance")
+    impact = _impact(_scan(r))
+    assert impact.changes == ()
+    assert [(e.cluster, e.outcome, _name(e)) for e in impact.entries] == [
+        ("prod", "fails", "db")]
+    assert "accept/data.yaml" in impact.entries[0].why

@@ -108,3 +108,16 @@ def test_the_comment_carries_the_impact_escaped_and_within_githubs_limit() -> No
     big = body(_with_impact(rows=400), "gitops-checker")
     assert len(big) <= 65_536
     assert "… and 371 more in the JSON report (`impact`)." in big.replace("\\", "")
+
+
+def test_an_acceptance_change_alone_is_named_as_such() -> None:
+    from checker.model import Suppression
+
+    accepted = Suppression("acceptance", "legacy", source="accept/a.yaml:3")
+    before = _report([replace(_finding("owner", WEB, Severity.ERROR, "m"),
+                              suppression=accepted)], [OWNER])
+    after = _report([_finding("owner", WEB, Severity.ERROR, "m")], [OWNER])
+    text = markdown.render(replace(before, impact=build("abc123", before, after)))
+    assert ("**This pull request changes its acceptances or config, no policy; on its "
+            "objects: 1 newly failing, 0 enforcement changes, 0 newly passing in 1 cluster.**"
+            ) in text
