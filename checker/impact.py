@@ -111,12 +111,13 @@ def _why(before: PolicyRecord | None, after: PolicyRecord | None,
     elif after is None and before is not None:
         reasons.append(f"policy {before.constraint} ({_source(before)}) is no longer selected")
     elif before is not None and after is not None:
+        parts = []
         if before.enforcement != after.enforcement:
-            reasons.append(f"{after.constraint}: enforcementAction {before.enforcement} -> "
-                           f"{after.enforcement}")
+            parts.append(f"enforcementAction {before.enforcement} -> {after.enforcement}")
         if before.severity != after.severity:
-            reasons.append(f"{after.constraint}: severity {before.severity} -> "
-                           f"{after.severity}")
+            parts.append(f"severity {before.severity} -> {after.severity}")
+        if parts:
+            reasons.append(f"{after.constraint}: " + ", ".join(parts))
         if before.digest != after.digest and before.enforcement == after.enforcement:
             reasons.append(f"{after.constraint} changed (its template or constraint, "
                            f"parameters and match included)")

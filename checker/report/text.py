@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from checker.model import Report, Severity
 from checker.report.common import coverage_summary, severity_counts
+from checker.report.impact import headline
 
 _LABEL = {s: s.label for s in Severity}
 
@@ -27,6 +28,15 @@ def render(report: Report) -> str:
         lines.append(f"error: {err}")
     if report.engines:
         lines.append("rego engine: " + "; ".join(report.engines))
+    impact = report.impact
+    if impact is not None and impact.applies:  # what the change's policies would do
+        lines.append(f"policy change impact (base {impact.base}): {headline(impact)}")
+        for e in impact.entries:
+            lines.append(f"{e.location.path}:{e.location.line}: impact {e.outcome} "
+                         f"[{e.constraint or e.policy}] {e.resource} [cluster {e.cluster}, "
+                         f"{e.against}]: {e.why}")
+        for problem in impact.problems:
+            lines.append(f"impact not evaluated: {problem}")
     if report.coverage:  # before the summary, which stays the last line
         lines.append(f"inputs: {coverage_summary(report.coverage)} "
                      "(gitops-checker inputs lists them)")

@@ -121,3 +121,17 @@ def test_an_acceptance_change_alone_is_named_as_such() -> None:
     assert ("**This pull request changes its acceptances or config, no policy; on its "
             "objects: 1 newly failing, 0 enforcement changes, 0 newly passing in 1 cluster.**"
             ) in text
+
+
+def test_text_lists_every_entry_before_the_summary_line() -> None:
+    from checker.report import text
+
+    lines = text.render(_with_impact(rows=3)).splitlines()
+    assert lines[-1].startswith("2 resources in 2 files checked")
+    impact = [line for line in lines if ": impact " in line]
+    assert len(impact) == 4
+    assert ("db.yaml:4: impact enforcement [K8sRequiredLabels/docs] Deployment shop/db "
+            "[cluster stage, desired]: K8sRequiredLabels/docs: enforcementAction dryrun -> deny, "
+            "severity note -> error") in impact
+    assert any(line.startswith("policy change impact (base abc123): This pull request")
+               for line in lines)
