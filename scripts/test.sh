@@ -25,6 +25,8 @@ fi
 if [ ! -x node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool ]; then
   npm install --no-save --no-audit --no-fund --silent @microsoft/sarif-multitool@5.7.0
 fi
+# A real helm binary for the binary engine's tests, kept off PATH (.tools/helm/helm).
+bash scripts/install_helm.sh >/dev/null
 ruff check checker tests benchmarks
 mypy
 # -m "" selects every test, the slow ones too (pyproject's addopts leave them out locally);

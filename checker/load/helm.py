@@ -172,6 +172,47 @@ _SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
 
 def _binary_render(chart: Path, release: str, namespace: str, values: Mapping[str, Any],
                    crds: bool) -> tuple[str, dict[str, str]]:
+    try:
+        return _binary_run(chart, release, namespace, values, crds)
+    except HelmFailed as err:
+        if "missing in charts/" not in str(err) or not chart.is_dir():
+            raise
+    # Helm's CLI refuses a chart whose Chart.yaml declares a dependency that charts/ does not
+    # hold; the SDK renders it without that subchart. Render a copy without the absent
+    # dependencies, so both engines give the chart's own objects (each absent dependency is
+    # reported by the caller as not checked). Source keys name the chart, not its folder.
+    with tempfile.TemporaryDirectory(prefix="gitops-checker-helm-chart-") as tmp:
+        copy_dir = Path(tmp, chart.name)
+        shutil.copytree(chart, copy_dir, symlinks=True)
+        meta = chart_metadata(copy_dir)
+        present = _vendored(copy_dir)
+        meta["dependencies"] = [
+            d for d in meta.get("dependencies") or []
+            if isinstance(d, dict) and (d.get("name") in present or d.get("alias") in present)]
+        (copy_dir / CHART_FILE).write_text(yaml.safe_dump(meta, sort_keys=False),
+                                           encoding="utf-8")
+        (copy_dir / "Chart.lock").unlink(missing_ok=True)
+        try:
+            return _binary_run(copy_dir, release, namespace, values, crds)
+        except HelmFailed as err:
+            raise HelmFailed(str(err).replace(str(copy_dir), "<chart>")) from None
+
+
+def _vendored(chart: Path) -> set[str]:
+    """Names of the subcharts in a chart folder's ``charts/`` (folders and archives)."""
+    present: set[str] = set()
+    folder = chart / "charts"
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                present.add(str(chart_metadata(entry).get("name") or entry.name))
+            elif entry.suffix == ".tgz":
+                present.add(entry.name.rsplit("-", 1)[0])
+    return present
+
+
+def _binary_run(chart: Path, release: str, namespace: str, values: Mapping[str, Any],
+                crds: bool) -> tuple[str, dict[str, str]]:
     with tempfile.TemporaryDirectory(prefix="gitops-checker-helm-") as tmp:
         vfile = Path(tmp, "values.json")
         vfile.write_text(json.dumps(values), encoding="utf-8")
@@ -549,14 +590,7 @@ def _missing_dependencies(chart: Path, values: Mapping[str, Any]) -> list[str]:
     deps = chart_metadata(chart).get("dependencies")
     if not isinstance(deps, list):
         return []
-    present: set[str] = set()
-    folder = chart / "charts"
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            if entry.is_dir():
-                present.add(str(chart_metadata(entry).get("name") or entry.name))
-            elif entry.suffix == ".tgz":
-                present.add(entry.name.rsplit("-", 1)[0])
+    present = _vendored(chart)
     defaults: dict[str, Any] = {}
     if (chart / "values.yaml").is_file():
         layer = file_layer(chart / "values.yaml", chart.parent)
