@@ -30,7 +30,9 @@ def runner() -> CliRunner:
 @pytest.fixture(autouse=True)
 def _not_a_pull_request_job(monkeypatch: pytest.MonkeyPatch) -> None:
     """The suite itself may run in a pull-request job; drift refuses those (tests set them)."""
-    for name in ("GITHUB_EVENT_NAME", "CI_PIPELINE_SOURCE", "CHANGE_ID"):
+    for name in ("GITHUB_EVENT_NAME", "CI_PIPELINE_SOURCE", "CHANGE_ID",
+                 # what the checkout is (Flux GitRepository spec.ref): tests set them
+                 "GITHUB_BASE_REF", "GITHUB_HEAD_REF", "GITHUB_REF_TYPE", "GITHUB_REF_NAME"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -29,8 +29,11 @@ import yaml
 from checker.load import workspace, yamlfile
 from checker.load.kustomize import (
     BUILD_METADATA,
+    KUSTOMIZATION_NAMES,
     applied_files,
+    is_remote,
     kustomization_file,
+    read_kustomization,
     render_prepared,
 )
 from checker.load.objects import (
@@ -190,6 +193,154 @@ class _Found:
         return self.doc.location(self.rel, tuple(path)).line
 
 
+@dataclass(frozen=True)
+class GitRef:
+    """The Git reference a GitRepository checks out: its kind and value."""
+
+    kind: str    # "branch", "tag", "semver", "name", "commit"
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value!r}"
+
+
+def git_ref(spec: Mapping[str, Any]) -> GitRef:
+    """``spec.ref`` with source-controller's precedence: commit, name, semver, tag, branch;
+    branch ``master`` when none is set. ``name: refs/heads/x`` is branch x, ``refs/tags/x``
+    tag x."""
+    ref = mapping_of(spec.get("ref"))
+    for kind in ("commit", "name", "semver", "tag", "branch"):
+        value = ref.get(kind)
+        if isinstance(value, str) and value.strip():
+            value = value.strip()
+            if kind == "name":
+                for prefix, named in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+                    if value.startswith(prefix):
+                        return GitRef(named, value[len(prefix):])
+            return GitRef(kind, value.lower() if kind == "commit" else value)
+    return GitRef("branch", "master")
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What the checked-out tree is: refs, and where that is known from.
+
+    ``strict``: known from the CI run (a pull request's base and head branch, a pushed branch
+    or tag, the commit), so every GitRepository of this repository, ``flux-system`` too, must
+    name one of them. Otherwise (a run on a plain checkout) the ``flux-system`` GitRepository's
+    own ref is taken to be this checkout, and so is the local branch.
+    """
+
+    refs: frozenset[GitRef] = frozenset()
+    strict: bool = False
+    told: str = ""   # for people: "branch 'main' (the pull request's base)"
+
+    def matches(self, ref: GitRef, home: GitRef | None) -> bool:
+        """Whether ``ref`` is this checkout."""
+        if ref.kind == "commit":
+            return any(r.kind == "commit" and r.value.startswith(ref.value)
+                       for r in self.refs) or (not self.strict and ref == home)
+        if ref in self.refs:
+            return True
+        return not self.strict and ref == home
+
+
+def checkout_of(root: Path) -> Checkout:
+    """The checkout's refs: from GitHub Actions' variables when they are set, else the
+    local branch of ``root`` when it is the top of a git work tree (``.git/HEAD``)."""
+    env = os.environ
+    refs: set[GitRef] = set()
+    told: list[str] = []
+    base, head = env.get("GITHUB_BASE_REF", ""), env.get("GITHUB_HEAD_REF", "")
+    if base:
+        refs.add(GitRef("branch", base))
+        told.append(f"branch {base!r} (the pull request's base)")
+        if head:
+            refs.add(GitRef("branch", head))
+            told.append(f"branch {head!r} (the pull request's head)")
+    elif env.get("GITHUB_REF_TYPE") in ("branch", "tag") and env.get("GITHUB_REF_NAME"):
+        kind, name = str(env["GITHUB_REF_TYPE"]), env["GITHUB_REF_NAME"]
+        refs.add(GitRef(kind, name))
+        told.append(f"{kind} {name!r} (this run's ref)")
+        if env.get("GITHUB_SHA"):
+            refs.add(GitRef("commit", env["GITHUB_SHA"].lower()))
+    if refs:
+        return Checkout(frozenset(refs), True, ", ".join(told))
+    head_file = root / ".git" / "HEAD"
+    try:
+        text = head_file.read_text(encoding="utf-8").strip() if (
+            head_file.is_file() and not head_file.is_symlink()) else ""
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if text.startswith("ref: refs/heads/"):
+        branch = text.removeprefix("ref: refs/heads/")
+        return Checkout(frozenset({GitRef("branch", branch)}), False,
+                        f"branch {branch!r} (checked out)")
+    return Checkout()
+
+
+def ref_problem(spec: Mapping[str, Any], home: Mapping[str, Any] | None,
+                checkout: Checkout) -> str:
+    """"" when a GitRepository of this repository checks out this checkout, else why not,
+    naming the ref. ``home`` is the ``flux-system`` GitRepository's spec (its ref stands for
+    the checkout when the run does not say what is checked out)."""
+    ref = git_ref(spec)
+    home_ref = git_ref(home) if home is not None else None
+    if checkout.matches(ref, home_ref):
+        return ""
+    what = f"the tag that matches semver {ref.value!r}" if ref.kind == "semver" else str(ref)
+    now = checkout.told or (f"{home_ref}, the ref of GitRepository flux-system/flux-system"
+                            if home_ref is not None else "unknown")
+    return (f"at {what} (spec.ref), which is not this checkout ({now}); the objects "
+            "Flux applies from it are in that ref, not in the files checked here")
+
+
+# source-controller's exclusions: version control files always; the rest unless
+# ``.sourceignore`` files or ``spec.ignore`` give patterns (then those replace them).
+VCS_IGNORE = (".git/", ".gitignore", ".gitmodules", ".gitattributes")
+SOURCEIGNORE = ".sourceignore"
+
+
+def _scoped(pattern: str, domain: str) -> str:
+    """A gitignore pattern of the file in folder ``domain``, rewritten for the root."""
+    if not domain:
+        return pattern
+    negate = pattern.startswith("!")
+    body = pattern[1:] if negate else pattern
+    anchored = body.startswith("/") or "/" in body.rstrip("/")
+    scoped = f"{domain}/{body.lstrip('/')}" if anchored else f"{domain}/**/{body}"
+    return ("!" if negate else "") + scoped
+
+
+def sourceignore_patterns(root: Path) -> list[str]:
+    """Patterns of every ``.sourceignore`` file, each scoped to its folder, in the order
+    source-controller reads them (a folder's file, then its sub-folders' by name)."""
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        if SOURCEIGNORE not in filenames:
+            continue
+        file = Path(dirpath, SOURCEIGNORE)
+        try:
+            text = workspace.read_bytes(file, root, yamlfile.MAX_FILE_BYTES).decode(
+                "utf-8", "replace")
+        except (OSError, workspace.Refused):
+            continue
+        domain = Path(dirpath).relative_to(root).as_posix()
+        domain = "" if domain == "." else domain
+        for line in text.splitlines():
+            if line.strip() and not line.startswith("#"):
+                out.append(_scoped(line.rstrip("\r"), domain))
+    return out
+
+
+def ignore_rules(sourceignore: Sequence[str], spec_ignore: str | None) -> str:
+    """The gitignore lines an artifact is filtered with ("" for the default exclusions)."""
+    lines = [*sourceignore, *(ln for ln in (spec_ignore or "").splitlines()
+                             if ln.strip() and not ln.startswith("#"))]
+    return "\n".join([*VCS_IGNORE, *lines]) if lines else ""
+
+
 class _Sources:
     """The Flux source objects found so far, and which of them are this repository."""
 
@@ -198,6 +349,9 @@ class _Sources:
         self.objects: dict[tuple[str, str, str], _Found] = {}
         self.artifacts: dict[tuple[str, str], tuple[_Found, dict[str, Any]]] = {}
         self._files: list[str] | None = None
+        self._checkout: Checkout | None = None
+        self.ref_problems: dict[tuple[str, str], str] = {}
+        self._sourceignore: list[str] | None = None
 
     def add(self, found: _Found) -> None:
         kind = str(found.data.get("kind"))
@@ -209,21 +363,45 @@ class _Sources:
                                               (found, artifact))
 
     def this_repository(self, namespace: str, name: str) -> tuple[bool | None, str, str]:
-        """(is this repository — None when unknown, a description, its spec.ignore)."""
+        """(is this repository — None when unknown, a description, its ignore rules).
+
+        False with a reason as the description also when it is this repository at a ref
+        that is not this checkout (``spec.ref``, see :func:`ref_problem`). The ignore rules
+        are source-controller's: ``.sourceignore`` files and ``spec.ignore`` ("" for the
+        default exclusions).
+        """
         found = self.objects.get(("GitRepository", namespace, name))
         label = f"GitRepository {namespace}/{name}"
-        if (namespace, name) == THIS_REPOSITORY:
-            ignore = found.spec.get("ignore") if found else None
-            return True, label, ignore if isinstance(ignore, str) else ""
-        if found is None:
-            return None, label, ""
-        url = str(found.spec.get("url", ""))
         home = self.objects.get(("GitRepository", *THIS_REPOSITORY))
-        if home is not None and url and _normal_url(url) == _normal_url(
-                str(home.spec.get("url", ""))):
-            ignore = found.spec.get("ignore")
-            return True, label, ignore if isinstance(ignore, str) else ""
-        return False, f"{label} ({url or 'no url'})", ""
+        if (namespace, name) != THIS_REPOSITORY:
+            if found is None:
+                return None, label, ""
+            url = str(found.spec.get("url", ""))
+            if home is None or not url or _normal_url(url) != _normal_url(
+                    str(home.spec.get("url", ""))):
+                return False, f"{label} ({url or 'no url'})", ""
+        if found is not None:
+            why = ref_problem(found.spec, home.spec if home is not None else None,
+                              self.checkout)
+            if why:
+                self.ref_problems[(namespace, name)] = why
+                return False, f"{label} {why}", ""
+        ignore = found.spec.get("ignore") if found else None
+        return True, label, ignore_rules(self.sourceignore(), ignore if isinstance(
+            ignore, str) else None)
+
+    @property
+    def checkout(self) -> Checkout:
+        """What this checkout is (branch, tag, commit), once per run."""
+        if self._checkout is None:
+            self._checkout = checkout_of(self.root)
+        return self._checkout
+
+    def sourceignore(self) -> list[str]:
+        """The ``.sourceignore`` patterns of the repository, scoped to their folders."""
+        if self._sourceignore is None:
+            self._sourceignore = sourceignore_patterns(self.root)
+        return self._sourceignore
 
     def files(self) -> list[str]:
         """Every regular file of the repository, relative, sorted (for artifact copy rules)."""
@@ -337,7 +515,8 @@ def _sync_of(k: _Found, root: Path, sources: _Sources, final: bool,
         if mine is None and not final:
             return None
         if not mine:
-            reason = (f"it reads {label}, which is not this repository" if mine is False else
+            reason = (f"it reads {label}" if (src_ns, src_name) in sources.ref_problems else
+                      f"it reads {label}, which is not this repository" if mine is False else
                       f"it reads {label}, which is not declared in the checked paths, so "
                       "it is not known to be this repository")
             result.not_checked(what, k.rel, line, reason)
@@ -374,10 +553,16 @@ def _sync_of(k: _Found, root: Path, sources: _Sources, final: bool,
             if not isinstance(entry, dict):
                 continue
             alias = str(entry.get("alias", ""))
-            ok = (str(entry.get("kind", "")) == "GitRepository" and sources.this_repository(
-                str(entry.get("namespace") or generator.namespace),
-                str(entry.get("name", "")))[0] is True)
+            src = (str(entry.get("namespace") or generator.namespace), str(entry.get("name", "")))
+            ok = (str(entry.get("kind", "")) == "GitRepository"
+                  and sources.this_repository(*src)[0] is True)
             alias_ok[alias] = ok
+            if src in sources.ref_problems and str(entry.get("kind", "")) == "GitRepository":
+                result.not_checked(what, k.rel, line, f"it reads ExternalArtifact {src_ns}/"
+                                   f"{src_name}, whose ArtifactGenerator copies from "
+                                   f"GitRepository {src[0]}/{src[1]} "
+                                   f"{sources.ref_problems[src]}")
+                return False
         pairs, why = copy_rules(list(artifact.get("copy") or []), sources.files(), alias_ok)
         label = (f"ExternalArtifact {src_ns}/{src_name} (ArtifactGenerator "
                  f"{generator.namespace}/{generator.name})")
@@ -549,8 +734,8 @@ def apply(resources: Iterable[Resource], sync: FluxSync,
     return out
 
 
-# What source-controller leaves out of a GitRepository artifact unless spec.ignore is set
-# (spec.ignore replaces this list).
+# What source-controller leaves out of a GitRepository artifact unless .sourceignore files or
+# spec.ignore give patterns (then VCS_IGNORE and those patterns replace this list).
 DEFAULT_IGNORE = (".git/", ".gitignore", ".gitmodules", ".gitattributes", "*.jpg", "*.jpeg",
                   "*.gif", "*.png", "*.wmv", "*.flv", "*.tar.gz", "*.zip", ".github/",
                   ".circleci/", ".travis.yml", ".gitlab-ci.yml", "appveyor.yml", ".drone.yml",
@@ -559,6 +744,8 @@ DEFAULT_IGNORE = (".git/", ".gitignore", ".gitmodules", ".gitattributes", "*.jpg
 
 
 def _ignore_spec(sync: FluxSync) -> pathspec.GitIgnoreSpec:
+    """What the source leaves out of its artifact: ``sync.ignore`` (``.sourceignore`` files
+    and ``spec.ignore``, after the version control files), else the default exclusions."""
     lines = sync.ignore.splitlines() if sync.ignore else list(DEFAULT_IGNORE)
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
@@ -614,23 +801,29 @@ def _kustomize_patch(patch: Any) -> dict[str, Any] | None:
 def kustomization_for(sync: FluxSync, directory: Path, wrapper: Path,
                       entries: list[Path] | None, *, with_patches: bool = True,
                       root: Path | None = None, problems: list[str] | None = None,
-                      ) -> dict[str, Any]:
+                      own: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The kustomization kustomize-controller builds for this sync, written for ``wrapper``.
 
-    Without a kustomization in the folder, ``entries`` are what Flux's generated one lists
-    (relative to ``wrapper``, where the files were copied) and Flux's fields are set on it,
-    as the controller does. With one, the folder is the wrapper's only resource and the
-    fields apply on top of it (the same objects, except that Flux's namePrefix replaces, not
-    extends, the folder's own, and its patches and components run after the folder's
-    transformers instead of among them).
+    As fluxcd/pkg's kustomize generator does: without a kustomization in the folder,
+    ``entries`` are what its generated one lists (relative to ``wrapper``, where the files
+    were copied); with one, ``own`` is that kustomization (its folder references already
+    pointing from ``wrapper`` at the repository's folders), edited in place. Then
+    ``targetNamespace`` replaces its ``namespace``, ``namePrefix``/``nameSuffix`` replace its
+    own, ``patches`` and ``components`` are appended to its own, and ``images`` are merged
+    into its entries of the same name (a new tag or digest replaces both).
     """
     spec = sync.spec
-    kus: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1",
-                           "kind": "Kustomization"}
-    if entries is None:
-        kus["resources"] = [os.path.relpath(directory.resolve(), wrapper.resolve())]
+    kus: dict[str, Any]
+    if own is not None:
+        kus = copy.deepcopy(dict(own))
+        kus.setdefault("apiVersion", "kustomize.config.k8s.io/v1beta1")
+        kus.setdefault("kind", "Kustomization")
     else:
-        kus["resources"] = [os.path.relpath(e, wrapper) for e in entries]
+        kus = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
+        if entries is None:
+            kus["resources"] = [os.path.relpath(directory.resolve(), wrapper.resolve())]
+        else:
+            kus["resources"] = [os.path.relpath(e, wrapper) for e in entries]
     if sync.target_namespace:
         kus["namespace"] = sync.target_namespace
     for key in ("namePrefix", "nameSuffix"):
@@ -648,16 +841,85 @@ def kustomization_for(sync: FluxSync, directory: Path, wrapper: Path,
             continue
         kept.append(os.path.relpath(target.resolve(), wrapper.resolve()))
     if kept:
-        kus["components"] = kept
+        kus["components"] = [*(kus.get("components") or []), *kept]
     if with_patches:
         patches = [p for p in map(_kustomize_patch, spec.get("patches") or []) if p]
         if patches:
-            kus["patches"] = patches
+            kus["patches"] = [*(kus.get("patches") or []), *patches]
         images = [dict(i) for i in spec.get("images") or [] if isinstance(i, dict)]
         if images:
-            kus["images"] = images
-    kus["buildMetadata"] = list(BUILD_METADATA)
+            kus["images"] = _merge_images(list(kus.get("images") or []), images)
+    metadata = [m for m in kus.get("buildMetadata") or [] if isinstance(m, str)]
+    kus["buildMetadata"] = [*metadata, *(m for m in BUILD_METADATA if m not in metadata)]
     return kus
+
+
+def _merge_images(own: list[Any], flux: list[dict[str, Any]]) -> list[Any]:
+    """Flux's ``images`` merged into a kustomization's: an entry of the same name gets the
+    new name, and a new tag or digest replaces both; others are appended."""
+    out = [dict(i) if isinstance(i, dict) else i for i in own]
+    for image in flux:
+        same = next((i for i in out if isinstance(i, dict)
+                     and i.get("name") == image.get("name")), None)
+        if same is None:
+            out.append({k: image[k] for k in ("name", "newName", "newTag", "digest")
+                        if image.get(k)})
+            continue
+        if image.get("newName"):
+            same["newName"] = image["newName"]
+        if image.get("newTag") or image.get("digest"):
+            for key in ("newTag", "digest"):
+                if image.get(key):
+                    same[key] = image[key]
+                else:
+                    same.pop(key, None)
+    return out
+
+
+# Kustomization fields whose entries may name folders (other kustomizations).
+_FOLDER_ENTRIES = ("resources", "bases", "components", "generators", "transformers",
+                   "validators")
+
+
+def _rebased(data: Mapping[str, Any], directory: Path, wrapper: Path) -> dict[str, Any]:
+    """A folder's kustomization for a copy of the folder in ``wrapper``: entries naming a
+    folder point at the repository's (its own relative paths would not lead there from the
+    copy); files are copied beside it, so their entries stay as written."""
+    out = copy.deepcopy(dict(data))
+    for key in _FOLDER_ENTRIES:
+        entries = out.get(key)
+        if not isinstance(entries, list):
+            continue
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, str) or "\n" in entry or is_remote(entry):
+                continue
+            target = Path(os.path.normpath(directory.resolve() / entry))
+            if target.is_dir():
+                entries[index] = os.path.relpath(target, wrapper.resolve())
+    return out
+
+
+def _copy_folder(directory: Path, wrapper: Path, fs_root: Path,
+                 ignored: pathspec.GitIgnoreSpec, repo_rel: Callable[[Path], str],
+                 copies: Mapping[Path, Path], local: dict[Path, Path]) -> None:
+    """The folder's regular files into ``wrapper`` (not its kustomization file, and not what
+    the source leaves out of its artifact), each mapped to its repository file."""
+    for dirpath, dirnames, filenames in os.walk(directory):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS
+                             and not (here / d).is_symlink()
+                             and not ignored.match_file(repo_rel(here / d) + "/"))
+        for name in sorted(filenames):
+            file = here / name
+            if (here == directory and name in KUSTOMIZATION_NAMES) or file.is_symlink() \
+                    or not file.is_file() or ignored.match_file(repo_rel(file)):
+                continue
+            if not workspace.resolves_inside(file, fs_root):
+                continue
+            dest = wrapper / file.relative_to(directory)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, dest)
+            local[dest.resolve()] = copies.get(file.resolve(), file.resolve())
 
 
 def render_sync(sync: FluxSync, root: Path, remote_hosts: Sequence[str] = ()) -> LoadResult:
@@ -722,10 +984,19 @@ def _render_once(sync: FluxSync, directory: Path, root: Path, copies: Mapping[Pa
                 shutil.copyfile(entry, dest)
                 local[dest.resolve()] = copies.get(entry.resolve(), entry.resolve())
                 entries.append(dest)
+        own: dict[str, Any] | None = None
+        kfile = kustomization_file(directory)
+        if kfile is not None and (sync.target_namespace or any(
+                sync.spec.get(k) for k in KUSTOMIZE_FIELDS)):
+            # Flux edits the folder's own kustomization: build a copy of the folder with it
+            parsed = read_kustomization(directory)
+            if parsed is not None and not parsed.problem:
+                own = _rebased(parsed.data, directory, wrapper)
+                _copy_folder(directory, wrapper, fs_root, _ignore_spec(sync), repo_rel,
+                             copies, local)
         refused: list[str] = []
         kus = kustomization_for(sync, directory, wrapper, entries, with_patches=with_patches,
-                                root=fs_root,
-                                problems=refused)
+                                root=fs_root, problems=refused, own=own)
         for text in refused if with_patches else []:
             where = sync.locate(("components",))
             problems.append(input_finding(RULE_KUSTOMIZE, f"Flux Kustomization {sync.name}: "

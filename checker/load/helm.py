@@ -991,6 +991,12 @@ def _resolve_chart(plan: _Release, spec: Mapping[str, Any], index: _Index, root:
             return _fail(plan, f"GitRepository {src_ns}/{name} is not this repository (only "
                          "flux-system/flux-system and GitRepositories with its URL are)",
                          "chart", "spec", "sourceRef")
+        home = index.get("GitRepository", *flux_load.THIS_REPOSITORY)
+        why = flux_load.ref_problem(src_spec, mapping_of(home.body.get("spec"))
+                                    if home is not None else None, flux_load.checkout_of(root))
+        if why:
+            return _fail(plan, f"GitRepository {src_ns}/{name} is this repository, but {why}",
+                         "chart", "spec", "sourceRef")
         chart = Path(os.path.normpath(root / chart_name.strip().lstrip("/")))
         if not workspace.resolves_inside(chart, root) or not (chart / CHART_FILE).is_file():
             return _fail(plan, f"chart path {chart_name!r} is not a chart folder in this "

@@ -520,3 +520,245 @@ def test_fixture_monorepo_staging_gets_the_privileged_pod(tmp_path: Path) -> Non
     assert {f["location"]["path"] for f in privileged} == {"apps/staging/debug.yaml"}
     images = {f["resource"] for f in data["findings"]}
     assert "Deployment web-staging/web" in images
+
+
+def kubectl_build(folder: Path) -> list[dict]:
+    """The real ``kubectl kustomize`` (or ``kustomize build``) output of a folder."""
+    import subprocess
+
+    import yaml
+
+    command = ["kustomize", "build"] if shutil.which("kustomize") else ["kubectl", "kustomize"]
+    out = subprocess.run([*command, str(folder)], capture_output=True, text=True, check=True)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def test_flux_fields_edit_the_folders_own_kustomization(write: Write, tmp_path: Path) -> None:
+    """fluxcd/pkg's generator edits the folder's kustomization in place: Flux's namePrefix
+    replaces the folder's, its images merge into the folder's entry of the same name, its
+    patches are appended. A wrapper around the folder gives other objects (prefix twice, the
+    tag lost); the expected objects are the real Kustomize's build of the edited file."""
+    write("apps/web/deploy.yaml", DEPLOY)
+    own = """
+        namePrefix: own-
+        resources: [deploy.yaml]
+        images:
+          - name: nginx
+            newName: registry.example.com/nginx
+    """
+    write("apps/web/kustomization.yaml", own)
+    write("clusters/dev/web.yaml", """
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata: {name: web, namespace: flux-system}
+        spec:
+          path: ./apps/web
+          sourceRef: {kind: GitRepository, name: flux-system}
+          targetNamespace: dev
+          namePrefix: flux-
+          images:
+            - name: nginx
+              newTag: "1.28"
+          patches:
+            - target: {kind: Deployment, name: web}
+              patch: |
+                - op: replace
+                  path: /spec/template/spec/containers/0/securityContext/privileged
+                  value: true
+    """)
+    # what the generator writes in place of apps/web/kustomization.yaml
+    write("expected/deploy.yaml", DEPLOY)
+    write("expected/kustomization.yaml", """
+        namePrefix: flux-
+        namespace: dev
+        resources: [deploy.yaml]
+        images:
+          - name: nginx
+            newName: registry.example.com/nginx
+            newTag: "1.28"
+        patches:
+          - target: {kind: Deployment, name: web}
+            patch: |
+              - op: replace
+                path: /spec/template/spec/containers/0/securityContext/privileged
+                value: true
+    """)
+    (expected,) = kubectl_build(tmp_path / "expected")
+    resources, findings, _ = load(tmp_path, "clusters/dev")
+    assert [f for f in findings if f.category == "input"] == []
+    (web,) = [r for r in resources if r.kind == "Deployment"]
+    assert (web.namespace, web.name) == ("dev", "flux-web") == (
+        expected["metadata"]["namespace"], expected["metadata"]["name"])
+    assert web.body["spec"] == expected["spec"]
+    container = web.body["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example.com/nginx:1.28"
+    assert container["securityContext"]["privileged"] is True
+    # the object still points at the repository's file, the patched field at the Flux object
+    assert web.location.path == "apps/web/deploy.yaml"
+    where = web.locate(("spec", "template", "spec", "containers", 0, "securityContext",
+                        "privileged"))
+    assert where.path == "clusters/dev/web.yaml"
+    assert (tmp_path / "apps/web/kustomization.yaml").read_text(encoding="utf-8") \
+        .startswith("namePrefix: own-")  # the repository is untouched
+
+
+def test_in_place_build_reaches_bases_and_files_of_the_folder(write: Write,
+                                                               tmp_path: Path) -> None:
+    write("apps/base/deploy.yaml", DEPLOY)
+    write("apps/base/kustomization.yaml", "resources: [deploy.yaml]\n")
+    write("apps/dev/kustomization.yaml", """
+        resources: [../base]
+        patches:
+          - path: patches/replicas.yaml
+    """)
+    write("apps/dev/patches/replicas.yaml", """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: web}
+        spec: {replicas: 3}
+    """)
+    write("clusters/dev/web.yaml", """
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata: {name: web, namespace: flux-system}
+        spec:
+          path: ./apps/dev
+          sourceRef: {kind: GitRepository, name: flux-system}
+          nameSuffix: -dev
+    """)
+    resources, findings, _ = load(tmp_path, "clusters/dev")
+    assert [f for f in findings if f.category == "input"] == []
+    (web,) = [r for r in resources if r.kind == "Deployment"]
+    assert web.name == "web-dev"
+    assert web.body["spec"]["replicas"] == 3
+    assert web.location.path == "apps/base/deploy.yaml"
+
+
+GOTK_SYNC = """
+    apiVersion: source.toolkit.fluxcd.io/v1
+    kind: GitRepository
+    metadata: {name: flux-system, namespace: flux-system}
+    spec:
+      url: https://github.com/example/fleet
+      ref: {branch: main}
+    ---
+    apiVersion: kustomize.toolkit.fluxcd.io/v1
+    kind: Kustomization
+    metadata: {name: apps, namespace: flux-system}
+    spec:
+      path: ./apps
+      sourceRef: {kind: GitRepository, name: flux-system}
+"""
+
+
+def test_sourceignore_files_leave_their_folders_files_out(write: Write,
+                                                          tmp_path: Path) -> None:
+    """source-controller reads every .sourceignore, each scoped to its folder."""
+    write("clusters/dev/flux-system/gotk-sync.yaml", GOTK_SYNC)
+    write("apps/.sourceignore", "# drafts are not deployed\ndrafts/\n!drafts/keep.yaml\n")
+    write("apps/team/.sourceignore", "/local.yaml\n")
+    write("apps/live.yaml", POD.format(name="live", image="nginx:1.27"))
+    write("apps/drafts/draft.yaml", POD.format(name="draft", image="nginx:1.27"))
+    write("apps/drafts/keep.yaml", POD.format(name="keep", image="nginx:1.27"))
+    write("apps/team/drafts/nested.yaml", POD.format(name="nested", image="nginx:1.27"))
+    write("apps/team/local.yaml", POD.format(name="local", image="nginx:1.27"))
+    write("apps/team/sub/local.yaml", POD.format(name="sub-local", image="nginx:1.27"))
+    resources, findings, _ = load(tmp_path, "clusters/dev")
+    assert [f for f in findings if f.category == "input"] == []
+    assert {r.name for r in resources if r.kind == "Pod"} == {"live", "sub-local"}
+
+
+def test_ignored_file_named_by_a_kustomization_fails_as_flux_fails(write: Write,
+                                                                   tmp_path: Path) -> None:
+    write("clusters/dev/flux-system/gotk-sync.yaml", GOTK_SYNC.replace(
+        "ref: {branch: main}", "ref: {branch: main}\n      ignore: /apps/secret.yaml"))
+    write("apps/kustomization.yaml", "namePrefix: x-\nresources: [live.yaml, secret.yaml]\n")
+    write("apps/live.yaml", POD.format(name="live", image="nginx:1.27"))
+    write("apps/secret.yaml", POD.format(name="hidden", image="nginx:1.27"))
+    write("clusters/dev/apps.yaml", """
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata: {name: prefixed, namespace: flux-system}
+        spec:
+          path: ./apps
+          sourceRef: {kind: GitRepository, name: flux-system}
+          namePrefix: dev-
+    """)
+    _resources, findings, _ = load(tmp_path, "clusters/dev")
+    errors = [f for f in findings if f.rule_id == "input.kustomize-error"
+              and "prefixed" in f.message]
+    assert errors and "secret.yaml" in errors[0].message
+
+
+TENANT = """
+    apiVersion: source.toolkit.fluxcd.io/v1
+    kind: GitRepository
+    metadata: {name: release, namespace: flux-system}
+    spec:
+      url: https://github.com/example/fleet.git
+      ref: REF
+    ---
+    apiVersion: kustomize.toolkit.fluxcd.io/v1
+    kind: Kustomization
+    metadata: {name: pinned, namespace: flux-system}
+    spec:
+      path: ./pinned
+      sourceRef: {kind: GitRepository, name: release}
+"""
+
+
+@pytest.mark.parametrize(("ref", "named"), [
+    ("{branch: release-1.0}", "branch 'release-1.0'"),
+    ("{tag: v1.2.0}", "tag 'v1.2.0'"),
+    ("{semver: '>=1.0.0'}", "the tag that matches semver '>=1.0.0'"),
+    ("{branch: main, commit: 0123abcd}", "commit '0123abcd'"),
+    ("{name: refs/pull/7/head}", "name 'refs/pull/7/head'"),
+])
+def test_git_repository_at_another_ref_is_not_checked(ref: str, named: str, write: Write,
+                                                      tmp_path: Path) -> None:
+    write("clusters/dev/flux-system/gotk-sync.yaml", GOTK_SYNC)
+    write("clusters/dev/pinned.yaml", TENANT.replace("REF", ref))
+    write("apps/live.yaml", POD.format(name="live", image="nginx:1.27"))
+    write("pinned/old.yaml", POD.format(name="old", image="nginx:1.27"))
+    resources, findings, _ = load(tmp_path, "clusters/dev")
+    assert {r.name for r in resources if r.kind == "Pod"} == {"live"}
+    (finding,) = [f for f in findings if f.rule_id == "input.not-checked"]
+    assert f"GitRepository flux-system/release at {named} (spec.ref)" in finding.message
+    assert "branch 'main', the ref of GitRepository flux-system/flux-system" in finding.message
+    assert finding.location.path == "clusters/dev/pinned.yaml"
+
+
+def test_same_ref_as_flux_system_is_this_checkout(write: Write, tmp_path: Path) -> None:
+    write("clusters/dev/flux-system/gotk-sync.yaml", GOTK_SYNC)
+    write("clusters/dev/pinned.yaml", TENANT.replace("REF", "{name: refs/heads/main}"))
+    write("apps/live.yaml", POD.format(name="live", image="nginx:1.27"))
+    write("pinned/new.yaml", POD.format(name="new", image="nginx:1.27"))
+    resources, findings, _ = load(tmp_path, "clusters/dev")
+    assert [f for f in findings if f.category == "input"] == []
+    assert {r.name for r in resources if r.kind == "Pod"} == {"live", "new"}
+
+
+def test_in_a_pull_request_the_base_branch_decides(write: Write, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    write("clusters/dev/flux-system/gotk-sync.yaml", GOTK_SYNC)
+    write("clusters/dev/pinned.yaml", TENANT.replace("REF", "{branch: release-1.0}"))
+    write("apps/live.yaml", POD.format(name="live", image="nginx:1.27"))
+    write("pinned/old.yaml", POD.format(name="old", image="nginx:1.27"))
+    monkeypatch.setenv("GITHUB_BASE_REF", "release-1.0")
+    monkeypatch.setenv("GITHUB_HEAD_REF", "fix-release")
+    resources, findings, _ = load(tmp_path, "clusters/dev")
+    # the pull request targets release-1.0: that sync is this change; flux-system's main is not
+    assert {r.name for r in resources if r.kind == "Pod"} == {"old"}
+    messages = [f.message for f in findings if f.rule_id == "input.not-checked"]
+    assert len(messages) == 1 and "GitRepository flux-system/flux-system at branch 'main'" \
+        in messages[0] and "branch 'release-1.0' (the pull request's base)" in messages[0]
+
+
+def test_the_checked_out_branch_counts_locally(write: Write, tmp_path: Path) -> None:
+    write("clusters/dev/flux-system/gotk-sync.yaml", GOTK_SYNC)
+    write("clusters/dev/pinned.yaml", TENANT.replace("REF", "{branch: release-1.0}"))
+    write("pinned/old.yaml", POD.format(name="old", image="nginx:1.27"))
+    write(".git/HEAD", "ref: refs/heads/release-1.0\n")
+    resources, findings, _ = load(tmp_path, "clusters/dev")
+    assert [f for f in findings if f.rule_id == "input.not-checked"] == []
+    assert "old" in {r.name for r in resources if r.kind == "Pod"}

@@ -489,3 +489,17 @@ def test_plain_chart_with_a_missing_dependency_says_so(repo: Path) -> None:
     assert not_checked_messages(loaded) == [
         "Helm chart charts/web (default values) dependency redis was not checked: Chart.yaml "
         "declares redis but charts/ does not hold it (vendor it to have its objects checked)"]
+
+
+def test_chart_of_this_repository_at_another_ref_is_not_checked(repo: Path,
+                                                                write: Write) -> None:
+    write("clusters/pinned.yaml", GIT_SOURCE.replace("name: flux-system\n  namespace",
+                                                     "name: pinned\n  namespace")
+          .replace("branch: main", "tag: v1.0.0"))
+    write("apps/web.yaml", release("").replace("name: flux-system\n        namespace",
+                                               "name: pinned\n        namespace"))
+    objects, loaded = cluster_objects(repo)
+    assert "apps/v1/Deployment/apps/web-web" not in objects  # not as that release
+    (finding,) = [f for f in loaded.findings if f.rule_id == "input.not-checked"]
+    assert ("GitRepository flux-system/pinned is this repository, but at tag 'v1.0.0' "
+            "(spec.ref), which is not this checkout") in finding.message
