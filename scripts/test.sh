@@ -14,11 +14,13 @@ python -m pip install --quiet -e '.[test]'
 # Python >= 3.14 but runs on 3.11 (the wheel is py3-none), so it is installed on its own.
 python -m pip install --quiet --ignore-requires-python opa-golib-python-bindings==0.4.4
 # Real peers the tests start on loopback: Debian's OCI registry (images tests) and ssh-keygen
-# (signed-commit audit tests). Installed when missing and this user can install packages.
+# (signed-commit audit tests), and Go (the Go-template oracle). Installed when missing and this user can install packages.
 need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v git >/dev/null 2>&1 || need+=(git)
+# Go's own text/template is the oracle of the ApplicationSet Go-template tests
+command -v go >/dev/null 2>&1 || compgen -G '/usr/lib/go-*/bin/go' >/dev/null || need+=(golang-go)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

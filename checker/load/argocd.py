@@ -34,8 +34,8 @@ repo-server does, and repeats for Applications that the rendered output holds (a
   the configured cluster through ``argocd.destinations``; an Application targeting another
   configured cluster is checked there.
 * **ApplicationSet**: ``list`` and ``git`` (``directories`` and ``files``, over this repository)
-  generators, with ``{{param}}`` templates or ``goTemplate`` (``{{.a.b}}``,
-  ``{{index .path.segments N}}``); other generators are not checked.
+  generators, with ``{{param}}`` templates or ``goTemplate`` (the subset of Go templates
+  and sprig in ``checker.load.gotemplate``); other generators are not checked.
 
 Every Application and ApplicationSet becomes a coverage entry of kind ``argocd``: ``rendered``
 (with how many objects it produced), ``followed`` (an ApplicationSet expanded, an Application
@@ -59,8 +59,8 @@ from typing import Any
 
 import yaml
 
+from checker.load import gotemplate, helmfetch, kustomize, workspace
 from checker.load import helm as helm_load
-from checker.load import helmfetch, kustomize, workspace
 from checker.load.flux import CLUSTER_SCOPED
 from checker.load.objects import (
     RULE_MISSING_PATH,
@@ -265,36 +265,24 @@ def _set_values(expression: str, force_string: bool) -> dict[str, Any]:
 # --- ApplicationSet templates ----------------------------------------------------------------
 
 _FAST = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
-_GO = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
 
 
 class TemplateUnsupported(Exception):
     """A template expression this module does not evaluate."""
 
 
-def _go_value(expr: str, params: Mapping[str, Any]) -> Any:
-    index = re.fullmatch(r"index\s+(\.[\w.]+)\s+(\d+)", expr)
-    if index:
-        seq = _go_value(index.group(1), params)
-        if isinstance(seq, list) and int(index.group(2)) < len(seq):
-            return seq[int(index.group(2))]
-        raise TemplateUnsupported(f"{{{{{expr}}}}} has no value")
-    if not re.fullmatch(r"\.[\w.]*", expr):
-        raise TemplateUnsupported(f"template expression {{{{{expr}}}}} is not supported")
-    value: Any = params
-    for part in [p for p in expr.split(".") if p]:
-        if not isinstance(value, Mapping) or part not in value:
-            raise TemplateUnsupported(f"{{{{{expr}}}}} has no value")
-        value = value[part]
-    return value
-
-
-def _render_text(text: str, params: Mapping[str, Any], go: bool) -> str:
+def _render_text(text: str, params: Mapping[str, Any], go: bool,
+                 options: Sequence[str] = ()) -> str:
     if go:
-        def one_go(m: re.Match[str]) -> str:
-            value = _go_value(m.group(1), params)
-            return value if isinstance(value, str) else json.dumps(value)
-        return _GO.sub(one_go, text)
+        try:
+            return gotemplate.render(text, params, options)
+        except gotemplate.Unsupported as err:
+            raise TemplateUnsupported(f"Go template {text!r}: {err} is not evaluated (see "
+                                      "docs/argocd.md for the subset that is)") from None
+        except gotemplate.TemplateError as err:
+            raise TemplateUnsupported(f"Go template {text!r} fails as Argo CD executes it "
+                                      f"({err}), so Argo CD generates no Applications from "
+                                      "this ApplicationSet") from None
 
     def one(m: re.Match[str]) -> str:
         key = m.group(1)
@@ -304,15 +292,17 @@ def _render_text(text: str, params: Mapping[str, Any], go: bool) -> str:
     return _FAST.sub(one, text)
 
 
-def render_template(value: Any, params: Mapping[str, Any], go: bool) -> Any:
-    """An ApplicationSet template with its parameters filled in, key by key."""
+def render_template(value: Any, params: Mapping[str, Any], go: bool,
+                    options: Sequence[str] = ()) -> Any:
+    """An ApplicationSet template with its parameters filled in, string by string (with
+    ``goTemplate``, each string is a Go template executed with ``options``)."""
     if isinstance(value, dict):
-        return {_render_text(k, params, go) if isinstance(k, str) else k:
-                render_template(v, params, go) for k, v in value.items()}
+        return {_render_text(k, params, go, options) if isinstance(k, str) else k:
+                render_template(v, params, go, options) for k, v in value.items()}
     if isinstance(value, list):
-        return [render_template(v, params, go) for v in value]
+        return [render_template(v, params, go, options) for v in value]
     if isinstance(value, str) and "{{" in value:
-        return _render_text(value, params, go)
+        return _render_text(value, params, go, options)
     return value
 
 
@@ -442,6 +432,7 @@ def _where(res: Resource, *path: str | int) -> SourceLocation:
 def _expand(appset: Resource, run: _Run) -> list[Resource]:
     spec = _map(appset.body.get("spec"))
     go = spec.get("goTemplate") is True
+    options = [str(o) for o in _list(spec.get("goTemplateOptions"))] if go else []
     template = _map(spec.get("template"))
     label = _label(appset)
     loc = appset.location
@@ -458,7 +449,9 @@ def _expand(appset: Resource, run: _Run) -> list[Resource]:
             continue
         for params in params_list:
             try:
-                body = render_template(copy.deepcopy(template), params, go)
+                body = render_template(copy.deepcopy(template),
+                                       gotemplate.from_json(params) if go else params, go,
+                                       options)
             except TemplateUnsupported as err:
                 run.result.not_checked(KIND, label, loc.path, str(err), where.line)
                 return []

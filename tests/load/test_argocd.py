@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -383,7 +384,7 @@ def test_unsupported_go_template_is_not_checked(tmp_path: Path) -> None:
           generators:
             - list: {elements: [{name: a}]}
           template:
-            metadata: {name: '{{ .name | upper }}'}
+            metadata: {name: '{{ .name | toJson }}'}
             spec: {source: {repoURL: x, path: y}}
     """)
     from checker.load import argocd, load_paths
@@ -391,7 +392,78 @@ def test_unsupported_go_template_is_not_checked(tmp_path: Path) -> None:
     loaded = argocd.follow(load_paths([tmp_path / "set.yaml"], tmp_path), "",
                            ArgoSettings(detect_remote=False), tmp_path)
     assert [c.state for c in loaded.coverage] == ["not-checked"]
-    assert "is not supported" in loaded.findings[0].message
+    assert ("Go template '{{ .name | toJson }}': function 'toJson' is not evaluated"
+            in loaded.findings[0].message)
+
+
+GO_APPSET = """
+    apiVersion: argoproj.io/v1alpha1
+    kind: ApplicationSet
+    metadata: {name: envs, namespace: argocd}
+    spec:
+      goTemplate: true
+      goTemplateOptions: ["missingkey=error"]
+      generators:
+        - list:
+            elements:
+              - {cluster: Prod-EU, tier: gold, replicas: 3}
+              - {cluster: staging, replicas: 1}
+      template:
+        metadata:
+          name: '{{ .cluster | normalize }}-web'
+          labels:
+            tier: '{{ if hasKey . "tier" }}{{ .tier }}{{ else }}none{{ end }}'
+        spec:
+          project: default
+          source:
+            repoURL: https://example.com/r
+            path: '{{ if eq .cluster "staging" }}apps/staging{{ else }}apps/prod{{ end }}'
+            kustomize:
+              namePrefix: '{{ printf "%s-" (.cluster | lower | trunc 4) }}'
+          destination: {server: https://kubernetes.default.svc, namespace: '{{ .cluster | lower }}'}
+"""
+
+
+def _go_appset(tmp_path: Path, text: str) -> Any:
+    write(tmp_path, "set.yaml", text)
+    for env in ("prod", "staging"):
+        write(tmp_path, f"apps/{env}/cm.yaml", f"apiVersion: v1\nkind: ConfigMap\n"
+              f"metadata: {{name: {env}}}\n")
+        write(tmp_path, f"apps/{env}/kustomization.yaml", "resources: [cm.yaml]\n")
+    from checker.load import argocd, load_paths
+
+    return argocd.follow(load_paths([tmp_path / "set.yaml"], tmp_path), "",
+                         ArgoSettings(repo_urls=("example.com/r",), detect_remote=False),
+                         tmp_path)
+
+
+def test_go_template_applicationset_renders_what_argo_cd_renders(tmp_path: Path) -> None:
+    loaded = _go_appset(tmp_path, GO_APPSET.replace(
+        '{{ if hasKey . "tier" }}{{ .tier }}{{ else }}none{{ end }}', "{{ .cluster }}"))
+    assert loaded.findings == []
+    rendered = sorted(c.what for c in loaded.coverage if c.state == "rendered")
+    assert rendered == ["Application argocd/prod-eu-web", "Application argocd/staging-web"]
+    # path, namePrefix and destination namespace came from the templates
+    configmaps = sorted((r.namespace, r.name) for r in loaded.resources if r.kind == "ConfigMap")
+    assert configmaps == [("prod-eu", "prod-prod"), ("staging", "stag-staging")]
+
+
+def test_go_template_missing_key_fails_as_in_argo_cd(tmp_path: Path) -> None:
+    loaded = _go_appset(tmp_path, GO_APPSET.replace(
+        '{{ if hasKey . "tier" }}{{ .tier }}{{ else }}none{{ end }}', "{{ .tier }}"))
+    assert not [r for r in loaded.resources if r.kind == "ConfigMap"]
+    (finding,) = loaded.findings
+    assert finding.rule_id == "input.not-checked"
+    assert "Go template '{{ .tier }}' fails as Argo CD executes it" in finding.message
+    assert "map has no entry for key 'tier'" in finding.message
+
+
+def test_go_template_function_outside_the_subset_names_it(tmp_path: Path) -> None:
+    loaded = _go_appset(tmp_path, GO_APPSET)
+    assert not [r for r in loaded.resources if r.kind == "ConfigMap"]
+    (finding,) = loaded.findings
+    assert "function 'hasKey' is not evaluated" in finding.message
+    assert finding.location.path == "set.yaml"
 
 
 def test_json_coverage_is_deterministic() -> None:
