@@ -96,3 +96,30 @@ helmCharts:
 def test_shim_version_and_unknown_commands(capsys: object) -> None:
     assert helmshim.main(["version", "-c", "--short"]) == 0
     assert helmshim.main(["install", "x"]) == 1
+
+
+def test_a_patched_field_of_chart_output_points_at_the_patch(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "web", tmp_path / "app" / "charts" / "web")
+    write(tmp_path / "app" / "kustomization.yaml", """\
+helmCharts:
+  - name: web
+    releaseName: shop
+patches:
+  - path: host-network.yaml
+""")
+    write(tmp_path / "app" / "host-network.yaml", """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop-web
+spec:
+  template:
+    spec:
+      hostNetwork: true
+""")
+    loaded = load_paths([tmp_path / "app"], tmp_path)
+    assert [f.message for f in loaded.findings] == []
+    deploy = next(r for r in loaded.resources if r.kind == "Deployment")
+    assert deploy.body["spec"]["template"]["spec"]["hostNetwork"] is True
+    where = deploy.locate(("spec", "template", "spec", "hostNetwork"))
+    assert str(where) == "app/host-network.yaml:8"

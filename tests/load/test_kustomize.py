@@ -223,3 +223,91 @@ def test_entries_that_leave_the_repository_are_never_built(write: Write, tmp_pat
     assert finding.message == ("kustomize build app not run: resources entry "
                                "'../../outside/secret' in app/kustomization.yaml leaves the "
                                "repository")
+
+
+def test_patched_fields_point_at_the_patch_lines(write: Write, tmp_path: Path) -> None:
+    """A field an overlay's patch sets points at the patch: the line in a patch file (a
+    container merged by name), in an inline strategic-merge block, or the JSON 6902
+    operation; fields the patches leave alone still point at the base."""
+    write("base/deploy.yaml", DEPLOY)
+    write("base/kustomization.yaml", "resources: [deploy.yaml]\n")
+    write("prod/kustomization.yaml", """
+        resources: [../base]
+        namePrefix: prod-
+        patches:
+          - path: privileged.yaml
+          - patch: |
+              apiVersion: apps/v1
+              kind: Deployment
+              metadata:
+                name: web
+              spec:
+                replicas: 3
+          - target: {kind: Deployment, name: web}
+            patch: |
+              - op: add
+                path: /spec/template/spec/hostNetwork
+                value: true
+    """)
+    write("prod/privileged.yaml", """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web
+        spec:
+          template:
+            spec:
+              containers:
+                - name: web
+                  securityContext:
+                    privileged: true
+    """)
+    loaded = load_paths([tmp_path / "prod"], tmp_path)
+    assert loaded.findings == []
+    (deploy,) = loaded.resources
+    assert deploy.name == "prod-web"
+    container = ("spec", "template", "spec", "containers", 0)
+
+    def at(*path: str | int) -> str:
+        return str(deploy.locate(path))
+
+    assert at(*container, "securityContext", "privileged") == "prod/privileged.yaml:11"
+    assert at("spec", "replicas") == "prod/kustomization.yaml:11"
+    assert at("spec", "template", "spec", "hostNetwork") == "prod/kustomization.yaml:14"
+    assert at(*container, "image") == "base/deploy.yaml:10"
+    assert str(deploy.location) == "base/deploy.yaml:1"
+
+
+def test_later_patch_of_the_same_field_wins(write: Write, tmp_path: Path) -> None:
+    write("base/deploy.yaml", DEPLOY)
+    write("base/kustomization.yaml", """
+        resources: [deploy.yaml]
+        patches:
+          - target: {kind: Deployment}
+            patch: '[{"op": "add", "path": "/spec/replicas", "value": 2}]'
+    """)
+    write("prod/kustomization.yaml", """
+        resources: [../base]
+        patches:
+          - target: {kind: Deployment}
+            patch: '[{"op": "replace", "path": "/spec/replicas", "value": 5}]'
+    """)
+    loaded = load_paths([tmp_path / "prod"], tmp_path)
+    (deploy,) = loaded.resources
+    assert deploy.body["spec"]["replicas"] == 5
+    assert str(deploy.locate(("spec", "replicas"))) == "prod/kustomization.yaml:4"
+
+
+def test_patch_of_another_object_does_not_move_fields(write: Write, tmp_path: Path) -> None:
+    write("base/deploy.yaml", DEPLOY)
+    write("base/kustomization.yaml", "resources: [deploy.yaml]\n")
+    write("prod/kustomization.yaml", """
+        resources: [../base]
+        patches:
+          - target: {kind: Deployment, name: other}
+            patch: '[{"op": "add", "path": "/spec/paused", "value": true}]'
+    """)
+    loaded = load_paths([tmp_path / "prod"], tmp_path)
+    (deploy,) = loaded.resources
+    assert "paused" not in deploy.body["spec"]
+    assert deploy.locate(("spec", "template")).path == "base/deploy.yaml"
