@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,44 @@ NO_VALUE = _NoValue()
 
 # --- lexing -----------------------------------------------------------------------------------
 
-_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
+MAX_DEPTH = 50   # nested if/with; deeper templates are not evaluated (bounded recursion)
+
+
+class _Match:
+    """One ``{{ ... }}`` action: like a regex match of ``{{(-\\s)?(.*?)(\\s-)?}}``."""
+
+    def __init__(self, text: str, start: int, end: int) -> None:
+        self._text, self._start, self._end = text, start, end
+        inner = text[start + 2:end - 2]
+        self.left = inner[:2] if len(inner) >= 2 and inner[0] == "-" and inner[1].isspace() \
+            else ""
+        self.right = inner[-2:] if len(inner) >= 2 and inner[-1] == "-" and \
+            inner[-2].isspace() and len(inner) > len(self.left) + 1 else ""
+        self.body = inner[len(self.left):len(inner) - len(self.right)]
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
+
+    def group(self, number: int = 0) -> str:
+        return (self._text[self._start:self._end], self.left, self.body, self.right)[number]
+
+
+def _actions(text: str) -> Iterator[_Match]:
+    """The actions of a template, found in one pass (str.find: linear in the text, whatever
+    a hostile string holds); an unclosed ``{{`` is Go's parse error."""
+    pos = 0
+    while True:
+        start = text.find("{{", pos)
+        if start < 0:
+            return
+        end = text.find("}}", start + 2)
+        if end < 0:
+            raise TemplateError("unclosed action")
+        yield _Match(text, start, end + 2)
+        pos = end + 2
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\\n]|\\.)*")
@@ -111,6 +148,8 @@ def _pipeline(tokens: list[_Tok], source: str) -> list[list[_Tok | list[Any]]]:
     for tok in tokens:
         if tok.kind == "punct" and tok.text == "(":
             stack.append([[]])
+            if len(stack) > MAX_DEPTH:
+                raise Unsupported(f"parentheses nested deeper than {MAX_DEPTH}")
         elif tok.kind == "punct" and tok.text == ")":
             if len(stack) == 1:
                 raise TemplateError(f"unexpected ')' in {{{{{source}}}}}")
@@ -136,7 +175,7 @@ def parse(text: str) -> list[Any]:
     stack: list[tuple[_Branch | None, list[Any]]] = [(None, root)]
     pos = 0
     trim_next = False
-    for match in _ACTION.finditer(text):
+    for match in _actions(text):
         literal = text[pos:match.start()]
         if trim_next:
             literal = literal.lstrip(" \t\r\n")
@@ -160,6 +199,8 @@ def parse(text: str) -> list[Any]:
             branch = _Branch(word, _pipeline(tokens[1:], body))
             stack[-1][1].append(branch)
             stack.append((branch, branch.then))
+            if len(stack) > MAX_DEPTH:
+                raise Unsupported(f"{{{{if}}}}/{{{{with}}}} nested deeper than {MAX_DEPTH}")
         elif word == "else":
             current = stack[-1][0]
             if current is None or stack[-1][1] is current.otherwise:
@@ -620,6 +661,6 @@ def from_json(value: Any) -> Any:
 
 def builtins_only(text: str) -> bool:
     """Whether a template calls only Go's own functions (for the differential tests)."""
-    names = {tok.text for m in _ACTION.finditer(text) if not m.group(2).strip().startswith("/*")
+    names = {tok.text for m in _actions(text) if not m.group(2).strip().startswith("/*")
              for tok in _tokens(m.group(2).strip()) if tok.kind == "ident"}
     return not (names & (set(FUNCTIONS) - _GO_BUILTINS))

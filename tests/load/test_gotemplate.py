@@ -104,6 +104,8 @@ UNSUPPORTED: list[str] = [
     "{{ slugify .name }}",
     "{{ printf \"%05d\" 3 }}",
     "{{ html .name }}",
+    "{{if .on}}" * 60 + "x" + "{{end}}" * 60,
+    "{{ " + "(" * 60 + ".name" + ")" * 60 + " }}",
 ]
 SPRIG: list[tuple[str, dict[str, Any], list[str], str]] = [
     # sprig's documented examples, and Argo CD's documentation for its ApplicationSets
@@ -201,3 +203,13 @@ def test_missing_key_with_default_fails_under_missingkey_error() -> None:
 def test_unknown_option_is_unsupported() -> None:
     with pytest.raises(gotemplate.Unsupported, match="missingkey=zero"):
         gotemplate.render("{{.a}}", {}, ["missingkey=zero"])
+
+
+def test_hostile_strings_are_linear_and_bounded() -> None:
+    import time
+
+    start = time.process_time()
+    with pytest.raises(gotemplate.TemplateError):
+        gotemplate.render("{{" * 200_000, {})
+    assert gotemplate.render("}}" * 200_000, {}) == "}}" * 200_000
+    assert time.process_time() - start < 5
