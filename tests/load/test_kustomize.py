@@ -228,7 +228,7 @@ def test_entries_that_leave_the_repository_are_never_built(write: Write, tmp_pat
 def test_patched_fields_point_at_the_patch_lines(write: Write, tmp_path: Path) -> None:
     """A field an overlay's patch sets points at the patch: the line in a patch file (a
     container merged by name), in an inline strategic-merge block, or the JSON 6902
-    operation; fields the patches leave alone still point at the base."""
+    operation's value; fields the patches leave alone still point at the base."""
     write("base/deploy.yaml", DEPLOY)
     write("base/kustomization.yaml", "resources: [deploy.yaml]\n")
     write("prod/kustomization.yaml", """
@@ -273,7 +273,7 @@ def test_patched_fields_point_at_the_patch_lines(write: Write, tmp_path: Path) -
 
     assert at(*container, "securityContext", "privileged") == "prod/privileged.yaml:11"
     assert at("spec", "replicas") == "prod/kustomization.yaml:11"
-    assert at("spec", "template", "spec", "hostNetwork") == "prod/kustomization.yaml:14"
+    assert at("spec", "template", "spec", "hostNetwork") == "prod/kustomization.yaml:16"  # value:
     assert at(*container, "image") == "base/deploy.yaml:10"
     assert str(deploy.location) == "base/deploy.yaml:1"
 
