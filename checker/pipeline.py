@@ -396,6 +396,9 @@ def _what_if(options: ScanOptions, gate: Report, head_config: Config, trusted: C
     live, problems = _live_what_if(options, trusted, after_config, state, after_state,
                                    approval)
     impact = build(approval.base, before, after, live)
+    kept = {c.name for c in head_config.clusters}  # a cluster the change removes is no policy
+    impact = replace(impact, entries=tuple(e for e in impact.entries if e.cluster in kept),
+                     changes=tuple(c for c in impact.changes if c.cluster in kept))
     if not problems:
         return replace(gate, impact=impact)
     missing = [Finding(RULE_IMPACT_NOT_EVALUATED, "input", Severity.WARNING, p, where)

@@ -375,3 +375,22 @@ def test_a_change_of_acceptances_alone_gets_its_impact(tmp_path: Path) -> None:
     assert [(e.cluster, e.outcome, _name(e)) for e in impact.entries] == [
         ("prod", "fails", "db")]
     assert "accept/data.yaml" in impact.entries[0].why
+
+
+def test_a_cluster_the_change_removes_is_not_a_policy_change(tmp_path: Path) -> None:
+    r = tmp_path / "repo"
+    base_tree(r)
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "base")
+    git(r, "checkout", "-q", "-b", "pr")
+    put(r, ".gitops-checker.yaml", config("warning").split("  - name: stage")[0]
+        + "acceptances:\n  paths: [accept]\n")
+    put(r, "policies/owner.yaml", labels("owner", ["owner", "team"]))
+    git(r, "commit", "-q", "-am", "retire stage, tighten owner")
+    report = _scan(r)
+    impact = _impact(report)
+    assert {e.cluster for e in impact.entries} == {"prod"}
+    assert {c.cluster for c in impact.changes} == {"prod"}
+    # the removal itself is told by the trust stage
+    assert any("cluster stage is removed" in f.message for f in report.findings)
