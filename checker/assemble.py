@@ -8,6 +8,8 @@ left out. Renderers then write what the Report says and never filter.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
@@ -16,63 +18,191 @@ from checker.model import Finding, Report, Rule, Selection, Severity
 from checker.rules import BUILTIN_RULES
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SARIF", "SARIF_ACCEPTED",
-           "SARIF_MAX_RESULTS", "assemble", "exit_code", "rules_for", "sarif_groups",
-           "sarif_selection", "select"]
-SARIF_MAX_RESULTS = 25_000  # GitHub code scanning reads at most this many results per run
+           "SARIF_MAX_BYTES", "SARIF_MAX_RESULTS", "SARIF_MAX_RUNS", "assemble", "exit_code",
+           "rank", "rules_for", "sarif_groups", "sarif_selection", "select"]
+# GitHub's documented limits of one SARIF upload ("SARIF support for code scanning", "SARIF
+# results exceed limit", "SARIF file is too large"): over any of them the upload is rejected.
+SARIF_MAX_RESULTS = 25_000  # results per run
+SARIF_MAX_RUNS = 20         # runs per file (upload-sarif merges a directory into one upload)
+SARIF_LIMIT_BYTES = 10_000_000  # the gzip-compressed file
+# what this tool writes at most, compressed: a tenth below GitHub's limit, so another gzip
+# implementation (upload-sarif compresses with Node's zlib) cannot take it over
+SARIF_MAX_BYTES = 9_000_000
 SARIF = "sarif"                    # the uploaded file: active findings
 SARIF_ACCEPTED = "sarif-accepted"  # the opt-in file of accepted findings
+GROUP_PREFIX = "clusters-"         # the run of a group of clusters: clusters-01 ... clusters-19
+_WHY_RESULTS = "code scanning reads at most {limit} results per run"
+_WHY_BYTES = (f"code scanning rejects a SARIF file over {SARIF_LIMIT_BYTES // 1_000_000} MB "
+              "compressed")
+
+
+def rank(finding: Finding) -> tuple[int, int]:
+    """What a cap keeps first: new findings (the pull request's), then the most severe."""
+    return (0 if getattr(finding, "baseline", "") == "new" else 1, -int(finding.severity))
 
 
 def select(findings: Iterable[Finding], limit: int | None = SARIF_MAX_RESULTS,
            ) -> tuple[list[Finding], int]:
-    """At most ``limit`` findings, the most severe first, and how many were left out.
+    """At most ``limit`` findings, new and most severe first, and how many were left out.
 
     Cutting in file order would let thousands of warnings push every error out (and, on the
-    default branch, close its alerts). So errors are kept before warnings and warnings before
-    notes; within a severity the report's order decides. The chosen findings keep the report's
-    order. ``limit=None``: no cap.
+    default branch, close its alerts), and an old finding push out the one the pull request
+    adds. So new findings are kept before the others (see ``rank``); then errors before
+    warnings and warnings before notes; then the report's order decides. The chosen findings
+    keep the report's order. ``limit=None``: no cap.
     """
     items = list(findings)
     if limit is None or len(items) <= limit:
         return items, 0
-    ranked = sorted(range(len(items)), key=lambda i: (-int(items[i].severity), i))
-    keep = sorted(ranked[:limit])
+    ranked = sorted(range(len(items)), key=lambda i: (*rank(items[i]), i))
+    keep = sorted(ranked[:max(limit, 0)])
     return [items[i] for i in keep], len(items) - len(keep)
 
 
-def sarif_groups(report: Report, findings: Sequence[Finding]) -> list[tuple[str, list[Finding]]]:
-    """The runs of a SARIF file, in order: (cluster, its findings).
+def cluster_group(cluster: str, groups: int) -> int:
+    """The run (1 ... ``groups``) a cluster's findings go to when clusters share runs.
+
+    A digest of the name, not its place in a list: adding or removing a cluster never moves
+    another one to a different run (a run is a code scanning category, and an alert is closed
+    only by a later analysis of its own category).
+    """
+    digest = hashlib.sha256(cluster.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % groups + 1
+
+
+def sarif_groups(report: Report, findings: Sequence[Finding],
+                 ) -> list[tuple[str, tuple[str, ...], list[Finding]]]:
+    """The runs of a SARIF file, in order: (run name, its clusters, its findings).
 
     Grouped per cluster, every cluster always gets its run (GitHub closes an alert only when a
-    later analysis of the same category lacks it) and findings of no cluster the first run.
-    Otherwise there is one run, named "".
+    later analysis of the same category lacks it) and findings of no cluster the first run
+    (named ""). A file holds at most ``SARIF_MAX_RUNS`` runs: with more clusters than fit,
+    the clusters share ``SARIF_MAX_RUNS - 1`` runs named ``clusters-01`` ... (``cluster_group``)
+    and every result still names its cluster. Otherwise there is one run, named "".
     """
     if not (report.group_by == "cluster" and report.clusters):
-        return [("", list(findings))]
-    by_cluster: dict[str, list[Finding]] = {c: [] for c in report.clusters}
+        return [("", tuple(sorted({f.cluster for f in findings if f.cluster})), list(findings))]
     loose: list[Finding] = []
+    if len(report.clusters) < SARIF_MAX_RUNS:
+        by_cluster: dict[str, list[Finding]] = {c: [] for c in report.clusters}
+        for f in findings:
+            by_cluster.get(f.cluster, loose).append(f)
+        return [("", (), loose), *((c, (c,), items) for c, items in by_cluster.items())]
+    groups = SARIF_MAX_RUNS - 1
+    member = {c: cluster_group(c, groups) for c in report.clusters}
+    by_group: dict[int, list[Finding]] = {g: [] for g in range(1, groups + 1)}
     for f in findings:
-        by_cluster.get(f.cluster, loose).append(f)
-    return [("", loose), *by_cluster.items()]
+        g = member.get(f.cluster)
+        (loose if g is None else by_group[g]).append(f)
+    return [("", (), loose), *(
+        (f"{GROUP_PREFIX}{g:02d}", tuple(sorted(c for c in report.clusters if member[c] == g)),
+         items) for g, items in by_group.items())]
+
+
+def _severities(report: Report, kept: Sequence[Finding]) -> dict[str, Severity]:
+    """Rule id -> the one severity all its kept findings have, where it is not the rule's."""
+    seen: dict[str, set[Severity]] = {}
+    for f in kept:
+        seen.setdefault(f.rule_id, set()).add(f.severity)
+    out = {}
+    for rule_id, levels in sorted(seen.items()):
+        rule = report.rules.get(rule_id)
+        if len(levels) == 1 and rule is not None and rule.severity not in levels:
+            out[rule_id] = next(iter(levels))
+    return out
+
+
+def _part(report: Report, run: str, clusters: tuple[str, ...], items: list[Finding],
+          limit: int | None, why: str) -> Selection:
+    kept, _ = select(items, limit)
+    chosen = {id(f) for f in kept}
+    left: dict[str, int] = {}
+    for f in items:
+        if id(f) not in chosen:
+            left[f.severity.label] = left.get(f.severity.label, 0) + 1
+    return Selection(run=run, kept=tuple(kept),
+                     left_out={s.label: left[s.label] for s in sorted(Severity, reverse=True)
+                               if s.label in left},
+                     limit=limit or 0, clusters=clusters, why=why if left else "",
+                     severities=_severities(report, kept))
+
+
+def sarif_size(report: Report, parts: tuple[Selection, ...], *, accepted: bool = False) -> int:
+    """Bytes of the SARIF file of ``parts``, gzip-compressed as upload-sarif sends it."""
+    from checker.report import sarif  # the renderer imports this module
+
+    key = SARIF_ACCEPTED if accepted else SARIF
+    probe = replace(report, selections={**report.selections, key: parts})
+    text = sarif.render_accepted(probe) if accepted else sarif.render(probe)
+    return len(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))
+
+
+def _bound(report: Report, parts: tuple[Selection, ...]) -> int:
+    """An upper bound of the uncompressed file's bytes, without writing it: a JSON string
+    escape takes at most 12 bytes per character, a result's fixed text less than 700, a
+    rule's (with its help text) 12 times its text and 1,000."""
+    size = 2_000 + sum(12 * len(c.what + c.reason + c.path) + 700 for c in report.coverage)
+    for rule in report.rules.values():
+        size += 1_000 + 12 * (len(rule.id) * 3 + len(rule.title) * 2 + len(rule.description)
+                              + len(rule.help) * 2 + len(rule.help_uri) + 60 * len(
+                                  rule.controls))
+    for part in parts:
+        size += 3_000 + 12 * len(part.run)
+        for f in part.kept:
+            size += 700 + 12 * (len(f.message) + len(f.resource) + len(f.location.path)
+                                + len(f.rule_id) + len(f.cluster) + len(f.category))
+            if f.suppression is not None:
+                s = f.suppression
+                size += 200 + 12 * (len(s.justification) + len(s.owner) + len(s.expires))
+    return size
+
+
+SAMPLE = 4_000  # results rendered to estimate the compressed size of a large file
+
+
+def _estimate(report: Report, parts: tuple[Selection, ...], *, accepted: bool) -> float:
+    """The compressed size of the file, from a render of every k-th result (about
+    ``SAMPLE``), scaled to all of them. A sample compresses worse than the whole (its results
+    are less alike), so this errs high; the caller acts on it only with a wide margin."""
+    total = sum(len(p.kept) for p in parts)
+    step = max(total // SAMPLE, 1)
+    if step == 1:
+        return sarif_size(report, parts, accepted=accepted)
+    sample = tuple(replace(p, kept=p.kept[::step]) for p in parts)
+    kept = sum(len(p.kept) for p in sample)
+    return sarif_size(report, sample, accepted=accepted) * total / max(kept, 1)
 
 
 def sarif_selection(report: Report, *, accepted: bool = False,
-                    limit: int | None = SARIF_MAX_RESULTS) -> tuple[Selection, ...]:
-    """The runs of the uploaded SARIF file (``accepted``: of the accepted-findings file)."""
+                    limit: int | None = SARIF_MAX_RESULTS,
+                    max_bytes: int | None = SARIF_MAX_BYTES) -> tuple[Selection, ...]:
+    """The runs of the uploaded SARIF file (``accepted``: of the accepted-findings file).
+
+    Each run holds at most ``limit`` results; when the file would still be over ``max_bytes``
+    compressed, every run keeps the same, smaller share of its results (new and most severe
+    first) until it fits. A run's ``why`` says which limit left results out.
+    """
     findings = report.suppressed if accepted else report.active
-    out = []
-    for run, items in sarif_groups(report, findings):
-        kept, _ = select(items, limit)
-        chosen = {id(f) for f in kept}
-        left: dict[str, int] = {}
-        for f in items:
-            if id(f) not in chosen:
-                left[f.severity.label] = left.get(f.severity.label, 0) + 1
-        out.append(Selection(run=run, kept=tuple(kept),
-                             left_out={s.label: left[s.label] for s in
-                                       sorted(Severity, reverse=True) if s.label in left},
-                             limit=limit or 0))
-    return tuple(out)
+    groups = sarif_groups(report, findings)
+    why = _WHY_RESULTS.format(limit=limit)
+    parts = tuple(_part(report, run, clusters, items, limit, why)
+                  for run, clusters, items in groups)
+    if max_bytes is None or _bound(report, parts) <= max_bytes:
+        return parts
+    estimate = _estimate(report, parts, accepted=accepted)
+    if estimate <= max_bytes * 0.7:
+        return parts
+    counts = [len(p.kept) for p in parts]
+    share = max_bytes * 0.9 / estimate
+    for _ in range(8):
+        parts = tuple(_part(report, run, clusters, items, int(n * share),
+                            f"{why} and {_WHY_BYTES}")
+                      for (run, clusters, items), n in zip(groups, counts, strict=True))
+        size = sarif_size(report, parts, accepted=accepted)
+        if size <= max_bytes:
+            break
+        share *= max_bytes / size * 0.95
+    return parts
 
 
 def rules_for(findings: Iterable[Finding], rules: Mapping[str, Rule]) -> dict[str, Rule]:

@@ -390,14 +390,20 @@ class Impact:
 class Selection:
     """What one part of a limited format holds (a SARIF run): chosen by the assemble stage.
 
-    ``run`` names the part (a cluster, or ""), ``kept`` are its findings in report order,
-    ``left_out`` counts by severity label what the cap (``limit``; 0: none) left out.
+    ``run`` names the part (a cluster, a group of clusters, or ""), ``kept`` are its findings
+    in report order, ``left_out`` counts by severity label what the cap (``limit``; 0: none)
+    left out, and ``why`` names the limit that did.
     """
 
     run: str
     kept: tuple[Finding, ...]
     left_out: Mapping[str, int] = field(default_factory=dict)
     limit: int = 0
+    clusters: tuple[str, ...] = ()  # the clusters whose findings the part holds
+    why: str = ""  # which limit left findings out (empty: none was left out)
+    # rule id -> the severity the part's rule descriptor states, where every finding of the
+    # rule in the part has that one severity and it is not the rule's (a cluster's override)
+    severities: Mapping[str, Severity] = field(default_factory=dict)
 
     @property
     def total(self) -> int:

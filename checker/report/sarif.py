@@ -155,13 +155,13 @@ def _left_out(part: Selection) -> dict[str, Any]:
     """The run-level notification that says what the cap left out (chosen in assemble)."""
     count = sum(part.left_out.values())
     detail = ", ".join(f"{n} {label}" for label, n in part.left_out.items())
+    why = part.why or f"code scanning reads at most {part.limit} results per run"
     return {
         "level": "warning",
         "descriptor": {"id": "gitops-checker/sarif-results-left-out"},
         "message": {"text": f"{count} of {part.total} results were left out of this run "
-                            f"({detail}): code scanning reads at most {part.limit} results "
-                            "per run, so the most severe were kept. The JSON report has them "
-                            "all."},
+                            f"({detail}): {why}, so the new and the most severe were kept. "
+                            "The JSON report has them all."},
     }
 
 
@@ -176,8 +176,9 @@ def _run(report: Report, part: Selection, *, accepted: bool) -> dict[str, Any]:
     rule_ids = sorted({f.rule_id for f in chosen} | {
         r for r in report.rules if not accepted and report.rules[r].pack != ""})
     index = {rid: i for i, rid in enumerate(rule_ids)}
-    rules = [_descriptor(report.rules[rid], report.tool_version) if rid in report.rules
-             else _descriptor(Rule(id=rid, title=rid, severity=Severity.ERROR))
+    rules = [_descriptor(_severity(report.rules[rid], part), report.tool_version)
+             if rid in report.rules else _descriptor(Rule(id=rid, title=rid,
+                                                          severity=Severity.ERROR))
              for rid in rule_ids]
     lines = _Lines(index)
     results = [lines.line(f, accepted) for f in chosen]
@@ -198,12 +199,23 @@ def _run(report: Report, part: Selection, *, accepted: bool) -> dict[str, Any]:
         data.update(_coverage(report))
     if report.engines:  # which Rego engine gave the verdicts
         data.setdefault("properties", {})["regoEngines"] = list(report.engines)
+    if part.clusters:  # the clusters whose results the run holds (each result names its own)
+        data.setdefault("properties", {})["clusters"] = list(part.clusters)
     if part.left_out:
         invocation = (data.get("invocations") or [{"executionSuccessful": True}])[0]
         invocation.setdefault("toolExecutionNotifications", []).append(_left_out(part))
         data["invocations"] = [invocation]
     data["results"] = results
     return data
+
+
+def _severity(rule: Rule, part: Selection) -> Rule:
+    """The rule as this run's descriptor states it: with the severity every one of its results
+    in the run has, when that is a cluster's override (code scanning shows a rule's
+    ``security-severity`` and default level, not a result's)."""
+    severity = part.severities.get(rule.id)
+    return rule if severity is None or severity is rule.severity else replace(
+        rule, severity=severity)
 
 
 def _coverage(report: Report) -> dict[str, Any]:
