@@ -18,8 +18,9 @@ from checker.model import Finding, Report, Rule, Selection, Severity
 from checker.rules import BUILTIN_RULES
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SARIF", "SARIF_ACCEPTED",
-           "SARIF_MAX_BYTES", "SARIF_MAX_RESULTS", "SARIF_MAX_RUNS", "assemble", "exit_code",
-           "rank", "rules_for", "sarif_groups", "sarif_selection", "select"]
+           "SARIF_MAX_BYTES", "SARIF_MAX_RESULTS", "SARIF_MAX_RUNS", "SUMMARY_CAPS",
+           "SUMMARY_MAX_BYTES", "assemble", "exit_code", "markdown_selection", "rank",
+           "rules_for", "sarif_groups", "sarif_selection", "select", "summary_caps"]
 # GitHub's documented limits of one SARIF upload ("SARIF support for code scanning", "SARIF
 # results exceed limit", "SARIF file is too large"): over any of them the upload is rejected.
 SARIF_MAX_RESULTS = 25_000  # results per run
@@ -205,6 +206,78 @@ def sarif_selection(report: Report, *, accepted: bool = False,
     return parts
 
 
+MARKDOWN = "markdown"  # the job summary: its findings tables are the selections markdown-*
+SUMMARY_LIMIT_BYTES = 1_048_576  # the runner drops a step summary over 1 MiB
+# what the summary may take: room is left for what the Action or a workflow appends
+SUMMARY_MAX_BYTES = 800_000
+SUMMARY_CAPS: Mapping[str, int] = {
+    "top": 50,            # rows of the top findings
+    "cluster": 20,        # rows of each cluster's findings
+    "clusters": 50,       # clusters with a section and a row of counts
+    "accepted": 100,      # accepted risks
+    "drift": 100,         # drifted fields
+    "coverage": 100,      # inputs rendered, followed, not checked
+    "exemptions": 50,     # exempt namespace groups
+    "errors": 50,         # errors
+    "requirements": 200,  # requirements of a standard
+}
+
+
+def _top(findings: Sequence[Finding], n: int) -> Selection:
+    """The ``n`` findings a summary table shows, in the order it shows them: new first, then
+    the most severe, then the report's order (``rank``); the rest counted by severity."""
+    order = sorted(range(len(findings)), key=lambda i: (*rank(findings[i]), i))
+    kept = tuple(findings[i] for i in order[:max(n, 0)])
+    left: dict[str, int] = {}
+    for i in order[max(n, 0):]:
+        label = findings[i].severity.label
+        left[label] = left.get(label, 0) + 1
+    return Selection(run="", kept=kept, left_out={s.label: left[s.label] for s in
+                                                  sorted(Severity, reverse=True)
+                                                  if s.label in left}, limit=n)
+
+
+def markdown_selection(report: Report, caps: Mapping[str, int] = SUMMARY_CAPS,
+                       ) -> dict[str, tuple[Selection, ...]]:
+    """The findings tables of the Markdown summary: ``markdown-top``, one ``markdown-cluster``
+    part per cluster that gets a section (named by its cluster), ``markdown-accepted`` and
+    ``markdown-drift`` (those two in the report's order)."""
+    active, suppressed = report.active, report.suppressed
+    out: dict[str, tuple[Selection, ...]] = {"markdown-top": (_top(active, caps["top"]),)}
+    if report.group_by == "cluster" and report.clusters:
+        per: dict[str, list[Finding]] = {c: [] for c in report.clusters[:caps["clusters"]]}
+        for f in active:
+            if f.cluster in per:
+                per[f.cluster].append(f)
+        out["markdown-cluster"] = tuple(replace(_top(items, caps["cluster"]), run=c)
+                                        for c, items in per.items())
+    drift = [f for f in active if f.category == "drift"]
+    for key, items in (("markdown-accepted", suppressed), ("markdown-drift", drift)):
+        n = caps["accepted" if key == "markdown-accepted" else "drift"]
+        left: dict[str, int] = {}
+        for f in items[n:]:
+            left[f.severity.label] = left.get(f.severity.label, 0) + 1
+        out[key] = (Selection(run="", kept=tuple(items[:n]), left_out=left, limit=n),)
+    return out
+
+
+def summary_caps(report: Report) -> tuple[dict[str, int], dict[str, tuple[Selection, ...]]]:
+    """The caps of the Markdown summary and its findings tables, so that it is at most
+    ``SUMMARY_MAX_BYTES``: the default caps, halved while the rendered summary is larger
+    (every cell is at most ``markdown.CELL_MAX`` characters, so a row is bounded). Every table
+    is capped, so the summary is small and is rendered to be measured."""
+    from checker.report import markdown  # the renderer imports this module
+
+    caps = dict(SUMMARY_CAPS)
+    for _ in range(12):
+        chosen = markdown_selection(report, caps)
+        probe = replace(report, caps=caps, selections={**report.selections, **chosen})
+        if len(markdown.render(probe).encode("utf-8")) <= SUMMARY_MAX_BYTES:
+            break
+        caps = {k: max(v // 2, 1) for k, v in caps.items()}
+    return caps, chosen
+
+
 def rules_for(findings: Iterable[Finding], rules: Mapping[str, Rule]) -> dict[str, Rule]:
     """``rules`` plus the built-in rule of every finding that has one, sorted by id."""
     out = dict(rules)
@@ -221,9 +294,11 @@ def assemble(report: Report) -> Report:
     report = replace(report, findings=findings, rules=rules_for(findings, report.rules),
                      errors=tuple(dict.fromkeys(report.errors)))
     cap = SARIF_MAX_RESULTS
-    return replace(report, selections={
+    report = replace(report, selections={
         SARIF: sarif_selection(report, limit=cap),
         SARIF_ACCEPTED: sarif_selection(report, accepted=True, limit=cap)})
+    caps, chosen = summary_caps(report)
+    return replace(report, caps=caps, selections={**report.selections, **chosen})
 
 
 def exit_code(report: Report, fail_on: Severity | None) -> int:

@@ -432,6 +432,9 @@ class Report:
     engines: tuple[str, ...] = ()  # Rego engines that evaluated: "name version (what)"
     # per limited format ("sarif", "sarif-accepted"): its parts, as the assemble stage chose
     selections: Mapping[str, tuple[Selection, ...]] = field(default_factory=dict)
+    # the most rows each table of the Markdown summary shows, as the assemble stage chose to
+    # keep it under GitHub's 1 MiB (``assemble.SUMMARY_CAPS``); empty: the default caps
+    caps: Mapping[str, int] = field(default_factory=dict)
     exemptions: tuple[Exemption, ...] = ()  # namespaces each policy skipped, per cluster
     policy_records: tuple[PolicyRecord, ...] = ()  # what ran where, with content digests
     # the delta against a base: the evaluated base commit ("" when none) and the findings the

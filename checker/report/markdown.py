@@ -7,7 +7,8 @@ import re
 from collections import Counter
 from operator import attrgetter
 
-from checker.model import Finding, ImpactEntry, Report
+from checker import assemble
+from checker.model import Finding, ImpactEntry, Report, Selection
 from checker.report import impact as impact_section
 from checker.report.common import (
     coverage_summary,
@@ -16,20 +17,45 @@ from checker.report.common import (
     markdown_code,
     markdown_link,
     markdown_text,
-    most_severe,
     requirement_group,
     severity_counts,
     standard_grouping,
     standards,
 )
 
-TOP = 50
 ICON = {"error": "🔴", "warning": "🟠", "note": "🔵"}
+CELL_MAX = 300  # characters of one table cell: a longer text ends in "…"
+FULL_REPORT = ("the JSON report has them all (`--json FILE`; the Action's `json-file`, kept "
+               "with the run as an artifact)")
 
 
 def _cell(text: str) -> str:
-    """Repository text in a cell or line: literal, never markup (``markdown_text``)."""
+    """Repository text in a cell or line: literal, never markup (``markdown_text``), at most
+    ``CELL_MAX`` characters of it."""
+    if len(text) > CELL_MAX:
+        text = text[:CELL_MAX - 1] + "…"
     return markdown_text(text)
+
+
+def _cap(report: Report, table: str) -> int:
+    """The most rows ``table`` shows (the assemble stage's choice; its default otherwise)."""
+    return report.caps.get(table) or assemble.SUMMARY_CAPS[table]
+
+
+def _parts(report: Report, key: str) -> tuple[Selection, ...]:
+    """The findings a summary table shows, as the assemble stage chose them (a report built
+    by hand: chosen here the same way, with the default caps)."""
+    chosen = report.selections.get(key)
+    if chosen is None:
+        chosen = assemble.markdown_selection(report).get(key, ())
+    return chosen
+
+
+def _more(n: int, what: str = "") -> list[str]:
+    """The "and N more" line under a capped table (nothing when nothing was left out)."""
+    if n <= 0:
+        return []
+    return ["", f"…and {n} more{' ' + what if what else ''} not shown here: {FULL_REPORT}."]
 
 
 def _where(f: Finding, report: Report) -> str:
@@ -72,25 +98,26 @@ def _clusters(report: Report, active: tuple[Finding, ...],
     out = ["### By cluster", "", "| Cluster | " + " | ".join(
         f"{ICON[label]} {label}" for label in labels) + " | accepted |",
         "| --- |" + " ---: |" * (len(labels) + 1)]
-    per_cluster: dict[str, list[Finding]] = {c: [] for c in report.clusters}
+    parts = _parts(report, "markdown-cluster")
+    shown = [p.run for p in parts]
+    per_cluster: dict[str, list[Finding]] = {c: [] for c in shown}
     for f in active:
         if f.cluster in per_cluster:
             per_cluster[f.cluster].append(f)
     accepted = Counter(f.cluster for f in suppressed)
-    for cluster in report.clusters:
+    for cluster in shown:
         counts = severity_counts(per_cluster[cluster]).values()
         out.append(f"| {_cell(cluster)} | " + " | ".join(str(n) for n in counts)
                    + f" | {accepted.get(cluster, 0)} |")
+    out += _more(len(report.clusters) - len(shown), "clusters")
     out.append("")
-    for cluster in report.clusters:
-        mine = per_cluster[cluster]
-        out += [f"### Cluster {_cell(cluster)}", ""]
-        if not mine:
+    for part in parts:
+        out += [f"### Cluster {_cell(part.run)}", ""]
+        if not part.total:
             out += ["✅ No findings.", ""]
             continue
-        out += _table(most_severe(mine, TOP), report)
-        if len(mine) > TOP:
-            out.append(f"\n{len(mine) - TOP} more in the JSON and SARIF reports.")
+        out += _table(list(part.kept), report)
+        out += _more(part.total - len(part.kept), "findings of this cluster")
         out.append("")
     return out
 
@@ -112,15 +139,19 @@ def _requirements(report: Report, active: tuple[Finding, ...]) -> list[str]:
             found.setdefault(group, []).append(f)
     out = [f"### By {_cell(standard)} requirement", "",
            "| Requirement | Policies | Findings | Worst |", "| --- | --- | ---: | --- |"]
-    for group in sorted(rows, key=_requirement_order):
+    others = [g for g in found if g not in rows]
+    cap = _cap(report, "requirements")
+    ordered = [*sorted(rows, key=_requirement_order), *sorted(others)]
+    for group in ordered[:cap]:
+        if group not in rows:
+            out.append(f"| {_cell(group)} | | {len(found[group])} | |")
+            continue
         mine = found.get(group, [])
         worst = max((f.severity for f in mine), default=None)
         out.append(f"| {_cell(group.removeprefix(standard + ' '))} | "
                    + ", ".join(_code(r) for r in rows[group]) + f" | {len(mine)} | "
                    + (f"{ICON[worst.label]} {worst.label}" if worst else "✅") + " |")
-    others = [g for g in found if g not in rows]
-    for group in sorted(others):
-        out.append(f"| {_cell(group)} | | {len(found[group])} | |")
+    out += _more(len(ordered) - cap, "requirements")
     out += ["", f"Requirements of {_cell(standard)} that no selected policy serves are not "
             "listed; `gitops-checker compliance` shows every requirement and whether manifests "
             "can decide it.", ""]
@@ -164,31 +195,36 @@ def render(report: Report) -> str:
     if standard_grouping(report):
         lines += _requirements(report, active)
     if active:
-        lines += [f"### Top findings ({min(TOP, len(active))} of {len(active)})", ""]
-        lines += _table(most_severe(active, TOP), report)
+        (top,) = _parts(report, "markdown-top")
+        lines += [f"### Top findings ({len(top.kept)} of {len(active)})", ""]
+        lines += _table(list(top.kept), report)
+        lines += _more(len(active) - len(top.kept), "findings")
         lines.append("")
     if suppressed:
+        (shown,) = _parts(report, "markdown-accepted")
         lines += ["### Accepted risks", ""]
-        lines += _table(list(suppressed), report, accepted=True)
+        lines += _table(list(shown.kept), report, accepted=True)
+        lines += _more(len(suppressed) - len(shown.kept), "accepted risks")
         lines.append("")
     lines += drift_section(report, active)
     lines += coverage_section(report)
     lines += exemptions_section(report)
     if report.errors:
         lines += ["### Errors", ""]
-        lines += [f"- {_cell(e)}" for e in report.errors]
+        cap = _cap(report, "errors")
+        lines += [f"- {_cell(e)}" for e in report.errors[:cap]]
+        lines += _more(len(report.errors) - cap, "errors")
         lines.append("")
     return "\n".join(lines)
 
 
-COVERAGE_ROWS = 100
 _STATE = {"rendered": "rendered", "followed": "followed", "not-checked": "⚠️ not checked"}
 
 
 def coverage_section(report: Report) -> list[str]:
     """``### Inputs``: what the load rendered, followed and did not check (and why).
 
-    Not-checked entries come first; at most ``COVERAGE_ROWS`` rows, the rest are counted.
+    Not-checked entries come first; at most the ``coverage`` cap of rows, the rest counted.
     """
     if not report.coverage:
         return []
@@ -196,21 +232,30 @@ def coverage_section(report: Report) -> list[str]:
     lines = ["### Inputs", "", f"{coverage_summary(report.coverage)}.", "",
              "| State | Kind | Input | Where | Objects, source or reason |",
              "| --- | --- | --- | --- | --- |"]
-    for c in entries[:COVERAGE_ROWS]:
+    cap = _cap(report, "coverage")
+    for c in entries[:cap]:
         where = markdown_code(f"{c.path}:{c.line}")
         if report.link_base:
             where = markdown_link(f"{c.path}:{c.line}", report.link_base, c.path, c.line)
         outcome = str(c.produced) if c.state == "rendered" else _cell(c.reason)
         lines.append(f"| {_STATE.get(c.state, c.state)} | {_cell(c.kind)} | {_cell(c.what)} | "
                      f"{where} | {outcome} |")
-    if len(entries) > COVERAGE_ROWS:
-        lines.append(f"\n{len(entries) - COVERAGE_ROWS} more in the JSON report.")
+    lines += _more(len(entries) - cap, "inputs")
     lines.append("")
     return lines
 
 
 def _code(text: str) -> str:
     return markdown_code(text)
+
+
+LIST_MAX = 20  # names listed in one cell; the rest are counted
+
+
+def _listed(names: list[str]) -> str:
+    more = len(names) - LIST_MAX
+    return ", ".join(_code(n) for n in names[:LIST_MAX]) + (f" and {more} more" if more > 0
+                                                            else "")
 
 
 def exemptions_section(report: Report) -> list[str]:
@@ -226,13 +271,14 @@ def exemptions_section(report: Report) -> list[str]:
              "`excludedNamespaces`; override with `excludedNamespaces` in "
              "`.gitops-checker.yaml`).", "", head,
              "| --- | --- | --- | ---: | --- |" if named else "| --- | --- | ---: | --- |"]
-    for g in groups:
-        cells = [", ".join(_code(n) for n in g["namespaces"]),
-                 f"{len(g['policies'])}: " + ", ".join(_code(p) for p in g["policies"]),
+    cap = _cap(report, "exemptions")
+    for g in groups[:cap]:
+        cells = [_listed(g["namespaces"]), f"{len(g['policies'])}: " + _listed(g["policies"]),
                  str(g["skipped"]), _cell(g["source"])]
         if named:
             cells.insert(0, _cell(g["cluster"] or "(default)"))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _more(len(groups) - cap, "exemption groups")
     lines.append("")
     return lines
 
@@ -274,7 +320,8 @@ def drift_section(report: Report, active: tuple[Finding, ...] | None = None) -> 
     if not drifts:
         return [*lines, "No drift.", ""]
     lines += ["| Resource | Field | Git | Cluster | Where |", "| --- | --- | --- | --- | --- |"]
-    for f in drifts:
+    (shown,) = _parts(report, "markdown-drift")
+    for f in shown.kept:
         change = str(f.details.get("change", ""))
         before, after = _value(f.details.get("before")), _value(f.details.get("after"))
         field_name = _code(str(f.details.get('field') or '(object)'))
@@ -292,5 +339,6 @@ def drift_section(report: Report, active: tuple[Finding, ...] | None = None) -> 
             before, after = "", _cell(f.message)
         lines.append(f"| {_cell(f.resource)} | {field_name} | {before} | {after} | "
                      f"{_where(f, report)} |")
+    lines += _more(len(drifts) - len(shown.kept), "drifted fields")
     lines.append("")
     return lines
