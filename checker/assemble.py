@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from operator import attrgetter
 
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from checker.model import Finding, Report, Rule, Selection, Severity
@@ -223,18 +225,27 @@ SUMMARY_CAPS: Mapping[str, int] = {
 }
 
 
+_SEVERITY = attrgetter("severity")
+
+
+def _ranked(findings: Sequence[Finding]) -> list[Finding]:
+    """``findings`` in ``rank`` order, the report's order within a rank: two stable sorts on
+    C-level keys (a large scan has tens of thousands of findings)."""
+    ordered = sorted(findings, key=_SEVERITY, reverse=True)
+    if hasattr(Finding, "baseline") and "new" in {getattr(f, "baseline", "") for f in ordered}:
+        ordered.sort(key=lambda f: rank(f)[0])
+    return ordered
+
+
 def _top(findings: Sequence[Finding], n: int) -> Selection:
     """The ``n`` findings a summary table shows, in the order it shows them: new first, then
     the most severe, then the report's order (``rank``); the rest counted by severity."""
-    order = sorted(range(len(findings)), key=lambda i: (*rank(findings[i]), i))
-    kept = tuple(findings[i] for i in order[:max(n, 0)])
-    left: dict[str, int] = {}
-    for i in order[max(n, 0):]:
-        label = findings[i].severity.label
-        left[label] = left.get(label, 0) + 1
-    return Selection(run="", kept=kept, left_out={s.label: left[s.label] for s in
-                                                  sorted(Severity, reverse=True)
-                                                  if s.label in left}, limit=n)
+    n = max(n, 0)
+    kept = _ranked(findings)[:n]
+    per = Counter(map(_SEVERITY, findings))
+    per.subtract(map(_SEVERITY, kept))
+    return Selection(run="", kept=tuple(kept), left_out={
+        s.label: per[s] for s in sorted(Severity, reverse=True) if per[s] > 0}, limit=n)
 
 
 def markdown_selection(report: Report, caps: Mapping[str, int] = SUMMARY_CAPS,
