@@ -16,7 +16,7 @@ from dataclasses import replace
 from operator import attrgetter
 
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
-from checker.model import Finding, Report, Rule, Selection, Severity
+from checker.model import NEW, Finding, Report, Rule, Selection, Severity
 from checker.rules import BUILTIN_RULES
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SARIF", "SARIF_ACCEPTED",
@@ -41,7 +41,7 @@ _WHY_BYTES = (f"code scanning rejects a SARIF file over {SARIF_LIMIT_BYTES // 1_
 
 def rank(finding: Finding) -> tuple[int, int]:
     """What a cap keeps first: new findings (the pull request's), then the most severe."""
-    return (0 if getattr(finding, "baseline", "") == "new" else 1, -int(finding.severity))
+    return (0 if finding.baseline == NEW else 1, -int(finding.severity))
 
 
 def select(findings: Iterable[Finding], limit: int | None = SARIF_MAX_RESULTS,
@@ -226,14 +226,15 @@ SUMMARY_CAPS: Mapping[str, int] = {
 
 
 _SEVERITY = attrgetter("severity")
+_BASELINE = attrgetter("baseline")
 
 
 def _ranked(findings: Sequence[Finding]) -> list[Finding]:
     """``findings`` in ``rank`` order, the report's order within a rank: two stable sorts on
     C-level keys (a large scan has tens of thousands of findings)."""
     ordered = sorted(findings, key=_SEVERITY, reverse=True)
-    if hasattr(Finding, "baseline") and "new" in {getattr(f, "baseline", "") for f in ordered}:
-        ordered.sort(key=lambda f: rank(f)[0])
+    if NEW in set(map(_BASELINE, ordered)):
+        ordered.sort(key=lambda f: f.baseline != NEW)
     return ordered
 
 

@@ -24,7 +24,7 @@ from checker.report.common import (
 )
 
 ICON = {"error": "🔴", "warning": "🟠", "note": "🔵"}
-CELL_MAX = 300  # characters of one table cell: a longer text ends in "…"
+CELL_MAX = 500  # characters of one table cell: a longer text ends in "…"
 FULL_REPORT = ("the JSON report has them all (`--json FILE`; the Action's `json-file`, kept "
                "with the run as an artifact)")
 

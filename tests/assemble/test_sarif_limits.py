@@ -39,7 +39,7 @@ def _finding(cluster: str, i: int, *, rule: str = "demo-privileged",
                 SourceLocation(f"apps/web-{i:05d}.yaml", 12, 9), resource=ref.display,
                 field_path=("spec", "template", "spec", "containers", 0), pack="demo",
                 cluster=cluster, ref=ref)
-    return replace(f, baseline=baseline) if baseline else f  # type: ignore[call-arg,unused-ignore]
+    return replace(f, baseline=baseline) if baseline else f
 
 
 def _fleet(clusters: int, per_cluster: int = 2) -> Report:
@@ -100,6 +100,24 @@ def test_grouped_runs_pass_the_validator(tmp_path: Path) -> None:
     path = tmp_path / "grouped.sarif"
     path.write_text(RENDERERS["sarif"](_fleet(45)), encoding="utf-8")
     _validate(path, tmp_path)
+
+
+def test_new_findings_are_kept_before_old_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the cap, the pull request's new findings go first, even warnings before old
+    errors; then severity; the notification says what was left out and why."""
+    monkeypatch.setattr(assemble, "SARIF_MAX_RESULTS", 5)
+    old = [_finding("", i, baseline="unchanged") for i in range(8)]
+    new = [_finding("", 100 + i, rule="demo-tag", severity=Severity.WARNING, baseline="new")
+           for i in range(3)]
+    report = assemble.assemble(Report(findings=(*old, *new), rules=RULES, resources_checked=1,
+                                      files_checked=1))
+    (part,) = report.selections[assemble.SARIF]
+    assert sum(f.baseline == "new" for f in part.kept) == 3
+    assert len(part.kept) == 5 and dict(part.left_out) == {"error": 6}
+    run = json.loads(RENDERERS["sarif"](report))["runs"][0]
+    (note,) = run["invocations"][0]["toolExecutionNotifications"]
+    assert "6 of 11 results were left out" in note["message"]["text"]
+    assert "at most 5 results per run" in note["message"]["text"]
 
 
 def _noise(i: int) -> str:
