@@ -82,21 +82,20 @@ def markdown_link(label: str, base: str, path: str, line: int | None = None) -> 
     return f"[{markdown_text(label)}]({target}{f'#L{line}' if line else ''})"
 
 
-FINGERPRINT = "gitopsChecker/v2"  # v2: the object is its ObjectRef, not its display string
+FINGERPRINT = "gitopsChecker/v3"  # v3: Finding.identity, the one the delta uses
 
 
 def fingerprint(finding: Finding) -> str:
-    """Stable identity of a finding that survives line moves: rule, object, field, message.
+    """Stable identity of a finding that survives line moves: a digest of ``Finding.identity``.
 
-    The object is its ``ObjectRef`` (group, kind, namespace, name; not the served version),
-    so two objects of one kind and name in different API groups never share a fingerprint.
-    A finding about a file (no object) is identified by its path.
+    That is the rule, the cluster, the object (its ``ObjectRef``: group, kind, namespace,
+    name, not the served version; a finding about a file and no object: its path), the field
+    path and the message without file positions or line numbers: the same identity the delta
+    against the base pairs findings on, so code scanning and the delta agree on what is one
+    finding. Two objects one base line renders into (two overlays) and two findings of one
+    rule on one line (a liveness and a readiness probe) differ in it.
     """
-    path = "/".join(str(p) for p in finding.field_path)
-    ref = finding.ref
-    what = (f"{ref.group}/{ref.kind}/{ref.namespace}/{ref.name}" if ref is not None
-            else finding.location.path)
-    raw = "\x1f".join((finding.rule_id, finding.cluster, what, path, finding.message))
+    raw = "\x1f".join(finding.identity)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
 

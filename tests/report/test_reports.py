@@ -19,6 +19,7 @@ from checker.cli import cli
 from checker.model import Control, Finding, Report, Rule, Severity, SourceLocation, Suppression
 from checker.report import FORMATS, RENDERERS
 from checker.report.common import (
+    FINGERPRINT,
     SORT_KEY,
     by_severity,
     dump_json,
@@ -83,7 +84,7 @@ def test_sarif_points_at_field_line_and_has_rules(runner: CliRunner) -> None:
     assert parse["locations"][0]["physicalLocation"]["region"]["startLine"] == 5
     for result in run["results"]:
         assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
-        assert len(result["partialFingerprints"]["gitopsChecker/v2"]) == 32
+        assert len(result["partialFingerprints"][FINGERPRINT]) == 32
 
 
 def test_sarif_fingerprints_survive_line_moves(runner: CliRunner, tmp_path: Path) -> None:
@@ -96,7 +97,7 @@ def test_sarif_fingerprints_survive_line_moves(runner: CliRunner, tmp_path: Path
 
     def prints() -> dict[str, tuple[str, int]]:
         run = json.loads(runner.invoke(cli, args).stdout)["runs"][0]
-        return {r["ruleId"]: (r["partialFingerprints"]["gitopsChecker/v2"],
+        return {r["ruleId"]: (r["partialFingerprints"][FINGERPRINT],
                               r["locations"][0]["physicalLocation"]["region"]["startLine"])
                 for r in run["results"] if r["ruleId"].startswith("GoldenForbidden")}
 
