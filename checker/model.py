@@ -203,6 +203,10 @@ class Finding:
     # newness against the evaluated base, in SARIF's words: "new", "unchanged", "absent"
     # (in ``Report.fixed``: the base had it, the head does not); "" when no base was evaluated
     baseline: str = ""
+    # the objects one finding at one source location stands for, when it is more than ``ref``
+    # (one base line rendered by several overlays): chosen by the assemble stage for the
+    # formats that show one finding per location; () otherwise
+    affects: tuple[ObjectRef, ...] = field(default=(), compare=False)
 
     @property
     def identity(self) -> tuple[str, ...]:

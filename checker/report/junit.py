@@ -22,6 +22,7 @@ from typing import Any
 
 from junit_xml import TestCase, TestSuite
 
+from checker import selection
 from checker.model import Finding, Report, Severity
 from checker.report.common import (
     group_of,
@@ -58,7 +59,7 @@ def _cases(report: Report) -> Iterator[tuple[str, Finding | TestCase]]:
     standard = standard_grouping(report)
     violated: dict[str, set[str]] = {}
     drifted: dict[tuple[str, str], list[Finding]] = {}
-    for f in report.active:
+    for f in selection.located(report):  # one case per source location (overlays merged)
         for group in (groups_of(f, report) if standard else (group_of(f, report),)):
             violated.setdefault(group, set()).add(f.rule_id)
             if f.category == "drift":

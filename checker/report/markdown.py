@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from operator import attrgetter
 
-from checker import assemble
+from checker import selection
 from checker.model import Finding, ImpactEntry, Report, Selection
 from checker.report import impact as impact_section
 from checker.report.common import (
@@ -39,7 +39,7 @@ def _cell(text: str) -> str:
 
 def _cap(report: Report, table: str) -> int:
     """The most rows ``table`` shows (the assemble stage's choice; its default otherwise)."""
-    return report.caps.get(table) or assemble.SUMMARY_CAPS[table]
+    return report.caps.get(table) or selection.SUMMARY_CAPS[table]
 
 
 def _parts(report: Report, key: str) -> tuple[Selection, ...]:
@@ -47,7 +47,7 @@ def _parts(report: Report, key: str) -> tuple[Selection, ...]:
     by hand: chosen here the same way, with the default caps)."""
     chosen = report.selections.get(key)
     if chosen is None:
-        chosen = assemble.markdown_selection(report).get(key, ())
+        chosen = selection.markdown_selection(report).get(key, ())
     return chosen
 
 
@@ -196,15 +196,18 @@ def render(report: Report) -> str:
         lines += _requirements(report, active)
     if active:
         (top,) = _parts(report, "markdown-top")
-        lines += [f"### Top findings ({len(top.kept)} of {len(active)})", ""]
+        lines += [f"### Top findings ({len(top.kept)} of {top.total})", ""]
+        if top.total < len(active):
+            lines += [f"{len(active)} findings at {top.total} source locations: a line that "
+                      "renders into several objects (overlays) is one row naming them.", ""]
         lines += _table(list(top.kept), report)
-        lines += _more(len(active) - len(top.kept), "findings")
+        lines += _more(top.total - len(top.kept), "findings")
         lines.append("")
     if suppressed:
         (shown,) = _parts(report, "markdown-accepted")
         lines += ["### Accepted risks", ""]
         lines += _table(list(shown.kept), report, accepted=True)
-        lines += _more(len(suppressed) - len(shown.kept), "accepted risks")
+        lines += _more(shown.total - len(shown.kept), "accepted risks")
         lines.append("")
     lines += drift_section(report, active)
     lines += coverage_section(report)
@@ -339,6 +342,6 @@ def drift_section(report: Report, active: tuple[Finding, ...] | None = None) -> 
             before, after = "", _cell(f.message)
         lines.append(f"| {_cell(f.resource)} | {field_name} | {before} | {after} | "
                      f"{_where(f, report)} |")
-    lines += _more(len(drifts) - len(shown.kept), "drifted fields")
+    lines += _more(shown.total - len(shown.kept), "drifted fields")
     lines.append("")
     return lines

@@ -17,7 +17,7 @@ from typing import Any
 import attr
 import sarif_om as om
 
-from checker import assemble
+from checker import selection
 from checker.model import Finding, Report, Rule, Selection, Severity
 from checker.report.common import (
     FINGERPRINT,
@@ -123,6 +123,10 @@ class _Lines:
             properties = self.properties[(f.category, f.cluster)] = _encode(
                 {"category": f.category, "cluster": f.cluster} if f.cluster else {
                     "category": f.category})
+        if f.affects:  # one result for the objects one line renders into (overlays)
+            properties = _encode({"category": f.category, **(
+                {"cluster": f.cluster} if f.cluster else {}),
+                "objects": [str(ref) for ref in f.affects]})
         start_column = max(loc.column, 1)
         region = ""
         if loc.end_line is not None and loc.end_line >= loc.line:
@@ -255,9 +259,9 @@ def _runs(report: Report, *, accepted: bool) -> str:
 
     A Report that did not go through ``assemble`` (built by hand) has every finding.
     """
-    key = assemble.SARIF_ACCEPTED if accepted else assemble.SARIF
-    parts = report.selections.get(key) or assemble.sarif_selection(report, accepted=accepted,
-                                                                     limit=None)
+    key = selection.SARIF_ACCEPTED if accepted else selection.SARIF
+    parts = report.selections.get(key) or selection.sarif_parts(report, accepted=accepted,
+                                                                  limit=None)
     if not (report.group_by == "cluster" and report.clusters):
         return _log([_run(report, part, accepted=accepted) for part in parts])
     base = report.sarif_category or "gitops-checker"
