@@ -5,7 +5,7 @@ annotations (older repositories: ``cloud.syncier.com/`` or ``phylake.io/`` inste
 ``securitytower.io/``), where ``<policy>`` is the lower-cased name of a Security Tower policy.
 ``POLICY_ALIASES`` says which built-in policies each of those names stands for, so such an
 annotation accepts the findings of our counterpart instead of being reported stale. A name
-with no counterpart maps to nothing and stays stale, with a message saying so.
+with no counterpart would map to nothing and stay stale, with a message saying so.
 
 Namespaces declare the images their workloads may use with
 ``securitytower.io/imageallowlist.trustedregistries`` (registry hosts or host/path prefixes)
@@ -37,8 +37,8 @@ POLICY_ALIASES: Mapping[str, tuple[tuple[str, str], ...]] = {
     "enforceimageversion": (("image-tag", ""),),
     "containerlivenessprobe": (("bp-probes", "livenessProbe"),),
     "imageallowlist": (("bp-allowed-registries", ""),),
-    "ingresstls": (),          # no built-in counterpart yet
-    "enforceingresstls": (),   # the constraint name Security Tower's own Rego uses
+    "ingresstls": (("bp-ingress-tls", ""),),
+    "enforceingresstls": (("bp-ingress-tls", ""),),  # the constraint name of its own Rego
 }
 
 

@@ -84,10 +84,41 @@ def test_enforceimageversion_accepts_image_tag(tmp_path: Path) -> None:
     assert "image-tag" not in {rule for rule, _ in got}
 
 
-def test_a_name_without_counterpart_is_stale_and_says_so(tmp_path: Path) -> None:
-    got = findings(tmp_path, "    securitytower.io/policy.exclusion.ingresstls: internal only")
+def test_a_name_without_counterpart_is_stale_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(POLICY_ALIASES, "enforcesomething", ())  # hypothetical, unported
+    got = findings(tmp_path,
+                   "    securitytower.io/policy.exclusion.enforcesomething: internal only")
     [stale] = [m for rule, m in got if rule == "acceptance.stale"]
-    assert "ingresstls (Security Tower policy with no gitops-checker counterpart)" in stale
+    assert "enforcesomething (Security Tower policy with no gitops-checker counterpart)" in stale
+
+
+INGRESS = """\
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: intranet
+  namespace: foo
+  annotations:
+{annotations}
+spec:
+  rules:
+  - host: intranet.example.com
+"""
+
+
+@pytest.mark.parametrize("name", ["ingresstls", "EnforceIngressTls"])
+def test_ingresstls_accepts_bp_ingress_tls(tmp_path: Path, name: str) -> None:
+    def rules(annotations: str) -> set[str]:
+        (tmp_path / "ingress.yaml").write_text(INGRESS.format(annotations=annotations),
+                                               encoding="utf-8")
+        report = scan(ScanOptions(paths=(tmp_path / "ingress.yaml",), root=tmp_path,
+                                  packs=("best-practice",)))
+        return {f.rule_id for f in report.active}
+
+    assert "bp-ingress-tls" in rules("    team: web")  # plain HTTP is a finding
+    excluded = rules(f"    securitytower.io/policy.exclusion.{name}: behind the VPN")
+    assert "bp-ingress-tls" not in excluded and "acceptance.stale" not in excluded
 
 
 def test_exclusion_policy_and_aliases() -> None:
