@@ -114,7 +114,7 @@ def test_disabled_policies_are_off_by_default() -> None:
     assert off == {"bp-image-digest", "bp-required-labels", "bp-allowed-registries",
                    "bp-replicas", "bp-pod-disruption-budget"}
     ids = {p.rule.id for p in pack_policies(catalog, ["best-practice"])}
-    assert ids == {"image-tag", "bp-resources", "bp-probes"}
+    assert ids == {"image-tag", "bp-resources", "bp-probes", "bp-ingress-tls"}
 
 
 # ----------------------------------------------------------------------------- overrides
