@@ -12,8 +12,9 @@ import gzip
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from checker.delta import Baseline, classify, gated, newness_rank
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
-from checker.model import Finding, Report, Rule, Selection, Severity
+from checker.model import NEW, Finding, Report, Rule, Selection, Severity
 from checker.report import markdown, sarif
 from checker.rules import BUILTIN_RULES
 from checker.selection import (
@@ -47,9 +48,11 @@ __all__ = ["AFFECTS_SHOWN", "EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "GROUP_PRE
            "LOCATED", "MARKDOWN", "SARIF", "SARIF_ACCEPTED", "SARIF_LIMIT_BYTES",
            "SARIF_MAX_BYTES", "SARIF_MAX_RESULTS", "SARIF_MAX_RUNS", "SUMMARY_CAPS",
            "SUMMARY_LIMIT_BYTES", "SUMMARY_MAX_BYTES", "assemble", "by_location",
-           "cluster_group", "exit_code", "located", "markdown_selection", "rank", "rules_for",
-           "sarif_groups", "sarif_parts", "sarif_selection", "sarif_size", "select",
-           "summary_caps"]
+           "cluster_group", "exit_code", "located", "markdown_selection", "rank",
+           "report_order", "rules_for", "sarif_groups", "sarif_parts", "sarif_selection",
+           "sarif_size", "select", "summary_caps"]
+
+
 def sarif_size(report: Report, parts: tuple[Selection, ...], *, accepted: bool = False) -> int:
     """Bytes of the SARIF file of ``parts``, gzip-compressed as upload-sarif sends it."""
     key = SARIF_ACCEPTED if accepted else SARIF
@@ -150,11 +153,25 @@ def rules_for(findings: Iterable[Finding], rules: Mapping[str, Rule]) -> dict[st
     return dict(sorted(out.items()))
 
 
-def assemble(report: Report) -> Report:
-    """The final Report: findings in their deterministic order, rules completed, and the
-    selection of every limited format made."""
-    findings = tuple(sorted(report.findings, key=Finding.sort_key))
-    report = replace(report, findings=findings, rules=rules_for(findings, report.rules),
+def report_order(finding: Finding) -> tuple[object, ...]:
+    """The order of a report's findings: new ones first (with a base), then by file and line."""
+    return (newness_rank(finding), *finding.sort_key())
+
+
+def assemble(report: Report, baseline: Baseline | None = None) -> Report:
+    """The final Report: with ``baseline``, the delta against it (every finding new or
+    unchanged, the base's other findings ``fixed``); findings in their deterministic order,
+    new ones first; rules completed, and the selection of every limited format made."""
+    if baseline is not None:
+        report = classify(report, baseline.report, baseline.commit)
+    findings = report.findings
+    if report.base and not all(f.baseline for f in findings):  # added after the delta (the
+        findings = tuple(f if f.baseline else replace(f, baseline=NEW)  # what-if's problems):
+                         for f in findings)  # about this run, so new
+    findings = tuple(sorted(findings, key=report_order))
+    fixed = tuple(sorted(report.fixed, key=Finding.sort_key))
+    report = replace(report, findings=findings, fixed=fixed,
+                     rules=rules_for((*findings, *fixed), report.rules),
                      errors=tuple(dict.fromkeys(report.errors)))
     cap = SARIF_MAX_RESULTS
     report = replace(report, selections={
@@ -168,13 +185,16 @@ def assemble(report: Report) -> Report:
 def exit_code(report: Report, fail_on: Severity | None) -> int:
     """0: nothing at or above the threshold; 1: findings; 2: configuration or tool errors.
 
-    A file that could not be read is never a pass, whatever the threshold.
+    A file that could not be read is never a pass, whatever the threshold or the gate. With
+    ``report.gate == "new"`` only new findings weigh against ``fail_on`` (existing ones are
+    counted and shown, not gated).
     """
     if report.errors:
         return EXIT_ERROR
     for f in report.active:
         if f.category == "input" and f.severity is Severity.ERROR:
             return EXIT_FINDINGS
+    for f in gated(report, report.gate):
         if fail_on is not None and f.severity >= fail_on:
             return EXIT_FINDINGS
     return EXIT_OK

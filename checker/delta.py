@@ -15,11 +15,34 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from checker.model import ABSENT, NEW, UNCHANGED, Finding, Report
 
-__all__ = ["classify", "mark"]
+__all__ = ["GATES", "Baseline", "classify", "gated", "mark", "newness_rank"]
+
+# What --gate counts toward the exit code: every active finding, or the new ones only.
+GATES = ("all", "new")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The evaluated base of a delta: its commit and its full Report."""
+
+    commit: str
+    report: Report
+
+
+def newness_rank(finding: Finding) -> int:
+    """0 for a new finding (or any finding when no base ran), 1 for an unchanged one: the
+    first key of the report order, so every format leads with what the change brings."""
+    return 1 if finding.baseline == UNCHANGED else 0
+
+
+def gated(report: Report, gate: str) -> tuple[Finding, ...]:
+    """The active findings the exit code weighs under ``gate`` (``new``: without a base
+    every finding is new)."""
+    return report.new if gate == "new" else report.active
 
 
 def mark(head: Iterable[Finding], base: Iterable[Finding],
@@ -48,10 +71,12 @@ def classify(head: Report, base: Report, base_name: str) -> Report:
     """The head's report with the delta against ``base`` (``base_name``: its commit).
 
     Findings accepted on one side and not the other still pair: newness is about the
-    finding, acceptance about whether it counts. The base's tool errors do not become the
-    head's; the caller decides what a failed base means (it is never a silent pass).
+    finding, acceptance about whether it counts. The base's tool errors become the head's
+    (prefixed ``base <commit>:``): a base that could not be evaluated in full could make a
+    finding look unchanged or fixed, so the run ends with exit code 2, never a pass.
     """
     if not base_name:
         raise ValueError("a delta needs the name of its base")
     findings, fixed = mark(head.findings, base.findings)
-    return replace(head, findings=findings, fixed=fixed, base=base_name)
+    errors = (*head.errors, *(f"base {base_name[:12]}: {e}" for e in base.errors))
+    return replace(head, findings=findings, fixed=fixed, base=base_name, errors=errors)

@@ -447,9 +447,13 @@ class Report:
     base: str = ""
     fixed: tuple[Finding, ...] = ()
     impact: Impact | None = None  # the policy change's what-if (None: none was evaluated)
+    gate: str = "all"  # what the exit code weighs: "all" active findings, or the "new" ones
 
     def fails(self, finding: Finding) -> bool:
-        """Whether a finding is at or above the ``--fail-on`` threshold."""
+        """Whether a finding is at or above the ``--fail-on`` threshold (under ``gate ==
+        "new"``: and new, not one the base had too)."""
+        if self.gate == "new" and self.base and finding.baseline != NEW:
+            return False
         return self.fail_on is not None and finding.severity >= self.fail_on
 
     @property

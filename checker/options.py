@@ -42,6 +42,12 @@ class ScanOptions:
     eval_seconds: float | None = None  # --eval-seconds (default: the config's limits)
     eval_memory: int | None = None     # --eval-memory MiB (default: the config's limits)
     what_if: bool = True  # with accept_base: the policy change's impact (checker.impact)
+    base: str = ""                   # --base: the delta against this ref (checker.pipeline.delta)
+    gate: str = "all"                # --gate: the exit code weighs "all" findings or the "new"
+    cache_dir: Path | None = None    # --cache-dir: base results by content digest
+    # with accept_base: config and repository policies as they are at it ("base", trusted),
+    # or the change's own ("head": the what-if of a policy change; acceptances keep four eyes)
+    settings: str = "base"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ formats hold and the exit code (``checker.assemble``).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import tempfile
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from pathlib import Path
 from checker import __version__, accept
 from checker.admit import stage as admit
 from checker.assemble import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, assemble, exit_code
+from checker.basecache import BaseCache, cache_key
 from checker.config import (
     SECURITY_TOWER_DIR,
     Cluster,
@@ -26,6 +28,7 @@ from checker.config import (
     load_config,
     selection_findings,
 )
+from checker.delta import Baseline
 from checker.drift import run as drift_run
 from checker.drift.ignore import parse_ignore_rules
 from checker.drift.rules import DRIFT_RULES
@@ -68,13 +71,16 @@ from checker.rules import (
 )
 from checker.trust import (
     TrustedPolicies,
+    export_tree,
+    resolve_base,
     trusted_config,
     trusted_gatekeeper_configs,
     what_if_config,
 )
 
-__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SCAN", "ScanOptions", "Stages",
-           "cluster_policies", "drift", "exit_code", "load_cluster", "run", "scan"]
+__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SCAN", "Baseline", "ScanOptions",
+           "Stages", "cluster_policies", "delta", "drift", "evaluate_base", "exit_code",
+           "load_cluster", "run", "scan"]
 
 
 def load_stage(stage: Stage, root: Path, remote_hosts: tuple[str, ...] = ()) -> LoadResult:
@@ -187,6 +193,8 @@ class Stages:
 
 
 SCAN = Stages()
+# Where a run with a base ref takes its config and repository policies from (ScanOptions.settings)
+SETTINGS = ("base", "head")
 
 
 @dataclass
@@ -235,8 +243,111 @@ class _Run:
 
 
 def scan(options: ScanOptions, config: Config | None = None) -> Report:
-    """Run a scan (the admit stage, no drift) and return the report; see ``run``."""
+    """Run a scan (the admit stage, no drift) and return the report; see ``run``. With
+    ``options.base``, the scan of the head with its delta against the base (``delta``)."""
+    if options.base:
+        return delta(options, config=config)
     return run(options, SCAN, config=config)
+
+
+def _inside_root(path: Path, root: Path, into: Path) -> Path:
+    """``path`` of the head's checkout at the same place below ``into`` (a path outside the
+    root, a workflow's file, stays as it is)."""
+    try:
+        rel = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return path
+    return into.joinpath(*rel.parts)
+
+
+def base_settings(options: ScanOptions, today: dt.date) -> dict[str, object]:
+    """What a base result depends on beyond its tree and the build (its cache key)."""
+    root = options.root.resolve()
+
+    def rel(p: Path) -> str:
+        try:
+            return p.resolve().relative_to(root).as_posix()
+        except ValueError:  # a workflow's file outside the repository: by content
+            return "outside:" + (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file()
+                                 else p.as_posix())
+
+    return {"paths": [rel(p) for p in options.paths], "packs": list(options.packs),
+            "policies": [rel(p) for p in options.policies], "operation": options.operation,
+            "config": rel(options.config_file) if options.config_file is not None else "",
+            "group_by": options.group_by, "today": today.isoformat(),
+            "eval": [options.eval_seconds, options.eval_memory]}
+
+
+def evaluate_base(options: ScanOptions, ref: str | None = None,
+                  cache: BaseCache | None = None) -> Baseline:
+    """The base of a delta evaluated in full: ``ref`` (default ``options.base``) of the
+    repository, read from git objects (``checker.trust.export_tree``, never the working tree),
+    run through this same pipeline with the base's own config and policies (which are the
+    trusted ones: the head run reads them from the base too), every cluster and every
+    referential input. Paths, packs and flags are the head's, mapped onto the base tree.
+    Acceptances count as they are at the base (it is their own four-eyes state).
+
+    ``cache``: a result stored under the base's content digest is reused
+    (``checker.basecache``); a fresh one is stored. Returns the base's commit and Report.
+    """
+    ref = ref or options.base
+    today = options.today or dt.date.today()
+    commit, tree, _ = resolve_base(options.root, ref)
+    key = cache_key(tree, base_settings(options, today)) if cache is not None else ""
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return Baseline(commit, hit)
+    with tempfile.TemporaryDirectory(prefix="gitops-checker-base-") as tmp:
+        into = Path(tmp) / "root"
+        export_tree(options.root, commit, into)
+        mapped = replace(
+            options, root=into, base="", accept_base="", gate="all", cache_dir=None,
+            settings="base", today=today,
+            paths=tuple(_inside_root(p, options.root, into) for p in options.paths),
+            policies=tuple(_inside_root(p, options.root, into) for p in options.policies),
+            config_file=(_inside_root(options.config_file, options.root, into)
+                         if options.config_file is not None else None))
+        report = run(mapped, SCAN)
+        report = _relocated(report, into)
+    if cache is not None:
+        cache.put(key, report)
+    return Baseline(commit, report)
+
+
+def _relocated(report: Report, into: Path) -> Report:
+    """The base report with the temporary folder it was read from taken out of its text."""
+    where = (str(into.resolve()), str(into))
+
+    def text(value: str) -> str:
+        for w in where:
+            value = value.replace(w + "/", "").replace(w, ".")
+        return value
+
+    return replace(report, errors=tuple(text(e) for e in report.errors),
+                   findings=tuple(replace(f, message=text(f.message))
+                                  for f in report.findings))
+
+
+def delta(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = None,
+          environ: Mapping[str, str] | None = None) -> Report:
+    """The head's report with its delta against ``options.base`` (``evaluate_base``).
+
+    Both sides run with the trusted settings: the base with its own config and policies, the
+    head with the base's (``checker.trust``: ``accept_base`` defaults to the base), so the
+    delta is about what the change deploys. Its config and policy changes are findings of
+    the head (``input.untrusted-config``), and their effect is the ``impact`` what-if's.
+    """
+    cache = (BaseCache(options.cache_dir, options.root) if options.cache_dir is not None
+             else None)
+    today = options.today or dt.date.today()
+    baseline = evaluate_base(replace(options, today=today), cache=cache)
+    accept_base = options.accept_base or options.base
+    if resolve_base(options.root, accept_base)[0] != baseline.commit:
+        raise ConfigError(f"invalid config: --accept-base {accept_base} and --base "
+                          f"{options.base} are different commits; a delta trusts its base")
+    head = replace(options, accept_base=accept_base, today=today)
+    return run(head, stages, config=config, environ=environ, baseline=baseline)
 
 
 def drift(options: DriftRunOptions, *, source: SnapshotSource | None = None,
@@ -250,8 +361,12 @@ def drift(options: DriftRunOptions, *, source: SnapshotSource | None = None,
 @run_budget()  # one alias-expansion budget for every file the run reads
 def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = None,
         source: SnapshotSource | None = None, hasher: SecretHasher | None = None,
-        environ: Mapping[str, str] | None = None) -> Report:
+        environ: Mapping[str, str] | None = None, baseline: Baseline | None = None,
+        ) -> Report:
     """The pipeline: config -> load -> admit -> drift -> accept -> assemble, one Report.
+
+    With ``baseline`` (an evaluated base, see ``evaluate_base``) the assemble stage adds the
+    delta against it; ``delta`` is the whole scan-with-a-base.
 
     No I/O beyond reading the inputs (and, for drift, the snapshot: ``source``, else the
     snapshot file or live cluster of ``stages.drift``). The date acceptances expire against
@@ -268,7 +383,11 @@ def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = 
                 if options.accept_base else None)  # four eyes (see accept.apply)
     head_config = config
     changed = False  # whether the change alters what the check does (policies, config)
-    if approval is not None:
+    if options.settings not in SETTINGS:
+        raise ConfigError(f"invalid config: settings {options.settings!r} (expected one of: "
+                          f"{', '.join(SETTINGS)})")
+    trust = approval is not None and options.settings == "base"
+    if approval is not None and trust:
         config, untrusted = trusted_config(config, approval, options.root,
                                            options.config_file, tuple(options.paths))
         state.findings += untrusted
@@ -276,7 +395,7 @@ def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = 
     if stages.admit:
         with tempfile.TemporaryDirectory(prefix="gitops-checker-base-policies-") as into:
             trusted = (TrustedPolicies(options.root, approval, Path(into))
-                       if approval is not None else None)
+                       if approval is not None and trust else None)
             _admit(options, config, state, trusted)
             state.findings += trusted.findings if trusted is not None else []
             changed = changed or bool(trusted is not None and trusted.findings) or any(
@@ -288,8 +407,9 @@ def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = 
     # accept: every finding of every stage, against the objects they are about
     acceptances, problems_found = accept.load_acceptances(config.acceptances.paths, options.root)
     report = _accept_and_assemble(options, stages, config, state, drifted, today,
-                                  (acceptances, problems_found), approval)
-    if approval is None or not stages.admit or not stages.impact or not options.what_if:
+                                  (acceptances, problems_found), approval, baseline)
+    if (approval is None or not trust or not stages.admit or not stages.impact
+            or not options.what_if):
         return report
     with tempfile.TemporaryDirectory(prefix="gitops-checker-base-acceptances-") as into:
         base_acceptances = _base_acceptances(config, options.root, approval, Path(into))
@@ -307,8 +427,10 @@ Acceptances = tuple[list[accept.Acceptance], list[Finding]]
 def _accept_and_assemble(options: ScanOptions, stages: Stages, config: Config, state: _Run,
                          drifted: drift_run.Drift | None, today: dt.date,
                          acceptances: Acceptances,
-                         approval: accept.BaseApproval | None) -> Report:
-    """The accept and assemble stages over what the earlier stages handed on."""
+                         approval: accept.BaseApproval | None,
+                         baseline: Baseline | None = None) -> Report:
+    """The accept and assemble stages over what the earlier stages handed on (with
+    ``baseline``: the delta against it)."""
     ran = frozenset({*(["policy"] if stages.admit else []),
                      *(["drift"] if drifted is not None else [])})
     outcome = accept.apply(state.findings, state.resources, acceptances[0], today,
@@ -335,12 +457,13 @@ def _accept_and_assemble(options: ScanOptions, stages: Stages, config: Config, s
         sarif_category=options.sarif_category,
         group_by=group_by,
         fail_on=options.fail_on,
+        gate=options.gate,
         drift_summary=drifted.summary if drifted is not None else {},
         coverage=tuple(sorted(state.coverage)),
         engines=tuple(state.engines),
         exemptions=tuple(sorted(set(state.exempt))),
         policy_records=tuple(sorted(set(state.records))),
-    ))
+    ), baseline)
 
 
 def _base_acceptances(config: Config, root: Path, approval: accept.BaseApproval,

@@ -229,6 +229,10 @@ def markdown_selection(report: Report, caps: Mapping[str, int] = SUMMARY_CAPS,
     ``markdown-drift`` (those two in the report's order)."""
     active, suppressed = by_location(report.active), by_location(report.suppressed)
     out: dict[str, tuple[Selection, ...]] = {"markdown-top": (_top(active, caps["top"]),)}
+    if report.base:  # the delta: what the change brings and what it fixes, new first
+        out["markdown-new"] = (_top(by_location(report.new), caps["top"]),)
+        out["markdown-fixed"] = (_top(by_location(
+            tuple(f for f in report.fixed if f.suppression is None)), caps["top"]),)
     if report.group_by == "cluster" and report.clusters:
         per: dict[str, list[Finding]] = {c: [] for c in report.clusters[:caps["clusters"]]}
         for f in active:

@@ -14,8 +14,9 @@ still checked with the base ref's settings on those of its paths that still exis
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -399,3 +400,107 @@ def _files(folder: Path) -> dict[str, bytes]:
                 data = b"\0unreadable"
             out[path.relative_to(folder).as_posix()] = data
     return out
+
+
+# The tree git records per entry: a regular file, an executable, a symlink, a submodule.
+_FILE_MODES = ("100644", "100755")
+_SYMLINK_MODE = "120000"
+_GITLINK_MODE = "160000"
+CHECKOUT_HINT = ("actions/checkout with fetch-depth: 0 (a shallow checkout has only the "
+                 "head), or `git fetch origin <base>` before the run")
+
+
+@dataclass(frozen=True)
+class BaseTree:
+    """The repository root at a base commit, written from git objects (see ``export_tree``)."""
+
+    ref: str     # as given (a branch, a SHA)
+    commit: str  # the commit it names
+    tree: str    # the git tree id of the root folder at that commit: a digest of its content
+    root: Path   # where the root's files were written
+
+
+def resolve_base(root: Path, ref: str) -> tuple[str, str, str]:
+    """(commit, tree id of ``root`` at it, ``root``'s path in the repository) of ``ref``.
+
+    InputError when git does not have the commit here, naming the checkout depth to use.
+    """
+    from checker.errors import InputError
+    from checker.overview.git import Git
+
+    if not ref or ref.startswith("-"):
+        raise InputError(f"invalid base {ref!r}")
+    with Git(root) as git:
+        commit = git.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}",
+                         ok=(0, 1)).strip()
+        if not commit:
+            shallow = " (this clone is shallow)" if git.shallow_commits() else ""
+            raise InputError(f"base {ref}: no such commit in {git.top}{shallow}; the delta "
+                             f"needs the base commit: {CHECKOUT_HINT}")
+        top = git.top.resolve()
+        try:
+            rel = root.resolve().relative_to(top).as_posix()
+        except ValueError:
+            raise InputError(f"{root} is outside the git repository {top}") from None
+        prefix = "" if rel == "." else rel
+        tree = git.run("rev-parse", "--verify", "--quiet", f"{commit}:{prefix}",
+                       ok=(0, 1)).strip()
+        if not tree:
+            raise InputError(f"base {ref} ({commit[:12]}) has no folder {prefix}")
+    return commit, tree, prefix
+
+
+def export_tree(root: Path, ref: str, into: Path) -> BaseTree:
+    """``root`` as it is at ``ref``, written below ``into`` from git objects.
+
+    This is how the base side of a delta is read: never from the working tree, which the pull
+    request wrote. The objects are read raw (``ls-tree`` and ``cat-file --batch``): no
+    checkout, so no filter, smudge, textconv, hook or attribute of the repository runs, and
+    no git config of the pull request's tree applies (a commit cannot carry ``.git/config``).
+    Regular files are written with their bytes; a symlink is recreated with its target text
+    exactly as a checkout would, so the loader's own boundary (``checker.load.workspace``:
+    nothing outside the root is read) judges it as it judges the head's; a submodule is an
+    empty folder, as in a checkout without submodules. A path with ``..``, an absolute path
+    or a ``.git`` part is never written.
+    """
+    from checker.overview.git import Git
+
+    commit, tree, _prefix = resolve_base(root, ref)
+    into.mkdir(parents=True, exist_ok=True)
+    top = into.resolve()
+    with Git(root) as git:
+        listing = git.call("ls-tree", "-r", "-z", "--full-tree", tree)
+        if listing.returncode != 0:
+            from checker.errors import InputError
+
+            raise InputError(f"base {ref}: git ls-tree failed: "
+                             f"{listing.stderr.decode('utf-8', 'replace').strip()}")
+        files: list[tuple[str, str, PurePosixPath]] = []
+        for entry in listing.stdout.split(b"\0"):
+            meta, _, raw = entry.partition(b"\t")
+            parts = meta.decode("ascii", "replace").split()
+            path = PurePosixPath(raw.decode("utf-8", "surrogateescape"))
+            if (len(parts) != 3 or not raw or path.is_absolute() or ".." in path.parts
+                    or any(p.lower() == ".git" for p in path.parts)):
+                continue
+            files.append((parts[0], parts[2], path))
+        contents = git.read_many([oid for mode, oid, _ in files if mode != _GITLINK_MODE])
+    for mode, oid, path in files:
+        target = into.joinpath(*path.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.resolve().is_relative_to(top):
+            continue  # a folder on the way is a symlink out: never write through it
+        if mode == _GITLINK_MODE:
+            target.mkdir(exist_ok=True)
+            continue
+        data = contents.get(oid)
+        if data is None:
+            continue
+        if mode == _SYMLINK_MODE:
+            os.symlink(os.fsdecode(data), target)
+        elif mode in _FILE_MODES:
+            with open(target, "wb") as handle:  # a new name in a folder we created
+                handle.write(data)
+            if mode == "100755":
+                target.chmod(0o755)
+    return BaseTree(ref=ref, commit=commit, tree=tree, root=into)

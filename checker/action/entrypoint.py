@@ -77,7 +77,10 @@ def stages(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Stag
 
 
 def run_checks(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Report:
-    """Scan, drift, or both, as ``mode`` says: one pipeline run, one Report."""
+    """Scan, drift, or both, as ``mode`` says: one pipeline run, one Report (a scan with a
+    base: its delta against it, ``pipeline.delta``)."""
+    if options.base:
+        return pipeline.delta(options, stages(inputs, options, space))
     return pipeline.run(options, stages(inputs, options, space))
 
 

@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
+from checker.delta import GATES
 from checker.errors import ConfigError
 from checker.model import Severity
 from checker.options import FAIL_ON, ScanOptions, parse_fail_on
@@ -36,6 +37,9 @@ DEFAULTS: dict[str, str] = {
     "snapshot": "",
     "mode": "scan",
     "acceptance-base": "auto",
+    "base": "auto",
+    "gate": "all",
+    "cache-dir": "",
     "policies-ref": "",
     "fail-on": "error",
     **{FILE_INPUTS[name]: FORMATS[name].action_file for name in FILE_FORMATS},
@@ -78,6 +82,9 @@ class ActionInputs:
     max_annotations: int
     working_directory: str
     acceptance_base: str = "auto"
+    base: str = "auto"             # the delta's base: auto, none or a ref
+    gate: str = "all"              # what the exit code weighs: all, or the new findings
+    cache_dir: str = ""            # base results by content digest (outside the checkout)
     policies_ref: str = ""
     comment: bool = False          # the sticky pull-request comment (checker.action.comment)
     policy_impact: bool = True     # the policy change's what-if (checker.impact)
@@ -138,6 +145,9 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
     max_text = get_input(environ, "max-annotations")
     if not max_text.isdigit():
         raise ActionError(f"input max-annotations: {max_text!r} is not a whole number >= 0")
+    gate = get_input(environ, "gate").lower() or "all"
+    if gate not in GATES:
+        raise ActionError(f"input gate: {gate!r} is not one of {', '.join(GATES)}")
     paths = split_words(get_input(environ, "paths"), "paths") or (".",)
     snapshot = get_input(environ, "snapshot")
     if mode != "scan" and not snapshot:
@@ -156,6 +166,9 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
         max_annotations=int(max_text),
         working_directory=get_input(environ, "working-directory"),
         acceptance_base=get_input(environ, "acceptance-base") or "auto",
+        base=get_input(environ, "base") or "auto",
+        gate=gate,
+        cache_dir=get_input(environ, "cache-dir"),
         policies_ref=get_input(environ, "policies-ref"),
         comment=comment_text in TRUE,
         policy_impact=impact_text in TRUE,
@@ -191,6 +204,16 @@ class Workspace:
             raise ActionError(f"input {name}: {given} is outside the workspace {self.root}")
         return path
 
+    def resolve_outside(self, given: str, name: str) -> Path:
+        """``given`` (absolute, or relative to the working directory) that must be outside
+        the workspace: a folder a pull request could write into must not hold trusted data."""
+        path = (self.workdir / given).resolve()
+        if path == self.root or self.root in path.parents:
+            raise ActionError(f"input {name}: {given} is inside the workspace {self.root}; a "
+                              "pull request could commit files there (use e.g. "
+                              "${{ runner.temp }}/gitops-checker-cache)")
+        return path
+
     def relative(self, path: Path) -> str:
         """Path relative to the workspace with forward slashes ('.' for the workspace)."""
         return Path(os.path.relpath(path, self.root)).as_posix()
@@ -205,8 +228,10 @@ class Workspace:
         return f"{server}/{repository}/blob/{sha}" + ("" if sub == "." else f"/{sub}")
 
 
-def acceptance_base(value: str, environ: Mapping[str, str], workdir: Path) -> str:
-    """The ref acceptances must already be on (four eyes), from the ``acceptance-base`` input.
+def acceptance_base(value: str, environ: Mapping[str, str], workdir: Path,
+                    name: str = "acceptance-base") -> str:
+    """The ref acceptances must already be on (four eyes), from the ``acceptance-base`` input
+    (``name``: the ``base`` input of the delta reads the same way).
 
     ``none``: every acceptance counts. ``auto`` (the default): in a pull-request run the
     commit the pull request is merged into (the first parent of the checked-out merge commit,
@@ -216,7 +241,7 @@ def acceptance_base(value: str, environ: Mapping[str, str], workdir: Path) -> st
         return ""
     if value != "auto":
         if value.startswith("-"):
-            raise ActionError(f"input acceptance-base: {value!r} is not a ref")
+            raise ActionError(f"input {name}: {value!r} is not a ref")
         return value
     from checker.drift.trusted import PULL_REQUEST_EVENTS
 
@@ -241,7 +266,7 @@ def acceptance_base(value: str, environ: Mapping[str, str], workdir: Path) -> st
         return parents[1]
     if base:
         return base
-    raise ActionError("input acceptance-base: auto cannot tell this pull request's base (no "
+    raise ActionError(f"input {name}: auto cannot tell this pull request's base (no "
                       "merge commit and no pull_request.base.sha); check out the merge commit "
                       "with fetch-depth: 2, or give the base ref")
 
@@ -254,6 +279,17 @@ def build_options(inputs: ActionInputs, space: Workspace, link_base: str,
         config = space.resolve(inputs.config, "config")
         if not config.is_file():
             raise ActionError(f"input config: {inputs.config} is not a file in the workspace")
+    accept = acceptance_base(inputs.acceptance_base, environ or {}, space.workdir)
+    # auto: the pull request's base, unless four eyes are switched off (acceptance-base none:
+    # the delta trusts its base, so it would switch them on again)
+    auto = inputs.base == "auto"
+    base = ("" if auto and (inputs.mode != "scan" or inputs.acceptance_base == "none") else
+            acceptance_base(inputs.base, environ or {}, space.workdir, "base"))
+    if base and inputs.mode != "scan":
+        raise ActionError(f"input base: the delta is of scans; mode {inputs.mode} compares "
+                          "live objects and has no base (set base: none)")
+    if base and inputs.acceptance_base in ("auto", "none"):
+        accept = base  # a delta trusts its base: config, policies and acceptances from it
     return ScanOptions(
         paths=tuple(space.resolve(p, "paths") for p in inputs.paths),
         root=space.workdir,
@@ -262,7 +298,11 @@ def build_options(inputs: ActionInputs, space: Workspace, link_base: str,
         fail_on=inputs.fail_on,
         link_base=link_base,
         sarif_category=inputs.sarif_category,
-        accept_base=acceptance_base(inputs.acceptance_base, environ or {}, space.workdir),
+        accept_base=accept,
+        base=base,
+        gate=inputs.gate,
+        cache_dir=(space.resolve_outside(inputs.cache_dir, "cache-dir") if inputs.cache_dir
+                   else None),
         config_file=config,
         what_if=inputs.policy_impact,
     )

@@ -22,6 +22,7 @@ from checker.cli.common import (
     today_option,
     write_file,
 )
+from checker.delta import GATES
 from checker.errors import CheckerError
 from checker.options import ScanOptions
 
@@ -47,6 +48,19 @@ from checker.options import ScanOptions
                    "acceptances or cluster config: also evaluate the manifests under the "
                    "change's own policies and report which objects would newly fail or pass "
                    "(it never changes the exit code). Default: on.")
+@click.option("--base", "base", metavar="REF", default="",
+              help="Delta against REF (the pull request's base): evaluate REF's tree from git "
+                   "objects in full, as the head, and mark each finding new or unchanged; "
+                   "reports lead with new ones and list what the change fixes. Implies "
+                   "--accept-base REF.")
+@click.option("--gate", type=click.Choice(GATES), default="all", show_default=True,
+              help="What the exit code weighs against --fail-on: every finding, or only "
+                   "the new ones (without --base every finding is new). A file that could "
+                   "not be read always fails.")
+@click.option("--cache-dir", "cache_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=None, metavar="DIR",
+              help="Keep and reuse the base's results here, by its content digest (outside "
+                   "the repository; see docs/performance.md).")
 @click.option("--group-by", default=None, metavar="cluster|pack|STANDARD",
               help="Group reports per cluster, per pack, or per requirement of a standard "
                    "(bsi-sys-1-6, bsi-app-4-4, nist-800-190, bsi-c5, cis-kubernetes, ...; see "
@@ -74,7 +88,8 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
          fail_on: str, root: Path, link_base: str, sarif_category: str, fmt: str,
          config_file: Path | None, today: str | None, group_by: str | None,
          sarif_accepted: Path | None, accept_base: str, eval_seconds: float | None,
-         eval_memory: int | None, what_if: bool = True, evidence_file: Path | None = None,
+         eval_memory: int | None, what_if: bool = True, base: str = "", gate: str = "all",
+         cache_dir: Path | None = None, evidence_file: Path | None = None,
          statement_file: Path | None = None, **outputs: Path | None) -> None:
     """Check manifests under PATHS (default: .) against Gatekeeper policies."""
     from checker.pipeline import scan as run_scan
@@ -91,7 +106,7 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
         paths=paths or (Path("."),), root=root, packs=packs, policies=policies,
         fail_on=parse_fail_on(fail_on), link_base=link_base, sarif_category=sarif_category,
         config_file=config_file, today=day, group_by=group_by or "",
-        accept_base=accept_base,
+        accept_base=accept_base or base, base=base, gate=gate, cache_dir=cache_dir,
         eval_seconds=eval_seconds, eval_memory=eval_memory, what_if=what_if,
     )
     try:
@@ -103,7 +118,8 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
             config = load_config(options.root, options.config_file, options.paths)
             report = run_scan(options, config)
             texts = evidence_record.write_all(
-                report, root, config, exit_code(report, report.fail_on), day, accept_base,
+                report, root, config, exit_code(report, report.fail_on), day,
+                options.accept_base,
                 evidence_file, statement_file)
         else:
             report = run_scan(options)

@@ -140,8 +140,8 @@ def _finding(f: Finding) -> dict[str, Any]:
         "location": {"path": f.location.path, "line": f.location.line},
         "controls": [{"standard": c.standard, "id": c.id} for c in f.controls],
         "fingerprint": fingerprint(f),
-        # the delta against the base (new, unchanged, fixed) is not computed yet: always null
-        "delta": None,
+        # the delta against the base: "new" or "unchanged"; null when no base was evaluated
+        "delta": f.baseline or None,
     }
 
 
@@ -197,10 +197,24 @@ def record(report: Report, provenance: Provenance, config: Config | None,
                        "exemptions": exemption_groups(report.exemptions),
                        "errors": list(report.errors),
                        "provenance": list(provenance.notes)},
-        "delta": {"available": False,
-                  "note": "the delta of findings against the base is not computed yet; "
-                          "each finding's delta is null"},
+        "delta": _delta(report),
     }
+
+
+def _delta(report: Report) -> dict[str, Any]:
+    """Whether findings carry their state against an evaluated base, and its summary."""
+    if not report.base:
+        return {"available": False,
+                "note": "no base was evaluated (scan --base, the Action's pull-request runs): "
+                        "each finding's delta is null"}
+    fixed = [f for f in report.fixed if f.suppression is None]
+    return {"available": True,
+            "note": "each finding is new or unchanged against the base commit; fixed lists "
+                    "the fingerprints of the base's findings the change removes",
+            "base": report.base,
+            "counts": {"new": len(report.new), "unchanged": len(report.unchanged),
+                       "fixed": len(fixed)},
+            "fixed": sorted(fingerprint(f) for f in fixed)}
 
 
 def render(data: Mapping[str, Any]) -> str:

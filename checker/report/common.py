@@ -99,6 +99,24 @@ def fingerprint(finding: Finding) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
 
+def delta_summary(report: Report) -> dict[str, Any]:
+    """``{"base": commit, "counts": {"new", "unchanged", "fixed"}}`` of a delta report:
+    active findings only (accepted ones are listed apart in every format)."""
+    return {"base": report.base, "counts": {
+        "new": len(report.new), "unchanged": len(report.unchanged),
+        "fixed": sum(1 for f in report.fixed if f.suppression is None)}}
+
+
+def delta_line(report: Report) -> str:
+    """One sentence about the delta (empty without a base), for text and Markdown."""
+    if not report.base:
+        return ""
+    counts = delta_summary(report)["counts"]
+    gate = " (the exit code weighs the new ones only)" if report.gate == "new" else ""
+    return (f"Against the base {report.base[:12]}: {counts['new']} new, "
+            f"{counts['unchanged']} unchanged, {counts['fixed']} fixed by this change{gate}.")
+
+
 def group_of(finding: Finding, report: Report) -> str:
     """The JUnit suite / Markdown section a finding belongs to (cluster or pack)."""
     if report.group_by == "cluster" and finding.cluster:

@@ -16,13 +16,14 @@ from checker.report.common import (
     RawJSON,
     coverage_counts,
     coverage_dict,
+    delta_summary,
     dump_json,
     exemption_groups,
     severity_counts,
 )
 from checker.report.impact import data as impact_data
 
-ONE_LINE = frozenset({"findings", "accepted"})
+ONE_LINE = frozenset({"findings", "accepted", "fixed"})
 _LABEL = {s: s.label for s in Severity}
 
 
@@ -80,6 +81,8 @@ class _Lines:
         s = self.string
         end_column = "null" if loc.end_column is None else int(loc.end_column)
         end_line = "null" if loc.end_line is None else int(loc.end_line)
+        if f.baseline:  # the delta against a base: "baseline" sorts before "category"
+            head = f'{{"baseline": "{f.baseline}", ' + head[1:]
         if f.suppression is not None:  # "acceptance" sorts first
             acc = f.suppression
             head = '{"acceptance": ' + _encode({
@@ -116,4 +119,7 @@ def render(report: Report) -> str:
         data["drift"] = dict(report.drift_summary)
     if report.impact is not None:  # the policy change's what-if (docs/github-action.md)
         data["impact"] = impact_data(report.impact)
+    if report.base:
+        data["delta"] = delta_summary(report) | {
+            "fixed": [lines.line(f) for f in report.fixed]}
     return dump_json(data, ONE_LINE)

@@ -68,6 +68,12 @@ def _cases(report: Report) -> Iterator[tuple[str, Finding | TestCase]]:
             yield group, f
     for (group, _), findings in drifted.items():
         yield group, _drift_case(findings, group, report)
+    for f in report.fixed:  # the delta: what the change fixes passes, named as such
+        if f.suppression is None:
+            group = (groups_of(f, report) if standard else [group_of(f, report)])[0]
+            yield group, TestCase(
+                name=f"fixed: {f.rule_id}: {f.resource or f.location.path}", classname=group,
+                file=f.location.path, line=f.location.line)
     for rule in sorted(report.rules.values(), key=lambda r: r.id):
         if not rule.pack:
             continue
@@ -163,7 +169,8 @@ class _Suite:
         """A violation's test case: failing at or above the threshold, else skipped."""
         path, line = f.location.path, f.location.line
         where = f"{path}:{line}"
-        head = f'\t\t<testcase name="{_attr(f"{f.rule_id}: {f.resource or where}")}"'
+        state = f"{f.baseline}: " if report.base and f.baseline else ""
+        head = f'\t\t<testcase name="{_attr(f"{state}{f.rule_id}: {f.resource or where}")}"'
         if self.name:
             head += f' classname="{self.attr(self.name)}"'
         if path:
@@ -178,8 +185,10 @@ class _Suite:
                                             "type": _LABEL[f.severity]})
         else:
             self.skipped += 1
-            body = self.outcome("skipped", {"message": f"{_LABEL[f.severity]}: {f.message}",
-                                            "output": text})
+            why = ("unchanged (the base has it too), " if report.gate == "new" and report.base
+                   and f.baseline != "new" else "")
+            body = self.outcome("skipped", {"message": f"{why}{_LABEL[f.severity]}: "
+                                                       f"{f.message}", "output": text})
         self.out.append(f"{head}>\n{body}\t\t</testcase>\n")
 
     def case(self, case: TestCase) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import replace
 from operator import attrgetter
 
 from checker import selection
@@ -12,6 +13,7 @@ from checker.model import Finding, ImpactEntry, Report, Selection
 from checker.report import impact as impact_section
 from checker.report.common import (
     coverage_summary,
+    delta_line,
     exemption_groups,
     groups_of,
     markdown_code,
@@ -180,6 +182,8 @@ def render(report: Report) -> str:
               ""]
     if report.engines:
         lines += ["Rego engine: " + "; ".join(_cell(e) for e in report.engines) + ".", ""]
+    if report.base:
+        lines += delta_section(report)
     lines += ["| Severity | Count |", "| --- | ---: |"]
     lines += [f"| {ICON[label]} {label} | {n} |" for label, n in counts.items()]
     if suppressed:
@@ -219,6 +223,26 @@ def render(report: Report) -> str:
         lines += _more(len(report.errors) - cap, "errors")
         lines.append("")
     return "\n".join(lines)
+
+
+def delta_section(report: Report) -> list[str]:
+    """The delta against the base, first: what the change brings, then what it fixes (the
+    rows the assemble stage chose: ``markdown-new``, ``markdown-fixed``)."""
+    (new,) = _parts(report, "markdown-new")
+    lines = [f"{_cell(delta_line(report))}", "",
+             f"### New in this change ({len(new.kept)} of {new.total})", ""]
+    lines += _table(list(new.kept), report) if new.total else ["✅ No new findings."]
+    lines += _more(new.total - len(new.kept), "new findings")
+    lines.append("")
+    (fixed,) = _parts(report, "markdown-fixed")
+    if fixed.total:
+        lines += [f"### Fixed by this change ({len(fixed.kept)} of {fixed.total})", "",
+                  "As they were at the base:", ""]
+        # no links: the head commit's file need not have those lines any more
+        lines += _table(list(fixed.kept), replace(report, link_base=""))
+        lines += _more(fixed.total - len(fixed.kept), "fixed findings")
+        lines.append("")
+    return lines
 
 
 _STATE = {"rendered": "rendered", "followed": "followed", "not-checked": "⚠️ not checked"}

@@ -18,7 +18,7 @@ import attr
 import sarif_om as om
 
 from checker import selection
-from checker.model import Finding, Report, Rule, Selection, Severity
+from checker.model import BASELINE_STATES, Finding, Report, Rule, Selection, Severity
 from checker.report.common import (
     FINGERPRINT,
     SECURITY_SEVERITY,
@@ -135,8 +135,11 @@ class _Lines:
                 region = f'"endColumn": {int(loc.end_column)}, '
             region += f'"endLine": {int(loc.end_line)}, '
         text = f.message if not f.resource else f"{f.message} ({f.resource})"
+        # the delta against a base: SARIF's baselineState ("new"/"unchanged"); code scanning
+        # ignores it and keeps its own alert state, other consumers read it
+        state = f'"baselineState": "{f.baseline}", ' if f.baseline in BASELINE_STATES else ""
         return RawJSON(
-            f'{{"level": "{LEVEL[f.severity]}", "locations": [{{"physicalLocation": '
+            f'{{{state}"level": "{LEVEL[f.severity]}", "locations": [{{"physicalLocation": '
             f'{{"artifactLocation": {artifact}, "region": {{{region}"startColumn": '
             f'{int(start_column)}, "startLine": {int(max(loc.line, 1))}}}}}}}], '
             f'"message": {{"text": {_string(text or f.rule_id)}}}, '

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 from checker.model import Report, Severity
-from checker.report.common import coverage_summary, severity_counts
+from checker.report.common import coverage_summary, delta_line, severity_counts
 from checker.report.impact import headline
 
 _LABEL = {s: s.label for s in Severity}
 
 
 def render(report: Report) -> str:
-    """``path:line:col: severity [rule] message (resource)`` lines and a summary line."""
+    """``path:line:col: severity [rule] message (resource)`` lines and a summary line.
+
+    With a base, each line says ``new`` or ``unchanged`` (new ones come first) and the
+    findings the change fixes follow, as they were at the base.
+    """
     active, suppressed = report.active, report.suppressed
     lines = []
     for f in active:
         loc = f.location
         resource = f" ({f.resource})" if f.resource else ""
         cluster = f" [cluster {f.cluster}]" if f.cluster else ""
-        lines.append(f"{loc.path}:{loc.line}:{loc.column}: {_LABEL[f.severity]} [{f.rule_id}] "
-                     f"{f.message}{resource}{cluster}")
+        state = f"{f.baseline} " if report.base else ""
+        lines.append(f"{loc.path}:{loc.line}:{loc.column}: {state}{_LABEL[f.severity]} "
+                     f"[{f.rule_id}] {f.message}{resource}{cluster}")
+    for f in report.fixed:
+        if f.suppression is None:
+            resource = f" ({f.resource})" if f.resource else ""
+            cluster = f" [cluster {f.cluster}]" if f.cluster else ""
+            lines.append(f"{f.location.path}:{f.location.line}: fixed {_LABEL[f.severity]} "
+                         f"[{f.rule_id}] {f.message}{resource}{cluster} (at the base)")
     for f in suppressed:
         assert f.suppression is not None
         lines.append(f"{f.location.path}:{f.location.line}: accepted [{f.rule_id}] {f.message} "
@@ -40,6 +51,8 @@ def render(report: Report) -> str:
     if report.coverage:  # before the summary, which stays the last line
         lines.append(f"inputs: {coverage_summary(report.coverage)} "
                      "(gitops-checker inputs lists them)")
+    if report.base:
+        lines.append(delta_line(report))
     counts = severity_counts(active)
     summary = ", ".join(f"{n} {label}" for label, n in counts.items())
     lines.append(

@@ -180,3 +180,25 @@ def test_action_writes_the_record_and_names_it_in_its_outputs(repo: Path) -> Non
     assert record["repository"]["url"] == "https://github.com/acme/platform"
     assert record["repository"]["source"] == "github"
     assert record["result"]["exitCode"] == int(run.outputs["exit-code"])
+
+
+def test_record_carries_the_delta_against_the_base(repo: Path) -> None:
+    """With --base, each finding says new or unchanged and the fixed ones are listed."""
+    text = (repo / "deploy" / "agent.yaml").read_text("utf-8")
+    (repo / "deploy" / "agent.yaml").write_text(
+        text + "---\n" + text.replace("name: agent", "name: agent-two", 1), "utf-8")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a second agent")
+    _code, record, _ = scan(repo, "--base", "HEAD~1")
+    jsonschema.Draft7Validator(evidence.schema()).validate(record)
+    delta = record["delta"]
+    assert isinstance(delta, dict)
+    assert delta["available"] is True and delta["base"] == git(repo, "rev-parse", "HEAD~1")
+    findings = record["findings"]
+    assert isinstance(findings, list)
+    states = {f["delta"] for f in findings}
+    assert states == {"new", "unchanged"}
+    counts = delta["counts"]
+    assert counts["new"] == sum(f["delta"] == "new" for f in findings) > 0
+    assert counts["unchanged"] == sum(f["delta"] == "unchanged" for f in findings) > 0
+    assert counts["fixed"] == 0 and delta["fixed"] == []

@@ -14,6 +14,8 @@ rewrites them; review the diff before committing it.
 - ``admission``: Gatekeeper mutators that make one Pod compliant and another fail, an
   unsupported mutator field, and an ExpansionTemplate whose generated Pod violates a Pod-only
   constraint (``[Implied by ...]`` on the Deployment's line, at the template's warn action).
+- ``delta``: ``scan --base main`` of a git repository built by ``delta_repo`` (fixed dates, so
+  fixed commit ids): one finding moved (unchanged), one new, one fixed, one cluster untouched.
 - ``drift``: the drift scenario (``tests/cases/drift``) against its snapshot with every planted
   change (``live-drifted.yaml``): modified, missing, unmanaged, a Secret and a hand-made policy
   violation.
@@ -41,6 +43,7 @@ CEL = GOLDEN / "cel" / "repo"
 ADMISSION = GOLDEN / "admission" / "repo"
 EXAMPLE = ROOT / "examples" / "multi-cluster"
 DRIFT = CASES / "drift"
+DELTA = "{delta-repo}"  # replaced by the repository delta_repo builds
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,47 @@ SCENARIOS = {
     "admission": Scenario(
         ("scan", str(ADMISSION / "manifests"), "--root", str(ADMISSION), "--pack", "none",
          "--policies", str(ADMISSION / "policies")), 1),
+    "delta": Scenario(
+        ("scan", DELTA, "--root", DELTA, "--base", "main", "--today", "2026-11-27"), 1),
     "drift": Scenario(
         ("drift", str(DRIFT / "repo"), "--root", str(DRIFT / "repo"), "--snapshot",
          str(DRIFT / "live-drifted.yaml"), "--cluster", "prod", "--pack", "pss-baseline"), 1),
 }
 FILE_FLAGS = {fmt: f"--{fmt}" for fmt in FILE_FORMATS}
+
+
+def delta_repo(tmp: Path) -> Path:
+    """The delta scenario's repository: tests/pipeline/test_delta.py's, with fixed dates."""
+    import subprocess
+
+    from tests.accept.test_four_eyes import put
+    from tests.pipeline.test_delta import CONFIG, pod
+
+    repo = tmp / "delta-repo"
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "A",
+           "GIT_COMMITTER_EMAIL": "a@x", "GIT_AUTHOR_DATE": "2026-11-27T10:00:00Z",
+           "GIT_COMMITTER_DATE": "2026-11-27T10:00:00Z"}
+
+    def git(*args: str) -> None:
+        done = subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True,
+                              text=True, check=False)
+        assert done.returncode == 0, (args, done.stderr)
+
+    put(repo, ".gitops-checker.yaml", CONFIG)
+    put(repo, "prod/web.yaml", pod("web", privileged=True))
+    put(repo, "prod/api.yaml", pod("api", host_network=True))
+    put(repo, "stage/web.yaml", pod("web", privileged=True))
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "base")
+    git("checkout", "-q", "-b", "change")
+    put(repo, "prod/web.yaml", pod("web", privileged=True, lead="# moved\n# down\n# three\n"))
+    put(repo, "prod/api.yaml", pod("api"))
+    put(repo, "prod/db.yaml", pod("db", privileged=True))
+    git("add", "-A")
+    git("commit", "-q", "-m", "change")
+    return repo
 
 
 @functools.cache
@@ -83,7 +122,11 @@ def outputs(name: str, tmp: Path) -> dict[str, str]:
     flags = [arg for fmt, flag in FILE_FLAGS.items() for arg in (flag, str(files[fmt]))]
     flags += [arg for flag, golden in scenario.extra.items() for arg in (flag, str(files[golden]))]
     runner = CliRunner(env={"GITOPS_CHECKER_SECRET_KEY": "golden-key"})
-    result = runner.invoke(cli, [*scenario.args, "--format", "text", *flags])
+    args = list(scenario.args)
+    if DELTA in args:
+        built = str(delta_repo(tmp))
+        args = [built if a == DELTA else a for a in args]
+    result = runner.invoke(cli, [*args, "--format", "text", *flags])
     assert result.exit_code == scenario.exit_code, result.output
     texts = {golden.name: golden.read_text(encoding="utf-8") for golden in files.values()}
     return {**texts, f"expected.{SUFFIX['text']}": result.stdout}
