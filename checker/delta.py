@@ -50,17 +50,16 @@ def mark(head: Iterable[Finding], base: Iterable[Finding],
     """(head findings each marked ``new`` or ``unchanged``, base findings the head lacks
     marked ``absent``), both in their given order."""
     head_items, base_items = list(head), list(base)
-    in_base = Counter(f.identity for f in base_items)
-    in_head = Counter(f.identity for f in head_items)
+    head_keys = [f.identity for f in head_items]
+    base_keys = [f.identity for f in base_items]
+    in_base, in_head = Counter(base_keys), Counter(head_keys)
     marked, fixed = [], []
     paired: Counter[tuple[str, ...]] = Counter()
-    for f in head_items:
-        key = f.identity
+    for f, key in zip(head_items, head_keys, strict=True):
         paired[key] += 1
         marked.append(replace(f, baseline=UNCHANGED if paired[key] <= in_base[key] else NEW))
     paired.clear()
-    for f in base_items:
-        key = f.identity
+    for f, key in zip(base_items, base_keys, strict=True):
         paired[key] += 1
         if paired[key] > in_head[key]:
             fixed.append(replace(f, baseline=ABSENT))

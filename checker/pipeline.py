@@ -35,7 +35,7 @@ from checker.drift.rules import DRIFT_RULES
 from checker.drift.secrets import SecretHasher
 from checker.drift.sources import SnapshotSource
 from checker.drift.trusted import refuse_in_pull_request
-from checker.errors import ConfigError
+from checker.errors import CheckerError, ConfigError
 from checker.load import LoadResult, load_paths
 from checker.load import argocd as argocd_load
 from checker.load import flux as flux_load
@@ -308,21 +308,31 @@ def evaluate_base(options: ScanOptions, ref: str | None = None,
             policies=tuple(_inside_root(p, options.root, into) for p in options.policies),
             config_file=(_inside_root(options.config_file, options.root, into)
                          if options.config_file is not None else None))
-        report = run(mapped, SCAN)
-        report = _relocated(report, into)
+        try:
+            report = run(mapped, SCAN)
+        except CheckerError as err:  # a base that cannot run is never a silent pass
+            raise type(err)(f"the base {ref} ({commit[:12]}) cannot be evaluated: "
+                            f"{_relocated_text(str(err), into, options.root)}") from err
+        report = _relocated(report, into, options.root)
     if cache is not None:
         cache.put(key, report)
     return Baseline(commit, report)
 
 
-def _relocated(report: Report, into: Path) -> Report:
+def _relocated_text(value: str, into: Path, root: Path) -> str:
+    """``value`` with the temporary folder the base was read from written as the head's
+    ``root`` (so a message naming a path reads the same on both sides)."""
+    prefix = "" if str(root) == "." else str(root) + "/"
+    for where in dict.fromkeys((str(into.resolve()), str(into))):
+        value = value.replace(where + "/", prefix).replace(where, str(root))
+    return value
+
+
+def _relocated(report: Report, into: Path, root: Path) -> Report:
     """The base report with the temporary folder it was read from taken out of its text."""
-    where = (str(into.resolve()), str(into))
 
     def text(value: str) -> str:
-        for w in where:
-            value = value.replace(w + "/", "").replace(w, ".")
-        return value
+        return _relocated_text(value, into, root)
 
     return replace(report, errors=tuple(text(e) for e in report.errors),
                    findings=tuple(replace(f, message=text(f.message))

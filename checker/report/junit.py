@@ -5,7 +5,9 @@ or above the ``--fail-on`` threshold is a failing test case with message, file a
 below it is a skipped case, so it stays visible without failing the check); each policy that
 nothing violates is one passing test case, so the file grows with findings, not with
 resources x policies. Drift is reported per resource: one test case per drifted object,
-listing every drifted field.
+listing every drifted field. With a base (the delta), cases are named ``new: ...`` or
+``unchanged: ...`` (new ones first), each finding the change fixes is a passing ``fixed: ...``
+case, and under ``--gate new`` an unchanged finding is skipped, not failed.
 
 Drift and passing cases are junit-xml's ``TestCase``; every case is written here in the layout
 of junit-xml's pretty printer (tab-indented, text inline), directly: that printer goes through

@@ -176,6 +176,12 @@ def render(report: Report) -> str:
     lines += impact_section.markdown(report, markdown_text, lambda e: _located(e, report))
     verdict = "✅ No findings." if failing == 0 and not report.errors else (
         f"❌ {failing} finding{'s' if failing != 1 else ''}.")
+    if report.base and report.gate == "new" and not report.errors:  # gated on the new ones
+        new = len(report.new)
+        unread = any(f.category == "input" and f.severity.label == "error"
+                     for f in report.active)  # fails whatever the gate
+        verdict = (f"✅ No new findings ({failing} existing)." if new == 0 and not unread else
+                   f"❌ {new} new finding{'s' if new != 1 else ''} ({failing} in all).")
     lines += [f"{verdict} Checked {report.resources_checked} resources in "
               f"{report.files_checked} files"
               + (f" with packs {_cell(', '.join(report.packs))}." if report.packs else "."),

@@ -141,6 +141,19 @@ def test_config_change_of_the_pull_request_does_not_change_the_delta(repo: Path)
                for f in data["findings"])
 
 
+def test_against_itself_everything_is_unchanged(repo: Path) -> None:
+    """Base == head: no new, no fixed, even for messages naming absolute paths (a cluster
+    path that does not exist: the base side's text names the head's root, not a temporary
+    folder)."""
+    put(repo, ".gitops-checker.yaml", CONFIG + "  - name: gone\n    paths: [gone]\n")
+    git(repo, "commit", "-q", "-am", "a cluster with a missing path")
+    _code, out = scan(repo, "--base", "HEAD")
+    data = json.loads(out)
+    assert data["delta"]["counts"]["new"] == 0 and data["delta"]["fixed"] == []
+    assert any(f["rule"] == "input.missing-path" for f in data["findings"])
+    assert "gitops-checker-base-" not in out
+
+
 @pytest.mark.parametrize("fmt", ["text", "markdown", "junit"])
 def test_every_format_leads_with_new_findings(repo: Path, fmt: str) -> None:
     _code, out = scan(repo, "--base", "main", fmt=fmt)
@@ -172,3 +185,20 @@ def test_head_settings_evaluate_the_changes_own_config(repo: Path) -> None:
     assert not any(f.rule_id == "input.untrusted-config" for f in own.findings)
     with pytest.raises(ConfigError, match="settings"):
         run(replace(options, settings="both"))
+
+
+def test_a_base_that_cannot_be_evaluated_is_an_error(tmp_path: Path) -> None:
+    """The base's config is broken: exit 2 naming the base, never a pass with all 'new'."""
+    r = tmp_path / "broken"
+    put(r, ".gitops-checker.yaml", "clusters: [\n")
+    put(r, "prod/web.yaml", pod("web"))
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "base")
+    git(r, "checkout", "-q", "-b", "change")
+    put(r, ".gitops-checker.yaml", CONFIG)
+    git(r, "commit", "-q", "-am", "fix the config")
+    result = CliRunner().invoke(cli, ["scan", "--root", str(r), "--base", "main"])
+    assert result.exit_code == 2
+    assert "the base main (" in result.output and "cannot be evaluated" in result.output
+    assert str(tmp_path) not in result.output.replace(str(r), "")
