@@ -26,6 +26,7 @@ its own push runs (see docs/github-action.md).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -112,16 +113,38 @@ def _finding_data(f: Finding) -> dict[str, Any]:
     }
 
 
-def _finding(d: Mapping[str, Any]) -> Finding:
-    path, line, column, end_line, end_column = d["location"]
-    s, r = d["suppression"], d["ref"]
-    return Finding(
-        rule_id=d["rule"], category=d["category"], severity=Severity.parse(d["severity"]),
-        message=d["message"], location=SourceLocation(path, line, column, end_line, end_column),
-        resource=d["resource"], field_path=tuple(d["field_path"]),
-        controls=tuple(Control(*c) for c in d["controls"]), pack=d["pack"],
-        cluster=d["cluster"], suppression=None if s is None else Suppression(*s),
-        details=d["details"], ref=None if r is None else ObjectRef(*r))
+_SEVERITY = {s.label: s for s in Severity}
+# Every field of a Finding with its default, so an entry fills what it does not hold.
+_FINDING_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(Finding)
+    if f.default is not dataclasses.MISSING}
+
+
+class _Reader:
+    """Findings of an entry, built fast: the parts many findings share (controls, rules'
+    texts) are built once, and each Finding is filled without its constructor's checks."""
+
+    def __init__(self) -> None:
+        self.controls: dict[str, tuple[Control, ...]] = {}
+
+    def finding(self, d: Mapping[str, Any]) -> Finding:
+        path, line, column, end_line, end_column = d["location"]
+        s, r = d["suppression"], d["ref"]
+        key = json.dumps(d["controls"])
+        controls = self.controls.get(key)
+        if controls is None:
+            controls = self.controls[key] = tuple(Control(*c) for c in d["controls"])
+        out = object.__new__(Finding)
+        out.__dict__.update(_FINDING_DEFAULTS)
+        out.__dict__.update(
+            rule_id=d["rule"], category=d["category"], severity=_SEVERITY[d["severity"]],
+            message=d["message"],
+            location=SourceLocation(path, line, column, end_line, end_column),
+            resource=d["resource"], field_path=tuple(d["field_path"]), controls=controls,
+            pack=d["pack"], cluster=d["cluster"],
+            suppression=None if s is None else Suppression(*s), details=d["details"],
+            ref=None if r is None else ObjectRef(*r))
+        return out
 
 
 def _rule_data(r: Rule) -> dict[str, Any]:
@@ -157,7 +180,7 @@ def load(text: str, key: str) -> Report | None:
             return None
         rules = [_rule(r) for r in data["rules"]]
         return Report(
-            findings=tuple(_finding(f) for f in data["findings"]),
+            findings=tuple(map(_Reader().finding, data["findings"])),
             rules={r.id: r for r in rules}, resources_checked=int(data["resources_checked"]),
             files_checked=int(data["files_checked"]), packs=tuple(data["packs"]),
             clusters=tuple(data["clusters"]), tool_version=str(data["tool_version"]),

@@ -25,6 +25,8 @@ _LINE_WORD = re.compile(r"\b(lines?) \d+(?:\s*[-\u2013]\s*\d+)?")
 
 def _positionless(message: str) -> str:
     """``message`` with file positions and line numbers taken out (for identities)."""
+    if ":" not in message and "line" not in message:  # most messages: nothing to take out
+        return message
     return _LINE_WORD.sub(r"\1 #", _FILE_POSITION.sub(r"\1", message))
 
 
