@@ -418,6 +418,45 @@ class Selection:
 
 
 @dataclass(frozen=True)
+class ClusterPart:
+    """What one cluster of a sharded scan gave the run, for ``merge`` to put shards together
+    in the order an unsharded run builds them: its packs, Rego engines and tool errors in
+    first-use order, and the ids of the rules its policies defined (the last cluster of the
+    configuration that defines a rule gives the report its metadata)."""
+
+    name: str
+    packs: tuple[str, ...] = ()
+    engines: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A scan of part of the fleet (``--shard I/N`` or ``--cluster NAME``).
+
+    ``clusters`` are every cluster of the configuration, in its order; ``parts`` the
+    selected ones, in that order, with what each contributed. ``files`` are the files the
+    shard read (an unsharded run counts each file once, however many clusters read it) and
+    ``used`` the risk acceptances that accepted a finding here (``path:line:id``: one shard's
+    unused acceptance may be another's used one). ``index``/``count``: the shard (0/0 when
+    selected by name).
+    """
+
+    clusters: tuple[str, ...]
+    parts: tuple[ClusterPart, ...]
+    files: tuple[str, ...] = ()
+    used: tuple[str, ...] = ()
+    index: int = 0
+    count: int = 0
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        """The names of the clusters this shard checked."""
+        return tuple(p.name for p in self.parts)
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything a renderer needs. Renderers read it; they never filter or recompute."""
 
@@ -450,6 +489,7 @@ class Report:
     fixed: tuple[Finding, ...] = ()
     impact: Impact | None = None  # the policy change's what-if (None: none was evaluated)
     gate: str = "all"  # what the exit code weighs: "all" active findings, or the "new" ones
+    shard: Shard | None = None  # a scan of part of the fleet: what ``merge`` needs
 
     def fails(self, finding: Finding) -> bool:
         """Whether a finding is at or above the ``--fail-on`` threshold (under ``gate ==

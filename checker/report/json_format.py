@@ -1,16 +1,35 @@
-"""JSON: the whole report as data, keys sorted, for scripts and dashboards.
+"""JSON: the whole report as data, keys sorted, for scripts, dashboards and ``merge``.
 
-Indented two spaces, except that each finding (in ``findings`` and ``accepted``) is one line:
-that keeps 60,000 findings fast to write and a diff shows one line per changed finding.
+Indented two spaces, except that each finding (in ``findings`` and ``accepted``) and each rule
+is one line: that keeps 60,000 findings fast to write and a diff shows one line per changed
+finding. The document holds everything the other formats are rendered from (rules, settings,
+each finding's object as a structured ``ref``), so :func:`load` gives the Report back and
+``render(load(text)) == text`` for every format; its schema is
+``checker/schemas/report.schema.json``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _string
 from typing import Any
 
-from checker.model import FieldPath, Finding, Report, Severity
+from checker.model import (
+    ClusterPart,
+    Control,
+    Coverage,
+    Exemption,
+    FieldPath,
+    Finding,
+    ObjectRef,
+    Report,
+    Rule,
+    Severity,
+    Shard,
+    SourceLocation,
+    Suppression,
+)
 from checker.report.common import ONE_LINE as _encode
 from checker.report.common import (
     RawJSON,
@@ -23,7 +42,7 @@ from checker.report.common import (
 )
 from checker.report.impact import data as impact_data
 
-ONE_LINE = frozenset({"findings", "accepted", "fixed"})
+ONE_LINE = frozenset({"findings", "accepted", "fixed", "rules"})
 _LABEL = {s: s.label for s in Severity}
 
 
@@ -31,10 +50,11 @@ class _Lines:
     """Findings as one-line JSON (keys sorted, as the C encoder writes them), built from parts.
 
     Each finding is ``{acceptance (accepted ones only), category, cluster, controls, details,
-    fieldPath, location {column, endColumn, endLine, line, path}, message, pack, resource,
-    rule, severity}``. Strings go through the C string escaper and nested data through the C
-    encoder; the parts that repeat across findings (paths, rules, controls, field paths,
-    details) are encoded once.
+    fieldPath, location {column, endColumn, endLine, line, path}, message, pack, ref {cluster,
+    group, kind, name, namespace, version} or null, resource, rule, severity}``. Strings go
+    through the C string escaper and nested data through the C encoder; the parts that repeat
+    across findings (paths, rules, controls, field paths, details, object refs) are encoded
+    once.
     """
 
     def __init__(self) -> None:
@@ -44,12 +64,27 @@ class _Lines:
         self.heads: dict[tuple[str, str, int], str] = {}
         self.paths: dict[FieldPath, str] = {}
         self.details: dict[tuple[tuple[str, Any], ...], str] = {}
+        self.refs: dict[int, tuple[ObjectRef, str]] = {}  # findings of an object share its ref
 
     def string(self, text: str) -> str:
         """``text`` as a JSON string."""
         out = self.strings.get(text)
         if out is None:
             out = self.strings[text] = _string(text)
+        return out
+
+    def ref(self, ref: ObjectRef | None) -> str:
+        """The object reference as a JSON object, or ``null`` for a finding about a file."""
+        if ref is None:
+            return "null"
+        known = self.refs.get(id(ref))
+        if known is not None and known[0] is ref:
+            return known[1]
+        s = self.string
+        out = (f'{{"cluster": {s(ref.cluster)}, "group": {s(ref.group)}, '
+               f'"kind": {s(ref.kind)}, "name": {s(ref.name)}, '
+               f'"namespace": {s(ref.namespace)}, "version": {s(ref.version)}}}')
+        self.refs[id(ref)] = (ref, out)
         return out
 
     def _details(self, details: Mapping[str, Any]) -> str:
@@ -70,7 +105,8 @@ class _Lines:
         key = (f.category, f.cluster, id(f.controls))
         head = self.heads.get(key)
         if head is None:
-            controls = [{"standard": c.standard, "id": c.id} for c in f.controls]
+            controls = [{"standard": c.standard, "id": c.id, "title": c.title}
+                        for c in f.controls]
             head = self.heads[key] = (
                 f'{{"category": {_string(f.category)}, "cluster": {_string(f.cluster)}, '
                 f'"controls": {_encode(controls)}')
@@ -86,19 +122,49 @@ class _Lines:
         if f.suppression is not None:  # "acceptance" sorts first
             acc = f.suppression
             head = '{"acceptance": ' + _encode({
-                "expires": acc.expires, "justification": acc.justification, "kind": acc.kind,
-                "owner": acc.owner, "source": acc.source}) + ", " + head[1:]
+                "approver": acc.approver, "expires": acc.expires,
+                "justification": acc.justification, "kind": acc.kind, "owner": acc.owner,
+                "source": acc.source, "ticket": acc.ticket}) + ", " + head[1:]
         return RawJSON(
             f'{head}, "details": {self._details(f.details)}, "fieldPath": {field_path}, '
             f'"location": {{"column": {int(loc.column)}, "endColumn": {end_column}, '
             f'"endLine": {end_line}, "line": {int(loc.line)}, "path": {s(loc.path)}}}, '
             f'"message": {_string(f.message)}, "pack": {s(f.pack)}, '
+            f'"ref": {self.ref(f.ref)}, '
             f'"resource": {s(f.resource)}, "rule": {s(f.rule_id)}, '
             f'"severity": "{_LABEL[f.severity]}"}}')
 
 
+def _controls(controls: tuple[Control, ...]) -> list[dict[str, str]]:
+    return [{"standard": c.standard, "id": c.id, "title": c.title} for c in controls]
+
+
+def _rule(rule: Rule) -> dict[str, Any]:
+    return {"id": rule.id, "title": rule.title, "severity": rule.severity.label,
+            "description": rule.description, "help": rule.help, "pack": rule.pack,
+            "controls": _controls(rule.controls), "helpUri": rule.help_uri}
+
+
+def _exemptions(report: Report) -> list[dict[str, Any]]:
+    """``exemption_groups`` with each policy's own count of objects skipped."""
+    groups = exemption_groups(report.exemptions)
+    for group in groups:
+        group["skippedBy"] = {e.policy: e.skipped for e in report.exemptions
+                              if (e.cluster, list(e.namespaces), e.source)
+                              == (group["cluster"], group["namespaces"], group["source"])}
+    return groups
+
+
+def _shard(shard: Shard) -> dict[str, Any]:
+    return {"index": shard.index, "count": shard.count, "clusters": list(shard.clusters),
+            "parts": [{"name": p.name, "packs": list(p.packs), "engines": list(p.engines),
+                       "errors": list(p.errors), "rules": list(p.rules)}
+                      for p in shard.parts],
+            "files": list(shard.files), "acceptancesUsed": list(shard.used)}
+
+
 def render(report: Report) -> str:
-    """The report as JSON with sorted keys: indented, one line per finding."""
+    """The report as JSON with sorted keys: indented, one line per finding and per rule."""
     lines = _Lines()
     active, suppressed = report.active, report.suppressed
     data = {
@@ -106,14 +172,18 @@ def render(report: Report) -> str:
                  "regoEngines": list(report.engines)},
         "summary": {"resources": report.resources_checked, "files": report.files_checked,
                     "bySeverity": severity_counts(active), "accepted": len(suppressed)},
+        "settings": {"failOn": report.fail_on.label if report.fail_on is not None
+                     else "never", "groupBy": report.group_by, "linkBase": report.link_base,
+                     "sarifCategory": report.sarif_category},
         "packs": list(report.packs),
         "clusters": list(report.clusters),
+        "rules": [_rule(r) for _, r in sorted(report.rules.items())],
         "findings": [lines.line(f) for f in active],
         "accepted": [lines.line(f) for f in suppressed],
         "errors": list(report.errors),
         "coverage": {"counts": coverage_counts(report.coverage),
                      "entries": [coverage_dict(c) for c in report.coverage]},
-        "exemptions": exemption_groups(report.exemptions),
+        "exemptions": _exemptions(report),
     }
     if report.drift_summary:
         data["drift"] = dict(report.drift_summary)
@@ -122,4 +192,122 @@ def render(report: Report) -> str:
     if report.base:
         data["delta"] = delta_summary(report) | {
             "fixed": [lines.line(f) for f in report.fixed]}
+    if report.shard is not None:
+        data["shard"] = _shard(report.shard)
     return dump_json(data, ONE_LINE)
+
+
+class LoadError(ValueError):
+    """A JSON report that is not one this version writes: says where and what."""
+
+
+SCHEMA_FILE = "schemas/report.schema.json"
+
+
+def schema() -> dict[str, Any]:
+    """The published JSON Schema of the report (``checker/schemas/report.schema.json``)."""
+    from importlib import resources
+
+    loaded: dict[str, Any] = json.loads(resources.files("checker").joinpath(
+        SCHEMA_FILE).read_text(encoding="utf-8"))
+    return loaded
+
+
+def _check(data: Any, name: str) -> None:
+    """Refuse a document the schema does not accept, naming the first place it fails."""
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(schema())
+    error = min(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)),
+                default=None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(document)"
+        raise LoadError(f"{name}: {where}: {error.message} (not a gitops-checker JSON report "
+                        "of this version)")
+
+
+def _finding(item: Mapping[str, Any], severity: Mapping[str, Severity],
+             refs: dict[tuple[str, ...], ObjectRef]) -> Finding:
+    loc = item["location"]
+    acc = item.get("acceptance")
+    ref = None
+    if item["ref"] is not None:
+        r = item["ref"]
+        key = (r["cluster"], r["group"], r["version"], r["kind"], r["namespace"], r["name"])
+        ref = refs.get(key)
+        if ref is None:  # one object, one shared ObjectRef (as the pipeline builds them)
+            ref = refs[key] = ObjectRef(*(str(k) for k in key))
+    return Finding(
+        rule_id=item["rule"], category=item["category"], severity=severity[item["severity"]],
+        message=item["message"],
+        location=SourceLocation(loc["path"], loc["line"], loc["column"], loc["endLine"],
+                                loc["endColumn"]),
+        resource=item["resource"], field_path=tuple(item["fieldPath"]),
+        controls=tuple(Control(c["standard"], c["id"], c["title"]) for c in item["controls"]),
+        pack=item["pack"], cluster=item["cluster"],
+        suppression=None if acc is None else Suppression(
+            kind=acc["kind"], justification=acc["justification"], owner=acc["owner"],
+            expires=acc["expires"], source=acc["source"], approver=acc["approver"],
+            ticket=acc["ticket"]),
+        details=item["details"], ref=ref)
+
+
+def load(text: str, name: str = "report") -> Report:
+    """The Report a JSON report was rendered from (``name``: the file, for errors).
+
+    Everything the renderers read comes back: ``render(load(json))`` equals the original
+    report's rendering in every format (the assemble stage's selections are made again).
+    Policy records (what ran where, with digests) are in the evidence record, not here.
+    A document that is not JSON, or that the schema does not accept, is a ``LoadError`` that
+    names the file and the place (``findings/3/location``).
+    """
+    from checker.assemble import assemble
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise LoadError(f"{name}:{err.lineno}: not JSON ({err.msg})") from None
+    _check(data, name)
+    try:
+        severity = {s.label: s for s in Severity}
+        settings = data["settings"]
+        refs: dict[tuple[str, ...], ObjectRef] = {}
+        findings = [_finding(f, severity, refs) for f in (*data["findings"],
+                                                          *data["accepted"])]
+        rules = {r["id"]: Rule(
+            id=r["id"], title=r["title"], severity=severity[r["severity"]],
+            description=r["description"], help=r["help"], pack=r["pack"],
+            controls=tuple(Control(c["standard"], c["id"], c["title"])
+                           for c in r["controls"]), help_uri=r["helpUri"])
+            for r in data["rules"]}
+        exemptions = [Exemption(g["cluster"], policy, tuple(g["namespaces"]), g["source"],
+                                skipped)
+                      for g in data["exemptions"] for policy, skipped in g["skippedBy"].items()]
+        shard = None
+        if "shard" in data:
+            sh = data["shard"]
+            shard = Shard(
+                clusters=tuple(sh["clusters"]),
+                parts=tuple(ClusterPart(p["name"], tuple(p["packs"]), tuple(p["engines"]),
+                                        tuple(p["errors"]), tuple(p["rules"]))
+                            for p in sh["parts"]),
+                files=tuple(sh["files"]), used=tuple(sh["acceptancesUsed"]),
+                index=sh["index"], count=sh["count"])
+        report = Report(
+            findings=tuple(findings), rules=rules,
+            resources_checked=data["summary"]["resources"],
+            files_checked=data["summary"]["files"], packs=tuple(data["packs"]),
+            clusters=tuple(data["clusters"]), tool_version=data["tool"]["version"],
+            errors=tuple(data["errors"]), link_base=settings["linkBase"],
+            sarif_category=settings["sarifCategory"], group_by=settings["groupBy"],
+            fail_on=None if settings["failOn"] == "never" else severity[settings["failOn"]],
+            drift_summary=data.get("drift", {}),
+            coverage=tuple(Coverage(c["state"], c["kind"], c["what"], c["path"], c["line"],
+                                    c["reason"], c["produced"])
+                           for c in data["coverage"]["entries"]),
+            engines=tuple(data["tool"]["regoEngines"]),
+            exemptions=tuple(sorted(exemptions)), shard=shard)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise LoadError(f"{name}: not a JSON report of this version ({type(err).__name__}: "
+                        f"{err})") from None
+    return assemble(report)

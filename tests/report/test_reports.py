@@ -250,8 +250,11 @@ def test_json_writes_each_finding_on_one_line_with_every_field() -> None:
     report = varied_report()
     text = RENDERERS["json"](report)
     data = json.loads(text)
-    lines = [line.strip().rstrip(",") for line in text.splitlines() if line.startswith("    {")]
+    lines = [line.strip().rstrip(",") for line in text.splitlines() if line.startswith("    {")
+             and '"location": ' in line]  # (rules are one line each too)
     assert len(lines) == len(data["findings"]) + len(data["accepted"]) == len(report.findings) == 9
+    assert len([line for line in text.splitlines() if line.startswith('    {"controls"')]) == len(
+        data["rules"]) == 1
     for line in lines:  # each line is exactly the C encoder's text of what it holds
         assert line == json.dumps(json.loads(line), sort_keys=True, separators=(", ", ": "))
     (plain,) = [f for f in data["findings"] if f["message"] == "plain"]
@@ -259,17 +262,19 @@ def test_json_writes_each_finding_on_one_line_with_every_field() -> None:
         "rule": "demo-rule", "category": "policy", "severity": "error", "message": "plain",
         "location": {"path": "a.yaml", "line": 3, "column": 5, "endLine": 3, "endColumn": 9},
         "resource": "Pod ns/a", "fieldPath": ["spec", "containers", 0, "image"],
-        "controls": [{"standard": "cis-kubernetes", "id": "5.1"}, {"standard": "nsa", "id": "pods"}],
+        "controls": [{"standard": "cis-kubernetes", "id": "5.1", "title": ""},
+                     {"standard": "nsa", "id": "pods", "title": ""}],
         "pack": "demo", "cluster": "", "details": {"constraint": "K/demo",
-                                                    "enforcementAction": "deny"}}
+                                                    "enforcementAction": "deny"}, "ref": None}
     assert [f["message"] for f in data["findings"]] == [f.message for f in report.active]
     assert {f["location"]["endLine"] for f in data["findings"]} >= {None, 3}
     (accepted,) = data["accepted"]
     assert accepted["acceptance"] == {"kind": "file", "justification": accepted["acceptance"][
-        "justification"], "owner": "team-a", "expires": "", "source": "acc.yaml"}
+        "justification"], "owner": "team-a", "expires": "", "source": "acc.yaml",
+        "approver": "", "ticket": ""}
     assert accepted["acceptance"]["justification"].startswith("legacy ctl")
     assert data["summary"]["bySeverity"] == report.counts()
-    skeleton = {**data, "findings": [], "accepted": []}
+    skeleton = {**data, "findings": [], "accepted": [], "rules": []}
     assert dump_json(skeleton, ONE_LINE_KEYS) == json.dumps(skeleton, indent=2,
                                                               sort_keys=True) + "\n"
 

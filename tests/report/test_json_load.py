@@ -1,0 +1,150 @@
+"""The JSON report holds the whole Report: structured object refs, rules, settings; ``load``
+gives the Report back, so every format rendered from a loaded JSON report is the original."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from checker.assemble import assemble
+from checker.model import (
+    ClusterPart,
+    Control,
+    Exemption,
+    Finding,
+    ObjectRef,
+    Report,
+    Rule,
+    Severity,
+    Shard,
+    SourceLocation,
+    Suppression,
+)
+from checker.report import FORMATS, RENDERERS, json_format
+from checker.report.sarif import render_accepted
+from tests.conftest import GOLDEN
+
+SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if (p / "expected.json").is_file())
+
+
+def test_there_are_golden_scenarios_to_load() -> None:
+    assert {"basic", "multi-cluster", "cel", "admission", "drift"} <= set(SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_format_rendered_from_the_loaded_golden_json_is_its_golden_file(
+        scenario: str) -> None:
+    text = (GOLDEN / scenario / "expected.json").read_text(encoding="utf-8")
+    report = json_format.load(text, f"{scenario}/expected.json")
+    for name, fmt in FORMATS.items():
+        golden = (GOLDEN / scenario / f"expected.{fmt.suffix}").read_text(encoding="utf-8")
+        assert fmt.render(report) == golden, f"{scenario}: {name} differs"
+    accepted = GOLDEN / scenario / "accepted.sarif"
+    if accepted.is_file():
+        assert render_accepted(report) == accepted.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_golden_json_matches_the_published_schema(scenario: str) -> None:
+    data = json.loads((GOLDEN / scenario / "expected.json").read_text(encoding="utf-8"))
+    jsonschema.Draft7Validator(json_format.schema()).validate(data)
+
+
+def test_every_finding_on_an_object_carries_its_object_ref_as_data() -> None:
+    data = json.loads((GOLDEN / "multi-cluster" / "expected.json").read_text(encoding="utf-8"))
+    findings = [*data["findings"], *data["accepted"]]
+    with_ref = [f for f in findings if f["ref"] is not None]
+    assert len(with_ref) >= 5
+    for f in with_ref:
+        ref = f["ref"]
+        assert set(ref) == {"cluster", "group", "version", "kind", "namespace", "name"}
+        assert ref["cluster"] == f["cluster"]
+        assert f["resource"].startswith(ref["kind"] + " ")
+    kruise_like = {(f["ref"]["group"], f["ref"]["kind"]) for f in with_ref}
+    assert {("apps", "Deployment"), ("apps", "DaemonSet")} <= kruise_like
+    assert [f for f in findings if f["ref"] is None], "file findings have ref null"
+
+
+def _odd_report() -> Report:
+    """Every field a renderer reads, with the values that are easy to lose on the way."""
+    ref = ObjectRef("prod", "apps.kruise.io", "v1beta1", "StatefulSet", "db", "main")
+    core = ObjectRef("prod", "", "v1", "Namespace", "", "db")
+    controls = (Control("cis-kubernetes", "5.2.2", "Minimize privileged"), Control("x", "1"))
+    findings = (
+        Finding("p1", "policy", Severity.ERROR, "privileged \"x\" <b>|</b>\n✓",
+                SourceLocation("a b/ü.yaml", 3, 5, 3, 9), resource="StatefulSet db/main",
+                field_path=("spec", "containers", 0, "securityContext"), controls=controls,
+                pack="pss", cluster="prod", details={"n": 1, "list": [1, "two", None],
+                                                     "flag": True, "nested": {"a": 1.5}},
+                ref=ref),
+        Finding("p1", "policy", Severity.WARNING, "accepted one", SourceLocation("x.yaml", 9),
+                resource="Namespace db", pack="pss", cluster="prod", ref=core,
+                suppression=Suppression("file", "why", "team", "2027-01-01", "acc.yaml:3",
+                                        approver="ciso", ticket="SEC-1")),
+        Finding("input.parse-error", "input", Severity.ERROR, "broken",
+                SourceLocation("bad.yaml", 1, 1)),
+    )
+    rules = {"p1": Rule("p1", "Privileged", Severity.ERROR, "desc", "help", "pss", controls,
+                        "docs/policies/p1.md")}
+    return assemble(Report(
+        findings=findings, rules=rules, resources_checked=7, files_checked=3,
+        packs=("pss",), clusters=("prod", "dev"), tool_version="9.9", errors=("boom",),
+        link_base="https://example.invalid/o/r/blob/abc", sarif_category="cat",
+        group_by="cluster", fail_on=None, engines=("opa 1 (repository)",),
+        exemptions=(Exemption("prod", "p1", ("kube-system",), "pack pss", 4),
+                    Exemption("prod", "p2", ("kube-system",), "pack pss", 2)),
+        shard=Shard(clusters=("prod", "dev", "qa"), parts=(ClusterPart(
+            "prod", ("pss",), ("opa 1 (repository)",), ("boom",), ("p1",)),),
+            files=("a b/ü.yaml", "x.yaml"), used=("acc.yaml:3:RA-1",), index=1, count=2)))
+
+
+def test_load_gives_the_report_back_field_by_field() -> None:
+    report = _odd_report()
+    back = json_format.load(json_format.render(report))
+    assert back.findings == report.findings
+    assert [f.details for f in back.findings] == [f.details for f in report.findings]
+    kruise = [f.ref for f in back.findings if f.ref is not None and f.ref.kind == "StatefulSet"]
+    assert kruise == [ObjectRef("prod", "apps.kruise.io", "v1beta1", "StatefulSet", "db",
+                                "main")]
+    assert kruise[0].version == "v1beta1"  # not part of equality: checked on its own
+    for name in ("rules", "resources_checked", "files_checked", "packs", "clusters",
+                 "tool_version", "errors", "link_base", "sarif_category", "group_by",
+                 "fail_on", "engines", "exemptions", "shard", "selections", "coverage"):
+        assert getattr(back, name) == getattr(report, name), name
+
+
+def test_every_format_round_trips_through_json() -> None:
+    report = _odd_report()
+    back = json_format.load(json_format.render(report))
+    for name, render in RENDERERS.items():
+        assert render(back) == render(report), name
+    assert render_accepted(back) == render_accepted(report)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{not json", "report.json:1: not JSON"),
+    ("[]", "report.json: (document): [] is not of type 'object'"),
+    ('{"tool": {"name": "other"}}', "report.json: "),
+])
+def test_bad_documents_are_refused_naming_the_file(text: str, message: str) -> None:
+    with pytest.raises(json_format.LoadError) as err:
+        json_format.load(text, "report.json")
+    assert str(err.value).startswith(message)
+
+
+def test_a_broken_finding_is_refused_naming_where() -> None:
+    data = json.loads(json_format.render(_odd_report()))
+    del data["findings"][1]["location"]["line"]
+    with pytest.raises(json_format.LoadError) as err:
+        json_format.load(json.dumps(data), "shard-2.json")
+    assert str(err.value).startswith("shard-2.json: findings/1/location: 'line' is a "
+                                     "required property")
+
+
+def test_unsharded_reports_have_no_shard_section(tmp_path: Path) -> None:
+    data = json.loads((GOLDEN / "multi-cluster" / "expected.json").read_text(encoding="utf-8"))
+    assert "shard" not in data
+    assert "shard" in json.loads(json_format.render(_odd_report()))
