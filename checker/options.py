@@ -48,6 +48,8 @@ class ScanOptions:
     # with accept_base: config and repository policies as they are at it ("base", trusted),
     # or the change's own ("head": the what-if of a policy change; acceptances keep four eyes)
     settings: str = "base"
+    clusters: tuple[str, ...] = ()   # --cluster NAME: check only these configured clusters
+    shard: tuple[int, int] | None = None  # --shard I/N: the I-th of N shards of the clusters
 
 
 @dataclass(frozen=True)

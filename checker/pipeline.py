@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from checker import __version__, accept
+from checker import __version__, accept, fleet
 from checker.admit import stage as admit
 from checker.assemble import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, assemble, exit_code
 from checker.basecache import BaseCache, cache_key
@@ -43,6 +43,7 @@ from checker.load import helm as helm_load
 from checker.load.objects import RULE_NOT_CHECKED, input_finding, relpath
 from checker.load.yamlfile import run_budget
 from checker.model import (
+    ClusterPart,
     Coverage,
     Exemption,
     Finding,
@@ -52,6 +53,7 @@ from checker.model import (
     Resource,
     Rule,
     Severity,
+    Shard,
     SourceLocation,
 )
 from checker.options import DriftRunOptions, ScanOptions
@@ -215,6 +217,8 @@ class _Run:
     exempt: list[Exemption] = field(default_factory=list)  # namespaces policies skipped
     records: list[PolicyRecord] = field(default_factory=list)  # what ran where, digested
     policies: dict[str, list[Policy]] = field(default_factory=dict)  # per cluster name
+    parts: list[ClusterPart] = field(default_factory=list)  # what each cluster added
+    selected: fleet.Selection | None = None  # --cluster/--shard: the clusters to check
 
     def load(self, cluster: Cluster, options: ScanOptions, config: Config) -> LoadResult:
         """The load stage for one cluster; clusters with the same inputs share one load."""
@@ -402,6 +406,9 @@ def run(options: ScanOptions, stages: Stages = SCAN, *, config: Config | None = 
                                            options.config_file, tuple(options.paths))
         state.findings += untrusted
         changed = bool(untrusted)
+    configured = tuple(c.name for c in config.clusters if c.name)
+    if stages.admit and (options.clusters or options.shard is not None):
+        state.selected = fleet.select(configured, options.clusters, options.shard)
     if stages.admit:
         with tempfile.TemporaryDirectory(prefix="gitops-checker-base-policies-") as into:
             trusted = (TrustedPolicies(options.root, approval, Path(into))
@@ -448,9 +455,18 @@ def _accept_and_assemble(options: ScanOptions, stages: Stages, config: Config, s
                            warn_days=config.acceptances.warn_days, approved=approval,
                            base=approval.base if approval is not None else "", ran=ran)
     findings = [*outcome.findings, *acceptances[1], *outcome.problems]
-    clusters = tuple(c.name for c in config.clusters if c.name) if stages.admit else ()
+    configured = tuple(c.name for c in config.clusters if c.name)
+    clusters = configured if stages.admit else ()
+    selected = state.selected
     group_by = (options.group_by or config.group_by
                 or ("cluster" if len(clusters) > 1 else "pack")) if stages.admit else "cluster"
+    shard = None
+    if selected is not None:  # part of the fleet: what merge needs to add the parts up
+        clusters = selected.names
+        shard = Shard(clusters=configured, parts=tuple(state.parts),
+                      files=tuple(sorted(state.files)),
+                      used=tuple(sorted(f"{p}:{n}:{i}" for p, n, i in outcome.used)),
+                      index=selected.index, count=selected.count)
     if drifted is not None:
         clusters = tuple(dict.fromkeys((*clusters, drifted.cluster)))
     return assemble(Report(
@@ -473,6 +489,7 @@ def _accept_and_assemble(options: ScanOptions, stages: Stages, config: Config, s
         engines=tuple(state.engines),
         exemptions=tuple(sorted(set(state.exempt))),
         policy_records=tuple(sorted(set(state.records))),
+        shard=shard,
     ), baseline)
 
 
@@ -513,7 +530,8 @@ def _what_if(options: ScanOptions, gate: Report, head_config: Config, trusted: C
     before = _accept_and_assemble(options, SCAN, trusted, state, None, today,
                                   base_acceptances, None)
     after_config = what_if_config(head_config, trusted)
-    after_state = _Run(loads=state.loads)  # the same manifests: the loads are shared
+    after_state = _Run(loads=state.loads,  # the same manifests: the loads are shared
+                       selected=state.selected)  # a shard's what-if: its clusters
     try:
         _admit(options, after_config, after_state)
     except CheckerError as err:
@@ -614,12 +632,17 @@ def _live_what_if(options: ScanOptions, trusted: Config, after_config: Config, s
 def _admit(options: ScanOptions, config: Config, state: _Run,
            trusted: TrustedPolicies | None = None) -> None:
     """Load each cluster and evaluate it against its policies (the admit stage); with
-    ``trusted``, repository policy folders as they are at the base ref."""
+    ``trusted``, repository policy folders as they are at the base ref; with
+    ``state.selected``, only those clusters (a shard of the fleet), recording what each
+    one added."""
     catalog = load_catalog() if (options.packs or any(
         c.packs != ("none",) for c in config.clusters)) else None
     templates, problems_read = admit.load_templates(config.admission, options.root)
     state.findings += problems_read
     for cluster in config.clusters:
+        if state.selected is not None and cluster.name not in state.selected.names:
+            continue
+        errors_before = len(state.errors)
         policies, problems, cluster_packs = cluster_policies(
             options, cluster, catalog, trusted.folder if trusted is not None else None)
         state.errors += problems
@@ -659,6 +682,11 @@ def _admit(options: ScanOptions, config: Config, state: _Run,
         state.exempt += policy_exemptions(cluster, policies, tagged)
         state.records += policy_records(cluster.name, policies)
         state.policies[cluster.name] = policies
+        state.parts.append(ClusterPart(
+            cluster.name, tuple(cluster_packs),
+            tuple(dict.fromkeys((*evaluation.engines, *admission.engines))),
+            tuple(state.errors[errors_before:]),
+            tuple(dict.fromkeys((*admission.rules, *(p.rule.id for p in policies))))))
 
 
 def _drift(options: DriftRunOptions, scan_options: ScanOptions, config: Config, state: _Run,

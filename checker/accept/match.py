@@ -149,6 +149,8 @@ def apply(findings: Sequence[Finding], resources: Sequence[Resource],
         for a in inline_cache[ck]:
             annotation_seen.setdefault(key(a), a)
 
+    outcome.used = used
+
     def judged(a: Acceptance) -> bool:  # unused counts as stale, or was never looked for
         return key(a) in used or not categories(a) <= ran
 

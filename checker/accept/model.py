@@ -141,6 +141,8 @@ class Outcome:
 
     findings: list[Finding] = field(default_factory=list)
     problems: list[Finding] = field(default_factory=list)
+    used: set[tuple[str, int, str]] = field(default_factory=set)  # (path, line, id) that
+    #                                   matched a finding (a fleet's shards add theirs up)
 
 
 def _problem(rule: str, severity: Severity, message: str, location: SourceLocation,

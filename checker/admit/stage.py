@@ -181,14 +181,17 @@ def admit(resources: Sequence[Resource], settings: AdmissionSettings | None = No
     from folders the config names."""
     settings = settings or AdmissionSettings()
     out = Admitted(resources=list(resources))
+    # findings about this cluster's mutators and templates are this cluster's (a shared
+    # template folder's problem is reported for each cluster whose admission it is part of)
+    cluster = resources[0].cluster if resources else ""
     mutators: list[mutation.Mutator] = []
     if settings.mutation:
         mutators, problems = _mutators(resources)
-        out.findings += problems
+        out.findings += [f.in_cluster(cluster) for f in problems]
     templates: list[expansion.Template] = []
     if settings.expansion:
         templates, problems = _templates([*resources, *extra])
-        out.findings += problems
+        out.findings += [f.in_cluster(cluster) for f in problems]
     if not mutators and not templates:
         return out
     config, _ = gatekeeper_config(resources)

@@ -3,7 +3,8 @@
 ``scan``/``verify`` (:mod:`checker.cli.scan`), ``drift``/``snapshot``
 (:mod:`checker.cli.drift`), the overview commands ``images``/``compliance``/``audit``
 (:mod:`checker.cli.overview`), ``policies`` (:mod:`checker.cli.policies`) and ``inputs``
-(:mod:`checker.cli.inputs`). Shared options and the exit codes are in :mod:`checker.cli.common`.
+(:mod:`checker.cli.inputs`), a fleet's ``matrix``/``merge`` (:mod:`checker.cli.fleet`).
+Shared options and the exit codes are in :mod:`checker.cli.common`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 from checker import __version__
 from checker.cli.common import fail
 from checker.cli.drift import drift, snapshot
+from checker.cli.fleet import matrix, merge
 from checker.cli.inputs import inputs
 from checker.cli.overview import audit, compliance, images
 from checker.cli.policies import policies
@@ -32,7 +34,8 @@ def cli() -> None:
     """
 
 
-for _command in (scan, verify, images, compliance, audit, drift, snapshot, policies, inputs):
+for _command in (scan, verify, merge, matrix, images, compliance, audit, drift, snapshot,
+                 policies, inputs):
     cli.add_command(_command)
 
 

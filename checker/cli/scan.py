@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -83,6 +84,13 @@ from checker.options import ScanOptions
               type=click.Path(dir_okay=False, path_type=Path),
               help="Write the evidence record as an in-toto Statement v1 (subject: the "
                    "scanned commit) to this file, for a workflow to sign.")
+@click.option("--cluster", "clusters", multiple=True, metavar="NAME",
+              help="Check only this configured cluster (repeatable); an unknown name is a "
+                   "usage error that lists the known ones.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Check the I-th of N shards of the configured clusters (sorted names dealt "
+                   "round-robin; see 'gitops-checker matrix'); the JSON report then carries "
+                   "what 'gitops-checker merge' needs.")
 @output_options
 def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, ...],
          fail_on: str, root: Path, link_base: str, sarif_category: str, fmt: str,
@@ -90,8 +98,10 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
          sarif_accepted: Path | None, accept_base: str, eval_seconds: float | None,
          eval_memory: int | None, what_if: bool = True, base: str = "", gate: str = "all",
          cache_dir: Path | None = None, evidence_file: Path | None = None,
-         statement_file: Path | None = None, **outputs: Path | None) -> None:
+         statement_file: Path | None = None, clusters: tuple[str, ...] = (),
+         shard: str | None = None, **outputs: Path | None) -> None:
     """Check manifests under PATHS (default: .) against Gatekeeper policies."""
+    from checker.fleet import parse_shard
     from checker.pipeline import scan as run_scan
 
     files = output_files(outputs)
@@ -108,8 +118,11 @@ def scan(paths: tuple[Path, ...], packs: tuple[str, ...], policies: tuple[Path, 
         config_file=config_file, today=day, group_by=group_by or "",
         accept_base=accept_base or base, base=base, gate=gate, cache_dir=cache_dir,
         eval_seconds=eval_seconds, eval_memory=eval_memory, what_if=what_if,
+        clusters=clusters, shard=None,
     )
     try:
+        if shard is not None:
+            options = replace(options, shard=parse_shard(shard))
         if evidence:
             from checker.config import load_config
             from checker.overview import evidence as evidence_record

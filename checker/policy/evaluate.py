@@ -377,8 +377,10 @@ class Evaluator:
         """
         config, problems = gatekeeper_config(
             known if self.gatekeeper_configs is None else self.gatekeeper_configs)
+        cluster = known[0].cluster if known else ""  # the cluster whose Gatekeeper it is
         notes = [Finding(rule_id=RULE_NOT_EVALUATED, category="policy", severity=Severity.NOTE,
-                         message=message, location=location) for location, message in problems]
+                         message=message, location=location, cluster=cluster)
+                 for location, message in problems]
         if config is None:
             return list(resources), list(known), notes
         kept: list[Resource] = []

@@ -102,7 +102,8 @@ def test_json_report_in_detail() -> None:
         "kind": "file", "owner": "team-web", "expires": "2026-12-04",
         "justification": "Staging follows the latest podinfo build on purpose to catch "
                          "regressions. (approved by jane.doe)",
-        "source": ".gitops-checker/acceptances/apps.yaml:2 (RA-2026-003)"}
+        "source": ".gitops-checker/acceptances/apps.yaml:2 (RA-2026-003)",
+        "approver": "jane.doe", "ticket": ""}
     assert data["summary"]["accepted"] == 6
 
 
