@@ -19,21 +19,22 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from checker.accept.model import RULE_STALE
 from checker.assemble import assemble
-from checker.errors import ConfigError
+from checker.errors import CheckerError, ConfigError
 from checker.model import Finding, Report, Rule, Shard
 
 MAX_JOBS = 256  # GitHub Actions: a matrix generates at most 256 jobs per workflow run
 _SHARD = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
 
 __all__ = ["MAX_JOBS", "MergeError", "Selection", "assign", "matrix", "merge", "parse_shard",
-           "select"]
+           "read_reports", "select"]
 
 
-class MergeError(ValueError):
+class MergeError(CheckerError):
     """Shard reports that do not make up one fleet: says which file and why."""
 
 
@@ -122,10 +123,13 @@ def merge(reports: Sequence[tuple[str, Report]]) -> Report:
     configuration findings, cluster ``""``) are the same in every shard that saw their file
     and are kept once, except that an acceptance one shard reports unused (stale) is not
     stale when another shard used it. The rest is added up in config order, as an unsharded
-    run does, and the assemble stage makes the selections once.
+    run does, and the assemble stage makes the selections once. One report of no shard (the
+    matrix of a repository without named clusters is one plain scan) is the fleet's report.
     """
     if not reports:
         raise MergeError("no shard reports to merge")
+    if len(reports) == 1 and reports[0][1].shard is None:
+        return assemble(reports[0][1])  # a repository without named clusters: one job
     shards: list[tuple[str, Report, Shard]] = []
     for name, report in reports:
         if report.shard is None:
@@ -195,6 +199,29 @@ def merge(reports: Sequence[tuple[str, Report]]) -> Report:
         policy_records=tuple(sorted({p for _, r, _ in shards for p in r.policy_records})),
         drift_summary={}, selections={}, shard=None)
     return assemble(merged)
+
+
+def read_reports(paths: Iterable[Path]) -> list[tuple[str, Report]]:
+    """The shard reports in ``paths``: JSON files, or folders searched for ``*.json`` (one
+    folder per downloaded artifact). Unreadable or foreign files are a ``MergeError``."""
+    from checker.report import json_format
+
+    found: list[Path] = []
+    for path in paths:
+        found += sorted(path.rglob("*.json")) if path.is_dir() else [path]
+    if not found:
+        raise MergeError(f"no JSON reports in {', '.join(map(str, paths))}")
+    out = []
+    for path in dict.fromkeys(found):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise MergeError(f"cannot read {path}: {err}") from None
+        try:
+            out.append((str(path), json_format.load(text, str(path))))
+        except json_format.LoadError as err:
+            raise MergeError(str(err)) from None
+    return out
 
 
 def _acceptance_key(f: Finding) -> str:

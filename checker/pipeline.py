@@ -82,7 +82,7 @@ from checker.trust import (
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SCAN", "Baseline", "ScanOptions",
            "Stages", "cluster_policies", "delta", "drift", "evaluate_base", "exit_code",
-           "load_cluster", "run", "scan"]
+           "fleet_clusters", "load_cluster", "run", "scan"]
 
 
 def load_stage(stage: Stage, root: Path, remote_hosts: tuple[str, ...] = ()) -> LoadResult:
@@ -244,6 +244,16 @@ class _Run:
             if f.rule_id == RULE_NOT_CHECKED:
                 f = replace(f, severity=config.not_checked)
             self.findings.append(f.in_cluster(cluster) if cluster and not f.cluster else f)
+
+
+def fleet_clusters(options: ScanOptions) -> tuple[str, ...]:
+    """The configured cluster names, in config order, as ``run`` reads them: with
+    ``accept_base``, from the config the base ref trusts (what shards select among)."""
+    config = load_config(options.root, options.config_file, options.paths)
+    if options.accept_base:
+        config, _ = trusted_config(config, accept.BaseApproval(options.root, options.accept_base),
+                                   options.root, options.config_file, tuple(options.paths))
+    return tuple(c.name for c in config.clusters if c.name)
 
 
 def scan(options: ScanOptions, config: Config | None = None) -> Report:

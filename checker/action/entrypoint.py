@@ -54,7 +54,7 @@ from checker.action.outputs import (
     write_reports,
 )
 from checker.assemble import exit_code
-from checker.errors import EXIT_ERROR, CheckerError
+from checker.errors import EXIT_ERROR, EXIT_OK, CheckerError
 from checker.model import Report
 from checker.options import DriftRunOptions, ScanOptions
 from checker.parallel import render_all
@@ -64,7 +64,7 @@ from checker.report import FORMATS
 
 def stages(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Stages:
     """The pipeline stages of ``mode``; the snapshot is checked before anything runs."""
-    if inputs.mode == "scan":
+    if inputs.mode in ("scan", "merge"):
         return SCAN
     snapshot = space.resolve(inputs.snapshot, "snapshot")
     if not snapshot.is_file():
@@ -78,7 +78,14 @@ def stages(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Stag
 
 def run_checks(inputs: ActionInputs, options: ScanOptions, space: Workspace) -> Report:
     """Scan, drift, or both, as ``mode`` says: one pipeline run, one Report (a scan with a
-    base: its delta against it, ``pipeline.delta``)."""
+    base: its delta against it, ``pipeline.delta``); ``merge``: the report of the fleet from
+    its shards' JSON reports (``fail-on`` applies to it)."""
+    if inputs.mode == "merge":
+        from checker import fleet
+
+        shards = fleet.read_reports([space.resolve(p, "shard-reports")
+                                     for p in inputs.shard_reports])
+        return dataclasses.replace(fleet.merge(shards), fail_on=inputs.fail_on)
     if options.base:
         return pipeline.delta(options, stages(inputs, options, space))
     return pipeline.run(options, stages(inputs, options, space))
@@ -112,7 +119,7 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
     try:
         inputs = parse_inputs(environ)
         space = Workspace.from_env(environ, inputs.working_directory)
-        if inputs.mode != "scan":
+        if inputs.mode in ("drift", "both"):
             from checker.drift.trusted import pull_request_job
 
             why = pull_request_job(environ)
@@ -121,6 +128,8 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
                                   f"is refused in a pull-request run ({why}); run it on the "
                                   "default branch (see docs/security.md)")
         options = build_options(inputs, space, space.link_base(environ), environ)
+        if inputs.mode == "matrix":  # the jobs of a fleet's matrix, nothing checked
+            return _matrix(options, environ, stdout)
         files = report_files(inputs, space)
         evidence_files = {kind: space.resolve(given, name) for kind, given, name in (
             ("evidence", inputs.evidence, "evidence"),
@@ -168,6 +177,24 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
             code = EXIT_ERROR
     stdout.flush()
     return code
+
+
+def _matrix(options: ScanOptions, environ: Mapping[str, str], stdout: TextIO) -> int:
+    """Mode ``matrix``: the ``matrix`` output (JSON for ``fromJSON``), and the log line."""
+    import json
+
+    from checker import fleet
+
+    jobs = fleet.matrix(pipeline.fleet_clusters(options))
+    text = json.dumps(jobs, separators=(",", ":"))
+    stdout.write(f"gitops-checker: a matrix of {len(jobs['include'])} jobs\n")
+    stdout.write(guarded(text))
+    target = environ.get("GITHUB_OUTPUT")
+    if target:
+        append(target, output_lines({**outputs_for(None, EXIT_OK, {}), "matrix": text}),
+               "GITHUB_OUTPUT")
+    stdout.flush()
+    return EXIT_OK
 
 
 def main() -> None:

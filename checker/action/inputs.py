@@ -21,7 +21,7 @@ from checker.model import Severity
 from checker.options import FAIL_ON, ScanOptions, parse_fail_on
 from checker.report import FILE_FORMATS, FORMATS
 
-MODES = ("scan", "drift", "both")
+MODES = ("scan", "drift", "both", "matrix", "merge")
 
 # The report files: a ``<format>-file`` input per file format of the renderer registry.
 FILE_INPUTS = {name: f"{name}-file" for name in FILE_FORMATS}
@@ -36,6 +36,9 @@ DEFAULTS: dict[str, str] = {
     "config": "",
     "snapshot": "",
     "mode": "scan",
+    "clusters": "",
+    "shard": "",
+    "shard-reports": "",
     "acceptance-base": "auto",
     "base": "auto",
     "gate": "all",
@@ -90,6 +93,9 @@ class ActionInputs:
     policy_impact: bool = True     # the policy change's what-if (checker.impact)
     evidence: str = ""             # evidence
     statement: str = ""            # evidence-statement
+    clusters: tuple[str, ...] = ()  # clusters: only these configured clusters (mode scan)
+    shard: tuple[int, int] | None = None  # shard: I/N of the configured clusters (mode scan)
+    shard_reports: tuple[str, ...] = ()  # shard-reports: the JSON reports mode merge reads
 
 
 def input_variable(name: str) -> str:
@@ -150,8 +156,25 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
         raise ActionError(f"input gate: {gate!r} is not one of {', '.join(GATES)}")
     paths = split_words(get_input(environ, "paths"), "paths") or (".",)
     snapshot = get_input(environ, "snapshot")
-    if mode != "scan" and not snapshot:
+    if mode in ("drift", "both") and not snapshot:
         raise ActionError(f"input snapshot: mode {mode} needs a snapshot file")
+    clusters = split_names(get_input(environ, "clusters"))
+    shard_text = get_input(environ, "shard")
+    shard = None
+    if shard_text:
+        from checker.fleet import parse_shard
+
+        try:
+            shard = parse_shard(shard_text)
+        except ConfigError as err:
+            raise ActionError(f"input shard: {err}") from None
+    if (clusters or shard) and mode != "scan":
+        raise ActionError(f"inputs clusters and shard: mode {mode} checks no part of a fleet "
+                          "(they select the clusters of mode scan)")
+    shard_reports = split_words(get_input(environ, "shard-reports"), "shard-reports")
+    if mode == "merge" and not shard_reports:
+        raise ActionError("input shard-reports: mode merge needs the shards' JSON reports "
+                          "(files, or folders searched for *.json)")
     return ActionInputs(
         paths=paths,
         packs=split_names(get_input(environ, "packs")),
@@ -174,6 +197,9 @@ def parse_inputs(environ: Mapping[str, str]) -> ActionInputs:
         policy_impact=impact_text in TRUE,
         evidence=get_input(environ, "evidence"),
         statement=get_input(environ, "evidence-statement"),
+        clusters=clusters,
+        shard=shard,
+        shard_reports=shard_reports,
     )
 
 
@@ -305,4 +331,6 @@ def build_options(inputs: ActionInputs, space: Workspace, link_base: str,
                    else None),
         config_file=config,
         what_if=inputs.policy_impact,
+        clusters=inputs.clusters,
+        shard=inputs.shard,
     )

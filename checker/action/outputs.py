@@ -21,7 +21,7 @@ RESULTS = {EXIT_OK: "pass", EXIT_FINDINGS: "fail", EXIT_ERROR: "error"}
 OUTPUTS = (
     "result", "exit-code", *FILE_INPUTS.values(),  # the path of each report file written
     "error-count", "warning-count", "note-count", "total-count", "drift-count",
-    "accepted-count", "evidence", "evidence-statement",
+    "accepted-count", "evidence", "evidence-statement", "matrix",
 )
 COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
 
@@ -133,10 +133,11 @@ def outputs_for(report: Report | None, code: int, written: Mapping[str, str]) ->
         counts["total-count"] = len(active)
         counts["drift-count"] = sum(1 for f in active if f.category == "drift")
         counts["accepted-count"] = len(report.suppressed)
-    for name in OUTPUTS[len(out):]:
+    for name in OUTPUTS[len(out):-3]:
         out[name] = str(counts[name]) if name in counts else ""
     out["evidence"] = written.get("evidence", "")
     out["evidence-statement"] = written.get("statement", "")
+    out["matrix"] = ""  # mode matrix only
     return out
 
 

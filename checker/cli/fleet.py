@@ -45,17 +45,13 @@ def matrix(paths: tuple[Path, ...], root: Path, config_file: Path | None, accept
     "include" has "shard" (give it to scan --shard) and "clusters" (its cluster names).
     """
     from checker import fleet
-    from checker.config import load_config
+    from checker.options import ScanOptions
+    from checker.pipeline import fleet_clusters
 
     try:
-        config = load_config(root, config_file, paths or (Path("."),))
-        if accept_base:
-            from checker.accept import BaseApproval
-            from checker.trust import trusted_config
-
-            config, _ = trusted_config(config, BaseApproval(root, accept_base), root,
-                                       config_file, paths or (Path("."),))
-        jobs = fleet.matrix([c.name for c in config.clusters], max_jobs)
+        options = ScanOptions(paths=paths or (Path("."),), root=root, config_file=config_file,
+                              accept_base=accept_base)
+        jobs = fleet.matrix(fleet_clusters(options), max_jobs)
     except CheckerError as err:
         fail(str(err))
     click.echo(json.dumps(jobs, separators=(",", ":")))
@@ -81,25 +77,12 @@ def merge(reports: tuple[Path, ...], fail_on: str | None, root: Path,
     shard, a cluster in two shards or reports of different settings: exit 2.
     """
     from checker import fleet
-    from checker.report import json_format
 
     files = output_files(outputs)
     check_outputs(root, *files.values(), sarif_accepted)
-    found: list[Path] = []
-    for path in reports:
-        found += sorted(path.rglob("*.json")) if path.is_dir() else [path]
-    if not found:
-        fail(f"no JSON reports in {', '.join(map(str, reports))}")
-    loaded = []
     try:
-        for path in dict.fromkeys(found):
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as err:
-                fail(f"cannot read {path}: {err}")
-            loaded.append((str(path), json_format.load(text, str(path))))
-        report = fleet.merge(loaded)
-    except (json_format.LoadError, fleet.MergeError) as err:
+        report = fleet.merge(fleet.read_reports(reports))
+    except CheckerError as err:
         fail(str(err))
     if fail_on is not None:
         report = replace(report, fail_on=parse_fail_on(fail_on))

@@ -71,7 +71,8 @@ def steps(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def test_there_are_workflows_to_check() -> None:
     names = {p.relative_to(REPO).as_posix() for p in WORKFLOWS}
     assert names == {".github/workflows/ci.yml", ".github/workflows/release.yml",
-                     "examples/workflows/gitops-checker.yml", "examples/workflows/gitops-drift.yml"}
+                     "examples/workflows/gitops-checker.yml", "examples/workflows/gitops-drift.yml",
+                     "examples/workflows/gitops-checker-fleet.yml"}
 
 
 def test_shellcheck_is_available_to_actionlint() -> None:

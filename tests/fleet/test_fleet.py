@@ -351,8 +351,11 @@ def test_merge_refuses_an_unsharded_report_and_broken_files(
     whole = tmp_path / "whole.json"
     runner.invoke(cli, ["scan", str(EXAMPLE), "--root", str(EXAMPLE), "--json", str(whole),
                         "--fail-on", "never"])
-    result = runner.invoke(cli, ["merge", str(whole)])
+    result = runner.invoke(cli, ["merge", str(whole), str(example_shards[0])])
     assert result.exit_code == 2 and f"{whole}: not the report of a shard" in result.stderr
+    result = runner.invoke(cli, ["merge", str(whole), "--format", "json"])
+    assert result.exit_code == 0  # alone: the one job of a matrix without named clusters
+    assert result.stdout == whole.read_text(encoding="utf-8")
     broken = tmp_path / "broken.json"
     broken.write_text('{"tool": ', encoding="utf-8")
     result = runner.invoke(cli, ["merge", *map(str, example_shards), str(broken)])
