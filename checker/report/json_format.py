@@ -249,7 +249,7 @@ def _finding(item: Mapping[str, Any], severity: Mapping[str, Severity],
             kind=acc["kind"], justification=acc["justification"], owner=acc["owner"],
             expires=acc["expires"], source=acc["source"], approver=acc["approver"],
             ticket=acc["ticket"]),
-        details=item["details"], ref=ref)
+        details=item["details"], ref=ref, baseline=item.get("baseline", ""))
 
 
 def load(text: str, name: str = "report") -> Report:
@@ -306,7 +306,10 @@ def load(text: str, name: str = "report") -> Report:
                                     c["reason"], c["produced"])
                            for c in data["coverage"]["entries"]),
             engines=tuple(data["tool"]["regoEngines"]),
-            exemptions=tuple(sorted(exemptions)), shard=shard)
+            exemptions=tuple(sorted(exemptions)), shard=shard,
+            base=data.get("delta", {}).get("base", ""),
+            fixed=tuple(_finding(f, severity, refs) for f in data.get("delta", {}).get(
+                "fixed", ())))
     except (KeyError, TypeError, AttributeError) as err:
         raise LoadError(f"{name}: not a JSON report of this version ({type(err).__name__}: "
                         f"{err})") from None

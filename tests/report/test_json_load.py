@@ -148,3 +148,19 @@ def test_unsharded_reports_have_no_shard_section(tmp_path: Path) -> None:
     data = json.loads((GOLDEN / "multi-cluster" / "expected.json").read_text(encoding="utf-8"))
     assert "shard" not in data
     assert "shard" in json.loads(json_format.render(_odd_report()))
+
+
+def test_load_reads_the_delta_against_a_base() -> None:
+    """``baseline`` on findings and ``delta`` (base, fixed) come back when a report has them."""
+    data = json.loads(json_format.render(_odd_report()))
+    data["findings"][0]["baseline"] = "new"
+    fixed = {**data["findings"][1], "baseline": "absent"}
+    data["delta"] = {"base": "0123abc", "counts": {"new": 1}, "fixed": [fixed]}
+    jsonschema.Draft7Validator(json_format.schema()).validate(data)
+    back = json_format.load(json.dumps(data))
+    assert back.base == "0123abc"
+    assert [f.baseline for f in back.fixed] == ["absent"]
+    assert sorted(f.baseline for f in back.findings) == ["", "", "new"]
+    data["findings"][0]["baseline"] = "newish"
+    with pytest.raises(json_format.LoadError, match="findings/0/baseline"):
+        json_format.load(json.dumps(data))
