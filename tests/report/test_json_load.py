@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -164,3 +165,51 @@ def test_load_reads_the_delta_against_a_base() -> None:
     data["findings"][0]["baseline"] = "newish"
     with pytest.raises(json_format.LoadError, match="findings/0/baseline"):
         json_format.load(json.dumps(data))
+
+
+def _set(path: tuple[str | int, ...], value: object) -> Any:
+    def change(data: dict[str, Any]) -> None:
+        node: Any = data
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return change
+
+
+def _drop(path: tuple[str | int, ...]) -> Any:
+    def change(data: dict[str, Any]) -> None:
+        node: Any = data
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+    return change
+
+
+@pytest.mark.parametrize("change", [
+    _set(("findings", 0, "location", "line"), "3"),
+    _set(("findings", 0, "location", "line"), True),
+    _set(("findings", 0, "location", "endLine"), 2.5),
+    _set(("findings", 0, "severity"), "fatal"),
+    _set(("findings", 0, "fieldPath"), ["spec", 1.5]),
+    _set(("findings", 0, "ref"), {"kind": "Pod"}),
+    _set(("findings", 0, "controls"), [{"standard": "x", "id": "1"}]),
+    _set(("findings", 0, "details"), []),
+    _set(("findings", 0, "extra"), 1),
+    _set(("findings", 0, "acceptance"), {}),
+    _drop(("findings", 0, "message")),
+    _drop(("accepted", 0, "acceptance")),
+    _set(("accepted", 0, "acceptance", "ticket"), 7),
+    _set(("findings", 1), "not a finding"),
+    _set(("rules", 0, "severity"), "fatal"),
+    _set(("summary", "files"), "3"),
+])
+def test_the_plain_check_refuses_what_the_schema_refuses(change: Any) -> None:
+    """Findings are checked in plain Python for speed: each broken one the schema refuses is
+    refused by ``load`` too, naming the place."""
+    data = json.loads(json_format.render(_odd_report()))
+    change(data)
+    assert list(jsonschema.Draft7Validator(json_format.schema()).iter_errors(data))
+    with pytest.raises(json_format.LoadError) as err:
+        json_format.load(json.dumps(data), "x.json")
+    assert str(err.value).startswith("x.json: ") and "(not a gitops-checker JSON report" in str(
+        err.value)
