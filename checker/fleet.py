@@ -15,6 +15,7 @@ size by at most one cluster. :func:`matrix` prints one job per cluster, or, past
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -203,14 +204,33 @@ def merge(reports: Sequence[tuple[str, Report]]) -> Report:
 
 def read_reports(paths: Iterable[Path]) -> list[tuple[str, Report]]:
     """The shard reports in ``paths``: JSON files, or folders searched for ``*.json`` (one
-    folder per downloaded artifact). Unreadable or foreign files are a ``MergeError``."""
+    folder per downloaded artifact). Unreadable or foreign files are a ``MergeError``.
+
+    A symbolic link among them is refused, never followed: the folder sits in a checkout of
+    the pull request, which could commit a link to a file outside it whose text an error
+    message would then show.
+    """
     from checker.report import json_format
 
     found: list[Path] = []
-    for path in paths:
-        found += sorted(path.rglob("*.json")) if path.is_dir() else [path]
+    given = list(paths)
+    for path in given:
+        if path.is_symlink():
+            raise MergeError(f"{path} is a symbolic link: shard reports are read only as "
+                             "regular files")
+        if not path.is_dir():
+            found.append(path)
+            continue
+        for folder, dirs, files in os.walk(path, followlinks=False):
+            here = Path(folder)
+            for name in sorted([*dirs, *files]):
+                if (here / name).is_symlink():
+                    raise MergeError(f"{here / name} is a symbolic link: shard reports are "
+                                     "read only as regular files")
+            dirs.sort()
+            found += [here / name for name in sorted(files) if name.endswith(".json")]
     if not found:
-        raise MergeError(f"no JSON reports in {', '.join(map(str, paths))}")
+        raise MergeError(f"no JSON reports in {', '.join(map(str, given))}")
     out = []
     for path in dict.fromkeys(found):
         try:

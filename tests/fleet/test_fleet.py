@@ -397,3 +397,26 @@ def test_merge_function_needs_shards() -> None:
                   shard=Shard(clusters=("a",), parts=()))
     with pytest.raises(fleet.MergeError, match="no shard report checked the cluster a"):
         fleet.merge([("x.json", lone)])
+
+
+def test_merge_refuses_symbolic_links_among_the_reports(example_shards: list[Path],
+                                                        tmp_path: Path,
+                                                        runner: CliRunner) -> None:
+    """The download folder is in the pull request's checkout: a committed link to a file
+    outside it is refused, not read (its text could reach an error message)."""
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for path in example_shards:
+        (folder / path.name).write_bytes(path.read_bytes())
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"token": "s3cr3t"}', encoding="utf-8")
+    (folder / "zz.json").symlink_to(secret)
+    result = runner.invoke(cli, ["merge", str(folder)])
+    assert result.exit_code == 2 and "zz.json is a symbolic link" in result.stderr
+    assert "s3cr3t" not in result.output
+    (folder / "zz.json").unlink()
+    (folder / "sub").symlink_to(tmp_path, target_is_directory=True)
+    result = runner.invoke(cli, ["merge", str(folder)])
+    assert result.exit_code == 2 and "sub is a symbolic link" in result.stderr
+    result = runner.invoke(cli, ["merge", str(folder / "sub")])
+    assert result.exit_code == 2 and "is a symbolic link" in result.stderr
