@@ -137,6 +137,10 @@ def merge(reports: Sequence[tuple[str, Report]]) -> Report:
             raise MergeError(f"{name}: not the report of a shard (scan --shard I/N or "
                              "--cluster NAME writes one)")
         shards.append((name, report, report.shard))
+    for name, _, shard in shards:
+        if not shard.parts:
+            raise MergeError(f"{name}: a shard report that checked no cluster (a scan never "
+                             "writes one)")
     first_name, first, first_shard = shards[0]
     settings = ("tool_version", "link_base", "sarif_category", "group_by", "fail_on")
     for name, report, shard in shards[1:]:

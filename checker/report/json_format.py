@@ -49,19 +49,22 @@ _LABEL = {s: s.label for s in Severity}
 class _Lines:
     """Findings as one-line JSON (keys sorted, as the C encoder writes them), built from parts.
 
-    Each finding is ``{acceptance (accepted ones only), category, cluster, controls, details,
-    fieldPath, location {column, endColumn, endLine, line, path}, message, pack, ref {cluster,
-    group, kind, name, namespace, version} or null, resource, rule, severity}``. Strings go
+    Each finding is ``{acceptance (accepted ones only), category, cluster, controls [{id,
+    standard, title only where it is not the rule's}], details, fieldPath, location {column,
+    endColumn, endLine, line, path}, message, pack, ref {cluster, group, kind, name,
+    namespace, version} or null, resource, rule, severity}``. Strings go
     through the C string escaper and nested data through the C encoder; the parts that repeat
     across findings (paths, rules, controls, field paths, details, object refs) are encoded
     once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rules: Mapping[str, Rule]) -> None:
+        self.rules = rules
         self.strings: dict[str, str] = {}
-        # keyed by the controls tuple's id: findings of one rule share that tuple, and hashing
+        # keyed by the controls tuple's id (and the rule): findings of one rule share that
+        # tuple, and hashing
         # it would hash every Control (Python code); every finding stays alive while rendering
-        self.heads: dict[tuple[str, str, int], str] = {}
+        self.heads: dict[tuple[str, str, int, str], str] = {}
         self.paths: dict[FieldPath, str] = {}
         self.details: dict[tuple[tuple[str, Any], ...], str] = {}
         self.refs: dict[int, tuple[ObjectRef, str]] = {}  # findings of an object share its ref
@@ -102,11 +105,15 @@ class _Lines:
 
     def line(self, f: Finding) -> RawJSON:
         """One finding on one line, keys sorted."""
-        key = (f.category, f.cluster, id(f.controls))
+        key = (f.category, f.cluster, id(f.controls), f.rule_id)
         head = self.heads.get(key)
         if head is None:
-            controls = [{"standard": c.standard, "id": c.id, "title": c.title}
-                        for c in f.controls]
+            # a control's title is the rule's (in "rules"): written only where it differs
+            rule = self.rules.get(f.rule_id)
+            known = {(c.standard, c.id): c.title for c in rule.controls} if rule else {}
+            controls = [{"standard": c.standard, "id": c.id} if known.get(
+                (c.standard, c.id)) == c.title else {"standard": c.standard, "id": c.id,
+                                                     "title": c.title} for c in f.controls]
             head = self.heads[key] = (
                 f'{{"category": {_string(f.category)}, "cluster": {_string(f.cluster)}, '
                 f'"controls": {_encode(controls)}')
@@ -165,7 +172,7 @@ def _shard(shard: Shard) -> dict[str, Any]:
 
 def render(report: Report) -> str:
     """The report as JSON with sorted keys: indented, one line per finding and per rule."""
-    lines = _Lines()
+    lines = _Lines(report.rules)
     active, suppressed = report.active, report.suppressed
     data = {
         "tool": {"name": "gitops-checker", "version": report.tool_version,
@@ -234,6 +241,8 @@ _ACCEPTANCE = frozenset({"kind", "justification", "owner", "expires", "source", 
 _FINDING = frozenset({*_STRINGS, "severity", "location", "fieldPath", "controls", "details",
                       "ref"})
 _BASELINES = frozenset({"new", "unchanged", "absent"})
+_CONTROL = frozenset({"standard", "id"})
+_CONTROL_TITLED = _CONTROL | {"title"}
 
 
 def _int(value: Any) -> bool:
@@ -275,7 +284,7 @@ def _plain_finding(item: Any, acceptance: bool | None) -> bool:
             and type(item["fieldPath"]) is list
             and all(type(p) is str or _int(p) for p in item["fieldPath"])
             and type(item["controls"]) is list
-            and all(_text_fields(c, frozenset({"standard", "id", "title"}))
+            and all(_text_fields(c, _CONTROL) or _text_fields(c, _CONTROL_TITLED)
                     for c in item["controls"])
             and type(item["details"]) is dict
             and (ref is None or _text_fields(ref, _REF)))
@@ -317,8 +326,15 @@ def _check(data: Any, name: str) -> None:
         raise LoadError(f"{name}: {problem} (not a gitops-checker JSON report of this version)")
 
 
+def _finding_controls(items: list[dict[str, str]], rule: Rule | None) -> tuple[Control, ...]:
+    """A finding's controls; a title left out is its rule's."""
+    known = {(c.standard, c.id): c.title for c in rule.controls} if rule else {}
+    return tuple(Control(c["standard"], c["id"], c.get("title", known.get(
+        (c["standard"], c["id"]), ""))) for c in items)
+
+
 def _finding(item: Mapping[str, Any], severity: Mapping[str, Severity],
-             refs: dict[tuple[str, ...], ObjectRef]) -> Finding:
+             refs: dict[tuple[str, ...], ObjectRef], rules: Mapping[str, Rule]) -> Finding:
     loc = item["location"]
     acc = item.get("acceptance")
     ref = None
@@ -334,7 +350,7 @@ def _finding(item: Mapping[str, Any], severity: Mapping[str, Severity],
         location=SourceLocation(loc["path"], loc["line"], loc["column"], loc["endLine"],
                                 loc["endColumn"]),
         resource=item["resource"], field_path=tuple(item["fieldPath"]),
-        controls=tuple(Control(c["standard"], c["id"], c["title"]) for c in item["controls"]),
+        controls=_finding_controls(item["controls"], rules.get(item["rule"])),
         pack=item["pack"], cluster=item["cluster"],
         suppression=None if acc is None else Suppression(
             kind=acc["kind"], justification=acc["justification"], owner=acc["owner"],
@@ -363,14 +379,14 @@ def load(text: str, name: str = "report") -> Report:
         severity = {s.label: s for s in Severity}
         settings = data["settings"]
         refs: dict[tuple[str, ...], ObjectRef] = {}
-        findings = [_finding(f, severity, refs) for f in (*data["findings"],
-                                                          *data["accepted"])]
         rules = {r["id"]: Rule(
             id=r["id"], title=r["title"], severity=severity[r["severity"]],
             description=r["description"], help=r["help"], pack=r["pack"],
             controls=tuple(Control(c["standard"], c["id"], c["title"])
                            for c in r["controls"]), help_uri=r["helpUri"])
             for r in data["rules"]}
+        findings = [_finding(f, severity, refs, rules) for f in (*data["findings"],
+                                                                 *data["accepted"])]
         exemptions = [Exemption(g["cluster"], policy, tuple(g["namespaces"]), g["source"],
                                 skipped)
                       for g in data["exemptions"] for policy, skipped in g["skippedBy"].items()]
@@ -399,7 +415,7 @@ def load(text: str, name: str = "report") -> Report:
             engines=tuple(data["tool"]["regoEngines"]),
             exemptions=tuple(sorted(exemptions)), shard=shard,
             base=data.get("delta", {}).get("base", ""),
-            fixed=tuple(_finding(f, severity, refs) for f in data.get("delta", {}).get(
+            fixed=tuple(_finding(f, severity, refs, rules) for f in data.get("delta", {}).get(
                 "fixed", ())))
     except (KeyError, TypeError, AttributeError) as err:
         raise LoadError(f"{name}: not a JSON report of this version ({type(err).__name__}: "

@@ -62,7 +62,10 @@ def test_the_workflow_plans_shards_and_merges_every_one() -> None:
     download = step(check, "actions/download-artifact@")["with"]
     assert upload["with"]["name"].replace("${{ strategy.job-index }}", "*") == download["pattern"]
     merge = step(check, own)["with"]
-    assert merge["mode"] == "merge" and merge["shard-reports"] == download["path"]
+    assert merge["mode"] == "merge" and merge["shard-reports"] == f"../{download['path']}"
+    # the pull request's files in repo/, the reports beside it: it cannot add one of its own
+    assert step(check, "actions/checkout@")["with"]["path"] == merge["working-directory"]
+    assert not download["path"].startswith(merge["working-directory"])
     assert merge["sarif-category"] == scan["sarif-category"] == step(
         check, "github/codeql-action/upload-sarif@")["with"]["category"]
 
@@ -103,7 +106,7 @@ def test_the_fleet_workflow_gives_what_one_job_gives(tmp_path: Path) -> None:
         artifact.mkdir(parents=True)
         shutil.copy(shard_ws / inputs["json-file"], artifact / "shard.json")
     merge_ws = tmp_path / "check" / "workspace"
-    shutil.copytree(EXAMPLE, merge_ws, dirs_exist_ok=True)
+    shutil.copytree(EXAMPLE, merge_ws / "repo")  # actions/checkout with path: repo
     merged = run_action(merge_ws, _inputs(jobs["check"]))
     single_ws = workspace(tmp_path / "single", EXAMPLE)
     single = run_action(single_ws, {**all_defaults(), "policies": "policies",
@@ -111,7 +114,11 @@ def test_the_fleet_workflow_gives_what_one_job_gives(tmp_path: Path) -> None:
     assert single.code == merged.code == 1, merged.stdout + merged.stderr
     assert _reports(merged) == _reports(single)
     assert merged.summary == single.summary
-    assert merged.annotations == single.annotations
+    # annotations name files relative to the workspace: repo/ in front in the merge job
+    assert [(kind, {**props, "file": props["file"].removeprefix("repo/")}, text)
+            for kind, props, text in merged.annotations] == single.annotations
+    assert merged.annotations and all(p["file"].startswith("repo/")
+                                      for _, p, _ in merged.annotations)
     assert {k: v for k, v in merged.outputs.items() if not k.endswith("-file")} == {
         k: v for k, v in single.outputs.items() if not k.endswith("-file")}
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from checker import fleet
 from checker.cli import cli
 from checker.errors import ConfigError
-from checker.model import Report, Shard
+from checker.model import ClusterPart, Report, Shard
 from checker.report import FILE_FORMATS, FORMATS
 from tests.conftest import ROOT
 
@@ -394,8 +394,8 @@ def test_merge_function_needs_shards() -> None:
     with pytest.raises(fleet.MergeError, match="no shard reports"):
         fleet.merge([])
     lone = Report(findings=(), rules={}, resources_checked=0, files_checked=0,
-                  shard=Shard(clusters=("a",), parts=()))
-    with pytest.raises(fleet.MergeError, match="no shard report checked the cluster a"):
+                  shard=Shard(clusters=("a", "b"), parts=(ClusterPart("a"),)))
+    with pytest.raises(fleet.MergeError, match="no shard report checked the cluster b"):
         fleet.merge([("x.json", lone)])
 
 
@@ -420,3 +420,13 @@ def test_merge_refuses_symbolic_links_among_the_reports(example_shards: list[Pat
     assert result.exit_code == 2 and "sub is a symbolic link" in result.stderr
     result = runner.invoke(cli, ["merge", str(folder / "sub")])
     assert result.exit_code == 2 and "is a symbolic link" in result.stderr
+
+
+def test_merge_refuses_a_shard_report_of_no_cluster(example_shards: list[Path],
+                                                    tmp_path: Path, runner: CliRunner) -> None:
+    data = json.loads(example_shards[0].read_text(encoding="utf-8"))
+    data["shard"]["parts"] = []
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps(data), encoding="utf-8")
+    result = runner.invoke(cli, ["merge", *map(str, example_shards), str(empty)])
+    assert result.exit_code == 2 and "checked no cluster" in result.stderr

@@ -87,6 +87,10 @@ def _odd_report() -> Report:
                                         approver="ciso", ticket="SEC-1")),
         Finding("input.parse-error", "input", Severity.ERROR, "broken",
                 SourceLocation("bad.yaml", 1, 1)),
+        # a control whose title is not the rule's: written with its title
+        Finding("p1", "policy", Severity.NOTE, "other title", SourceLocation("y.yaml", 2),
+                controls=(Control("cis-kubernetes", "5.2.2", "Another title"),
+                          Control("cis-kubernetes", "9.9", "")), pack="pss"),
     )
     rules = {"p1": Rule("p1", "Privileged", Severity.ERROR, "desc", "help", "pss", controls,
                         "docs/policies/p1.md")}
@@ -115,6 +119,18 @@ def test_load_gives_the_report_back_field_by_field() -> None:
                  "tool_version", "errors", "link_base", "sarif_category", "group_by",
                  "fail_on", "engines", "exemptions", "shard", "selections", "coverage"):
         assert getattr(back, name) == getattr(report, name), name
+
+
+def test_control_titles_are_the_rules_unless_a_finding_says_otherwise() -> None:
+    data = json.loads(json_format.render(_odd_report()))
+    controls = {f["message"]: f["controls"] for f in data["findings"]}
+    assert controls["other title"] == [
+        {"standard": "cis-kubernetes", "id": "5.2.2", "title": "Another title"},
+        {"standard": "cis-kubernetes", "id": "9.9", "title": ""}]
+    assert controls["privileged \"x\" <b>|</b>\n✓"] == [
+        {"standard": "cis-kubernetes", "id": "5.2.2"}, {"standard": "x", "id": "1"}]
+    (rule,) = [r for r in data["rules"] if r["id"] == "p1"]
+    assert rule["controls"][0]["title"] == "Minimize privileged"
 
 
 def test_every_format_round_trips_through_json() -> None:
@@ -161,7 +177,7 @@ def test_load_reads_the_delta_against_a_base() -> None:
     back = json_format.load(json.dumps(data))
     assert back.base == "0123abc"
     assert [f.baseline for f in back.fixed] == ["absent"]
-    assert sorted(f.baseline for f in back.findings) == ["", "", "new"]
+    assert sorted(f.baseline for f in back.findings) == ["", "", "", "new"]
     data["findings"][0]["baseline"] = "newish"
     with pytest.raises(json_format.LoadError, match="findings/0/baseline"):
         json_format.load(json.dumps(data))
@@ -192,7 +208,8 @@ def _drop(path: tuple[str | int, ...]) -> Any:
     _set(("findings", 0, "severity"), "fatal"),
     _set(("findings", 0, "fieldPath"), ["spec", 1.5]),
     _set(("findings", 0, "ref"), {"kind": "Pod"}),
-    _set(("findings", 0, "controls"), [{"standard": "x", "id": "1"}]),
+    _set(("findings", 0, "controls"), [{"standard": "x"}]),
+    _set(("findings", 0, "controls"), [{"standard": "x", "id": "1", "title": 3}]),
     _set(("findings", 0, "details"), []),
     _set(("findings", 0, "extra"), 1),
     _set(("findings", 0, "acceptance"), {}),

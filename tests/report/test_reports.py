@@ -262,8 +262,7 @@ def test_json_writes_each_finding_on_one_line_with_every_field() -> None:
         "rule": "demo-rule", "category": "policy", "severity": "error", "message": "plain",
         "location": {"path": "a.yaml", "line": 3, "column": 5, "endLine": 3, "endColumn": 9},
         "resource": "Pod ns/a", "fieldPath": ["spec", "containers", 0, "image"],
-        "controls": [{"standard": "cis-kubernetes", "id": "5.1", "title": ""},
-                     {"standard": "nsa", "id": "pods", "title": ""}],
+        "controls": [{"standard": "cis-kubernetes", "id": "5.1"}, {"standard": "nsa", "id": "pods"}],
         "pack": "demo", "cluster": "", "details": {"constraint": "K/demo",
                                                     "enforcementAction": "deny"}, "ref": None}
     assert [f["message"] for f in data["findings"]] == [f.message for f in report.active]
