@@ -142,7 +142,7 @@ def merge(reports: Sequence[tuple[str, Report]]) -> Report:
             raise MergeError(f"{name}: a shard report that checked no cluster (a scan never "
                              "writes one)")
     first_name, first, first_shard = shards[0]
-    settings = ("tool_version", "link_base", "sarif_category", "group_by", "fail_on")
+    settings = ("tool_version", "link_base", "sarif_category", "group_by", "fail_on", "base")
     for name, report, shard in shards[1:]:
         if shard.clusters != first_shard.clusters:
             raise MergeError(f"{name}: its configuration has the clusters "
@@ -166,25 +166,9 @@ def merge(reports: Sequence[tuple[str, Report]]) -> Report:
     order = list(first_shard.clusters)
     shards.sort(key=lambda s: min(order.index(c) for c in s[2].selected))
     parts = {p.name: p for _, _, shard in shards for p in shard.parts}
-    findings: list[Finding] = []
-    run_level: Counter[Finding] = Counter()
-    run_order: dict[Finding, None] = {}
     used = {key for _, _, shard in shards for key in shard.used}
-    for _, report, shard in shards:
-        mine = set(shard.selected)
-        here: Counter[Finding] = Counter()
-        for f in report.findings:
-            if f.cluster in mine:
-                findings.append(f)
-            else:
-                here[f] += 1
-                run_order.setdefault(f, None)
-        for f, n in here.items():
-            run_level[f] = max(run_level[f], n)
-    for f in run_order:
-        if f.rule_id == RULE_STALE and _acceptance_key(f) in used:
-            continue  # unused in one shard, used in another: not stale in the fleet
-        findings += [f] * run_level[f]
+    findings = _combine([(shard, report.findings) for _, report, shard in shards], used)
+    fixed = _combine([(shard, report.fixed) for _, report, shard in shards], used)
     rules: dict[str, Rule] = {}
     for cluster in order:  # the last cluster that defines a rule gives its metadata
         for rule_id in parts[cluster].rules:
@@ -192,7 +176,7 @@ def merge(reports: Sequence[tuple[str, Report]]) -> Report:
     files = {path for _, _, shard in shards for path in shard.files}
     merged = replace(
         first,
-        findings=tuple(findings), rules=rules,
+        findings=tuple(findings), fixed=tuple(fixed), rules=rules,
         resources_checked=sum(r.resources_checked for _, r, _ in shards),
         files_checked=len(files),
         packs=tuple(dict.fromkeys(p for c in order for p in parts[c].packs)),
@@ -204,6 +188,32 @@ def merge(reports: Sequence[tuple[str, Report]]) -> Report:
         policy_records=tuple(sorted({p for _, r, _ in shards for p in r.policy_records})),
         drift_summary={}, selections={}, shard=None)
     return assemble(merged)
+
+
+def _combine(parts: Sequence[tuple[Shard, Sequence[Finding]]], used: set[str]) -> list[Finding]:
+    """Findings of each shard's clusters from that shard, then those of the run (cluster
+    ``""`` or a cluster the shard did not check) as often as the shard with most of them has
+    each (a file two shards read gives its finding in both: once), less the staleness of an
+    acceptance some shard used."""
+    out: list[Finding] = []
+    run_level: Counter[Finding] = Counter()
+    run_order: dict[Finding, None] = {}
+    for shard, items in parts:
+        mine = set(shard.selected)
+        here: Counter[Finding] = Counter()
+        for f in items:
+            if f.cluster in mine:
+                out.append(f)
+            else:
+                here[f] += 1
+                run_order.setdefault(f, None)
+        for f, n in here.items():
+            run_level[f] = max(run_level[f], n)
+    for f in run_order:
+        if f.rule_id == RULE_STALE and _acceptance_key(f) in used:
+            continue  # unused in one shard, used in another: not stale in the fleet
+        out += [f] * run_level[f]
+    return out
 
 
 def read_reports(paths: Iterable[Path]) -> list[tuple[str, Report]]:

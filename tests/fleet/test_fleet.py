@@ -430,3 +430,24 @@ def test_merge_refuses_a_shard_report_of_no_cluster(example_shards: list[Path],
     empty.write_text(json.dumps(data), encoding="utf-8")
     result = runner.invoke(cli, ["merge", *map(str, example_shards), str(empty)])
     assert result.exit_code == 2 and "checked no cluster" in result.stderr
+
+
+def _hand_shard(cluster: str, base: str = "abc") -> Report:
+    from checker.model import Finding, Severity, SourceLocation
+
+    fixed = (Finding("p", "policy", Severity.ERROR, f"fixed in {cluster}",
+                     SourceLocation(f"{cluster}.yaml", 1), cluster=cluster, baseline="absent"),
+             Finding("input.parse-error", "input", Severity.ERROR, "shared file fixed",
+                     SourceLocation("shared.yaml", 1), baseline="absent"))
+    return Report(findings=(), rules={}, resources_checked=1, files_checked=1,
+                  clusters=(cluster,), base=base, fixed=fixed,
+                  shard=Shard(clusters=("a", "b"), parts=(ClusterPart(cluster),)))
+
+
+def test_merge_adds_up_the_delta_of_its_shards() -> None:
+    merged = fleet.merge([("a.json", _hand_shard("a")), ("b.json", _hand_shard("b"))])
+    assert merged.base == "abc"
+    assert sorted(f.message for f in merged.fixed) == [
+        "fixed in a", "fixed in b", "shared file fixed"]  # the run's one: once
+    with pytest.raises(fleet.MergeError, match=r"b\.json: base 'other' differs"):
+        fleet.merge([("a.json", _hand_shard("a")), ("b.json", _hand_shard("b", "other"))])
