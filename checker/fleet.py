@@ -26,7 +26,7 @@ from typing import Any
 from checker.accept.model import RULE_STALE
 from checker.assemble import assemble
 from checker.errors import CheckerError, ConfigError
-from checker.model import Finding, Report, Rule, Shard
+from checker.model import Finding, Impact, Report, Rule, Shard
 
 MAX_JOBS = 256  # GitHub Actions: a matrix generates at most 256 jobs per workflow run
 _SHARD = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
@@ -186,8 +186,28 @@ def merge(reports: Sequence[tuple[str, Report]]) -> Report:
         engines=tuple(dict.fromkeys(e for c in order for e in parts[c].engines)),
         exemptions=tuple(sorted({e for _, r, _ in shards for e in r.exemptions})),
         policy_records=tuple(sorted({p for _, r, _ in shards for p in r.policy_records})),
-        drift_summary={}, selections={}, shard=None)
+        drift_summary={}, selections={}, shard=None, impact=_impact(shards))
     return assemble(merged)
+
+
+def _impact(shards: Sequence[tuple[str, Report, Shard]]) -> Impact | None:
+    """The shards' policy-change impacts as one: each shard's are its clusters', put in the
+    order ``checker.impact.build`` gives them."""
+    from checker.impact import _order
+
+    impacts = [(name, r.impact) for name, r, _ in shards if r.impact is not None]
+    if not impacts:
+        return None
+    if len(impacts) != len(shards) or len({i.base for _, i in impacts}) > 1:
+        raise MergeError("the shard reports disagree on the policy-change impact (one has "
+                         "none, or another base): run every shard with the same base ref")
+    changes = [c for _, i in impacts for c in i.changes]
+    return Impact(
+        base=impacts[0][1].base,
+        changes=tuple(sorted(changes, key=lambda c: (c.cluster, c.policy))),
+        entries=tuple(sorted((e for _, i in impacts for e in i.entries), key=_order)),
+        live=tuple(sorted({c for _, i in impacts for c in i.live})),
+        problems=tuple(dict.fromkeys(p for _, i in impacts for p in i.problems)))
 
 
 def _combine(parts: Sequence[tuple[Shard, Sequence[Finding]]], used: set[str]) -> list[Finding]:

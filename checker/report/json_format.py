@@ -22,7 +22,10 @@ from checker.model import (
     Exemption,
     FieldPath,
     Finding,
+    Impact,
+    ImpactEntry,
     ObjectRef,
+    PolicyChange,
     Report,
     Rule,
     Severity,
@@ -326,6 +329,32 @@ def _check(data: Any, name: str) -> None:
         raise LoadError(f"{name}: {problem} (not a gitops-checker JSON report of this version)")
 
 
+def _impact(data: Mapping[str, Any], refs: dict[tuple[str, ...], ObjectRef]) -> Impact:
+    """The ``Impact`` that ``checker.report.impact.data`` wrote."""
+    def ref(r: Mapping[str, str] | None) -> ObjectRef | None:
+        if r is None:
+            return None
+        key = (r["cluster"], r["group"], r["version"], r["kind"], r["namespace"], r["name"])
+        return refs.setdefault(key, ObjectRef(*key))
+
+    return Impact(
+        base=data["base"],
+        changes=tuple(PolicyChange(
+            c["cluster"], c["policy"], c["change"], c["constraint"],
+            c["enforcement"]["before"], c["enforcement"]["after"], c["severity"]["before"],
+            c["severity"]["after"], c["location"]) for c in data["policies"]),
+        entries=tuple(ImpactEntry(
+            cluster=e["cluster"], against=e["against"], outcome=e["outcome"],
+            policy=e["policy"], resource=e["resource"],
+            location=SourceLocation(e["location"]["path"], e["location"]["line"]),
+            why=e["why"], message=e["message"], constraint=e["constraint"],
+            severity_before=e["severity"]["before"], severity_after=e["severity"]["after"],
+            enforcement_before=e["enforcement"]["before"],
+            enforcement_after=e["enforcement"]["after"], ref=ref(e["object"]),
+            field_path=tuple(e["fieldPath"])) for e in data["entries"]),
+        live=tuple(data["live"]), problems=tuple(data["problems"]))
+
+
 def _finding_controls(items: list[dict[str, str]], rule: Rule | None) -> tuple[Control, ...]:
     """A finding's controls; a title left out is its rule's."""
     known = {(c.standard, c.id): c.title for c in rule.controls} if rule else {}
@@ -414,6 +443,7 @@ def load(text: str, name: str = "report") -> Report:
                            for c in data["coverage"]["entries"]),
             engines=tuple(data["tool"]["regoEngines"]),
             exemptions=tuple(sorted(exemptions)), shard=shard,
+            impact=_impact(data["impact"], refs) if "impact" in data else None,
             base=data.get("delta", {}).get("base", ""),
             fixed=tuple(_finding(f, severity, refs, rules) for f in data.get("delta", {}).get(
                 "fixed", ())))

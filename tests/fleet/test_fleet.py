@@ -451,3 +451,21 @@ def test_merge_adds_up_the_delta_of_its_shards() -> None:
         "fixed in a", "fixed in b", "shared file fixed"]  # the run's one: once
     with pytest.raises(fleet.MergeError, match=r"b\.json: base 'other' differs"):
         fleet.merge([("a.json", _hand_shard("a")), ("b.json", _hand_shard("b", "other"))])
+
+
+def test_merge_puts_the_shards_impacts_together() -> None:
+    from dataclasses import replace as _replace
+
+    from checker.model import Impact, ImpactEntry, SourceLocation
+
+    def entry(cluster: str) -> ImpactEntry:
+        return ImpactEntry(cluster, "desired", "fails", "p", f"Pod {cluster}/x",
+                           SourceLocation(f"{cluster}.yaml", 1), "changed")
+
+    a = _replace(_hand_shard("a"), impact=Impact("base", entries=(entry("a"),)))
+    b = _replace(_hand_shard("b"), impact=Impact("base", entries=(entry("b"),)))
+    merged = fleet.merge([("b.json", b), ("a.json", a)])
+    assert merged.impact is not None
+    assert [e.cluster for e in merged.impact.entries] == ["a", "b"]
+    with pytest.raises(fleet.MergeError, match="disagree on the policy-change impact"):
+        fleet.merge([("a.json", a), ("b.json", _hand_shard("b"))])

@@ -230,3 +230,27 @@ def test_the_plain_check_refuses_what_the_schema_refuses(change: Any) -> None:
         json_format.load(json.dumps(data), "x.json")
     assert str(err.value).startswith("x.json: ") and "(not a gitops-checker JSON report" in str(
         err.value)
+
+
+def _impact_report() -> Report:
+    from checker.model import Impact, ImpactEntry, PolicyChange
+
+    entry = ImpactEntry("prod", "desired", "fails", "p1", "StatefulSet db/main",
+                        SourceLocation("a b/ü.yaml", 3), "constraint P1/p1 changed",
+                        message="privileged", constraint="P1/p1", severity_after="error",
+                        enforcement_before="dryrun", enforcement_after="deny",
+                        ref=ObjectRef("prod", "apps", "v1", "StatefulSet", "db", "main"),
+                        field_path=("spec", 0))
+    impact = Impact(base="abc123", changes=(PolicyChange(
+        "prod", "p1", "changed", "P1/p1", "dryrun", "deny", "error", "error", "p.yaml:4"),),
+        entries=(entry,), live=("prod",), problems=("one problem",))
+    from dataclasses import replace
+    return replace(_odd_report(), impact=impact)
+
+
+def test_the_policy_change_impact_round_trips() -> None:
+    report = _impact_report()
+    back = json_format.load(json_format.render(report))
+    assert back.impact == report.impact
+    for name, render in RENDERERS.items():
+        assert render(back) == render(report), name
