@@ -142,7 +142,8 @@ def merge(reports: Sequence[tuple[str, Report]]) -> Report:
             raise MergeError(f"{name}: a shard report that checked no cluster (a scan never "
                              "writes one)")
     first_name, first, first_shard = shards[0]
-    settings = ("tool_version", "link_base", "sarif_category", "group_by", "fail_on", "base")
+    settings = ("tool_version", "link_base", "sarif_category", "group_by", "fail_on", "base",
+                "gate")
     for name, report, shard in shards[1:]:
         if shard.clusters != first_shard.clusters:
             raise MergeError(f"{name}: its configuration has the clusters "

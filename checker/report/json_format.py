@@ -184,7 +184,7 @@ def render(report: Report) -> str:
                     "bySeverity": severity_counts(active), "accepted": len(suppressed)},
         "settings": {"failOn": report.fail_on.label if report.fail_on is not None
                      else "never", "groupBy": report.group_by, "linkBase": report.link_base,
-                     "sarifCategory": report.sarif_category},
+                     "sarifCategory": report.sarif_category, "gate": report.gate},
         "packs": list(report.packs),
         "clusters": list(report.clusters),
         "rules": [_rule(r) for _, r in sorted(report.rules.items())],
@@ -437,6 +437,7 @@ def load(text: str, name: str = "report") -> Report:
             errors=tuple(data["errors"]), link_base=settings["linkBase"],
             sarif_category=settings["sarifCategory"], group_by=settings["groupBy"],
             fail_on=None if settings["failOn"] == "never" else severity[settings["failOn"]],
+            gate=settings["gate"],
             drift_summary=data.get("drift", {}),
             coverage=tuple(Coverage(c["state"], c["kind"], c["what"], c["path"], c["line"],
                                     c["reason"], c["produced"])

@@ -177,7 +177,7 @@ def test_load_reads_the_delta_against_a_base() -> None:
     back = json_format.load(json.dumps(data))
     assert back.base == "0123abc"
     assert [f.baseline for f in back.fixed] == ["absent"]
-    assert sorted(f.baseline for f in back.findings) == ["", "", "", "new"]
+    assert {f.baseline for f in back.findings} == {"new"}  # with a base, each one is classed
     data["findings"][0]["baseline"] = "newish"
     with pytest.raises(json_format.LoadError, match="findings/0/baseline"):
         json_format.load(json.dumps(data))
