@@ -75,6 +75,7 @@ from checker.trust import (
     TrustedPolicies,
     export_tree,
     resolve_base,
+    trusted_admission_policies,
     trusted_config,
     trusted_gatekeeper_configs,
     what_if_config,
@@ -677,7 +678,11 @@ def _admit(options: ScanOptions, config: Config, state: _Run,
         state.findings += admitted.findings + implied.findings
         state.errors += implied.errors
         state.coverage.update(dict.fromkeys(admitted.coverage))
-        admission = vap.evaluate(admitted.resources, options.operation,
+        judged = admitted.resources
+        if trusted is not None:  # VAPs and bindings the change edits count as on the base ref
+            judged, untrusted = trusted_admission_policies(admitted.resources, trusted.approval)
+            state.findings += untrusted
+        admission = vap.evaluate(judged, options.operation,
                                  evaluation_limits(options, config))
         state.resources += tagged
         state.checked += len(tagged)

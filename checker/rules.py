@@ -83,9 +83,10 @@ BUILTIN_RULES: dict[str, Rule] = {
              "folders, overrides), acceptance settings, drift settings (ignore rules, field "
              "managers, field types), evaluation limits, "
              "the severity of not-checked inputs, allowed registries, guardrails and admission "
-             "(mutation, expansion), and so does a Gatekeeper Config among the manifests (its "
-             "namespace exclusions). A change to them in the pull request is reported here "
-             "and takes effect once merged, so a change cannot switch off its own check. "
+             "(mutation, expansion), and so do a Gatekeeper Config (its namespace exclusions) "
+             "and ValidatingAdmissionPolicies and bindings among the manifests. A change to "
+             "them in the pull request is reported here and takes effect once merged, so a "
+             "change cannot switch off its own check. "
              "Changed cluster paths are checked as the change declares them, with a note.",
              "Make the config change in its own reviewed pull request first."),
         Rule(RULE_IMPACT_NOT_EVALUATED, "Policy-change impact not evaluated", Severity.WARNING,

@@ -386,6 +386,36 @@ def trusted_gatekeeper_configs(resources: list[Resource], approval: BaseApproval
     return kept, findings
 
 
+def trusted_admission_policies(resources: list[Resource], approval: BaseApproval,
+                               ) -> tuple[list[Resource], list[Finding]]:
+    """``resources`` with each ValidatingAdmissionPolicy and binding the change edits put back
+    as the base ref has it (same file, same object), for the VAP evaluation.
+
+    A VAP among the manifests judges the objects as the API server will (``checker.policy.vap``),
+    so left to the change, a policy whose expression it rewrites to ``true``, or a binding it
+    turns from ``Deny`` to ``Audit``, would pass its own check. Edited ones are evaluated as on
+    the base ref, each with an ``input.untrusted-config`` warning; ones the change adds are
+    evaluated as written (they can only add findings).
+    """
+    from checker.policy.vap import is_binding, is_policy
+
+    out: list[Resource] = []
+    findings: list[Finding] = []
+    for res in resources:
+        if not (is_policy(res) or is_binding(res)):
+            out.append(res)
+            continue
+        old = _base_object(approval, res)
+        if old is None or old.body == res.body:
+            out.append(res)
+            continue
+        out.append(replace(old, cluster=res.cluster))
+        findings.append(_finding(
+            f"{res.kind} {res.name}: the change edits it; this run evaluates the base ref "
+            f"{approval.base}'s version until the change is merged", res.location))
+    return out, findings
+
+
 def _files(folder: Path) -> dict[str, bytes]:
     """The regular files below ``folder`` by relative path, read through the workspace
     boundary (no symlink out, the size limit); one that is refused counts as changed."""

@@ -10,6 +10,7 @@ The rule (docs/security.md, "The config file is part of the pull request"):
   Gatekeeper's webhook and audit do). With a base ref only its base version counts: an edited
   Config is read as on the base ref, an added one is not used, each with an
   ``input.untrusted-config`` warning.
+- A ValidatingAdmissionPolicy or binding the change edits is evaluated as on the base ref.
 """
 
 from __future__ import annotations
@@ -128,3 +129,46 @@ def test_an_edited_gatekeeper_config_counts_as_on_the_base(tmp_path: Path) -> No
     git(repo, "commit", "-q", "-m", "unrelated")
     code, same = _scan(repo, str(repo / "prod"), "--accept-base", "main")
     assert code == 0 and _untrusted(same) == [] and _rules(same) == ["policy.not-evaluated"]
+
+
+def _vap(expression: str, actions: str) -> str:
+    import yaml
+
+    from tests.policy.test_vap import BINDING, POLICY
+
+    policy = json.loads(json.dumps(POLICY))
+    policy["spec"]["validations"][0]["expression"] = expression
+    binding = json.loads(json.dumps(BINDING))
+    binding["spec"]["validationActions"] = [actions]
+    return yaml.safe_dump_all([policy, binding], sort_keys=False)
+
+
+DEPLOYMENT = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: apps\n"
+              "spec:\n  replicas: 9\n")
+
+
+def _vap_findings(findings: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return sorted((f["severity"], f["message"]) for f in findings
+                  if "ValidatingAdmissionPolicy 'replicas'" in f["message"]
+                  and f["rule"] != "input.untrusted-config")
+
+
+def test_an_edited_validating_admission_policy_judges_as_on_the_base(tmp_path: Path) -> None:
+    """The change rewrites the VAP's expression to ``true`` and turns the binding to Audit:
+    both count as on the base ref, and each edit is a finding."""
+    base = _vap("object.spec.replicas <= 5", "Deny")
+    repo = _repo(tmp_path, {"prod/deploy.yaml": DEPLOYMENT, "prod/vap.yaml": base},
+                 {"prod/vap.yaml": _vap("true", "Audit")})
+    code, findings = _scan(repo, str(repo / "prod"), "--accept-base", "main", "--pack", "none")
+    assert code == 1
+    assert [s for s, _m in _vap_findings(findings)] == ["error"]
+    edited = _untrusted(findings)
+    assert len(edited) == 2 and all("the change edits it" in m for m in edited)
+    assert any("ValidatingAdmissionPolicyBinding replicas-binding" in m for m in edited)
+    _code, without = _scan(repo, str(repo / "prod"), "--pack", "none", "--fail-on", "never")
+    assert _vap_findings(without) == []
+    # an unchanged VAP gives no finding of its own and still judges
+    git(repo, "checkout", "-q", "main")
+    _code, same = _scan(repo, str(repo / "prod"), "--accept-base", "main", "--pack", "none",
+                        "--fail-on", "never")
+    assert _untrusted(same) == [] and [s for s, _m in _vap_findings(same)] == ["error"]
