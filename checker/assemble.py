@@ -9,12 +9,14 @@ left out. Renderers then write what the Report says and never filter.
 from __future__ import annotations
 
 import gzip
+import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from checker.changes import Changes
 from checker.delta import Baseline, classify, gated, newness_rank
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
-from checker.model import NEW, Finding, Report, Rule, Selection, Severity
+from checker.model import NEW, Annotations, Finding, Report, Rule, Selection, Severity
 from checker.report import markdown, sarif
 from checker.rules import BUILTIN_RULES
 from checker.selection import (
@@ -44,13 +46,22 @@ from checker.selection import (
     select,
 )
 
-__all__ = ["AFFECTS_SHOWN", "EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "GROUP_PREFIX",
+__all__ = ["AFFECTS_SHOWN", "ANNOTATIONS_LISTED", "ANNOTATIONS_PER_JOB", "ANNOTATIONS_PER_KIND",
+           "ANNOTATION_KIND", "EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "GROUP_PREFIX",
            "LOCATED", "MARKDOWN", "SARIF", "SARIF_ACCEPTED", "SARIF_LIMIT_BYTES",
            "SARIF_MAX_BYTES", "SARIF_MAX_RESULTS", "SARIF_MAX_RUNS", "SUMMARY_CAPS",
-           "SUMMARY_LIMIT_BYTES", "SUMMARY_MAX_BYTES", "assemble", "by_location",
-           "cluster_group", "exit_code", "located", "markdown_selection", "rank",
-           "report_order", "rules_for", "sarif_groups", "sarif_parts", "sarif_selection",
-           "sarif_size", "select", "summary_caps"]
+           "SUMMARY_LIMIT_BYTES", "SUMMARY_MAX_BYTES", "annotation_selection",
+           "annotation_tier", "assemble", "by_location", "cluster_group", "exit_code",
+           "located", "markdown_selection", "rank", "relocate", "report_order", "rules_for",
+           "sarif_groups", "sarif_parts", "sarif_selection", "sarif_size", "select",
+           "summary_caps"]
+# GitHub's limits of workflow-command annotations (actions/toolkit docs/problem-matchers.md,
+# "Limitations"): 10 error, 10 warning and 10 notice annotations per step, 50 per job; the
+# rest are dropped in the order they were written, silently.
+ANNOTATIONS_PER_KIND = 10
+ANNOTATIONS_PER_JOB = 50
+ANNOTATION_KIND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
+ANNOTATIONS_LISTED = 50  # rows of the job summary's table of findings not annotated
 
 
 def sarif_size(report: Report, parts: tuple[Selection, ...], *, accepted: bool = False) -> int:
@@ -180,6 +191,101 @@ def assemble(report: Report, baseline: Baseline | None = None) -> Report:
     caps, chosen = summary_caps(report)
     chosen[LOCATED] = (Selection(run="", kept=tuple(by_location(report.active))),)
     return replace(report, caps=caps, selections={**report.selections, **chosen})
+
+
+def annotation_tier(finding: Finding, changes: Changes | None) -> int:
+    """0: new and on a changed line; 1: new; 2: on a changed line; 3: the rest.
+
+    "New" is the delta's word (``baseline == "new"``); without a base every finding is of
+    tier 2 or 3, so the changed lines still come first.
+    """
+    loc = finding.location
+    changed = changes is not None and changes.touches(loc.path, loc.line, loc.end_line)
+    new = finding.baseline == NEW
+    return (0 if changed else 1) if new else (2 if changed else 3)
+
+
+def annotation_selection(report: Report, changes: Changes | None, *, limit: int,
+                         reserved: Mapping[str, int] | None = None, note: str = "",
+                         per_kind: int = ANNOTATIONS_PER_KIND) -> Report:
+    """The report with the findings the Action annotates chosen (``Report.annotations``).
+
+    The reviewer's change first: new findings on changed lines, then other new findings,
+    then other findings on changed lines, then the rest; within each, the most severe first,
+    then the report's order. GitHub keeps ``per_kind`` annotations of each kind per step and
+    50 per job, so no more are written: of each kind ``per_kind`` less what the step writes
+    anyway (``reserved``: kind -> count, its tool errors, the comment's line), and at most
+    ``limit`` in all. When any finding is left out, one notice slot is kept for the line that
+    says so; the job summary lists what was left out. A line several overlays render is one
+    annotation naming the objects (``located``).
+    """
+    taken = dict(reserved or {})
+    active = located(report)  # one per source location, as SARIF and JUnit show them
+    order = sorted(range(len(active)), key=lambda i: (
+        annotation_tier(active[i], changes), -int(active[i].severity), i))
+    total = max(0, min(limit, ANNOTATIONS_PER_JOB - sum(taken.values())))
+
+    def choose(notice_kept: int) -> tuple[list[Finding], list[Finding]]:
+        room = {kind: max(0, per_kind - taken.get(kind, 0)) for kind in ANNOTATION_KIND.values()}
+        room["notice"] = max(0, room["notice"] - notice_kept)
+        budget = max(0, min(total, ANNOTATIONS_PER_JOB - sum(taken.values()) - notice_kept))
+        kept: list[Finding] = []
+        left: list[Finding] = []
+        for i in order:
+            f = active[i]
+            kind = ANNOTATION_KIND[f.severity]
+            if budget > 0 and room[kind] > 0:
+                kept.append(f)
+                room[kind] -= 1
+                budget -= 1
+            else:
+                left.append(f)
+        return kept, left
+
+    kept, left = choose(0)
+    if left:
+        kept, left = choose(1)
+    on_changed = sum(1 for f in kept if annotation_tier(f, changes) in (0, 2))
+    return replace(report, annotations=Annotations(
+        kept=tuple(kept), left_out=tuple(left), listed=tuple(left[:ANNOTATIONS_LISTED]),
+        on_changed_lines=on_changed,
+        base=changes.base if changes is not None else "",
+        changed_lines=len(changes) if changes is not None else 0, note=note,
+        per_kind=per_kind, limit=total))
+
+
+def _under(prefix: str, path: str) -> str:
+    if not path or path == ".":
+        return prefix
+    return posixpath.normpath(posixpath.join(prefix, path))
+
+
+def relocate(report: Report, prefix: str) -> Report:
+    """The report with every path relative to the repository root, ``prefix`` being where
+    the scan root is in the repository (``clusters``; "" or "." for the root itself).
+
+    Annotations, summary links and code scanning resolve a path against the repository, not
+    against the folder a run happened to start in: a scan of ``clusters/`` reports
+    ``clusters/prod/app.yaml``. Every path of the report moves (findings, the coverage
+    ledger, the fixed findings of a delta, the rows of a policy change's impact), so all
+    formats agree; the selection is made again
+    on the moved findings.
+    """
+    prefix = prefix.strip("/")
+    if prefix in ("", "."):
+        return report
+    findings = tuple(replace(f, location=replace(f.location, path=_under(prefix, f.location.path)))
+                     for f in report.findings)
+    fixed = tuple(replace(f, location=replace(f.location, path=_under(prefix, f.location.path)))
+                  for f in report.fixed)
+    coverage = tuple(replace(c, path=_under(prefix, c.path)) for c in report.coverage)
+    impact = report.impact
+    if impact is not None:
+        impact = replace(impact, entries=tuple(
+            replace(e, location=replace(e.location, path=_under(prefix, e.location.path)))
+            for e in impact.entries))
+    return assemble(replace(report, findings=findings, fixed=fixed, coverage=coverage,
+                            impact=impact))
 
 
 def exit_code(report: Report, fail_on: Severity | None) -> int:

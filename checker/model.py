@@ -457,6 +457,30 @@ class Shard:
 
 
 @dataclass(frozen=True)
+class Annotations:
+    """What the GitHub Action annotates, as the assemble stage chose it.
+
+    GitHub shows at most ``per_kind`` annotations of each kind (error, warning, notice) per
+    step and 50 per job; ``kept`` are the findings that fit, in the order they are written
+    (new findings on changed lines first, then other new ones, then the rest on changed
+    lines, then the others; the most severe first within each), ``left_out`` the active
+    findings that did not fit, in the same order. ``base`` is the commit the changed lines
+    were read against and ``changed_lines`` how many there are; ``note`` says why they are
+    not known when they could not be read in a pull-request run.
+    """
+
+    kept: tuple[Finding, ...] = ()
+    left_out: tuple[Finding, ...] = ()
+    listed: tuple[Finding, ...] = ()  # the first of ``left_out``, for the job summary's table
+    on_changed_lines: int = 0  # how many of ``kept`` are on a changed line
+    base: str = ""
+    changed_lines: int = 0
+    note: str = ""
+    per_kind: int = 10
+    limit: int = 0  # at most this many in all (the max-annotations input, within 50 a job)
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything a renderer needs. Renderers read it; they never filter or recompute."""
 
@@ -490,6 +514,7 @@ class Report:
     impact: Impact | None = None  # the policy change's what-if (None: none was evaluated)
     gate: str = "all"  # what the exit code weighs: "all" active findings, or the "new" ones
     shard: Shard | None = None  # a scan of part of the fleet: what ``merge`` needs
+    annotations: Annotations | None = None  # what the Action annotates (None: no annotations)
 
     def fails(self, finding: Finding) -> bool:
         """Whether a finding is at or above the ``--fail-on`` threshold (under ``gate ==

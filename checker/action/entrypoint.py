@@ -9,9 +9,10 @@ Contract with the runner (see docs/github-action.md):
 
 - paths given by the user are resolved against ``working-directory`` (itself relative to
   ``GITHUB_WORKSPACE``) and must stay inside the workspace;
-- reported file paths are relative to ``working-directory`` (the repository root for
-  SARIF); annotations and the ``*-file`` outputs are relative to ``GITHUB_WORKSPACE``,
-  where later steps of the job run;
+- reported file paths (annotations, summary links, SARIF, every report) are relative to the
+  repository root: the top of the git work tree ``working-directory`` is in (else
+  ``working-directory`` itself); the ``*-file`` outputs are relative to ``GITHUB_WORKSPACE``,
+  where later steps of the job run; links go to the pull request's head commit;
 - outputs go to ``GITHUB_OUTPUT``, the Markdown report is appended to
   ``GITHUB_STEP_SUMMARY``, the top findings become ``::error``/``::warning``/``::notice``
   workflow commands;
@@ -39,6 +40,7 @@ from checker.action.inputs import (
     ActionError,
     ActionInputs,
     Workspace,
+    acceptance_base,
     build_options,
     input_variable,
     parse_inputs,
@@ -53,7 +55,8 @@ from checker.action.outputs import (
     report_files,
     write_reports,
 )
-from checker.assemble import exit_code
+from checker.assemble import annotation_selection, exit_code, relocate
+from checker.changes import Changes
 from checker.errors import EXIT_ERROR, EXIT_OK, CheckerError
 from checker.model import Report
 from checker.options import DriftRunOptions, ScanOptions
@@ -112,6 +115,48 @@ def write_evidence(report: Report, options: ScanOptions, code: int, files: Mappi
     return written
 
 
+def pull_request_changes(report: Report, space: Workspace, environ: Mapping[str, str],
+                         ) -> tuple[Changes | None, str]:
+    """The lines the pull request changed, or None and why not ("" outside a pull request).
+
+    Against the base the delta evaluated (``Report.base``), else the first parent of the
+    merge commit GitHub checks out, else the event's ``pull_request.base.sha``; the head is
+    the checked-out commit.
+    """
+    from checker.changes import ChangesError, changed_lines
+    from checker.drift.trusted import PULL_REQUEST_EVENTS
+
+    if environ.get("GITHUB_EVENT_NAME", "") not in PULL_REQUEST_EVENTS:
+        return None, ""
+    repo = space.repository()
+    base = report.base
+    if not base:
+        try:
+            base = acceptance_base("auto", environ, repo)
+        except ActionError:
+            base = ""
+    if not base:
+        return None, ("no base commit: the event names no pull_request.base.sha and HEAD is "
+                      "not a merge commit")
+    try:
+        return changed_lines(repo, base), ""
+    except ChangesError as err:
+        return None, str(err)
+
+
+def choose_annotations(report: Report, inputs: ActionInputs, space: Workspace,
+                       environ: Mapping[str, str]) -> Report:
+    """The report with the annotated findings chosen: the pull request's changes first."""
+    changes, why = pull_request_changes(report, space, environ)
+    reserved = {"error": len(report.errors)}
+    if inputs.comment:  # the comment writes one warning or notice line after the annotations
+        reserved.update(warning=1, notice=1)
+    note = (f"the changed lines could not be read ({why}): annotations are ordered by "
+            "newness and severity only") if why else ""
+    return annotation_selection(report, changes, limit=inputs.max_annotations,
+                                reserved=reserved, note=note)
+
+
 def run(environ: Mapping[str, str], stdout: TextIO) -> int:
     """Run the action in ``environ``; print commands and the log to ``stdout``; return the code."""
     report: Report | None = None
@@ -139,7 +184,11 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
 
             # read once: the scan and the evidence record state the same date
             options = dataclasses.replace(options, today=dt.date.today())
-        report = run_checks(inputs, options, space)
+        # every path relative to the repository root: annotations, links and code scanning
+        # resolve them against the repository, wherever the working directory is in it
+        report = relocate(run_checks(inputs, options, space), space.repository_prefix())
+        if inputs.annotations:
+            report = choose_annotations(report, inputs, space, environ)
         rendered = render_all(report, [
             *files, "text", *(["markdown"] if environ.get("GITHUB_STEP_SUMMARY") else [])],
             FORMATS)
@@ -148,13 +197,11 @@ def run(environ: Mapping[str, str], stdout: TextIO) -> int:
         if evidence_files:
             written.update(write_evidence(report, options, code, evidence_files, space,
                                           environ))
-        prefix = space.relative(space.workdir)
-        prefix = "" if prefix == "." else prefix + "/"
-        if inputs.annotations:
-            for line in annotation_commands(report, inputs.max_annotations, prefix):
-                stdout.write(line + "\n")
-        for problem in report.errors:
+        for problem in report.errors:  # first: GitHub keeps the first 10 errors of a step
             stdout.write(command("error", problem, title="gitops-checker") + "\n")
+        if inputs.annotations:
+            for line in annotation_commands(report):
+                stdout.write(line + "\n")
         stdout.write(guarded(rendered["text"]))
         summary = environ.get("GITHUB_STEP_SUMMARY")
         if summary:

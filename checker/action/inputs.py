@@ -244,14 +244,62 @@ class Workspace:
         """Path relative to the workspace with forward slashes ('.' for the workspace)."""
         return Path(os.path.relpath(path, self.root)).as_posix()
 
+    def repository(self) -> Path:
+        """The root of the repository the working directory is in.
+
+        The top of its git work tree when that is inside the workspace (``actions/checkout``
+        with ``path: repo`` makes ``repo/`` one; a working directory below it is a folder of
+        the repository), else the working directory itself, as the input documents.
+        """
+        from checker.changes import repository_top
+
+        top = repository_top(self.workdir)
+        if top is not None and (top == self.root or self.root in top.parents) and (
+                top == self.workdir or top in self.workdir.parents):
+            return top
+        return self.workdir
+
+    def repository_prefix(self) -> str:
+        """Where the working directory is in the repository ("" at its root)."""
+        sub = Path(os.path.relpath(self.workdir, self.repository())).as_posix()
+        return "" if sub == "." else sub
+
     def link_base(self, environ: Mapping[str, str]) -> str:
-        """``<server>/<owner>/<repo>/blob/<sha>[/<working dir>]`` for Markdown links."""
+        """``<server>/<owner>/<repo>/blob/<sha>`` for Markdown links to repository paths.
+
+        The commit is the pull request's head (``pull_request.head.sha`` of the event) in a
+        pull-request run, where ``GITHUB_SHA`` is a merge commit GitHub may not keep; else
+        ``GITHUB_SHA``. Paths are appended relative to the repository root.
+        """
         server = environ.get("GITHUB_SERVER_URL", "").rstrip("/")
-        repository, sha = environ.get("GITHUB_REPOSITORY", ""), environ.get("GITHUB_SHA", "")
+        repository = environ.get("GITHUB_REPOSITORY", "")
+        sha = pull_request_sha(environ, "head") or environ.get("GITHUB_SHA", "")
         if not (server and repository and sha):
             return ""
-        sub = self.relative(self.workdir)
-        return f"{server}/{repository}/blob/{sha}" + ("" if sub == "." else f"/{sub}")
+        return f"{server}/{repository}/blob/{sha}"
+
+
+def pull_request_sha(environ: Mapping[str, str], side: str) -> str:
+    """``pull_request.<side>.sha`` of the run's event file ("" when there is none).
+
+    Only a full hexadecimal commit id is taken: the value becomes part of URLs and git
+    arguments.
+    """
+    from checker.drift.trusted import PULL_REQUEST_EVENTS
+
+    path = environ.get("GITHUB_EVENT_PATH", "")
+    if environ.get("GITHUB_EVENT_NAME", "") not in PULL_REQUEST_EVENTS or not path:
+        return ""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            event = json.load(handle)
+        sha = str(((event.get("pull_request") or {}).get(side) or {}).get("sha") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return sha.lower() if len(sha) in (40, 64) and all(
+        c in "0123456789abcdefABCDEF" for c in sha) else ""
 
 
 def acceptance_base(value: str, environ: Mapping[str, str], workdir: Path,
@@ -273,18 +321,9 @@ def acceptance_base(value: str, environ: Mapping[str, str], workdir: Path,
 
     if environ.get("GITHUB_EVENT_NAME", "") not in PULL_REQUEST_EVENTS:
         return ""
-    import json
     import subprocess
 
-    base = ""
-    event_path = environ.get("GITHUB_EVENT_PATH", "")
-    if event_path:
-        try:
-            with open(event_path, encoding="utf-8") as handle:
-                event = json.load(handle)
-            base = str(((event.get("pull_request") or {}).get("base") or {}).get("sha") or "")
-        except (OSError, ValueError, AttributeError):
-            base = ""
+    base = pull_request_sha(environ, "base")
     parents = subprocess.run(["git", "-C", str(workdir), "rev-list", "--parents", "-n", "1",
                               "HEAD"], capture_output=True, text=True, timeout=60,
                              check=False).stdout.split()

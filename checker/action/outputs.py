@@ -1,8 +1,10 @@
 """What the Action leaves behind: workflow commands (annotations), ``GITHUB_OUTPUT``,
 ``GITHUB_STEP_SUMMARY`` and the report files.
 
-Annotations and the ``*-file`` outputs are relative to ``GITHUB_WORKSPACE``, where later steps
-of the job run; every string that reaches a workflow command is escaped for it.
+Annotation paths are relative to the repository root (the report's paths, see
+``checker.assemble.relocate``), which is how GitHub places them on a file; the ``*-file``
+outputs are relative to ``GITHUB_WORKSPACE``, where later steps of the job run. Every string
+that reaches a workflow command is escaped for it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from pathlib import Path
 from checker.action.inputs import FILE_INPUTS, RUNNER_UID_HINT, ActionError, ActionInputs, Workspace
 from checker.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from checker.model import Finding, Report, Severity
-from checker.report.common import by_severity
 
 RESULTS = {EXIT_OK: "pass", EXIT_FINDINGS: "fail", EXIT_ERROR: "error"}
 
@@ -67,24 +68,36 @@ def annotation(finding: Finding, report: Report, prefix: str) -> str:
     loc = finding.location
     end_line = loc.end_line if loc.end_line is not None and loc.end_line >= loc.line else None
     end_column = loc.end_column if end_line == loc.line else None
+    # numbers first and last: the runner trims the spaces around the properties, so a path
+    # or title with leading or trailing spaces must sit between them to arrive whole
     return command(
         COMMAND[finding.severity], message or finding.rule_id,
-        file=f"{prefix}{loc.path}", line=max(loc.line, 1), col=max(loc.column, 1),
-        endLine=end_line, endColumn=end_column, title=title,
+        line=max(loc.line, 1), file=f"{prefix}{loc.path}", title=title, endLine=end_line,
+        endColumn=end_column, col=max(loc.column, 1),
     )
 
 
-def annotation_commands(report: Report, limit: int, prefix: str = "") -> list[str]:
-    """The ``limit`` most severe active findings as workflow commands, then a notice of the rest.
+def annotation_commands(report: Report) -> list[str]:
+    """The chosen findings (``Report.annotations``) as workflow commands, then a notice of
+    what did not fit.
 
-    ``prefix`` turns a path relative to the scan root into one relative to the workspace.
+    A report without a choice gets the default one: no changed lines, at most 50.
     """
-    active = by_severity(report.active)
-    lines = [annotation(f, report, prefix) for f in active[:limit]]
-    if len(active) > limit:
-        lines.append(command("notice", f"{len(active) - limit} more findings are not annotated "
-                             f"(max-annotations is {limit}); see the job summary",
-                             title="gitops-checker"))
+    from checker.assemble import ANNOTATIONS_PER_JOB, annotation_selection
+
+    chosen = report.annotations
+    if chosen is None:
+        chosen = annotation_selection(report, None, limit=ANNOTATIONS_PER_JOB).annotations
+        assert chosen is not None
+    lines = [annotation(f, report, "") for f in chosen.kept]
+    if chosen.left_out:
+        new = sum(1 for f in chosen.left_out if f.baseline == "new")
+        lines.append(command(
+            "notice", f"{len(chosen.left_out)} more findings are not annotated"
+            + (f" ({new} of them new)" if new else "")
+            + f": GitHub shows {chosen.per_kind} annotations of each kind per step"
+            + f" and this step writes at most {chosen.limit} (max-annotations);"
+            + " the job summary lists them", title="gitops-checker"))
     return lines
 
 

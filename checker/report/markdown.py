@@ -219,6 +219,7 @@ def render(report: Report) -> str:
         lines += _table(list(shown.kept), report, accepted=True)
         lines += _more(shown.total - len(shown.kept), "accepted risks")
         lines.append("")
+    lines += annotations_section(report)
     lines += drift_section(report, active)
     lines += coverage_section(report)
     lines += exemptions_section(report)
@@ -250,6 +251,39 @@ def delta_section(report: Report) -> list[str]:
         lines.append("")
     return lines
 
+
+def annotations_section(report: Report) -> list[str]:
+    """``### Annotations``: how many were written, how many on changed lines, what did not fit.
+
+    GitHub drops annotations past its per-step limits without a word, so the summary names
+    the findings that were not annotated (those the assemble stage lists, then a count), in
+    the order the Action would have annotated them.
+    """
+    chosen = report.annotations
+    if chosen is None:
+        return []
+    lines = ["### Annotations", ""]
+    said = f"{len(chosen.kept)} finding{'s' if len(chosen.kept) != 1 else ''} annotated"
+    if chosen.base:
+        said += (f", {chosen.on_changed_lines} on the {chosen.changed_lines} lines this pull "
+                 f"request changed (against {markdown_code(chosen.base[:12])})")
+    lines += [said + ".", ""]
+    if chosen.note:
+        lines += [f"⚠️ {_cell(chosen.note[:1].upper() + chosen.note[1:])}.", ""]
+    left = chosen.left_out
+    if not left:
+        return lines
+    counts = severity_counts(left)
+    new = sum(1 for f in left if f.baseline == "new")
+    lines += [f"{len(left)} more did not fit: GitHub shows {chosen.per_kind} annotations of "
+              f"each kind (error, warning, notice) per step and 50 per job, and this step "
+              f"writes at most {chosen.limit}. Not annotated: "
+              + ", ".join(f"{n} {label}" for label, n in counts.items() if n)
+              + (f" ({new} new)" if new else "") + ".", ""]
+    lines += _table(list(chosen.listed), report)
+    lines += _more(len(left) - len(chosen.listed))
+    lines.append("")
+    return lines
 
 _STATE = {"rendered": "rendered", "followed": "followed", "not-checked": "⚠️ not checked"}
 

@@ -26,6 +26,7 @@ import yaml
 from checker.action import entrypoint as action_entrypoint
 from checker.action import inputs as action_inputs
 from checker.action import outputs as action_outputs
+from checker.assemble import annotation_selection
 from checker.model import Finding, Report, Rule, Severity, SourceLocation
 from tests.conftest import ROOT
 
@@ -255,18 +256,34 @@ def test_summary_is_the_markdown_report(example_run: Run) -> None:
 
 def test_annotations_point_at_findings_most_severe_first(
         example_run: Run, example_cli: dict[str, Any]) -> None:
-    """One annotation per finding of the CLI's report, most severe first, then report order."""
-    findings = example_cli["findings"]
-    assert 0 < len(findings) <= int(action_inputs.DEFAULTS["max-annotations"])  # all annotated
+    """The findings of the CLI's report, most severe first, then report order, at most 10 of
+    each kind (GitHub's per-step limit); a last notice counts the rest."""
+    findings, seen = [], set()
+    for f in example_cli["findings"]:  # one per source location: overlays of a line are one
+        key = (f["rule"], f["location"]["path"], f["location"]["line"],
+               f["location"]["column"], f["message"])
+        if key not in seen:
+            seen.add(key)
+            findings.append(f)
     ordered = sorted(findings, key=lambda f: SEVERITY_RANK[f["severity"]])  # stable
-    expected = [(ANNOTATION_KIND[f["severity"]], f["location"]["path"], str(f["location"]["line"]),
-                 str(f["location"]["column"]), f"{f['message']} ({f['resource']})")
-                for f in ordered]
-    got = [(kind, props["file"], props["line"], props["col"], message)
-           for kind, props, message in example_run.annotations]
+    expected, per_kind = [], {"error": 0, "warning": 0, "notice": 0}
+    for f in ordered:
+        kind = ANNOTATION_KIND[f["severity"]]
+        if per_kind[kind] < (9 if kind == "notice" else 10):  # one notice: what did not fit
+            per_kind[kind] += 1
+            expected.append((kind, f["location"]["path"], str(f["location"]["line"]),
+                             str(f["location"]["column"]), f["message"]))
+    assert len(expected) < len(findings)  # the example has more than fit
+    got = [(kind, props["file"], props["line"], props["col"], message.rsplit(" (", 1)[0])
+           for kind, props, message in example_run.annotations if "file" in props]
     assert got == expected
-    kinds = [a[0] for a in example_run.annotations]
+    last = example_run.annotations[-1]
+    assert last[0] == "notice" and "file" not in last[1]
+    assert last[2].startswith(f"{len(findings) - len(expected)} more findings are not annotated")
+    kinds = [a[0] for a in example_run.annotations if "file" in a[1]]
     assert kinds[0] == "error" and kinds[-1] == "warning"  # both severities, errors first
+    for kind in ("error", "warning", "notice"):
+        assert sum(1 for a in example_run.annotations if a[0] == kind) <= 10
     privileged = next(a for a in example_run.annotations
                       if a[1]["title"].endswith("(pss-privileged)"))
     assert privileged[1]["file"] == "infrastructure/monitoring.yaml"
@@ -274,7 +291,7 @@ def test_annotations_point_at_findings_most_severe_first(
     assert privileged[1]["col"] == "13"
     assert privileged[1]["title"] == "Privileged containers are not allowed (pss-privileged)"
     assert "privileged" in privileged[2]
-    for _kind, props, _message in example_run.annotations:
+    for _kind, props, _message in example_run.annotations[:-1]:
         assert (example_run.workspace / props["file"]).is_file()
 
 
@@ -345,8 +362,11 @@ def test_hyphenated_input_names_are_read_as_the_runner_sets_them(tmp_path: Path)
     assert [a[0] for a in run.annotations] == ["error", "notice"]
     total = int(run.outputs["total-count"])
     assert total == len(per_object(sarif_results(run))) > 1
-    assert run.annotations[1][2] == (f"{total - 1} more findings are not annotated "
-                                     "(max-annotations is 1); see the job summary")
+    located = len(sarif_results(run))  # one annotation per source location, as SARIF
+    assert run.annotations[1][2] == (
+        f"{located - 1} more findings are not annotated: GitHub shows 10 annotations of each "
+        "kind per step and this step writes at most 1 (max-annotations); the job summary "
+        "lists them")
 
 
 def test_hyphenated_name_wins_over_the_underscore_spelling(tmp_path: Path) -> None:
@@ -400,23 +420,87 @@ def test_paths_take_several_values_and_quotes(tmp_path: Path) -> None:
     shutil.copy(ws / "infrastructure/cache.yaml", ws / "with space/cache.yaml")
     run = run_action(ws, {"paths": "infrastructure/monitoring.yaml\n'with space'",
                           "fail-on": "never"})
-    files = {a[1]["file"] for a in run.annotations}
+    files = {a[1]["file"] for a in run.annotations if "file" in a[1]}
     assert files == {"infrastructure/monitoring.yaml", "with space/cache.yaml"}
 
 
-def test_working_directory_is_the_repository_root(tmp_path: Path) -> None:
-    """Checkout with ``path: repo``: SARIF relative to the repo, outputs to the workspace."""
+def git_init(folder: Path) -> str:
+    """Make ``folder`` a git repository with one commit of its files; return the commit."""
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+           "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@example.com",
+           "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@example.com"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "c"]):
+        subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
+                       env=env)
+    return subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True, env=env).stdout.strip()
+
+
+def sarif_uris(run: Run) -> set[str]:
+    sarif = json.loads((run.workspace / run.outputs["sarif-file"]).read_text(encoding="utf-8"))
+    return {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in sarif["runs"][0]["results"]}
+
+
+@pytest.mark.parametrize("git", [True, False])
+def test_working_directory_is_the_repository_root(tmp_path: Path, git: bool) -> None:
+    """Checkout with ``path: repo``: every path relative to the repository, none with repo/.
+
+    GitHub places an annotation and resolves a summary link against the repository; a
+    ``repo/`` prefix names no file there (404). The file outputs stay relative to the
+    workspace, where the next steps run.
+    """
     ws = tmp_path / "workspace"
     shutil.copytree(EXAMPLE, ws / "repo")
+    if git:
+        git_init(ws / "repo")
     run = run_action(ws, {"working-directory": "repo", "policies": "policies"})
     assert run.code == 1
     assert run.outputs["sarif-file"] == "repo/gitops-checker-results/results.sarif"
-    sarif = json.loads((ws / run.outputs["sarif-file"]).read_text(encoding="utf-8"))
-    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-            for r in sarif["runs"][0]["results"]}
-    assert "infrastructure/monitoring.yaml" in uris
-    assert {a[1]["file"] for a in run.annotations} >= {"repo/infrastructure/monitoring.yaml"}
-    assert "/blob/0123456789abcdef0123456789abcdef01234567/repo/infrastructure/" in run.summary
+    assert "infrastructure/monitoring.yaml" in sarif_uris(run)
+    files = {a[1]["file"] for a in run.annotations if "file" in a[1]}
+    assert "infrastructure/monitoring.yaml" in files
+    assert not any(f.startswith("repo/") for f in files)
+    assert all((ws / "repo" / f).is_file() for f in files)
+    assert "/blob/0123456789abcdef0123456789abcdef01234567/infrastructure/" in run.summary
+    assert "/repo/" not in run.summary
+
+
+def test_a_working_directory_below_the_repository_root(tmp_path: Path) -> None:
+    """The repository is the workspace and the scan is of one folder: paths keep the folder."""
+    ws = tmp_path / "workspace"
+    shutil.copytree(EXAMPLE, ws / "gitops")
+    (ws / "README.md").write_text("the repository root\n", encoding="utf-8")
+    git_init(ws)
+    run = run_action(ws, {"working-directory": "gitops", "policies": "policies"})
+    assert run.code == 1
+    assert "gitops/infrastructure/monitoring.yaml" in sarif_uris(run)
+    files = {a[1]["file"] for a in run.annotations if "file" in a[1]}
+    assert "gitops/infrastructure/monitoring.yaml" in files
+    assert all((ws / f).is_file() for f in files)
+    assert "/blob/0123456789abcdef0123456789abcdef01234567/gitops/infrastructure/" in run.summary
+    markdown = (ws / run.outputs["markdown-file"]).read_text(encoding="utf-8")
+    assert "`gitops/infrastructure/monitoring.yaml:30`" in markdown or (
+        "[gitops/infrastructure/monitoring.yaml:30](" in markdown)
+
+
+def test_links_go_to_the_pull_requests_head_commit(tmp_path: Path) -> None:
+    """In a pull_request run GITHUB_SHA is the merge commit; links use pull_request.head.sha."""
+    ws = workspace(tmp_path)
+    head = "fedcba9876543210fedcba9876543210fedcba98"
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"number": 3, "head": {"sha": head},
+                                                  "base": {"sha": "1" * 40}}}))
+    run = run_action(ws, {"policies": "policies", "acceptance-base": "none"},
+                     {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(event)})
+    assert f"/blob/{head}/infrastructure/monitoring.yaml#L30" in run.summary
+    assert "0123456789abcdef0123456789abcdef01234567" not in run.summary
+    # a value that is not a commit id is not put into a URL
+    event.write_text(json.dumps({"pull_request": {"head": {"sha": "x)[y](javascript:1"}}}))
+    run = run_action(ws, {"policies": "policies", "acceptance-base": "none"},
+                     {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(event)})
+    assert "/blob/0123456789abcdef0123456789abcdef01234567/infrastructure/" in run.summary
+    assert "javascript" not in run.summary
 
 
 def test_unwritable_output_file_is_exit_2(tmp_path: Path) -> None:
@@ -565,7 +649,8 @@ def test_manifest_content_cannot_inject_workflow_commands(tmp_path: Path) -> Non
     end = lines.index(f"::{token}::")
     assert any(line.startswith("::error file=evil.yaml") for line in lines[start:end])
     outside = [line for line in lines[:start] + lines[end + 1:] if line.startswith("::")]
-    assert len(outside) == 1 and outside[0].startswith("::error file=cm.yaml,")
+    assert len(outside) == 1 and outside[0].startswith("::error line=") and (
+        ",file=cm.yaml," in outside[0])
 
 
 # -- unit checks of the pieces the runner depends on ---------------------------------------
@@ -602,12 +687,14 @@ def test_annotation_cap_keeps_the_most_severe() -> None:
     ], key=Finding.sort_key))
     report = Report(findings=findings, rules={"r": Rule("r", "Title", Severity.ERROR)},
                     resources_checked=1, files_checked=3)
-    lines = action_outputs.annotation_commands(report, 2, prefix="repo/")
-    assert lines[0].startswith("::error file=repo/a.yaml,line=9,col=2,title=Title (r)::m9")
-    assert lines[1].startswith("::error file=repo/c.yaml,line=3,")
-    assert lines[2] == "::notice title=gitops-checker::2 more findings are not annotated " \
-                       "(max-annotations is 2); see the job summary"
-    assert action_outputs.annotation_commands(report, 0)[0].startswith("::notice ")
+    chosen = annotation_selection(report, None, limit=2)
+    lines = action_outputs.annotation_commands(chosen)
+    assert lines[0] == "::error line=9,file=a.yaml,title=Title (r),col=2::m9 (Pod ns/p)"
+    assert lines[1].startswith("::error line=3,file=c.yaml,")
+    assert lines[2].startswith("::notice title=gitops-checker::2 more findings are not "
+                               "annotated")
+    assert action_outputs.annotation_commands(
+        annotation_selection(report, None, limit=0))[0].startswith("::notice ")
 
 
 def drift_workspace(tmp_path: Path) -> Path:

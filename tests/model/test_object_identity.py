@@ -149,7 +149,7 @@ def test_action_log_is_unchanged_by_the_ref() -> None:
     ref = ObjectRef.of("apps/v1", "Deployment", "prod", "web")
     report = Report(findings=(_finding(ref),), rules={}, resources_checked=1, files_checked=1)
     out = io.StringIO()
-    for line in action.annotation_commands(report, 5):
+    for line in action.annotation_commands(report):
         out.write(line)
     assert "(Deployment prod/web)" in out.getvalue()
 
