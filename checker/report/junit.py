@@ -109,7 +109,39 @@ def render(report: Report) -> str:
     for suite in written.values():
         if report.engines:  # which engine gave the verdicts, in every report
             suite.properties["engines"] = "; ".join(report.engines)
+    _exemptions(report, written)
     return _document([written[name] for name in sorted(written)])
+
+
+def _exemptions(report: Report, written: dict[str, _Suite]) -> None:
+    """A ``exempt: <policy>`` property per exemption on the suite that holds the policy's
+    cases (the cluster's suite when grouped by cluster, else the policy's pack or requirement
+    suites; the first suite when none does), so the file says which namespaces were not
+    checked. The cluster is named in the property when the suite is not the cluster's."""
+    if not report.exemptions:
+        return
+    standard = standard_grouping(report)
+    by_cluster = report.group_by == "cluster" and bool(report.clusters)
+    for e in sorted(report.exemptions):
+        rule = report.rules.get(e.policy)
+        if by_cluster:
+            groups = [e.cluster]
+        elif rule is None:
+            groups = []
+        elif standard:
+            groups = list(dict.fromkeys(
+                requirement_group(standard, c.id, c.title) for c in rule.controls
+                if c.standard == standard)) or [unmapped_group(standard)]
+        else:
+            groups = [rule.pack]
+        suites = [written[g] for g in groups if g in written] or [
+            written[min(written)]]
+        name = f"exempt: {e.policy}" + (f" in {e.cluster}" if e.cluster and not by_cluster
+                                        else "")
+        value = (f"namespaces {', '.join(e.namespaces)}; {e.skipped} objects not checked; "
+                 f"set by {e.source}")
+        for suite in suites:
+            suite.properties[name] = value
 
 
 # What junit-xml removes from its output: characters XML 1.0 forbids or discourages.

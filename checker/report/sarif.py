@@ -26,6 +26,7 @@ from checker.report.common import (
     coverage_counts,
     coverage_dict,
     dump_json,
+    exemption_groups,
     fingerprint,
 )
 from checker.report.common import ONE_LINE as _encode
@@ -208,12 +209,43 @@ def _run(report: Report, part: Selection, *, accepted: bool) -> dict[str, Any]:
         data.setdefault("properties", {})["regoEngines"] = list(report.engines)
     if part.clusters:  # the clusters whose results the run holds (each result names its own)
         data.setdefault("properties", {})["clusters"] = list(part.clusters)
+    exempt = _exemptions(report, part)
+    if exempt:
+        data.setdefault("properties", {})["gitopsChecker/exemptions"] = exempt
+        invocation = (data.get("invocations") or [{"executionSuccessful": not report.errors}])[0]
+        invocation["toolConfigurationNotifications"] = [_exempt_note(g) for g in exempt]
+        data["invocations"] = [invocation]
     if part.left_out:
         invocation = (data.get("invocations") or [{"executionSuccessful": True}])[0]
         invocation.setdefault("toolExecutionNotifications", []).append(_left_out(part))
         data["invocations"] = [invocation]
     data["results"] = results
     return data
+
+
+def _exemptions(report: Report, part: Selection) -> list[dict[str, Any]]:
+    """The exemption groups of the run's clusters (all of them in a run of every cluster)."""
+    items = [e for e in report.exemptions
+             if not part.clusters or not e.cluster or e.cluster in part.clusters]
+    return exemption_groups(items)
+
+
+def _exempt_note(group: dict[str, Any]) -> dict[str, Any]:
+    """A tool configuration notification: which namespaces which policies skipped, set where
+    (code scanning shows no result for an exempt object, so the run says it was not checked)."""
+    where = f" in cluster {group['cluster']}" if group["cluster"] else ""
+    policies = group["policies"]
+    return {
+        "level": "note",
+        "descriptor": {"id": "gitops-checker/namespace-exempt"},
+        "message": {"text": f"namespaces {', '.join(group['namespaces'])}{where} are exempt "
+                            f"from {len(policies)} policies ({', '.join(policies)}); "
+                            f"{group['skipped']} objects were not checked by them; "
+                            f"set by {group['source']}"},
+        "properties": {"cluster": group["cluster"], "namespaces": group["namespaces"],
+                       "policies": policies, "skipped": group["skipped"],
+                       "source": group["source"]},
+    }
 
 
 def _severity(rule: Rule, part: Selection) -> Rule:

@@ -16,7 +16,16 @@ import pytest
 from click.testing import CliRunner
 
 from checker.cli import cli
-from checker.model import Control, Finding, Report, Rule, Severity, SourceLocation, Suppression
+from checker.model import (
+    Control,
+    Exemption,
+    Finding,
+    Report,
+    Rule,
+    Severity,
+    SourceLocation,
+    Suppression,
+)
 from checker.report import FORMATS, RENDERERS
 from checker.report.common import (
     FINGERPRINT,
@@ -131,8 +140,11 @@ def test_sarif_passes_microsoft_validator_with_github_rules(runner: CliRunner,
     accepted = tmp_path / "accepted.sarif"
     accepted.write_text(render_accepted(report), encoding="utf-8")
     files.append(accepted)
-    for path in files:
-        out = tmp_path / f"{path.stem}.validation.sarif"
+    # the multi-cluster golden files: runs with exemption notifications and properties
+    files += [GOLDEN / "multi-cluster" / "expected.sarif",
+              GOLDEN / "multi-cluster" / "accepted.sarif"]
+    for n, path in enumerate(files):
+        out = tmp_path / f"{n}-{path.stem}.validation.sarif"
         proc = subprocess.run([str(VALIDATOR), "validate", "--rule-kind", "Sarif;Ghas",
                                "--output", str(out), str(path)],
                               capture_output=True, text=True, check=False)
@@ -436,3 +448,50 @@ def test_render_all_over_processes_gives_the_serial_text(monkeypatch: pytest.Mon
     monkeypatch.setattr(parallel, "PARALLEL_FINDINGS", len(many.findings) + 1)
     assert forked == parallel.render_all(many, list(RENDERERS), FORMATS)
     assert set(forked) == set(RENDERERS)
+
+
+def test_exemptions_are_stated_in_sarif_and_junit() -> None:
+    """Exempt namespaces: a SARIF run property and configuration notification, and a JUnit
+    property on the policy's suite, naming policy, namespaces, cluster, skipped count, source."""
+    exempt = (Exemption("", "demo-rule", ("kube-system", "ops"), "pack demo", 3),)
+    report = replace(make_report(), exemptions=exempt)
+    run = json.loads(RENDERERS["sarif"](report))["runs"][0]
+    assert run["properties"]["gitopsChecker/exemptions"] == [
+        {"cluster": "", "namespaces": ["kube-system", "ops"], "source": "pack demo",
+         "policies": ["demo-rule"], "skipped": 3}]
+    [note] = run["invocations"][0]["toolConfigurationNotifications"]
+    assert note["descriptor"]["id"] == "gitops-checker/namespace-exempt"
+    assert "kube-system, ops" in note["message"]["text"] and "3 objects" in note["message"]["text"]
+    accepted_run = json.loads(render_accepted(report))["runs"][0]
+    assert accepted_run["properties"]["gitopsChecker/exemptions"][0]["skipped"] == 3
+    suite = ET.fromstring(RENDERERS["junit"](report)).find("testsuite[@name='demo']")
+    assert suite is not None
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["exempt: demo-rule"] == ("namespaces kube-system, ops; 3 objects not checked; "
+                                          "set by pack demo")
+    plain = make_report()  # no exemption: nothing is added
+    assert "gitopsChecker/exemptions" not in json.loads(RENDERERS["sarif"](plain))["runs"][0].get(
+        "properties", {})
+    assert "exempt:" not in RENDERERS["junit"](plain)
+
+
+def test_exemptions_go_to_their_cluster_run_and_suite() -> None:
+    """Grouped by cluster: each SARIF run and JUnit suite states only its cluster's exemptions."""
+    rule = Rule("demo-rule", "Demo rule", Severity.ERROR, pack="demo")
+    findings = tuple(Finding("demo-rule", "policy", Severity.ERROR, "bad", SourceLocation(
+        f"{c}.yaml", 1), resource=f"Pod {c}/a", pack="demo", cluster=c) for c in ("dev", "prod"))
+    report = Report(findings=findings, rules={"demo-rule": rule}, resources_checked=2,
+                    files_checked=2, clusters=("dev", "prod"),
+                    group_by="cluster", exemptions=(
+                        Exemption("dev", "demo-rule", ("kube-system",), "pack demo", 1),
+                        Exemption("prod", "demo-rule", ("infra",), ".gitops-checker.yaml:4", 2)))
+    runs = json.loads(RENDERERS["sarif"](report))["runs"]
+    seen = {run["automationDetails"]["id"]: [g["namespaces"] for g in run["properties"].get(
+        "gitopsChecker/exemptions", [])] for run in runs}
+    assert seen["gitops-checker/dev/"] == [["kube-system"]]
+    assert seen["gitops-checker/prod/"] == [["infra"]]
+    suites = {s.get("name"): {p.get("name"): p.get("value") for p in s.iter("property")}
+              for s in ET.fromstring(RENDERERS["junit"](report)).iter("testsuite")}
+    assert suites["prod"]["exempt: demo-rule"].endswith("set by .gitops-checker.yaml:4")
+    assert "namespaces infra;" in suites["prod"]["exempt: demo-rule"]
+    assert "namespaces kube-system;" in suites["dev"]["exempt: demo-rule"]
