@@ -121,6 +121,8 @@ STANDARD_SCHEMA: dict[str, Any] = {
                     "note": {"type": "string", "minLength": 1},
                     "policies": {"type": "array", "items": {"type": "string"},
                                  "uniqueItems": True},
+                    # why the id could not be confirmed against the standard's publication
+                    "unverified": {"type": "string", "minLength": 1},
                 },
             },
         },
@@ -180,6 +182,7 @@ class Requirement:
     note: str
     level: str = ""
     policies: tuple[str, ...] = ()
+    unverified: str = ""  # why the id is not confirmed against the publication ("": it is)
 
 
 @dataclass(frozen=True)
@@ -296,7 +299,8 @@ def load_standards(folder: Path) -> dict[str, Standard]:
                        f"'{req['checks']}' needs the policies that serve it"))
             requirements.append(Requirement(req["id"], req["title"], req["checks"],
                                             " ".join(req["note"].split()), req.get("level", ""),
-                                            policies))
+                                            policies,
+                                            " ".join(req.get("unverified", "").split())))
         ids = [r.id for r in requirements]
         if len(ids) != len(set(ids)):
             raise PolicyError(f"{file}: a requirement id is listed twice")

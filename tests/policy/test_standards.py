@@ -92,6 +92,8 @@ def _edit(path: Path, change: Any) -> None:
     ("bsi-app-4-4.yaml", lambda d: d["requirements"].append(dict(d["requirements"][0])),
      "listed twice"),
     ("bsi-c5.yaml", lambda d: d.__setitem__("key", "c5"), "must match the file name"),
+    ("bsi-c5.yaml", lambda d: d["requirements"][0].__setitem__("unverified", ""),
+     "requirements/0/unverified"),
 ])
 def test_a_broken_standard_file_is_refused(tmp_path: Path, file: str, change: Any,
                                            message: str) -> None:
@@ -243,3 +245,17 @@ def test_default_selection_surfaces_root_escalation_and_seccomp_at_warning() -> 
 def test_unknown_standard_lookup_names_the_known() -> None:
     with pytest.raises(ConfigError, match=r"unknown standard 'x' .*bsi-sys-1-6"):
         load_catalog().standard("x")
+
+
+def test_c5_ids_say_they_are_unverified_in_the_data_and_the_docs_page() -> None:
+    """No public source reachable here names the C5:2026 OPS-34 criterion ids: each one says
+    so, with what was and was not confirmed, in the data and on its generated docs page."""
+    from checker.policy.docs import render_standard_page
+
+    catalog = load_catalog()
+    requirements = catalog.standard("bsi-c5").requirements
+    assert requirements and all("Not confirmed" in r.unverified for r in requirements)
+    assert all(not r.unverified for key in ("bsi-sys-1-6", "bsi-app-4-4", "nist-800-190")
+               for r in catalog.standard(key).requirements)
+    page = render_standard_page(catalog, "bsi-c5")
+    assert page.count("Id unverified: Checked on 2026-12-02") == len(requirements)
