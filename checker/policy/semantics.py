@@ -231,6 +231,22 @@ def hazards(source: str, rego_v1: bool = False) -> tuple[Hazard, ...]:
     return tuple(sorted(set(out), key=lambda h: (h.line, h.text)))
 
 
+def _skip_literal(source: str, i: int) -> int | None:
+    """Where the comment or string starting at ``i`` ends (the index after it; a comment ends
+    before its line break), or None when none starts there. A ``"`` string reads escapes, a
+    raw `` ` `` string none."""
+    ch = source[i]
+    if ch == "#":
+        end = source.find("\n", i)
+        return len(source) if end < 0 else end
+    if ch in "\"`":
+        end, n = i + 1, len(source)
+        while end < n and source[end] != ch:
+            end += 2 if ch == '"' and source[end] == "\\" else 1
+        return end + 1
+    return None
+
+
 def split_bodies(source: str) -> str:
     """v0 rules written with several bodies (``p[x] { a } { b }``) as one rule per body.
 
@@ -248,15 +264,9 @@ def split_bodies(source: str) -> str:
     copied = 0
     while i < n:
         ch = source[i]
-        if ch == "#":
-            end = source.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if ch in "\"`":
-            end = i + 1
-            while end < n and source[end] != ch:
-                end += 2 if ch == '"' and source[end] == "\\" else 1
-            i = end + 1
+        skipped = _skip_literal(source, i)
+        if skipped is not None:
+            i = skipped
             continue
         if depth == 0 and ch == "\n":
             new_line = True
@@ -302,16 +312,11 @@ def separate_paren_lines(source: str) -> str:
     i = 0
     while i < n:
         ch = source[i]
-        if ch == "#":
-            end = source.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if ch in "\"`":
-            end = i + 1
-            while end < n and source[end] != ch:
-                end += 2 if ch == '"' and source[end] == "\\" else 1
-            last = min(end, n - 1)
-            i = end + 1
+        skipped = _skip_literal(source, i)
+        if skipped is not None:
+            if ch != "#":  # a string is code; its closing quote the last character seen
+                last = min(skipped - 1, n - 1)
+            i = skipped
             continue
         if ch == "(":
             line_start = source.rfind("\n", 0, i) + 1
