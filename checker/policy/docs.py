@@ -193,7 +193,8 @@ def standard_rows(catalog: Catalog, key: str) -> list[dict[str, Any]]:
     std = catalog.standard(key)
     if std.enumerated:
         return [{"id": r.id, "title": r.title, "level": r.level, "checks": r.checks,
-                 "note": r.note + (f" Id unverified: {r.unverified}" if r.unverified else ""),
+                 "note": r.note + (f" Id unverified: {r.unverified}" if r.unverified else "")
+                 + (f" Id checked: {r.source}" if r.source else ""),
                  "policies": catalog.serving(key, r.id)}
                 for r in std.requirements]
     seen: dict[str, dict[str, Any]] = {}

@@ -123,6 +123,8 @@ STANDARD_SCHEMA: dict[str, Any] = {
                                  "uniqueItems": True},
                     # why the id could not be confirmed against the standard's publication
                     "unverified": {"type": "string", "minLength": 1},
+                    # where and when the id and its criterion were checked
+                    "source": {"type": "string", "minLength": 1},
                 },
             },
         },
@@ -183,6 +185,7 @@ class Requirement:
     level: str = ""
     policies: tuple[str, ...] = ()
     unverified: str = ""  # why the id is not confirmed against the publication ("": it is)
+    source: str = ""  # where and when the id was checked against a publication of the standard
 
 
 @dataclass(frozen=True)
@@ -300,7 +303,8 @@ def load_standards(folder: Path) -> dict[str, Standard]:
             requirements.append(Requirement(req["id"], req["title"], req["checks"],
                                             " ".join(req["note"].split()), req.get("level", ""),
                                             policies,
-                                            " ".join(req.get("unverified", "").split())))
+                                            " ".join(req.get("unverified", "").split()),
+                                            " ".join(req.get("source", "").split())))
         ids = [r.id for r in requirements]
         if len(ids) != len(set(ids)):
             raise PolicyError(f"{file}: a requirement id is listed twice")
