@@ -314,14 +314,10 @@ def _basic(value: Any, what: str) -> Any:
 
 def _kind(value: Any) -> str:
     """Go's basic kind of a value: a literal 3 is an int, a parameter 3 a float64 (Argo CD
-    decodes parameters from JSON), and the two do not compare."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    return "string"
+    decodes parameters from JSON), and the two do not compare. Anything else compares as a
+    string."""
+    kind = _go_type(value)
+    return kind if kind in ("bool", "int", "float64") else "string"
 
 
 def _eq(first: Any, *others: Any) -> bool:
