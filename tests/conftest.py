@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import mmap
 import os
+import shutil
 import struct
+import subprocess
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +22,42 @@ TESTS = Path(__file__).resolve().parent
 GOLDEN = TESTS / "golden"
 FIXTURES = TESTS / "fixtures"
 CASES = TESTS / "cases"
+
+# the real peers some tests need; scripts/test.sh installs them (in CI a skip is a failure)
+KUSTOMIZE = shutil.which("kustomize") or shutil.which("kubectl")
+needs_kustomize = pytest.mark.skipif(KUSTOMIZE is None, reason="needs kustomize or kubectl")
+SARIF_VALIDATOR = Path(os.environ.get("SARIF_MULTITOOL") or ROOT / "node_modules" / "@microsoft"
+                       / "sarif-multitool-linux" / "Sarif.Multitool")
+
+
+def sarif_problems(path: Path, out_dir: Path) -> list[tuple[str, str, str]]:
+    """What Microsoft's SARIF Multitool with GitHub's rules (``Sarif;Ghas``) reports about the
+    SARIF file ``path`` as an error or a warning: (rule, level, message) each.
+
+    Skips where the tool is not installed (``SARIF_MULTITOOL`` names another copy); a run that
+    fails is an assertion error, never an empty list.
+    """
+    if not SARIF_VALIDATOR.exists():
+        pytest.skip("run `npm install --no-save @microsoft/sarif-multitool@5.7.0` first")
+    out = out_dir / f"{path.stem}.validation.sarif"
+    proc = subprocess.run([str(SARIF_VALIDATOR), "validate", "--rule-kind", "Sarif;Ghas",
+                           "--output", str(out), str(path)],
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [(r["ruleId"], r.get("level", "warning"), str(r.get("message", {}).get("text", "")))
+            for run in json.loads(out.read_text(encoding="utf-8"))["runs"]
+            for r in run.get("results", []) if r.get("level", "warning") in ("error", "warning")]
+
+
+def kustomize_build(folder: Path) -> list[dict[str, Any]]:
+    """The real ``kustomize build`` (or ``kubectl kustomize``) output of a folder."""
+    import yaml
+
+    assert KUSTOMIZE is not None
+    command = [KUSTOMIZE, "build"] if Path(KUSTOMIZE).name == "kustomize" else [KUSTOMIZE,
+                                                                                 "kustomize"]
+    out = subprocess.run([*command, str(folder)], capture_output=True, text=True, check=True)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ fluxcd/flux2-multi-tenancy: a tenant's GitRepository of another repository).
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,11 +19,10 @@ from click.testing import CliRunner
 from checker.cli import cli
 from checker.config import load_config
 from checker.pipeline import load_cluster
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, kustomize_build, needs_kustomize
 
 Write = Callable[[str, str], Path]
-pytestmark = pytest.mark.skipif(not (shutil.which("kustomize") or shutil.which("kubectl")),
-                                reason="needs kustomize or kubectl")
+pytestmark = needs_kustomize
 
 POD = """
     apiVersion: v1
@@ -522,17 +520,6 @@ def test_fixture_monorepo_staging_gets_the_privileged_pod(tmp_path: Path) -> Non
     assert "Deployment web-staging/web" in images
 
 
-def kubectl_build(folder: Path) -> list[dict]:
-    """The real ``kubectl kustomize`` (or ``kustomize build``) output of a folder."""
-    import subprocess
-
-    import yaml
-
-    command = ["kustomize", "build"] if shutil.which("kustomize") else ["kubectl", "kustomize"]
-    out = subprocess.run([*command, str(folder)], capture_output=True, text=True, check=True)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
-
-
 def test_flux_fields_edit_the_folders_own_kustomization(write: Write, tmp_path: Path) -> None:
     """fluxcd/pkg's generator edits the folder's kustomization in place: Flux's namePrefix
     replaces the folder's, its images merge into the folder's entry of the same name, its
@@ -583,7 +570,7 @@ def test_flux_fields_edit_the_folders_own_kustomization(write: Write, tmp_path: 
                 path: /spec/template/spec/containers/0/securityContext/privileged
                 value: true
     """)
-    (expected,) = kubectl_build(tmp_path / "expected")
+    (expected,) = kustomize_build(tmp_path / "expected")
     resources, findings, _ = load(tmp_path, "clusters/dev")
     assert [f for f in findings if f.category == "input"] == []
     (web,) = [r for r in resources if r.kind == "Deployment"]

@@ -3,7 +3,6 @@ bases. Everything here runs the real ``kubectl kustomize`` (or ``kustomize``).""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,10 +12,10 @@ from click.testing import CliRunner
 from checker.cli import cli
 from checker.load import kustomize, load_paths
 from checker.model import Severity
+from tests.conftest import needs_kustomize
 
 Write = Callable[[str, str], Path]
-pytestmark = pytest.mark.skipif(not (shutil.which("kustomize") or shutil.which("kubectl")),
-                                reason="needs kustomize or kubectl")
+pytestmark = needs_kustomize
 
 DEPLOY = """
     apiVersion: apps/v1

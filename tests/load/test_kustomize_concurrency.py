@@ -5,17 +5,16 @@ Everything here runs the real ``kubectl kustomize`` (or ``kustomize``)."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from checker.load import kustomize, load_paths
+from tests.conftest import needs_kustomize
 
 Write = Callable[[str, str], Path]
-pytestmark = pytest.mark.skipif(not (shutil.which("kustomize") or shutil.which("kubectl")),
-                                reason="needs kustomize or kubectl")
+pytestmark = needs_kustomize
 
 DEPLOY = """
     apiVersion: apps/v1

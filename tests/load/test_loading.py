@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from checker.load import load_paths, yamlfile
 from checker.model import Severity
+from tests.conftest import needs_kustomize
 
 Write = Callable[[str, str], Path]
 
@@ -165,10 +165,7 @@ def test_missing_path_is_a_finding(tmp_path: Path) -> None:
     assert finding.rule_id == "input.missing-path"
 
 
-KUSTOMIZE = shutil.which("kustomize") or shutil.which("kubectl")
-
-
-@pytest.mark.skipif(KUSTOMIZE is None, reason="needs kustomize or kubectl")
+@needs_kustomize
 def test_kustomize_overlay_points_back_to_base_lines(write: Write, tmp_path: Path) -> None:
     """Rendered objects carry the overlay's changes and the base file's positions."""
     write("base/kustomization.yaml", "resources: [deploy.yaml]\n")
@@ -198,7 +195,7 @@ def test_kustomize_overlay_points_back_to_base_lines(write: Write, tmp_path: Pat
     assert (image.path, image.line) == ("base/deploy.yaml", 10)
 
 
-@pytest.mark.skipif(KUSTOMIZE is None, reason="needs kustomize or kubectl")
+@needs_kustomize
 def test_kustomize_failure_names_the_folder(write: Write, tmp_path: Path) -> None:
     """A broken kustomization is an error finding naming the folder; other files still load."""
     write("app/kustomization.yaml", "resources: [missing.yaml]\n")

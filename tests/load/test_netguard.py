@@ -7,7 +7,6 @@ build to connect to the loopback address.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from checker.load import helmfetch, kustomize, netguard
+from tests.conftest import needs_kustomize
 
 
 def _request(proxy: netguard.ConnectProxy, text: str) -> bytes:
@@ -118,8 +118,7 @@ def test_the_build_environment_holds_no_secret_and_no_other_transport(
     assert env["NO_PROXY"] == ""
 
 
-@pytest.mark.skipif(not (shutil.which("kubectl") or shutil.which("kustomize")),
-                    reason="needs kustomize or kubectl")
+@needs_kustomize
 def test_a_rebinding_remote_base_fails_the_build_without_reaching_loopback(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """End to end with the real Kustomize: its git asks our proxy, which resolves the name

@@ -8,11 +8,8 @@ the fixture files, not computed by the code under test.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from checker.drift.compare import DriftOptions, compare
 from checker.drift.secrets import SecretHasher
@@ -21,9 +18,9 @@ from checker.load import kustomize
 from checker.load.objects import Marks
 from checker.load.patchmarks import RenderedMarks
 from checker.model import Resource, SourceLocation
+from tests.conftest import needs_kustomize
 
-pytestmark = pytest.mark.skipif(not (shutil.which("kustomize") or shutil.which("kubectl")),
-                                reason="needs kustomize or kubectl")
+pytestmark = needs_kustomize
 
 BASE = """\
 apiVersion: apps/v1

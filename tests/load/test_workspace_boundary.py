@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from checker.config import load_config
 from checker.errors import ConfigError
 from checker.load import load_paths, workspace, yamlfile
 from checker.model import Severity
+from tests.conftest import needs_kustomize
 
 Write = Callable[[str, str], Path]
 
@@ -144,10 +144,9 @@ def test_cli_refuses_output_files_that_a_symlink_takes_out_of_the_root(
     assert (repo / "reports" / "a.sarif").is_file() and (outside / "explicit.json").is_file()
 
 
+@needs_kustomize
 def test_kustomize_is_not_run_on_inputs_that_leave_the_root(tmp_path: Path,
                                                            outside: Path) -> None:
-    if shutil.which("kustomize") is None and shutil.which("kubectl") is None:
-        pytest.skip("no kustomize or kubectl")
     app = tmp_path / "app"
     app.mkdir()
     (app / "kustomization.yaml").write_text("resources: [pod.yaml, extra.yaml]\n")
